@@ -1,0 +1,40 @@
+# One command surface for people and CI (.ci/run calls `make test`).
+VENV := .venv/bin
+
+.PHONY: demo test lint rust-test py-test bench build fmt
+
+## install what the agent needs and run the demo (no cluster needed)
+demo:
+	scripts/bootstrap.sh run
+	scripts/demo.sh
+
+## install everything the tests need, then lint and run every test
+test:
+	scripts/bootstrap.sh test
+	$(MAKE) lint rust-test py-test
+
+build:
+	VIRTUAL_ENV=$(CURDIR)/.venv $(VENV)/maturin develop --release
+
+lint:
+	$(VENV)/ruff check python tests benches
+	$(VENV)/ruff format --check python tests benches
+	$(VENV)/mypy
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	$(VENV)/ruff format python tests benches
+	$(VENV)/ruff check --fix python tests benches
+	cargo fmt --all
+
+rust-test:
+	cargo test --release
+
+py-test:
+	$(VENV)/pytest
+
+## install the peers and run the benchmark suite (see benches/README.md)
+bench:
+	scripts/bootstrap.sh bench
+	$(VENV)/python -m benches.run

@@ -1,0 +1,155 @@
+"""Type stubs of the compiled ``ome_agent._core`` module (rust/src/py/).
+
+This file is the contract between the Rust engine and the Python layers.
+Every long call releases the GIL and checks for signals (Ctrl-C raises
+KeyboardInterrupt in the calling thread and cancels the transfer).
+"""
+
+from collections.abc import Mapping
+
+__version__: str
+
+# ---------------------------------------------------------------- errors
+class EngineError(Exception):
+    """Base of every error raised by the engine."""
+
+class TransferError(EngineError, ConnectionError):
+    """Network failure that outlived the retries (resets, stalls, 5xx, ...)."""
+
+class HttpStatusError(TransferError):
+    """The server answered with a status that is not retried (e.g. 401/403/404)."""
+
+    status: int
+    url: str  # without query string: signed URLs carry credentials there
+
+class ChecksumMismatch(EngineError, ValueError):
+    """A digest of the received bytes differs from the expected one.
+
+    The file never appears under its final name."""
+
+    algorithm: str  # "sha256" | "md5" | "git-sha1" | "size"
+    expected: str
+    actual: str
+
+class Cancelled(EngineError):
+    """The transfer was cancelled (``Transfer.cancel`` or a signal)."""
+
+class HeaderError(EngineError, ValueError):
+    """A safetensors header is malformed or hostile."""
+
+# ---------------------------------------------------------------- engine
+class Engine:
+    """One process-wide HTTP client: keep-alive pool, TLS roots, proxies.
+
+    ``max_connections`` caps connections over *all* transfers of this engine;
+    ``max_in_flight_bytes`` caps buffered, not-yet-written-and-hashed bytes
+    over all transfers (memory stays bounded whatever the file sizes).
+    """
+
+    def __init__(
+        self,
+        *,
+        ca_bundle: str | None = None,
+        max_connections: int = 64,
+        max_in_flight_bytes: int = 128 * 1024 * 1024,
+        connect_timeout: float = 10.0,
+        stall_timeout: float = 30.0,
+        max_retries: int = 8,
+        user_agent: str | None = None,
+    ) -> None: ...
+    def fetch_range(
+        self,
+        url: str,
+        start: int,
+        length: int,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """GET bytes [start, start+length) (fewer at end of file); retried like a range."""
+    def head(
+        self, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> dict[str, str | int | None]:
+        """Probe a URL: {"size", "etag", "last_modified", "accept_ranges", "final_url"}."""
+
+class Transfer:
+    """One URL into one destination file.
+
+    Ranges are written at their offsets into ``<dest>.partial``; a journal
+    ``<dest>.partial.journal`` records finished ranges so a rerun fetches only
+    what is missing. On success: fsync, atomic rename to ``dest``.
+    ``connections=None`` / ``chunk_size=None`` mean adaptive.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        url: str,
+        dest: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+        sha256: str | None = None,
+        md5: str | None = None,
+        git_sha1: str | None = None,
+        hash: bool = True,
+        connections: int | None = None,
+        chunk_size: int | None = None,
+        direct_io: bool = False,
+        resume: bool = True,
+    ) -> None: ...
+    def run(self) -> TransferResult:
+        """Blocking; releases the GIL. Raises the errors above."""
+    def cancel(self) -> None:
+        """Thread-safe; ``run`` raises ``Cancelled`` soon after."""
+    @property
+    def done_bytes(self) -> int: ...
+    @property
+    def total_bytes(self) -> int | None: ...
+    @property
+    def rate(self) -> float:
+        """Bytes per second over the last few seconds."""
+
+class TransferResult:
+    size: int
+    seconds: float
+    fetched_bytes: int  # bytes received over the network in this run
+    resumed_bytes: int  # bytes found done in the journal at start
+    retries: int
+    connections: int  # peak parallel connections used
+    etag: str | None
+    last_modified: str | None
+    sha256: str | None  # hex; None when hash=False
+    md5: str | None
+    git_sha1: str | None
+    xxh3_128: str | None
+    verified: list[str]  # algorithms compared against an expected value
+    ranged: bool  # False when the server ignored Range (one stream)
+
+# ---------------------------------------------------------------- safetensors
+class TensorInfo:
+    name: str
+    dtype: str  # as written in the header: "F16", "BF16", "U8", "I32", ...
+    shape: list[int]
+    data_offsets: tuple[int, int]
+    @property
+    def numel(self) -> int: ...
+
+class SafetensorsHeader:
+    header_size: int  # length of the JSON part
+    data_size: int  # bytes of tensor data the header describes
+    tensors: list[TensorInfo]
+    metadata: dict[str, str] | None
+    parameter_count: int  # sum of numel over tensors
+    parameters_by_dtype: dict[str, int]
+
+MAX_HEADER_BYTES: int  # 100 MB
+
+def read_safetensors_header(path: str) -> SafetensorsHeader:
+    """Parse the header of a local file (reads only the header bytes)."""
+
+def parse_safetensors_header(data: bytes, file_size: int | None = None) -> SafetensorsHeader:
+    """Parse from the file's first bytes (8-byte length + JSON), e.g. from a range
+    request. ``file_size`` enables the out-of-range offset checks."""
+
+def safetensors_header_length(prefix: bytes) -> int:
+    """Total bytes (8 + JSON length) needed to parse; validates the length."""

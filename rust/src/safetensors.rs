@@ -1,0 +1,1 @@
+//! safetensors header parser (8-byte little-endian length + JSON header).

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything a profile needs on a fresh Debian machine, idempotently:
+#   run   - the package and its native core (a Python venv in .venv)
+#   test  - run + linters, pytest and the servers the tests start (nginx)
+#   bench - test + the peers the benchmarks compare against (aria2c, hf_transfer, ...)
+set -euo pipefail
+profile=${1:-run}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+need_debs=()
+case "$profile" in
+  test)  debs=(nginx-light) ;;
+  bench) debs=(nginx-light aria2 curl) ;;
+  *)     debs=() ;;
+esac
+for d in "${debs[@]}"; do
+  dpkg -s "$d" >/dev/null 2>&1 || need_debs+=("$d")
+done
+if [ ${#need_debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_debs[@]}"
+  # The tests start their own nginx on loopback; the distribution's service is not wanted.
+  $SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
+fi
+
+if [ "$profile" != run ]; then
+  rustup component add clippy rustfmt >/dev/null 2>&1 || true
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 'maturin>=1.7,<2'
+extras=""
+case "$profile" in
+  test)  extras="--extras test" ;;
+  bench) extras="--extras test,bench" ;;
+esac
+# maturin develop builds the Rust core in release mode and installs the package
+# (editable for the Python sources) with its dependencies into .venv.
+VIRTUAL_ENV="$root/.venv" .venv/bin/maturin develop --release $extras
