@@ -1,0 +1,1 @@
+"""``ome-agent bench SOURCE``: sweep transfer settings against the user's own source."""

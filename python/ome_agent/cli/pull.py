@@ -1,0 +1,1 @@
+"""``ome-agent pull SOURCE DEST``: fetch a model or a file, verified."""
