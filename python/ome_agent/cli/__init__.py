@@ -9,6 +9,8 @@ from __future__ import annotations
 import click
 
 from ome_agent import __version__
+from ome_agent.cli.bench import bench
+from ome_agent.cli.pull import pull
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,5 +18,8 @@ from ome_agent import __version__
 def main() -> None:
     """Put AI models onto nodes: fast, verified, described."""
 
+
+main.add_command(pull)
+main.add_command(bench)
 
 __all__ = ["main"]
