@@ -28,7 +28,17 @@ from types import TracebackType
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 
 # Tab-separated so a request line with spaces still splits into fixed fields.
-_LOG_FORMAT = "$msec\\t$request\\t$status\\t$body_bytes_sent\\t$http_range\\t$connection\\t$connection_requests"
+_LOG_FORMAT = "\\t".join(
+    (
+        "$msec",
+        "$request",
+        "$status",
+        "$body_bytes_sent",
+        "$http_range",
+        "$connection",
+        "$connection_requests",
+    )
+)
 
 
 class NginxNotFoundError(RuntimeError):
