@@ -1,2 +1,94 @@
 //! Error type shared by the engine and the safetensors parser. Converted to
 //! Python exceptions in exactly one place (`py::errors`).
+//!
+//! Messages never contain credentials: URLs are stored without their query
+//! string (signed URLs carry secrets there) and headers are never echoed.
+
+use std::io;
+
+/// Everything the native core can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A caller-supplied argument is wrong; the message names the field and
+    /// how to fix it.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// Network failure that outlived the retries (resets, stalls, 5xx, ...).
+    #[error("transfer of {url} failed: {message}")]
+    Transfer { url: String, message: String },
+
+    /// The server answered with a status that is not retried.
+    #[error("HTTP {status} from {url}")]
+    HttpStatus { status: u16, url: String },
+
+    /// A digest (or the size) of the received bytes differs from the expected one.
+    #[error("{algorithm} mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        algorithm: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The transfer was cancelled.
+    #[error("transfer cancelled")]
+    Cancelled,
+
+    /// A safetensors header is malformed or hostile.
+    #[error("invalid safetensors header: {0}")]
+    Header(String),
+
+    /// A local file operation failed; `context` says which and on what path.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Result alias of the native core.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wrap an `io::Error` with what was being done (e.g. "open /x/y.partial").
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A URL as it may appear in messages: scheme, host, path; never the query
+/// string or userinfo, which may carry credentials.
+pub fn redact_url(url: &str) -> String {
+    let no_frag = url.split('#').next().unwrap_or(url);
+    let no_query = no_frag.split('?').next().unwrap_or(no_frag);
+    // strip "user:pass@" from the authority
+    if let Some((scheme, rest)) = no_query.split_once("://") {
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        format!("{scheme}://{host}{path}")
+    } else {
+        no_query.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_query_and_userinfo() {
+        assert_eq!(
+            redact_url("https://u:p@h.example:8443/a/b?X-Amz-Signature=s#f"),
+            "https://h.example:8443/a/b"
+        );
+        assert_eq!(redact_url("http://h/x"), "http://h/x");
+        assert_eq!(redact_url("http://h?q=1"), "http://h");
+    }
+}
