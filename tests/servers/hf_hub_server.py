@@ -1,0 +1,623 @@
+"""A local Hugging Face Hub for tests and benchmarks (never used in production).
+
+It speaks the HTTP paths huggingface_hub 0.36 calls, on loopback:
+
+- ``GET /api/models/{repo}[/revision/{rev}]`` (model_info / repo_info, ``blobs=1``
+  adds sizes, blob ids and LFS sha256),
+- ``GET /api/models/{repo}/tree/{rev}[/{path}]`` (list_repo_tree; ``recursive``,
+  ``expand``; pages linked by a ``Link: <...>; rel="next"`` header),
+- ``GET|HEAD /{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, ``ETag``,
+  ``X-Linked-Etag``, ``X-Linked-Size`` and ``Range``; LFS files answer with a 302 to a
+  second "CDN" server on another loopback host (127.0.0.2 by default) that serves the
+  bytes with ``Range``, as the real Hub redirects to its CDN.
+
+Repos come from a directory tree or from ``{path: bytes}`` mappings (hostile names
+included, to test path confinement). Small files are plain git blobs (ETag = git
+blob sha1); files at or above ``lfs_threshold`` or with a weights extension are LFS
+(ETag-linked = sha256). Private repos need ``Authorization: Bearer <token>``.
+Request headers are recorded per server so tests can assert, for example, that the
+CDN never saw ``Authorization``.
+
+Standalone: ``python -m tests.servers.hf_hub_server --root DIR --port P`` serves every
+``DIR/org/name`` directory as repo ``org/name`` at revision ``main`` (a directory
+``DIR/org/name@rev`` adds revision ``rev``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+LFS_EXTENSIONS = frozenset(
+    {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt"}
+)
+_HASH_BLOCK = 8 * 1024 * 1024
+_DATE = "2025-01-01T00:00:00.000Z"
+
+
+@dataclass
+class HubFile:
+    """One file of one revision: bytes in memory or a path on disk."""
+
+    path: str
+    size: int
+    blob_oid: str  # git blob sha1 of what git stores (the pointer file for LFS)
+    sha256: str | None  # set for LFS files only, like the Hub
+    pointer_size: int | None
+    data: bytes | None = None
+    disk: Path | None = None
+
+    @property
+    def lfs(self) -> bool:
+        return self.sha256 is not None
+
+    def open_range(self, start: int, length: int) -> Iterator[bytes | memoryview]:
+        if self.data is not None:
+            yield memoryview(self.data)[start : start + length]
+            return
+        assert self.disk is not None
+        with self.disk.open("rb") as fh:
+            fh.seek(start)
+            left = length
+            while left > 0:
+                block = fh.read(min(left, 1024 * 1024))
+                if not block:
+                    return
+                left -= len(block)
+                yield block
+
+
+@dataclass
+class HubRevision:
+    commit: str
+    files: dict[str, HubFile]
+
+
+@dataclass
+class HubRepo:
+    repo_id: str
+    private: bool = False
+    revisions: dict[str, HubRevision] = field(default_factory=dict)  # branch/tag -> rev
+
+    def find(self, rev: str) -> HubRevision | None:
+        if rev in self.revisions:
+            return self.revisions[rev]
+        for candidate in self.revisions.values():
+            if candidate.commit == rev:
+                return candidate
+        return None
+
+
+def _git_blob_sha1(size: int, chunks: Iterator[bytes | memoryview]) -> str:
+    h = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
+def _lfs_pointer(sha256: str, size: int) -> bytes:
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    )
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            yield block
+
+
+def make_file(path: str, content: bytes | Path, *, lfs_threshold: int) -> HubFile:
+    """Describe one file as the Hub would (blob oid, LFS sha256 and pointer size)."""
+    if isinstance(content, bytes):
+        size, data, disk = len(content), content, None
+
+        def chunks() -> Iterator[bytes | memoryview]:
+            yield content
+    else:
+        size, data, disk = content.stat().st_size, None, content
+
+        def chunks() -> Iterator[bytes | memoryview]:
+            yield from _read_chunks(content)
+
+    is_lfs = size >= lfs_threshold or os.path.splitext(path)[1] in LFS_EXTENSIONS
+    if not is_lfs:
+        return HubFile(path, size, _git_blob_sha1(size, chunks()), None, None, data, disk)
+    h = hashlib.sha256()
+    for c in chunks():
+        h.update(c)
+    pointer = _lfs_pointer(h.hexdigest(), size)
+    oid = _git_blob_sha1(len(pointer), iter([pointer]))
+    return HubFile(path, size, oid, h.hexdigest(), len(pointer), data, disk)
+
+
+class HubServer:
+    """The Hub (``endpoint``) and its CDN, each a threaded HTTP/1.1 server.
+
+    Use as a context manager; ``add_repo`` works before or after start.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cdn_host: str = "127.0.0.2",
+        cdn_port: int = 0,
+        token: str | None = None,
+        lfs_threshold: int = 10 * 1000 * 1000,
+        page_size: int = 1000,
+    ) -> None:
+        self.token = token
+        self.lfs_threshold = lfs_threshold
+        self.page_size = page_size
+        self.repos: dict[str, HubRepo] = {}
+        self._lock = threading.Lock()
+        self._requests: dict[str, list[dict[str, Any]]] = {"hub": [], "cdn": []}
+        self._lfs: dict[str, HubFile] = {}
+        self._hub = _Server((host, port), _HubHandler, self, "hub")
+        self._cdn = _Server((cdn_host, cdn_port), _CdnHandler, self, "cdn")
+        self._threads: list[threading.Thread] = []
+        if root is not None:
+            self.add_tree(Path(root))
+
+    # ------------------------------------------------------------ repos
+    def add_repo(
+        self,
+        repo_id: str,
+        files: Mapping[str, bytes | Path] | str | Path,
+        *,
+        revision: str = "main",
+        private: bool = False,
+    ) -> str:
+        """Add (or replace) one revision of a repo; return its commit sha.
+
+        ``files`` is a directory or a ``{path in repo: bytes | Path}`` mapping whose
+        keys are served verbatim (hostile names allowed)."""
+        if isinstance(files, str | Path):
+            base = Path(files)
+            mapping: dict[str, bytes | Path] = {
+                p.relative_to(base).as_posix(): p
+                for p in sorted(base.rglob("*"))
+                if p.is_file() and ".git" not in p.relative_to(base).parts
+            }
+        else:
+            mapping = dict(files)
+        described = {
+            name: make_file(name, content, lfs_threshold=self.lfs_threshold)
+            for name, content in sorted(mapping.items())
+        }
+        listing = "".join(f"{f.path}\0{f.blob_oid}\n" for f in described.values())
+        commit = hashlib.sha1(
+            f"{repo_id}\0{revision}\0{listing}".encode(), usedforsecurity=False
+        ).hexdigest()
+        with self._lock:
+            repo = self.repos.setdefault(repo_id, HubRepo(repo_id))
+            repo.private = repo.private or private
+            repo.revisions[revision] = HubRevision(commit, described)
+            for f in described.values():
+                if f.sha256 is not None:
+                    self._lfs[f.sha256] = f
+        return commit
+
+    def add_tree(self, root: Path) -> None:
+        """Serve ``root/org/name`` as ``org/name`` (``name@rev`` adds revision rev)."""
+        for org in sorted(p for p in root.iterdir() if p.is_dir()):
+            for repo_dir in sorted(p for p in org.iterdir() if p.is_dir()):
+                name, _, rev = repo_dir.name.partition("@")
+                self.add_repo(f"{org.name}/{name}", repo_dir, revision=rev or "main")
+
+    def commit(self, repo_id: str, revision: str = "main") -> str:
+        return self.repos[repo_id].revisions[revision].commit
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def endpoint(self) -> str:
+        host, port = self._hub.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def cdn_endpoint(self) -> str:
+        host, port = self._cdn.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> HubServer:
+        for srv in (self._hub, self._cdn):
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1})
+            t.daemon = True
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        for srv in (self._hub, self._cdn):
+            srv.shutdown()
+            srv.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def __enter__(self) -> HubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ request log
+    def record(self, which: str, method: str, path: str, headers: Mapping[str, str]) -> None:
+        with self._lock:
+            self._requests[which].append(
+                {"method": method, "path": path, "headers": dict(headers.items())}
+            )
+
+    def requests(self, which: str = "hub") -> list[dict[str, Any]]:
+        """Requests seen by ``"hub"`` or ``"cdn"``: method, path, headers."""
+        with self._lock:
+            return list(self._requests[which])
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            for log in self._requests.values():
+                log.clear()
+
+    # ------------------------------------------------------------ helpers for handlers
+    def authorized(self, repo: HubRepo, headers: Mapping[str, str]) -> bool:
+        if not repo.private:
+            return True
+        return self.token is not None and headers.get("Authorization") == f"Bearer {self.token}"
+
+    def lfs_file(self, sha256: str) -> HubFile | None:
+        with self._lock:
+            return self._lfs.get(sha256)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        hub: HubServer,
+        which: str,
+    ) -> None:
+        self.hub = hub
+        self.which = which
+        super().__init__(addr, handler)
+
+
+class _Base(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+        return
+
+    @property
+    def hub(self) -> HubServer:
+        return self.server.hub
+
+    def _record(self) -> None:
+        self.hub.record(self.server.which, self.command, self.path, self.headers)
+
+    def send_json(self, status: int, payload: Any, extra: Mapping[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_error_code(self, status: int, code: str, message: str) -> None:
+        self.send_json(
+            status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message}
+        )
+
+    def send_file(self, f: HubFile, headers: dict[str, str]) -> None:
+        """200 or 206 with Range / If-Range, keep-alive friendly (always a length)."""
+        start, end, status = 0, f.size - 1, 200
+        rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng and (
+            if_range is None or if_range in (headers.get("ETag"), headers.get("X-Linked-Etag"))
+        ):
+            m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
+            if m is None or (m.group(1) == "" and m.group(2) == ""):
+                self._unsatisfiable(f.size)
+                return
+            if m.group(1) == "":
+                start, end = max(0, f.size - int(m.group(2))), f.size - 1
+            else:
+                start = int(m.group(1))
+                end = min(int(m.group(2)), f.size - 1) if m.group(2) else f.size - 1
+            if start >= f.size or start > end:
+                self._unsatisfiable(f.size)
+                return
+            status = 206
+        length = end - start + 1 if f.size else 0
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(length))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{f.size}")
+        self.end_headers()
+        if self.command == "HEAD" or length == 0:
+            return
+        if f.disk is not None:
+            # sendfile keeps the benchmark's server side cheap (it shares 2 cores)
+            with f.disk.open("rb") as fh:
+                self.connection.sendfile(fh, start, length)
+            return
+        for block in f.open_range(start, length):
+            self.wfile.write(block)
+
+    def _unsatisfiable(self, size: int) -> None:
+        self.send_response(416)
+        self.send_header("Content-Range", f"bytes */{size}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _HubHandler(_Base):
+    def do_HEAD(self) -> None:
+        self._route()
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def _route(self) -> None:
+        self._record()
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        raw = url.path
+        try:
+            if raw.startswith("/api/models/"):
+                self._api(raw[len("/api/models/") :], query)
+            elif "/resolve/" in raw:
+                repo_part, _, rest = raw.lstrip("/").partition("/resolve/")
+                self._resolve(unquote(repo_part), rest)
+            else:
+                self.send_error_code(404, "NotFound", "no such route")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _repo(self, repo_id: str) -> HubRepo | None:
+        repo = self.hub.repos.get(repo_id)
+        if repo is None or not self.hub.authorized(repo, self.headers):
+            # like the Hub: unknown and not-allowed look the same, so names don't leak
+            self.send_error_code(401, "RepoNotFound", "Repository not found")
+            return None
+        return repo
+
+    def _split_repo(self, segments: list[str]) -> tuple[str, list[str]]:
+        """Repo ids have one segment (legacy, e.g. ``gpt2``) or two (``org/name``)."""
+        one_segment = segments[0] in self.hub.repos and (
+            len(segments) == 1 or segments[1] in ("revision", "tree")
+        )
+        if one_segment or len(segments) < 2:
+            return segments[0], segments[1:]
+        return f"{segments[0]}/{segments[1]}", segments[2:]
+
+    def _api(self, rest: str, query: dict[str, list[str]]) -> None:
+        segments = rest.split("/")
+        repo_id, tail = self._split_repo([unquote(s) for s in segments])
+        repo = self._repo(repo_id)
+        if repo is None:
+            return
+        if not tail:
+            self._model_info(repo, "main", query)
+        elif tail[0] == "revision" and len(tail) >= 2:
+            self._model_info(repo, "/".join(tail[1:]), query)
+        elif tail[0] == "tree" and len(tail) >= 2:
+            # the client quotes the revision with safe="" so it is one segment
+            self._tree(repo, tail[1], "/".join(tail[2:]), query)
+        else:
+            self.send_error_code(404, "NotFound", "no such route")
+
+    def _revision(self, repo: HubRepo, rev: str) -> HubRevision | None:
+        found = repo.find(rev)
+        if found is None:
+            self.send_error_code(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        return found
+
+    def _model_info(self, repo: HubRepo, rev: str, query: dict[str, list[str]]) -> None:
+        revision = self._revision(repo, rev)
+        if revision is None:
+            return
+        blobs = query.get("blobs", ["false"])[0].lower() in ("1", "true")
+        siblings = []
+        for f in revision.files.values():
+            entry: dict[str, Any] = {"rfilename": f.path}
+            if blobs:
+                entry["size"] = f.size
+                entry["blobId"] = f.blob_oid
+                if f.lfs:
+                    entry["lfs"] = {
+                        "size": f.size,
+                        "sha256": f.sha256,
+                        "pointerSize": f.pointer_size,
+                    }
+            siblings.append(entry)
+        self.send_json(
+            200,
+            {
+                "_id": hashlib.md5(repo.repo_id.encode(), usedforsecurity=False).hexdigest()[:24],
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": repo.repo_id.split("/")[0] if "/" in repo.repo_id else None,
+                "sha": revision.commit,
+                "lastModified": _DATE,
+                "createdAt": _DATE,
+                "private": repo.private,
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "library_name": None,
+                "siblings": siblings,
+            },
+        )
+
+    def _tree(self, repo: HubRepo, rev: str, under: str, query: dict[str, list[str]]) -> None:
+        revision = self._revision(repo, rev)
+        if revision is None:
+            return
+        recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
+        expand = query.get("expand", ["false"])[0].lower() in ("1", "true")
+        under = under.strip("/")
+        prefix = f"{under}/" if under else ""
+        entries: list[dict[str, Any]] = []
+        seen_dirs: set[str] = set()
+        for f in revision.files.values():
+            if not f.path.startswith(prefix):
+                continue
+            rel = f.path[len(prefix) :]
+            parts = rel.split("/")
+            # directories on the way down, listed once, before their files
+            for depth in range(1, len(parts)):
+                d = prefix + "/".join(parts[:depth])
+                if d not in seen_dirs and (recursive or depth == 1):
+                    seen_dirs.add(d)
+                    entries.append(self._dir_entry(d, revision, expand))
+            if recursive or len(parts) == 1:
+                entries.append(self._file_entry(f, revision, expand))
+        if under and not entries:
+            self.send_error_code(404, "EntryNotFound", f"{under} does not exist")
+            return
+        cursor = int(query.get("cursor", ["0"])[0] or 0)
+        page = entries[cursor : cursor + self.hub.page_size]
+        extra = {}
+        if cursor + self.hub.page_size < len(entries):
+            nxt = dict(query)
+            nxt["cursor"] = [str(cursor + self.hub.page_size)]
+            qs = "&".join(f"{k}={quote(v[0])}" for k, v in nxt.items())
+            extra["Link"] = f'<{self.hub.endpoint}{urlsplit(self.path).path}?{qs}>; rel="next"'
+        self.send_json(200, page, extra)
+
+    @staticmethod
+    def _last_commit(revision: HubRevision) -> dict[str, str]:
+        return {"id": revision.commit, "title": "Upload files", "date": _DATE}
+
+    def _dir_entry(self, path: str, revision: HubRevision, expand: bool) -> dict[str, Any]:
+        oid = hashlib.sha1(f"tree\0{path}".encode(), usedforsecurity=False).hexdigest()
+        entry: dict[str, Any] = {"type": "directory", "oid": oid, "size": 0, "path": path}
+        if expand:
+            entry["lastCommit"] = self._last_commit(revision)
+        return entry
+
+    def _file_entry(self, f: HubFile, revision: HubRevision, expand: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {"type": "file", "oid": f.blob_oid, "size": f.size, "path": f.path}
+        if f.lfs:
+            entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
+        if expand:
+            entry["lastCommit"] = self._last_commit(revision)
+        return entry
+
+    def _resolve(self, repo_id: str, rest: str) -> None:
+        repo = self._repo(repo_id)
+        if repo is None:
+            return
+        rev, _, path = rest.partition("/")
+        revision = self._revision(repo, unquote(rev))
+        if revision is None:
+            return
+        f = revision.files.get(unquote(path))
+        if f is None:
+            self.send_error_code(404, "EntryNotFound", "Entry not found")
+            return
+        headers = {"X-Repo-Commit": revision.commit, "ETag": f'"{f.blob_oid}"'}
+        if not f.lfs:
+            self.send_file(f, headers)
+            return
+        headers["X-Linked-Etag"] = f'"{f.sha256}"'
+        headers["X-Linked-Size"] = str(f.size)
+        # a signed-URL look-alike: the CDN needs no Authorization, and must never get one
+        expires = int(time.time()) + 3600
+        headers["Location"] = (
+            f"{self.hub.cdn_endpoint}/repos/{f.sha256}?Expires={expires}&Signature=t"
+        )
+        self.send_response(302)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _CdnHandler(_Base):
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        self._record()
+        m = re.fullmatch(r"/repos/([0-9a-f]{64})", urlsplit(self.path).path)
+        f = self.hub.lfs_file(m.group(1)) if m else None
+        try:
+            if f is None:
+                self.send_error_code(404, "NotFound", "no such object")
+                return
+            self.send_file(f, {"ETag": f'"{f.sha256}"', "Last-Modified": _http_date()})
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def _http_date() -> str:
+    return _dt.datetime(2025, 1, 1, tzinfo=_dt.UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Local Hugging Face Hub look-alike for tests.")
+    parser.add_argument("--root", required=True, type=Path, help="DIR/org/name = repo org/name")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cdn-host", default="127.0.0.2")
+    parser.add_argument("--cdn-port", type=int, default=0)
+    parser.add_argument("--token", default=None, help="bearer token private repos require")
+    parser.add_argument("--lfs-threshold", type=int, default=10 * 1000 * 1000)
+    args = parser.parse_args(argv)
+    server = HubServer(
+        args.root,
+        host=args.host,
+        port=args.port,
+        cdn_host=args.cdn_host,
+        cdn_port=args.cdn_port,
+        token=args.token,
+        lfs_threshold=args.lfs_threshold,
+    )
+    with server:
+        print(f"HF_ENDPOINT={server.endpoint}", flush=True)
+        for repo in server.repos.values():
+            for rev, r in repo.revisions.items():
+                print(f"  {repo.repo_id}@{rev} -> {r.commit} ({len(r.files)} files)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
