@@ -1,0 +1,127 @@
+"""Parsing of the SOURCE argument into a typed reference (first step of a pull).
+
+Supported here: ``http(s)://host/path`` (one file) and ``hf://org/name[@revision]``
+(a whole Hugging Face model repo). Anything else is bad input whose message says
+which forms are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ome_agent.errors import BadInput
+
+# the Hub's own rule for repo ids (huggingface_hub validate_repo_id)
+_REPO_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
+ACCEPTED = "use http(s)://host/path/file or hf://org/name[@revision]"
+
+
+@dataclass(frozen=True)
+class HttpRef:
+    url: str
+
+    @property
+    def display(self) -> str:
+        return redact_url(self.url)
+
+    @property
+    def file_name(self) -> str | None:
+        """Last path segment, percent-decoded; None when the URL names no file."""
+        name = unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+        return name or None
+
+
+@dataclass(frozen=True)
+class HfRef:
+    repo_id: str
+    revision: str | None  # None: the repo's default branch
+
+    @property
+    def display(self) -> str:
+        return f"hf://{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+SourceRef = HttpRef | HfRef
+
+
+def redact_url(url: str) -> str:
+    """Drop user info and query: signed URLs carry credentials there."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+
+
+def parse_source(source: str, revision: str | None = None) -> SourceRef:
+    """Parse SOURCE; ``revision`` is the ``--revision`` flag (hf only)."""
+    text = source.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme:
+        raise BadInput(f"SOURCE {source!r} has no scheme: {ACCEPTED}")
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        if revision is not None:
+            raise BadInput("--revision applies to hf:// sources only: drop it for an http(s) URL")
+        return _parse_http(text, source)
+    if scheme == "hf":
+        return _parse_hf(rest, source, revision)
+    raise BadInput(f"SOURCE scheme '{scheme}://' is not supported by pull: {ACCEPTED}")
+
+
+def _parse_http(text: str, source: str) -> HttpRef:
+    parts = urlsplit(text)
+    if not parts.hostname:
+        raise BadInput(f"SOURCE {redact_url(source)!r} has no host: {ACCEPTED}")
+    if parts.username or parts.password:
+        raise BadInput(
+            "SOURCE carries user:password@ in the URL: remove it (credentials in URLs end "
+            "up in logs); use a pre-signed URL or a header-based source"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise BadInput(f"SOURCE {redact_url(source)!r} has an invalid port") from None
+    return HttpRef(text)
+
+
+def _parse_hf(rest: str, source: str, flag_revision: str | None) -> HfRef:
+    repo_id, at, uri_revision = rest.partition("@")
+    repo_id = repo_id.strip("/")
+    if at and not uri_revision:
+        raise BadInput(f"SOURCE {source!r} ends with '@': give a revision after it or drop the '@'")
+    if repo_id.split("/", 1)[0] in ("datasets", "spaces"):
+        raise BadInput(f"SOURCE {source!r}: only model repos are supported (hf://org/name)")
+    if not repo_id or repo_id.count("/") > 1:
+        raise BadInput(f"SOURCE {source!r} is not a Hugging Face repo id: use hf://org/name")
+    if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
+        raise BadInput(
+            f"SOURCE {source!r}: {repo_id!r} is not a valid repo id (letters, digits, '-', '_', "
+            "'.'; no '--' or '..'; at most 96 characters): use hf://org/name"
+        )
+    revision = uri_revision or None
+    if flag_revision is not None:
+        if revision is not None and revision != flag_revision:
+            raise BadInput(
+                f"SOURCE names revision {revision!r} but --revision is {flag_revision!r}: "
+                "give only one"
+            )
+        revision = flag_revision
+    if revision is not None:
+        _check_revision(revision)
+    return HfRef(repo_id, revision)
+
+
+def _check_revision(revision: str) -> None:
+    if (
+        not revision.strip()
+        or any(c.isspace() or ord(c) < 32 for c in revision)
+        or ".." in revision
+        or revision.startswith("/")
+    ):
+        raise BadInput(
+            f"revision {revision!r} is not a branch, tag or commit name: e.g. main, v1.0, "
+            "or a 40-character commit sha"
+        )
