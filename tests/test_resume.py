@@ -1,0 +1,146 @@
+"""Resume through the journal beside ``<dest>.partial``, in process.
+
+Proves: an interrupted transfer leaves a partial file and journal; a rerun
+fetches only the missing ranges (counted by the server); a changed object
+(new ETag) makes the rerun start over and end with the new content; and
+``resume=False`` ignores what is on disk. The kill -9 case is in
+tests/test_resume_kill.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.servers.fault_server import FaultServer, Throttle
+from tests.servers.http_fixtures import core
+
+MiB = 1024 * 1024
+BODY = os.urandom(16 * MiB)
+SHA = hashlib.sha256(BODY).hexdigest()
+NEW_BODY = os.urandom(16 * MiB - 999)
+NEW_SHA = hashlib.sha256(NEW_BODY).hexdigest()
+PATH = "/repo/shard-00001.bin"
+
+
+def _interrupt_halfway(engine: Any, server: FaultServer, dest: Path) -> None:
+    """Start a throttled transfer, cancel it once about half is done."""
+    server.set_faults(PATH, Throttle(bytes_per_sec=8 * MiB))
+    t = core().Transfer(engine, server.url(PATH), str(dest), chunk_size=MiB, connections=2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            t.run()
+        except BaseException as e:
+            errors.append(e)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 10
+    while t.done_bytes < len(BODY) // 2:
+        assert th.is_alive(), f"transfer ended early: {errors}"
+        assert time.monotonic() < deadline, "transfer too slow to reach half"
+        time.sleep(0.01)
+    t.cancel()
+    th.join(5)
+    assert not th.is_alive()
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0], core().Cancelled), errors
+    server.clear_faults(PATH)
+    assert not dest.exists()
+    partial = dest.with_name(dest.name + ".partial")
+    journal = dest.with_name(dest.name + ".partial.journal")
+    assert partial.exists(), "an interrupted transfer keeps its partial file for resume"
+    assert journal.exists(), "an interrupted transfer keeps its journal for resume"
+
+
+def test_rerun_fetches_only_what_is_missing(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    dest = tmp_path / "shard.bin"
+    _interrupt_halfway(engine, fault_server, dest)
+    sent_before = fault_server.total_bytes_sent(PATH)
+    n_before = len(fault_server.requests_for(PATH))
+
+    res = (
+        core()
+        .Transfer(
+            engine, fault_server.url(PATH), str(dest), sha256=SHA, chunk_size=MiB, connections=2
+        )
+        .run()
+    )
+    assert res.sha256 == SHA
+    assert dest.read_bytes() == BODY
+    assert res.resumed_bytes >= len(BODY) // 4
+    assert res.resumed_bytes + res.fetched_bytes >= len(BODY)
+    sent_after = fault_server.total_bytes_sent(PATH) - sent_before
+    assert sent_after <= len(BODY) - res.resumed_bytes + 2 * MiB
+    # Whole run pair: re-fetched bytes stay small.
+    total = fault_server.total_bytes_sent(PATH)
+    assert total - len(BODY) < len(BODY) // 4, f"re-fetched {total - len(BODY)} bytes"
+    # Resumed requests carry a validator so a changed object cannot be mixed in.
+    rerun = fault_server.requests_for(PATH)[n_before:]
+    resumed_gets = [r for r in rerun if r.method == "GET" and r.header("range")]
+    assert resumed_gets
+    assert all(r.header("if-range") == fault_server.etag(PATH) for r in resumed_gets), (
+        "resumed range requests must send If-Range with the ETag of the first run"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [dest.name]
+
+
+def test_changed_object_starts_over(engine: Any, fault_server: FaultServer, tmp_path: Path) -> None:
+    fault_server.add(PATH, BODY)
+    dest = tmp_path / "shard.bin"
+    _interrupt_halfway(engine, fault_server, dest)
+    old_etag = fault_server.etag(PATH)
+    fault_server.add(PATH, NEW_BODY)  # re-upload: new content, new ETag
+    assert fault_server.etag(PATH) != old_etag
+
+    res = (
+        core()
+        .Transfer(engine, fault_server.url(PATH), str(dest), chunk_size=MiB, connections=2)
+        .run()
+    )
+    assert res.sha256 == NEW_SHA
+    assert res.size == len(NEW_BODY)
+    assert res.etag == fault_server.etag(PATH)
+    assert dest.read_bytes() == NEW_BODY
+    assert res.resumed_bytes == 0
+    assert [p.name for p in tmp_path.iterdir()] == [dest.name]
+
+
+def test_resume_disabled_refetches_everything(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    dest = tmp_path / "shard.bin"
+    _interrupt_halfway(engine, fault_server, dest)
+    sent_before = fault_server.total_bytes_sent(PATH)
+    res = (
+        core()
+        .Transfer(
+            engine, fault_server.url(PATH), str(dest), sha256=SHA, resume=False, chunk_size=MiB
+        )
+        .run()
+    )
+    assert res.sha256 == SHA
+    assert res.resumed_bytes == 0
+    assert fault_server.total_bytes_sent(PATH) - sent_before == len(BODY)
+
+
+def test_existing_final_file_is_replaced_atomically(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """A stale file under the final name is only replaced by a verified one."""
+    fault_server.add(PATH, BODY)
+    dest = tmp_path / "shard.bin"
+    dest.write_bytes(b"stale")
+    res = core().Transfer(engine, fault_server.url(PATH), str(dest), sha256=SHA).run()
+    assert res.sha256 == SHA
+    assert dest.read_bytes() == BODY
