@@ -1,13 +1,180 @@
-"""``ome-agent pull SOURCE DEST``: fetch a model or a file, verified."""
+"""``ome-agent pull SOURCE DEST``: fetch a model or a file, verified.
+
+Argument handling and output only; the work is ``ome_agent.transfer.pull``.
+Exit codes: 0 done, 1 transfer failure, 2 bad input (message names the fix),
+130 interrupted. Progress goes to stderr and only on a terminal; stdout gets the
+result (one line, or one JSON document with ``--json``).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from types import TracebackType
+
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from ome_agent.errors import BadInput, Interrupted, OmeAgentError
+from ome_agent.transfer import PullSummary, Snapshot, TransferSettings, parse_size
+from ome_agent.transfer import pull as run_pull
+
+HELP = """Download SOURCE into DEST, every byte verified.
+
+\b
+SOURCE is one of:
+  http(s)://host/path/file   one file; DEST is a directory if it ends with '/' or
+                             exists as one (the file keeps the URL's name),
+                             otherwise DEST is the file's own path
+  hf://org/name[@revision]   a whole Hugging Face model repo into directory DEST;
+                             HF_ENDPOINT and HF_TOKEN are read from the environment
+"""
 
 
-@click.command()
+class ProgressView:
+    """One rich bar on stderr for the whole pull; does nothing when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+
+    def __enter__(self) -> ProgressView:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("resolving", total=None)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, snap: Snapshot) -> None:
+        if self._progress is None or self._task is None:
+            return
+        self._progress.update(
+            self._task,
+            completed=snap.done_bytes,
+            total=snap.total_bytes,
+            description=f"{snap.files_done}/{snap.files_total} files",
+        )
+
+
+def _fail(err: OmeAgentError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+@click.command(help=HELP)
 @click.argument("source")
-@click.argument("dest")
-def pull(source: str, dest: str) -> None:
-    """Download SOURCE (http(s):// file or hf://org/name[@rev]) into DEST."""
-    raise click.ClickException("pull is being built")
+@click.argument("dest", type=click.Path(file_okay=True, dir_okay=True))
+@click.option("--revision", help="hf:// branch, tag or commit (same as SOURCE@REV).")
+@click.option("--include", multiple=True, help="Only repo files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Skip repo files matching this glob (repeatable).")
+@click.option("--sha256", help="Expected sha256 of an http(s) file (hex).")
+@click.option("--md5", help="Expected md5 of an http(s) file (hex).")
+@click.option("--connections", type=int, help="Parallel ranges per file [default: adaptive].")
+@click.option("--chunk-size", help="Bytes per range request, e.g. 8M, 16MiB [default: adaptive].")
+@click.option(
+    "--max-connections", type=int, default=64, show_default=True, help="Connections over all files."
+)
+@click.option("--parallel-files", type=int, default=8, show_default=True, help="Files at once.")
+@click.option("--direct-io", is_flag=True, help="Write with O_DIRECT (bypass the page cache).")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="UNSAFE: skip all digest checks and hashing (for benchmarks only).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of extra CA certificates.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+def pull_command(
+    source: str,
+    dest: str,
+    revision: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    sha256: str | None,
+    md5: str | None,
+    connections: int | None,
+    chunk_size: str | None,
+    max_connections: int,
+    parallel_files: int,
+    direct_io: bool,
+    no_verify: bool,
+    ca_bundle: str | None,
+    as_json: bool,
+) -> None:
+    try:
+        settings = TransferSettings(
+            connections=connections,
+            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size else None,
+            max_connections=max_connections,
+            parallel_files=parallel_files,
+            direct_io=direct_io,
+            verify=not no_verify,
+            ca_bundle=ca_bundle,
+        )
+        if no_verify:
+            click.echo("warning: --no-verify: files are NOT checked against any digest", err=True)
+        with ProgressView(enabled=sys.stderr.isatty()) as view:
+            summary = run_pull(
+                source,
+                dest,
+                settings,
+                revision=revision,
+                include=include,
+                exclude=exclude,
+                sha256=sha256,
+                md5=md5,
+                on_progress=view.update,
+            )
+    except KeyboardInterrupt:
+        _fail(Interrupted("interrupted"))
+    except OmeAgentError as e:
+        _fail(e)
+    except ValueError as e:  # anything the engine rejects as an argument
+        _fail(BadInput(str(e)))
+    except Exception as e:  # one line, never a traceback
+        _fail(OmeAgentError(f"unexpected {type(e).__name__}: {e}"))
+    else:
+        _print(summary, as_json)
+
+
+def _print(summary: PullSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        click.echo(summary.describe())
+
+
+pull = pull_command
+pull.name = "pull"
+
+__all__ = ["pull"]

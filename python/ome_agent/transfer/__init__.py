@@ -1,0 +1,23 @@
+"""Transfer layer: runs a resolved source's files through the Rust engine.
+
+``settings`` (the tunables every entry point shares), ``confine`` (names stay in
+DEST), ``runner`` (parallel files, progress, cancel), ``failures`` (engine errors →
+messages), ``summary`` (what ``--json`` prints) and ``pull`` (the whole sequence).
+"""
+
+from __future__ import annotations
+
+from ome_agent.transfer.progress import Snapshot
+from ome_agent.transfer.pull import make_engine, pull
+from ome_agent.transfer.settings import TransferSettings, parse_size
+from ome_agent.transfer.summary import FileSummary, PullSummary
+
+__all__ = [
+    "FileSummary",
+    "PullSummary",
+    "Snapshot",
+    "TransferSettings",
+    "make_engine",
+    "parse_size",
+    "pull",
+]

@@ -1,0 +1,40 @@
+"""Engine exceptions → ome-agent errors with a one-line message for people.
+
+The engine's exception types are the contract (``_core.pyi``); here they get the
+file name in front and the fix behind. Messages carry URLs without query strings
+and never request headers, so tokens and signatures stay out of them.
+"""
+
+from __future__ import annotations
+
+from ome_agent import _core
+from ome_agent.errors import Interrupted, OmeAgentError, TransferFailed
+
+
+def describe(path: str, exc: BaseException) -> OmeAgentError:
+    """Map an exception raised while fetching ``path``."""
+    if isinstance(exc, OmeAgentError):
+        return exc
+    if isinstance(exc, _core.Cancelled | KeyboardInterrupt):
+        return Interrupted(f"{path}: cancelled; rerun the same command to resume")
+    if isinstance(exc, _core.ChecksumMismatch):
+        return TransferFailed(
+            f"{path}: {exc.algorithm} mismatch: expected {exc.expected}, got {exc.actual}; "
+            "the file was not kept",
+            path=path,
+        )
+    if isinstance(exc, _core.HttpStatusError):
+        hint = ""
+        if exc.status in (401, 403):
+            hint = ": the server refused access; check the credentials (e.g. HF_TOKEN)"
+        elif exc.status == 404:
+            hint = ": the object does not exist; check the URL"
+        return TransferFailed(f"{path}: HTTP {exc.status} from {exc.url}{hint}", path=path)
+    if isinstance(exc, _core.TransferError):
+        return TransferFailed(f"{path}: transfer failed after retries: {exc}", path=path)
+    if isinstance(exc, _core.EngineError):
+        return TransferFailed(f"{path}: {exc}", path=path)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return TransferFailed(f"{path}: cannot write{where}: {exc.strerror or exc}", path=path)
+    return TransferFailed(f"{path}: {type(exc).__name__}: {exc}", path=path)

@@ -1,0 +1,180 @@
+"""``pull``: the Python API behind ``ome-agent pull`` (sources → confine → runner).
+
+Order matters: everything the user typed is checked before the network is touched,
+the listing is filtered and every name confined before a byte is written.
+
+Where an http(s) file lands: if DEST ends with "/" or is an existing directory, the
+file goes into it under the URL's last path segment; otherwise DEST is the file's
+own path (its parent directory is created). An hf:// repo always goes into DEST
+as a directory, keeping the repo's relative paths.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ome_agent import __version__, _core
+from ome_agent.errors import BadInput, UnsafePath
+from ome_agent.sources import (
+    HfRef,
+    HttpRef,
+    ResolvedSource,
+    check_globs,
+    check_hex,
+    parse_source,
+    resolve_hf,
+    resolve_http,
+    select,
+)
+from ome_agent.transfer.confine import check_name, confine
+from ome_agent.transfer.progress import ProgressCallback
+from ome_agent.transfer.runner import Job, Outcome, Runner
+from ome_agent.transfer.settings import TransferSettings
+from ome_agent.transfer.summary import FileSummary, PullSummary
+
+
+def make_engine(settings: TransferSettings) -> _core.Engine:
+    return _core.Engine(**settings.engine_kwargs(), user_agent=f"ome-agent/{__version__}")
+
+
+def pull(
+    source: str,
+    dest: str | os.PathLike[str],
+    settings: TransferSettings | None = None,
+    *,
+    revision: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    sha256: str | None = None,
+    md5: str | None = None,
+    on_progress: ProgressCallback | None = None,
+    engine: _core.Engine | None = None,
+) -> PullSummary:
+    """Fetch SOURCE into DEST, verified; raise an :class:`~ome_agent.errors.OmeAgentError`."""
+    settings = settings or TransferSettings()
+    started = time.monotonic()
+    ref = parse_source(source, revision)
+    dest_path = Path(dest)
+    if isinstance(ref, HttpRef):
+        if include or exclude:
+            raise BadInput("--include/--exclude apply to hf:// repos: drop them for a single URL")
+        root, name = _http_target(ref, str(dest))
+        resolved = resolve_http(
+            ref,
+            file_name=name,
+            sha256=check_hex(sha256, "sha256", "--sha256"),
+            md5=check_hex(md5, "md5", "--md5"),
+        )
+    else:
+        if sha256 is not None or md5 is not None:
+            raise BadInput(
+                "--sha256/--md5 apply to a single http(s) file: hf:// files are verified "
+                "against the digests in the repo listing"
+            )
+        check_globs(include, "--include")
+        check_globs(exclude, "--exclude")
+        if dest_path.exists() and not dest_path.is_dir():
+            raise BadInput(f"DEST {dest} is a file: an hf:// repo needs a directory")
+        root = dest_path
+        resolved = _resolve_repo(ref, include, exclude)
+
+    jobs = _confined_jobs(root, resolved)
+    root.mkdir(parents=True, exist_ok=True)
+    runner = Runner(engine or make_engine(settings), jobs, settings, on_progress)
+    outcomes = runner.run()
+    return _summarize(resolved, root, outcomes, settings, time.monotonic() - started)
+
+
+def _http_target(ref: HttpRef, dest: str) -> tuple[Path, str]:
+    if dest.endswith(("/", os.sep)) or Path(dest).is_dir():
+        name = ref.file_name
+        if name is None:
+            raise BadInput(
+                f"SOURCE {ref.display} names no file (its path ends with '/'): give DEST as a "
+                "file path, e.g. ./model.bin"
+            )
+        check_name(name)
+        if "/" in name:  # a %2F in the last URL segment
+            raise UnsafePath(name, "contains '/' after decoding")
+        return Path(dest), name
+    path = Path(dest)
+    return path.parent, path.name
+
+
+def _resolve_repo(ref: HfRef, include: Sequence[str], exclude: Sequence[str]) -> ResolvedSource:
+    resolved = resolve_hf(ref)
+    if not resolved.files:
+        raise BadInput(f"{ref.display} has no files at commit {resolved.commit}")
+    chosen = select(resolved.files, include, exclude)
+    if not chosen:
+        raise BadInput(
+            f"no file of {ref.display} ({len(resolved.files)} files) matches "
+            "--include/--exclude: loosen the patterns"
+        )
+    return ResolvedSource(
+        resolved.source, resolved.scheme, chosen, resolved.revision, resolved.commit
+    )
+
+
+def _confined_jobs(root: Path, resolved: ResolvedSource) -> list[Job]:
+    jobs: list[Job] = []
+    seen: dict[Path, str] = {}
+    for f in resolved.files:
+        target = confine(root, f.path)
+        if target in seen:
+            raise UnsafePath(f.path, f"lands on the same file as {seen[target]!r}")
+        seen[target] = f.path
+        jobs.append(Job(f, target))
+    # a file and a folder of the same name cannot both exist
+    for target, name in seen.items():
+        if any(parent in seen for parent in target.parents):
+            raise UnsafePath(name, "lies under another listed file's path")
+    return jobs
+
+
+def _summarize(
+    resolved: ResolvedSource,
+    root: Path,
+    outcomes: list[Outcome],
+    settings: TransferSettings,
+    seconds: float,
+) -> PullSummary:
+    files = []
+    for o in sorted(outcomes, key=lambda o: o.job.file.path):
+        r = o.result
+        verified = list(r.verified)
+        if o.job.file.size is not None and r.size == o.job.file.size and "size" not in verified:
+            verified.append("size")
+        files.append(
+            FileSummary(
+                path=o.job.file.path,
+                size=r.size,
+                verified=verified,
+                sha256=r.sha256,
+                md5=r.md5,
+                git_sha1=r.git_sha1,
+                xxh3_128=r.xxh3_128,
+                resumed_bytes=r.resumed_bytes,
+                fetched_bytes=r.fetched_bytes,
+                seconds=r.seconds,
+                retries=r.retries,
+                connections=r.connections,
+            )
+        )
+    total = sum(f.size for f in files)
+    return PullSummary(
+        source=resolved.source,
+        scheme=resolved.scheme,
+        revision=resolved.revision,
+        commit=resolved.commit,
+        dest=str(root if resolved.scheme == "hf" else outcomes[0].job.dest),
+        files=files,
+        total_bytes=total,
+        fetched_bytes=sum(f.fetched_bytes for f in files),
+        seconds=seconds,
+        throughput_bytes_per_sec=total / seconds if seconds > 0 else 0.0,
+        verify=settings.verify,
+    )

@@ -1,0 +1,56 @@
+"""The result of a pull: per-file facts and totals, as printed by ``--json``.
+
+Built from the engine's ``TransferResult`` objects; this is also what the agent
+will record in its local manifest (sizes, digests, what was verified).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    path: str  # relative to DEST
+    size: int
+    verified: list[str]  # "sha256" | "git-sha1" | "md5" | "size"
+    sha256: str | None
+    md5: str | None
+    git_sha1: str | None
+    xxh3_128: str | None
+    resumed_bytes: int
+    fetched_bytes: int
+    seconds: float
+    retries: int
+    connections: int
+
+
+@dataclass(frozen=True)
+class PullSummary:
+    source: str
+    scheme: str
+    revision: str | None
+    commit: str | None
+    dest: str
+    files: list[FileSummary]
+    total_bytes: int
+    fetched_bytes: int
+    seconds: float
+    throughput_bytes_per_sec: float
+    verify: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One human line: what landed where, how fast, how it was checked."""
+        mb = self.total_bytes / 1e6
+        rate = self.throughput_bytes_per_sec / 1e6
+        checked = sum(1 for f in self.files if set(f.verified) - {"size"})
+        how = f"{checked}/{len(self.files)} verified by digest" if self.verify else "NOT verified"
+        at = f" @ {self.commit[:12]}" if self.commit else ""
+        return (
+            f"{self.source}{at} -> {self.dest}: {len(self.files)} file(s), {mb:.1f} MB in "
+            f"{self.seconds:.2f} s ({rate:.1f} MB/s), {how}"
+        )
