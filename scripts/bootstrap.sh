@@ -11,7 +11,7 @@ cd "$root"
 need_debs=()
 case "$profile" in
   test)  debs=(nginx-light) ;;
-  bench) debs=(nginx-light aria2 curl) ;;
+  bench) debs=(nginx-light aria2 curl time) ;;
   *)     debs=() ;;
 esac
 for d in "${debs[@]}"; do

@@ -1,0 +1,215 @@
+"""Summaries, tables and the README results section of the benchmark harness.
+
+Where it sits: after ``benches.run`` has measured; it turns raw runs into
+medians, GB/s, CPU-seconds per GB, peak RSS and ratios, prints them (rich),
+and renders the same numbers as Markdown between the results markers of
+``benches/README.md``. It reads only the JSON files in ``benches/results``, so
+the README can be regenerated without measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS_DIR = Path(__file__).parent / "results"
+README = Path(__file__).parent / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def summarize(runs: list[dict[str, Any]], nbytes: int) -> dict[str, Any]:
+    """Medians over the good runs of one tool (a broken run is never counted)."""
+    ok = [r for r in runs if r["ok"]]
+    if not ok:
+        return {"ok_runs": 0, "runs": len(runs)}
+    secs = statistics.median(r["seconds"] for r in ok)
+    cpu = statistics.median(r["cpu_seconds"] for r in ok)
+    return {
+        "ok_runs": len(ok),
+        "runs": len(runs),
+        "median_seconds": round(secs, 4),
+        "min_seconds": round(min(r["seconds"] for r in ok), 4),
+        "max_seconds": round(max(r["seconds"] for r in ok), 4),
+        "gb_per_s": round(nbytes / 1e9 / secs, 4),
+        "cpu_seconds_per_gb": round(cpu / (nbytes / 1e9), 4),
+        "peak_rss_mb": round(max(r["max_rss_bytes"] for r in ok) / 1e6, 1),
+    }
+
+
+def ratios(tools: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """GB/s of each of our rows divided by each other row's."""
+    out: dict[str, dict[str, float]] = {}
+    for ours in (t for t in tools if t["role"] == "ours" and t["summary"].get("gb_per_s")):
+        out[ours["id"]] = {
+            t["id"]: round(ours["summary"]["gb_per_s"] / t["summary"]["gb_per_s"], 3)
+            for t in tools
+            if t["id"] != ours["id"] and t["summary"].get("gb_per_s")
+        }
+    return out
+
+
+def _by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["id"]: t for t in doc["tools"]}
+
+
+def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets that this scenario's numbers can decide."""
+    tools = _by_id(doc)
+    rat = doc.get("ratios", {})
+    out: list[dict[str, Any]] = []
+
+    def ratio(what: str, ours: str, peer: str, goal: float) -> None:
+        value = rat.get(ours, {}).get(peer)
+        out.append(
+            {
+                "target": what,
+                "goal": f">= {goal}x",
+                "value": None if value is None else f"{value:.2f}x",
+                "met": None if value is None else value >= goal,
+            }
+        )
+
+    def summary(tool: str, key: str) -> float | None:
+        value = tools.get(tool, {}).get("summary", {}).get(key)
+        return float(value) if value is not None else None
+
+    sc = doc["scenario"]
+    if sc == "S1":
+        ratio("ours (sha256) vs hf_transfer", "ours", "hf_transfer", 1.0)
+        ratio("ours (no verify) vs hf_transfer", "ours-noverify", "hf_transfer", 1.3)
+        rss = summary("ours", "peak_rss_mb")
+        out.append(
+            {
+                "target": "ours peak RSS",
+                "goal": "<= 150 MB",
+                "value": None if rss is None else f"{rss:.0f} MB",
+                "met": None if rss is None else rss <= 150,
+            }
+        )
+    elif sc == "S2":
+        ratio("ours (sha256) vs hf_transfer", "ours", "hf_transfer", 1.0)
+        ratio("ours (sha256) vs curl", "ours", "curl", 10.0)
+    elif sc == "S3":
+        ratio("ours (sha256) vs hf_transfer + sync", "ours", "hf_transfer", 2.0)
+    elif sc == "S4":
+        ratio("ours (sha256) vs snapshot_download", "ours", "snapshot_download", 2.0)
+    if sc in ("S1", "S2", "S3"):
+        mine, theirs = (
+            summary("ours", "cpu_seconds_per_gb"),
+            summary("hf_transfer", "cpu_seconds_per_gb"),
+        )
+        met = None if mine is None or theirs is None else mine <= theirs
+        out.append(
+            {
+                "target": "ours CPU s/GB vs hf_transfer",
+                "goal": "<= hf_transfer",
+                "value": None
+                if mine is None
+                else f"{mine:.2f} vs {theirs if theirs is not None else '-'}",
+                "met": met,
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------- terminal
+def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    ours = doc.get("ratios", {}).get("ours", {})
+    table = Table(
+        title=f"{doc['scenario']}: {doc['title']} — median of {doc['runs_per_tool']} runs",
+        title_justify="left",
+    )
+    for col in ("tool", "GB/s", "CPU s/GB", "peak RSS MB", "median s", "ok runs", "ours ÷ tool"):
+        table.add_column(col, justify="left" if col == "tool" else "right")
+    for t in doc["tools"]:
+        s = t["summary"]
+        if not s.get("ok_runs"):
+            table.add_row(t["label"], "-", "-", "-", "-", f"0/{s['runs']}", "-")
+            continue
+        r = ours.get(t["id"])
+        table.add_row(
+            t["label"],
+            f"{s['gb_per_s']:.3f}",
+            f"{s['cpu_seconds_per_gb']:.2f}",
+            f"{s['peak_rss_mb']:.0f}",
+            f"{s['median_seconds']:.2f}",
+            f"{s['ok_runs']}/{s['runs']}",
+            "-" if r is None else f"{r:.2f}x",
+        )
+    console.print(table)
+    for tg in doc.get("targets", []):
+        mark = {True: "met", False: "MISSED", None: "n/a"}[tg["met"]]
+        console.print(f"  target {tg['target']} {tg['goal']}: {tg['value'] or '-'} [{mark}]")
+
+
+# ---------------------------------------------------------------- README
+def markdown(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    ours = doc.get("ratios", {}).get("ours", {})
+    lines = [
+        f"### {doc['scenario']}: {doc['title']}",
+        "",
+        f"{doc['date']} · {doc['bytes'] / 1e9:.2f} GB in {doc['files']} file(s) · "
+        f"median of {doc['runs_per_tool']} runs · {m['nproc']} cores, "
+        f"{m['memory_gib']} GiB, {m['cpu_model']}, kernel {m['kernel']} · "
+        f"load average at start {m['loadavg_start']} · "
+        f"`{Path(doc['results_file']).name}`",
+        "",
+        "| tool | GB/s | CPU s/GB | peak RSS MB | median s | ok runs | ours (sha256) ÷ tool |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in doc["tools"]:
+        s = t["summary"]
+        if not s.get("ok_runs"):
+            lines.append(f"| {t['label']} | - | - | - | - | 0/{s['runs']} | - |")
+            continue
+        r = ours.get(t["id"])
+        lines.append(
+            f"| {t['label']} | {s['gb_per_s']:.3f} | {s['cpu_seconds_per_gb']:.2f} | "
+            f"{s['peak_rss_mb']:.0f} | {s['median_seconds']:.2f} | {s['ok_runs']}/{s['runs']} | "
+            f"{'-' if r is None else f'{r:.2f}x'} |"
+        )
+    if doc.get("targets"):
+        lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
+        for tg in doc["targets"]:
+            mark = {True: "met", False: "**missed**", None: "n/a"}[tg["met"]]
+            lines.append(f"| {tg['target']} | {tg['goal']} | {tg['value'] or '-'} | {mark} |")
+    if doc.get("notes"):
+        lines += ["", *[f"- {n}" for n in doc["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def latest_results(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
+    """The newest full (non-quick) result file of each scenario, in scenario order."""
+    newest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for p in results_dir.glob("S*-*.json"):
+        doc = json.loads(p.read_text())
+        doc["results_file"] = str(p)
+        key = doc["scenario"]
+        if key not in newest or doc["date"] > newest[key][0]:
+            newest[key] = (doc["date"], doc)
+    return [newest[k][1] for k in sorted(newest)]
+
+
+def update_readme(readme: Path = README, results_dir: Path = RESULTS_DIR) -> bool:
+    """Replace the text between the results markers; prose elsewhere stays as written."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return False
+    docs = latest_results(results_dir)
+    body = "\n".join(markdown(d) for d in docs) if docs else "_No results yet._\n"
+    new = re.sub(
+        re.escape(START) + r".*?" + re.escape(END),
+        lambda _m: f"{START}\n{body}{END}",
+        text,
+        flags=re.DOTALL,
+    )
+    readme.write_text(new)
+    return True

@@ -1,0 +1,557 @@
+"""Benchmark harness: ours against hf_transfer, huggingface_hub, aria2c, curl and cp.
+
+Entry point: ``python -m benches.run [--scenarios S1,S2] [--runs 5] [--quick]``
+(``make bench``). Method, scenarios and results: benches/README.md.
+
+Where it sits: outside the package and outside the test run. It generates
+fresh random source files on disk, serves them with Debian nginx on loopback
+(tests/servers/nginx.py) or, for the repo scenario, with the local HF Hub server
+(tests/servers/hf_hub_server.py, in its own process so it never shares the
+harness's interpreter), then runs every tool as a fresh subprocess into a fresh
+destination, round-robin with a rotating start, and keeps the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from tests.servers.nginx import NginxServer
+
+from benches import data, report
+from benches.measure import Run, run_measured
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+OME_AGENT = str(VENV_BIN / "ome-agent")
+PY = sys.executable
+TMPFS = Path("/dev/shm")
+DISK = Path("/var/tmp")
+REPO_ID = "bench-org/bench-model"
+
+console = Console(highlight=False, width=150)
+
+
+@dataclass
+class Ctx:
+    """What one run of one tool needs: the source and a fresh destination."""
+
+    url: str  # file URL (S1-S3) or HF endpoint (S4)
+    src: Path  # the source file on disk (cp) or the repo directory
+    dest: Path  # destination file (S1-S3) or directory (S4)
+    sha256: str
+    size: int
+
+
+@dataclass
+class Tool:
+    id: str
+    label: str
+    role: str  # "ours" | "peer" | "reference"
+    argv: Callable[[Ctx], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    sync: bool = False  # fsync the output inside the timed window (durable scenario)
+
+
+@dataclass
+class Scenario:
+    key: str
+    title: str
+    dest_fs: Path
+    slow: bool = False
+    durable: bool = False
+    hf: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+SCENARIOS = {
+    "S1": Scenario("S1", "one file, nginx unlimited, destination on tmpfs", TMPFS),
+    "S2": Scenario(
+        "S2",
+        "one file, nginx limit_rate 40m per connection, destination on tmpfs",
+        TMPFS,
+        slow=True,
+    ),
+    "S3": Scenario(
+        "S3",
+        "one file, destination on disk, durable (ours fsyncs; peers + sync FILE)",
+        DISK,
+        durable=True,
+    ),
+    "S4": Scenario(
+        "S4", "HF-style repo through the local HF Hub server, destination on tmpfs", TMPFS, hf=True
+    ),
+}
+
+# Peers must not pick up a user's hf_transfer switch or draw progress bars we'd pay for.
+HF_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_ENABLE_HF_TRANSFER": "0"}
+
+
+def file_tools(sc: Scenario) -> list[Tool]:
+    sync = sc.durable
+    plus = " + sync" if sync else ""
+    tools = [
+        Tool(
+            "ours",
+            "ome-agent pull --sha256",
+            "ours",
+            lambda c: [OME_AGENT, "pull", c.url, str(c.dest), "--sha256", c.sha256, "--json"],
+        ),
+        Tool(
+            "ours-noverify",
+            "ome-agent pull --no-verify",
+            "ours",
+            lambda c: [OME_AGENT, "pull", c.url, str(c.dest), "--no-verify", "--json"],
+        ),
+    ]
+    if sc.durable:
+        tools.append(
+            Tool(
+                "ours-directio",
+                "ome-agent pull --sha256 --direct-io",
+                "ours",
+                lambda c: [
+                    OME_AGENT,
+                    "pull",
+                    c.url,
+                    str(c.dest),
+                    "--sha256",
+                    c.sha256,
+                    "--direct-io",
+                    "--json",
+                ],
+            )
+        )
+    tools += [
+        Tool(
+            "hf_transfer",
+            f"hf_transfer.download (100 x 10 MiB){plus}",
+            "peer",
+            lambda c: [PY, "-m", "benches.peers", "hf_transfer", c.url, str(c.dest)],
+            env=HF_ENV,
+            sync=sync,
+        ),
+        Tool(
+            "hf_http_get",
+            f"huggingface_hub http_get{plus}",
+            "peer",
+            lambda c: [PY, "-m", "benches.peers", "hf_http_get", c.url, str(c.dest)],
+            env=HF_ENV,
+            sync=sync,
+        ),
+        Tool(
+            "aria2c",
+            f"aria2c -x16 -s16 -k8M{plus}",
+            "peer",
+            lambda c: [
+                "aria2c",
+                "-x16",
+                "-s16",
+                "-k8M",
+                "-q",
+                "--allow-overwrite=true",
+                "--auto-file-renaming=false",
+                "-d",
+                str(c.dest.parent),
+                "-o",
+                c.dest.name,
+                c.url,
+            ],
+            sync=sync,
+        ),
+        Tool(
+            "curl",
+            f"curl -o{plus}",
+            "peer",
+            lambda c: ["curl", "-sS", "--fail", "-o", str(c.dest), c.url],
+            sync=sync,
+        ),
+        Tool(
+            "cp",
+            f"cp (physical reference){plus}",
+            "reference",
+            lambda c: ["cp", str(c.src), str(c.dest)],
+            sync=sync,
+        ),
+    ]
+    return tools
+
+
+def hf_tools(endpoint: str) -> list[Tool]:
+    env = {**HF_ENV, "HF_ENDPOINT": endpoint}
+    return [
+        Tool(
+            "ours",
+            "ome-agent pull hf:// (sha256 / git-sha1)",
+            "ours",
+            lambda c: [OME_AGENT, "pull", f"hf://{REPO_ID}", str(c.dest), "--json"],
+            env=env,
+        ),
+        Tool(
+            "snapshot_download",
+            "huggingface_hub snapshot_download (8 workers)",
+            "peer",
+            lambda c: [PY, "-m", "benches.peers", "snapshot_download", REPO_ID, str(c.dest)],
+            env=env,
+        ),
+        Tool(
+            "snapshot_download+hf_transfer",
+            "snapshot_download with HF_HUB_ENABLE_HF_TRANSFER=1",
+            "peer",
+            lambda c: [PY, "-m", "benches.peers", "snapshot_download", REPO_ID, str(c.dest)],
+            env={**env, "HF_HUB_ENABLE_HF_TRANSFER": "1"},
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- facts
+def _first_line(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unavailable ({e})"
+    text = (p.stdout or p.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def _py_version(module: str) -> str:
+    code = f"import {module}; print(getattr({module}, '__version__', 'unknown'))"
+    return _first_line([PY, "-c", code])
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with contextlib.suppress(OSError):
+        m = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+        mem_kib = int(m.group(1)) if m else 0
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "cpu_model": cpu,
+        "kernel": platform.release(),
+        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def tool_versions() -> dict[str, str]:
+    return {
+        "ome-agent": _first_line([OME_AGENT, "--version"]),
+        "python": platform.python_version(),
+        "hf_transfer": _py_version("hf_transfer"),
+        "huggingface_hub": _py_version("huggingface_hub"),
+        "aria2c": _first_line(["aria2c", "--version"]),
+        "curl": _first_line(["curl", "--version"]),
+        "cp": _first_line(["cp", "--version"]),
+        "nginx": _first_line(["nginx", "-v"]),
+    }
+
+
+# ---------------------------------------------------------------- servers
+@contextlib.contextmanager
+def hub_server(root: Path, workdir: Path) -> Iterator[str]:
+    """The local HF Hub in its own process (it hashes the repo at start, then serves
+    with sendfile); yields its endpoint."""
+    log = (workdir / "hub.log").open("w")
+    proc = subprocess.Popen(
+        [PY, "-m", "tests.servers.hf_hub_server", "--root", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("HF_ENDPOINT="):
+            raise RuntimeError(f"HF hub server did not start: see {workdir / 'hub.log'}")
+        yield line.strip().split("=", 1)[1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        log.close()
+
+
+# ---------------------------------------------------------------- checks
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(16 * 1024 * 1024):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_file(ctx: Ctx, *, full: bool) -> str | None:
+    """None when the output is right; else what is wrong."""
+    if not ctx.dest.is_file():
+        return f"no output file at {ctx.dest}"
+    size = ctx.dest.stat().st_size
+    if size != ctx.size:
+        return f"size {size} != {ctx.size}"
+    if full and _sha256(ctx.dest) != ctx.sha256:
+        return "sha256 differs from the source"
+    return None
+
+
+def check_repo(ctx: Ctx, expected: dict[str, int]) -> str | None:
+    for name, size in expected.items():
+        p = ctx.dest / name
+        if not p.is_file():
+            return f"missing {name}"
+        if p.stat().st_size != size:
+            return f"{name}: size {p.stat().st_size} != {size}"
+    return None
+
+
+def check_ours_json(tool: Tool, run: Run) -> str | None:
+    """Our own report must say sha256 was verified (the headline row verifies)."""
+    if tool.id not in ("ours", "ours-directio"):
+        return None
+    try:
+        doc = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        return "pull --json printed no JSON document"
+    if "sha256" not in json.dumps(doc.get("verified", doc)):
+        return "pull --json does not report sha256 verification"
+    return None
+
+
+# ---------------------------------------------------------------- rounds
+def fresh(path: Path) -> None:
+    """Remove a previous output (file, directory, and the tools' side files)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    for p in path.parent.glob(path.name + "*"):
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def run_scenario(
+    sc: Scenario,
+    tools: list[Tool],
+    base_ctx: Ctx,
+    *,
+    runs: int,
+    expected_files: dict[str, int] | None,
+    workdir: Path,
+    check_all: bool,
+) -> dict[str, Any]:
+    dest_dir = Path(tempfile.mkdtemp(prefix=f"ome-bench-{sc.key}-", dir=sc.dest_fs))
+    results: dict[str, list[dict[str, Any]]] = {t.id: [] for t in tools}
+    timeout = max(300.0, base_ctx.size / 20e6)  # far above curl at 40 MB/s
+    try:
+        for r in range(runs):
+            order = tools[r % len(tools) :] + tools[: r % len(tools)]
+            for tool in order:
+                dest = dest_dir / ("repo" if sc.hf else "out.bin")
+                ctx = Ctx(base_ctx.url, base_ctx.src, dest, base_ctx.sha256, base_ctx.size)
+                fresh(dest)
+                if sc.durable:
+                    # Start every durable run with no one else's dirty pages queued.
+                    os.sync()
+                env = {**os.environ, **tool.env}
+                run = run_measured(
+                    tool.argv(ctx),
+                    env=env,
+                    timeout=timeout,
+                    then_sync=dest if tool.sync else None,
+                    logdir=workdir / "logs" / sc.key / f"{r}-{tool.id}",
+                )
+                error: str | None = None
+                if run.timed_out:
+                    error = f"timed out after {timeout:.0f}s"
+                elif run.exit_code != 0:
+                    error = f"exit {run.exit_code}: {run.stderr.strip()[-300:]}"
+                elif expected_files is not None:
+                    error = check_repo(ctx, expected_files) or check_ours_json(tool, run)
+                else:
+                    # Peers' bytes are hashed on the first round (and with --check-all):
+                    # a tool that writes garbage is caught without doubling every run.
+                    full = tool.role != "ours" and (r == 0 or check_all)
+                    error = check_file(ctx, full=full) or check_ours_json(tool, run)
+                results[tool.id].append(
+                    {
+                        "round": r,
+                        "ok": error is None,
+                        "error": error,
+                        "seconds": round(run.seconds, 4),
+                        "cpu_seconds": round(run.cpu_seconds, 4),
+                        "max_rss_bytes": run.max_rss_bytes,
+                    }
+                )
+                gbps = base_ctx.size / 1e9 / run.seconds if run.seconds else 0.0
+                status = "ok" if error is None else f"BROKEN ({error})"
+                console.print(
+                    f"  {sc.key} round {r + 1}/{runs} {tool.label:<48} "
+                    f"{run.seconds:7.2f} s {gbps:6.3f} GB/s cpu {run.cpu_seconds:6.2f} s "
+                    f"rss {run.max_rss_bytes / 1e6:6.0f} MB {status}"
+                )
+                fresh(dest)
+    finally:
+        shutil.rmtree(dest_dir, ignore_errors=True)
+    tool_docs = [
+        {
+            "id": t.id,
+            "label": t.label,
+            "role": t.role,
+            "command": [Path(a).name if a in (PY, OME_AGENT) else a for a in t.argv(base_ctx)],
+            "env": t.env,
+            "durable_sync": t.sync,
+            "runs": results[t.id],
+            "summary": report.summarize(results[t.id], base_ctx.size),
+        }
+        for t in tools
+    ]
+    return {"tools": tool_docs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benches.run", description=__doc__)
+    p.add_argument("--scenarios", default="S1,S2,S3,S4", help="comma-separated, e.g. S1,S3")
+    p.add_argument("--runs", type=int, default=None, help="runs per tool (default 5, quick 3)")
+    p.add_argument(
+        "--quick", action="store_true", help="256 MiB files, 3 runs: checks the harness itself"
+    )
+    p.add_argument(
+        "--check-all", action="store_true", help="sha256 every peer output, not just round 1"
+    )
+    p.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="regenerate the README results section from benches/results and exit",
+    )
+    a = p.parse_args(argv)
+    if a.readme_only:
+        report.update_readme()
+        console.print(f"updated {report.README}")
+        return 0
+    keys = [k.strip().upper() for k in a.scenarios.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in SCENARIOS]
+    if unknown or not keys:
+        p.error(f"--scenarios: unknown {unknown}; choose from {', '.join(SCENARIOS)}")
+    runs = a.runs if a.runs is not None else (3 if a.quick else 5)
+    if runs < 1:
+        p.error("--runs: must be at least 1")
+    file_size = (256 if a.quick else 2048) * 1024 * 1024
+    shards, shard_size = (4, 32 * 1024 * 1024) if a.quick else (16, 128 * 1024 * 1024)
+
+    machine, versions = machine_facts(), tool_versions()
+    console.print(f"machine: {machine}")
+    console.print(f"versions: {versions}")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    out_dir = report.RESULTS_DIR / "quick" if a.quick else report.RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ome-bench-", dir=DISK))
+    try:
+        www = workdir / "www"
+        www.mkdir()
+        t0 = time.perf_counter()
+        src = (
+            data.random_file(www / "file.bin", file_size)
+            if {"S1", "S2", "S3"} & set(keys)
+            else None
+        )
+        repo_files = (
+            data.hf_repo(workdir / "hub", REPO_ID, shards=shards, shard_size=shard_size)
+            if "S4" in keys
+            else []
+        )
+        console.print(f"generated source data in {time.perf_counter() - t0:.1f}s")
+        data.warm([f.path for f in ([src] if src else []) + repo_files])
+        with contextlib.ExitStack() as stack:
+            nginx = stack.enter_context(
+                NginxServer(www, limit_rate="40m", workdir=workdir / "nginx")
+            )
+            endpoint = (
+                stack.enter_context(hub_server(workdir / "hub", workdir)) if repo_files else ""
+            )
+            for key in keys:
+                sc = SCENARIOS[key]
+                console.print(f"[bold]{key}[/]: {sc.title}")
+                expected: dict[str, int] | None = None
+                if sc.hf:
+                    repo_dir = workdir / "hub" / REPO_ID
+                    expected = {f.path.relative_to(repo_dir).as_posix(): f.size for f in repo_files}
+                    total = sum(expected.values())
+                    ctx = Ctx(endpoint, repo_dir, Path(), "", total)
+                    tools = hf_tools(endpoint)
+                    nfiles = len(expected)
+                else:
+                    assert src is not None
+                    base = nginx.slow_url if sc.slow else nginx.base_url
+                    ctx = Ctx(base + src.path.name, src.path, Path(), src.sha256, src.size)
+                    tools = file_tools(sc)
+                    nfiles = 1
+                body = run_scenario(
+                    sc,
+                    tools,
+                    ctx,
+                    runs=runs,
+                    expected_files=expected,
+                    workdir=workdir,
+                    check_all=a.check_all,
+                )
+                doc: dict[str, Any] = {
+                    "scenario": key,
+                    "title": sc.title,
+                    "date": date,
+                    "quick": a.quick,
+                    "runs_per_tool": runs,
+                    "bytes": ctx.size,
+                    "files": nfiles,
+                    "destination_fs": str(sc.dest_fs),
+                    "machine": {
+                        **machine,
+                        "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                    },
+                    "versions": versions,
+                    "method": (
+                        "fresh subprocess and fresh destination per run; tools interleaved "
+                        "round-robin with a rotating start; page cache warm for all; "
+                        "median of ok runs; GB/s = bytes/1e9/median seconds; CPU = user+sys "
+                        "of the child tree (wait4); peak RSS = max ru_maxrss over runs"
+                    ),
+                    **body,
+                }
+                doc["ratios"] = report.ratios(doc["tools"])
+                doc["targets"] = report.evaluate_targets(doc)
+                path = out_dir / f"{key}-{date}.json"
+                path.write_text(json.dumps(doc, indent=2) + "\n")
+                doc["results_file"] = str(path)
+                report.print_table(doc, console)
+                console.print(f"results: {path.relative_to(ROOT)}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not a.quick and report.update_readme():
+        console.print(f"updated the results section of {report.README.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
