@@ -164,8 +164,16 @@ def _resolve_hf_file(source: str) -> ResolvedSource:
         raise TuningInputError(f"SOURCE: {source!r} contains '.' or '..' path segments")
     from huggingface_hub import constants, get_token
 
-    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    from ome_agent.errors import BadInput
+    from ome_agent.sources.uri import parse_source
+
     repo = "/".join(parts[:2])
+    try:
+        # pull's own parser checks the repo id and revision with the Hub's rules.
+        parse_source(f"hf://{repo}", revision)
+    except BadInput as e:
+        raise TuningInputError(str(e)) from None
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     path = "/".join(parts[2:])
     url = f"{endpoint.rstrip('/')}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
     token = get_token()
