@@ -259,7 +259,7 @@ class HubServer:
     def record(self, which: str, method: str, path: str, headers: Mapping[str, str]) -> None:
         with self._lock:
             self._requests[which].append(
-                {"method": method, "path": path, "headers": dict(headers.items())}
+                {"method": method, "path": path, "headers": _title_case(headers)}
             )
 
     def requests(self, which: str = "hub") -> list[dict[str, Any]]:
@@ -582,6 +582,11 @@ class _CdnHandler(_Base):
             self.send_file(f, {"ETag": f'"{f.sha256}"', "Last-Modified": _http_date()})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+def _title_case(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names as ``Authorization``/``Range`` whatever case the client sent."""
+    return {"-".join(p.capitalize() for p in k.split("-")): v for k, v in headers.items()}
 
 
 def _http_date() -> str:

@@ -49,9 +49,7 @@ SourceRef = HttpRef | HfRef
 def redact_url(url: str) -> str:
     """Drop user info and query: signed URLs carry credentials there."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
 
 
