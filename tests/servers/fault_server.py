@@ -341,9 +341,21 @@ class FaultServer:
             active: list[Fault] = []
             for f in plan:
                 if not isinstance(f, ChangeObject | Redirect | Status) and f.matches(method):
-                    f.hits += 1
+                    # Cuts and corruptions count only when they really touch the
+                    # body (see _claim): a Reset after 100 kB must not be used up
+                    # by a 1-byte probe request.
+                    if not isinstance(f, Reset | Truncate | Stall | WrongBytes):
+                        f.hits += 1
                     active.append(f)
             return rec, self._objects.get(path), active
+
+    def _claim(self, fault: Fault, method: str) -> bool:
+        """Count one use of ``fault`` if it has uses left (atomic across threads)."""
+        with self._lock:
+            if not fault.matches(method):
+                return False
+            fault.hits += 1
+            return True
 
 
 class _ThreadingServer(socketserver.ThreadingTCPServer):
@@ -529,7 +541,6 @@ class _Handler(BaseHTTPRequestHandler):
         rec.status = status
         if head:
             return
-        rec.fault = ",".join(type(f).__name__ for f in faults) or None
         self._send_body(rec, obj, start, length, faults, chunked=bool(ncl and ncl.chunked))
 
     def _send_body(
@@ -542,13 +553,30 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         chunked: bool,
     ) -> None:
-        stop = self.server.owner._stopping
-        cut: Fault | None = next(
-            (f for f in faults if isinstance(f, Reset | Truncate | Stall)), None
-        )
-        cut_at = getattr(cut, "after_bytes", length) if cut is not None else length
-        wrong = [f for f in faults if isinstance(f, WrongBytes)]
+        owner = self.server.owner
+        stop = owner._stopping
+        cut: Reset | Truncate | Stall | None = None
+        for f in faults:
+            if (
+                isinstance(f, Reset | Truncate | Stall)
+                and f.after_bytes < length
+                and owner._claim(f, self.command)
+            ):
+                cut = f
+                break
+        cut_at = cut.after_bytes if cut is not None else length
+        wrong = [
+            f
+            for f in faults
+            if isinstance(f, WrongBytes)
+            and f.offset < start + length
+            and f.offset + f.count > start
+            and owner._claim(f, self.command)
+        ]
         throttle = next((f for f in faults if isinstance(f, Throttle)), None)
+        applied = [f for f in faults if not isinstance(f, Reset | Truncate | Stall | WrongBytes)]
+        applied += [*wrong, *([cut] if cut is not None else [])]
+        rec.fault = ",".join(type(f).__name__ for f in applied) or None
         t0 = time.monotonic()
         sent = 0
         limit = min(cut_at, length)
