@@ -1,1 +1,0 @@
-//! safetensors header parser (8-byte little-endian length + JSON header).
