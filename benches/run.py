@@ -328,15 +328,23 @@ def check_repo(ctx: Ctx, expected: dict[str, int]) -> str | None:
 
 
 def check_ours_json(tool: Tool, run: Run) -> str | None:
-    """Our own report must say sha256 was verified (the headline row verifies)."""
-    if tool.id not in ("ours", "ours-directio"):
+    """Our own ``--json`` summary must show that every file was verified by a digest
+    (sha256 for LFS and single files, git-sha1 for small repo files) and that no
+    byte came from a resume journal (a fresh destination has none)."""
+    if tool.role != "ours":
         return None
     try:
         doc = json.loads(run.stdout)
-    except json.JSONDecodeError:
-        return "pull --json printed no JSON document"
-    if "sha256" not in json.dumps(doc.get("verified", doc)):
-        return "pull --json does not report sha256 verification"
+        files = doc["files"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "pull --json printed no summary with files"
+    for f in files:
+        if f.get("resumed_bytes"):
+            return f"{f.get('path')}: {f['resumed_bytes']} bytes resumed in a fresh destination"
+        if tool.id != "ours-noverify" and not set(f.get("verified", [])) - {"size"}:
+            return f"{f.get('path')}: not verified by a digest ({f.get('verified')})"
+    if tool.id in ("ours", "ours-directio") and not any("sha256" in f["verified"] for f in files):
+        return "no file was verified by sha256"
     return None
 
 

@@ -168,7 +168,8 @@ def test_revision_may_follow_the_file_path(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_sizes_and_lists() -> None:
     assert parse_size("16MiB") == 16 * MiB
-    assert parse_size("16M") == 16_000_000
+    assert parse_size("16M") == 16 * MiB  # as pull reads it
+    assert parse_size("16MB") == 16_000_000
     assert parse_size("1048576") == MiB
     assert format_size(64 * MiB) == "64MiB"
     assert format_size(12345) == "12345"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -34,24 +33,6 @@ TIE_TOLERANCE = 0.05
 # How often peak RSS and the --max-bytes budget are checked while a transfer runs.
 SAMPLE_INTERVAL = 0.01
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "ki": 1024,
-    "kib": 1024,
-    "mi": 1024**2,
-    "mib": 1024**2,
-    "gi": 1024**3,
-    "gib": 1024**3,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
 
 class TuningInputError(ValueError):
     """Bad input to a sweep; the message names the value and how to fix it."""
@@ -59,15 +40,16 @@ class TuningInputError(ValueError):
 
 # ---------------------------------------------------------------- parsing
 def parse_size(text: str, *, what: str = "size") -> int:
-    """``"16MiB"``, ``"16M"`` (decimal), ``"1048576"`` -> bytes (> 0)."""
-    m = _SIZE_RE.match(text)
-    unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _SIZE_UNITS:
-        raise TuningInputError(
-            f"{what}: cannot read {text!r} as a size; write bytes or a number with a unit "
-            "such as 8MiB, 16MiB, 64MB"
-        )
-    value = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    """A size as ``pull`` reads it (``8M`` = ``8MiB`` = 8·2²⁰, ``8MB`` = 8·10⁶, bare = bytes).
+
+    Delegates to pull's parser so that a value means the same in both commands."""
+    from ome_agent.errors import BadInput
+    from ome_agent.transfer.settings import parse_size as pull_parse_size
+
+    try:
+        value = pull_parse_size(text.strip(), what)
+    except BadInput as e:
+        raise TuningInputError(str(e)) from None
     if value <= 0:
         raise TuningInputError(f"{what}: {text!r} must be greater than zero")
     return value
