@@ -34,7 +34,7 @@ rust-test:
 py-test:
 	$(VENV)/pytest
 
-## install the peers and run the benchmark suite (see benches/README.md)
+## install the peers and run the benchmark suite (see benches/README.md); e.g. BENCH_ARGS="--quick"
 bench:
 	scripts/bootstrap.sh bench
-	$(VENV)/python -m benches.run
+	$(VENV)/python -m benches.run $(BENCH_ARGS)

@@ -344,11 +344,11 @@ def measure_once(
     try:
         try:
             result = transfer.run()
-            done = result.size
+            done, complete = result.size, True
         except _core.Cancelled:
             if not stopped_early.is_set():
                 raise
-            done = transfer.done_bytes
+            done, complete = transfer.done_bytes, False
         seconds = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0
     finally:
@@ -361,7 +361,7 @@ def measure_once(
         seconds=seconds,
         cpu_seconds=cpu,
         peak_rss=peak[0],
-        complete=not stopped_early.is_set(),
+        complete=complete,
     )
 
 
