@@ -160,8 +160,11 @@ class HubServer:
         token: str | None = None,
         lfs_threshold: int = 10 * 1000 * 1000,
         page_size: int = 1000,
+        throttle: float | None = None,
     ) -> None:
         self.token = token
+        # bytes/s per connection for file bodies: lets tests interrupt a pull midway
+        self.throttle = throttle
         self.lfs_threshold = lfs_threshold
         self.page_size = page_size
         self.repos: dict[str, HubRepo] = {}
@@ -363,6 +366,9 @@ class _Base(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD" or length == 0:
             return
+        if self.hub.throttle:
+            self._send_slowly(f, start, length, self.hub.throttle)
+            return
         if f.disk is not None:
             # sendfile keeps the benchmark's server side cheap (it shares 2 cores)
             with f.disk.open("rb") as fh:
@@ -370,6 +376,13 @@ class _Base(BaseHTTPRequestHandler):
             return
         for block in f.open_range(start, length):
             self.wfile.write(block)
+
+    def _send_slowly(self, f: HubFile, start: int, length: int, rate: float) -> None:
+        step = 64 * 1024
+        for offset in range(start, start + length, step):
+            for block in f.open_range(offset, min(step, start + length - offset)):
+                self.wfile.write(block)
+            time.sleep(step / rate)
 
     def _unsatisfiable(self, size: int) -> None:
         self.send_response(416)
