@@ -288,6 +288,9 @@ class FaultServer:
     def etag(self, path: str) -> str:
         return self._objects[_norm(path)].etag
 
+    def last_modified(self, path: str) -> str:
+        return self._objects[_norm(path)].last_modified
+
     def requests_for(self, path: str, method: str | None = None) -> list[RequestRecord]:
         p = _norm(path)
         with self._lock:
