@@ -4,6 +4,7 @@ appears under its final name (partial files stay for a resume)."""
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -49,3 +50,40 @@ def test_sigint_cancels_and_exits_130(tmp_path: Path) -> None:
         assert "Traceback" not in err
         assert out == ""
         assert not (dest / "w.safetensors").exists()
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    """stderr on a pseudo-terminal gets the rich bar; stdout still gets the result."""
+    with HubServer(lfs_threshold=1024 * 1024, throttle=2 * 1024 * 1024) as hub:
+        hub.add_repo("org/m", {"w.safetensors": os.urandom(3 * 1024 * 1024)})
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from ome_agent.cli import main; main()",
+                "pull",
+                "hf://org/m",
+                str(tmp_path / "d"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_TOKEN": "", "TERM": "xterm"},
+        )
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out, _ = proc.communicate(timeout=60)
+        os.close(master)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    assert b"files" in seen  # the bar's "n/m files" label
+    assert "verified by digest" in out

@@ -37,7 +37,16 @@ from ome_agent.transfer.summary import FileSummary, PullSummary
 
 
 def make_engine(settings: TransferSettings) -> _core.Engine:
-    return _core.Engine(**settings.engine_kwargs(), user_agent=f"ome-agent/{__version__}")
+    """One engine per process: its connection cap then holds over all files."""
+    try:
+        return _core.Engine(**settings.engine_kwargs(), user_agent=f"ome-agent/{__version__}")
+    except (ValueError, OSError, _core.EngineError) as e:
+        if settings.ca_bundle is not None:
+            raise BadInput(
+                f"--ca-bundle {settings.ca_bundle}: cannot use it ({e}); give a PEM file of "
+                "CA certificates"
+            ) from None
+        raise
 
 
 def pull(
