@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.servers.fault_server import (
+    ChangeObject,
     FaultServer,
     IgnoreRange,
     NoContentLength,
@@ -182,6 +183,29 @@ def test_redirect_on_same_host_keeps_authorization(
     finals = fault_server.requests_for("/final" + PATH)
     assert finals
     assert all(r.header("authorization") == f"Bearer {TOKEN}" for r in finals)
+
+
+def test_object_changing_mid_transfer_is_never_mixed(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """The object is replaced after 3 requests. Ranges of two versions must never
+    be stitched together: the engine starts over (new content) or fails."""
+    new_body = os.urandom(len(BODY))
+    fault_server.add(PATH, BODY)
+    fault_server.set_faults(PATH, ChangeObject(after_requests=3, body=new_body))
+    dest = tmp_path / "f"
+    try:
+        res = (
+            core()
+            .Transfer(engine, fault_server.url(PATH), str(dest), chunk_size=MiB, connections=1)
+            .run()
+        )
+    except core().EngineError:
+        assert not dest.exists()
+        return
+    assert dest.read_bytes() == new_body
+    assert res.sha256 == hashlib.sha256(new_body).hexdigest()
+    assert res.etag == fault_server.etag(PATH)
 
 
 # ---------------------------------------------------------------- running transfer
