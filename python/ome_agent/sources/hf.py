@@ -60,7 +60,7 @@ def resolve_hf(ref: HfRef) -> ResolvedSource:
         library_version=__version__,
     )
     try:
-        info = api.model_info(ref.repo_id, revision=ref.revision)
+        info = api.model_info(ref.repo_id, revision=ref.revision, timeout=30)
         commit = info.sha
         if not commit:
             raise TransferFailed(f"the Hub at {endpoint} gave no commit for {ref.display}")
