@@ -583,7 +583,13 @@ class _Handler(BaseHTTPRequestHandler):
         t0 = time.monotonic()
         sent = 0
         limit = min(cut_at, length)
-        for data in _chunks(obj, start, limit):
+        # Throttled bodies go out in small steps (~50 writes/s) so the client
+        # sees a steady trickle, not bursts separated by silences that look
+        # like stalls.
+        step = (
+            CHUNK if throttle is None else max(1024, min(CHUNK, int(throttle.bytes_per_sec / 50)))
+        )
+        for data in _chunks(obj, start, limit, step):
             data = _corrupt(data, start + sent, wrong)
             if chunked:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -611,11 +617,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
-def _chunks(obj: _Object, start: int, length: int) -> Iterator[bytes]:
+def _chunks(obj: _Object, start: int, length: int, step: int) -> Iterator[bytes]:
     pos = start
     end = start + length
     while pos < end:
-        n = min(CHUNK, end - pos)
+        n = min(step, end - pos)
         data = obj.read(pos, n)
         if not data:
             return
