@@ -1,0 +1,89 @@
+//! The HTTP client of an engine: rustls (ring provider) verifying against the
+//! system trust store plus an optional CA bundle, proxies from
+//! HTTP(S)_PROXY / NO_PROXY, keep-alive pool sized to the connection cap.
+//!
+//! Redirects are followed by reqwest, which keeps our headers (so Range
+//! survives) but drops Authorization/Cookie when the redirect leaves the
+//! original scheme+host+port.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+pub struct ClientConfig<'a> {
+    pub ca_bundle: Option<&'a Path>,
+    pub connect_timeout: Duration,
+    pub user_agent: Option<&'a str>,
+    pub max_connections: usize,
+}
+
+fn default_user_agent() -> String {
+    format!("ome-agent/{}", env!("CARGO_PKG_VERSION"))
+}
+
+pub fn build(cfg: &ClientConfig<'_>) -> Result<reqwest::Client> {
+    // reqwest is built without a bundled crypto provider (aws-lc-rs is slow
+    // to build); ring is installed as the process default once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .pool_max_idle_per_host(cfg.max_connections)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(
+            cfg.user_agent
+                .map(str::to_string)
+                .unwrap_or_else(default_user_agent),
+        );
+    if let Some(path) = cfg.ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::InvalidInput(format!(
+                "ca_bundle: cannot read {}: {e}; pass a readable PEM file",
+                path.display()
+            ))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+            Error::InvalidInput(format!(
+                "ca_bundle: {} is not a PEM certificate bundle",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "ca_bundle: {} holds no certificate",
+                path.display()
+            )));
+        }
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().map_err(|e| {
+        Error::InvalidInput(format!("cannot build the HTTP client: {}", error_chain(&e)))
+    })
+}
+
+/// A reqwest error as text: kind and causes, never the URL (it may be signed).
+pub fn error_chain(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut s = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "error reading the body".to_string()
+    } else if e.is_redirect() {
+        "redirect error".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !t.is_empty() && !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}

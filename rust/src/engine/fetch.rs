@@ -1,0 +1,293 @@
+//! One HTTP exchange of a transfer: the probe, and a ranged GET streamed into
+//! a buffer. Every failure is classified here (retry, fatal, or "the object
+//! changed") so the callers only decide how often to try again.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE,
+    RETRY_AFTER,
+};
+use reqwest::{Client, Response, StatusCode, Url};
+
+use super::buffers::Buffer;
+use super::client::error_chain;
+use super::retry;
+use crate::error::{redact_url, Error};
+
+/// How an exchange failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth another try (5xx, 408, 429, reset, truncated, stalled).
+    Retry {
+        msg: String,
+        retry_after: Option<Duration>,
+    },
+    /// Not worth retrying.
+    Fatal(Error),
+    /// The object changed under us (If-Range answered with the whole body).
+    Changed,
+}
+
+impl Failure {
+    fn retry(msg: impl Into<String>) -> Self {
+        Failure::Retry {
+            msg: msg.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Parse `Content-Range: bytes a-b/total` (or `bytes */total`).
+/// Returns the inclusive range if given and the total if known.
+pub fn parse_content_range(v: &str) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    let range = match range.trim() {
+        "*" => None,
+        r => {
+            let (a, b) = r.split_once('-')?;
+            let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            if b < a {
+                return None;
+            }
+            Some((a, b))
+        }
+    };
+    Some((range, total))
+}
+
+fn header_str(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    h.get(name)?.to_str().ok().map(str::to_string)
+}
+
+/// The validator to send in If-Range: a strong ETag, else Last-Modified.
+pub fn if_range_value(etag: Option<&str>, last_modified: Option<&str>) -> Option<HeaderValue> {
+    match etag {
+        Some(e) if !e.starts_with("W/") => HeaderValue::from_str(e).ok(),
+        _ => last_modified.and_then(|l| HeaderValue::from_str(l).ok()),
+    }
+}
+
+/// Send a GET, optionally ranged (`[start, end)`), within `timeout` for the
+/// response head.
+pub async fn get(
+    client: &Client,
+    url: &Url,
+    headers: &HeaderMap,
+    range: Option<(u64, u64)>,
+    if_range: Option<&HeaderValue>,
+    timeout: Duration,
+) -> Result<Response, Failure> {
+    let mut req = client
+        .get(url.clone())
+        .headers(headers.clone())
+        .header(ACCEPT_ENCODING, "identity");
+    if let Some((a, b)) = range {
+        req = req.header(RANGE, format!("bytes={a}-{}", b.saturating_sub(1)));
+        if let Some(v) = if_range {
+            req = req.header(IF_RANGE, v.clone());
+        }
+    }
+    match tokio::time::timeout(timeout, req.send()).await {
+        Err(_) => Err(Failure::retry(format!(
+            "no response within {:.0} s",
+            timeout.as_secs_f64()
+        ))),
+        Ok(Err(e)) if e.is_builder() => Err(Failure::Fatal(Error::InvalidInput(format!(
+            "url: cannot request {}: {}",
+            redact_url(url.as_str()),
+            error_chain(&e)
+        )))),
+        Ok(Err(e)) if e.is_redirect() => Err(Failure::Fatal(Error::Transfer {
+            url: redact_url(url.as_str()),
+            message: error_chain(&e),
+        })),
+        Ok(Err(e)) => Err(Failure::retry(error_chain(&e))),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Map a non-success status to a failure.
+pub fn status_failure(resp: &Response) -> Failure {
+    let status = resp.status().as_u16();
+    if retry::is_retryable_status(status) {
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        Failure::Retry {
+            msg: format!("HTTP {status}"),
+            retry_after,
+        }
+    } else {
+        Failure::Fatal(Error::HttpStatus {
+            status,
+            url: redact_url(resp.url().as_str()),
+        })
+    }
+}
+
+/// Read the next body chunk, failing when nothing arrives for `stall`.
+pub async fn next_chunk(
+    resp: &mut Response,
+    stall: Duration,
+) -> Result<Option<bytes::Bytes>, Failure> {
+    match tokio::time::timeout(stall, resp.chunk()).await {
+        Err(_) => Err(Failure::retry(format!(
+            "stalled: no bytes for {:.0} s",
+            stall.as_secs_f64()
+        ))),
+        Ok(Err(e)) => Err(Failure::retry(error_chain(&e))),
+        Ok(Ok(c)) => Ok(c),
+    }
+}
+
+/// Fetch `[start + *got, end)` of the object into `buf` (position `*got`),
+/// advancing `*got` as bytes arrive so a retry continues where this stopped.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_piece(
+    client: &Client,
+    url: &Url,
+    headers: &HeaderMap,
+    if_range: Option<&HeaderValue>,
+    start: u64,
+    end: u64,
+    buf: &mut Buffer,
+    got: &mut usize,
+    stall: Duration,
+) -> Result<(), Failure> {
+    let from = start + *got as u64;
+    let mut resp = get(client, url, headers, Some((from, end)), if_range, stall).await?;
+    match resp.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        // If-Range did not match (or Range is no longer honoured): the
+        // bytes we already hold may belong to another version.
+        StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => return Err(Failure::Changed),
+        _ => return Err(status_failure(&resp)),
+    }
+    let cr = header_str(resp.headers(), CONTENT_RANGE).and_then(|v| parse_content_range(&v));
+    match cr {
+        Some((Some((a, _)), _)) if a == from => {}
+        _ => {
+            return Err(Failure::retry(
+                "Content-Range does not match the requested range",
+            ))
+        }
+    }
+    let want = (end - start) as usize;
+    while let Some(chunk) = next_chunk(&mut resp, stall).await? {
+        if *got + chunk.len() > want {
+            return Err(Failure::retry("server sent more bytes than requested"));
+        }
+        buf.write_at(*got, &chunk);
+        *got += chunk.len();
+    }
+    if *got < want {
+        return Err(Failure::retry(format!(
+            "truncated body: {} of {} bytes",
+            *got as u64 + start - from,
+            end - from
+        )));
+    }
+    Ok(())
+}
+
+/// What the probe learnt about the object.
+pub struct Probe {
+    /// Set when the server ignored Range: this response carries the whole
+    /// body and is streamed as is.
+    pub whole: Option<Response>,
+    pub ranged: bool,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub final_url: Url,
+}
+
+/// Probe with `GET Range: bytes=0-0` (works where HEAD is not signed, e.g.
+/// presigned GET URLs): size from Content-Range, validators, final URL.
+pub async fn probe(
+    client: &Client,
+    url: &Url,
+    headers: &HeaderMap,
+    timeout: Duration,
+) -> Result<Probe, Failure> {
+    let mut resp = get(client, url, headers, Some((0, 1)), None, timeout).await?;
+    let h = resp.headers().clone();
+    let mut p = Probe {
+        whole: None,
+        ranged: false,
+        size: None,
+        etag: header_str(&h, ETAG),
+        last_modified: header_str(&h, LAST_MODIFIED),
+        final_url: resp.url().clone(),
+    };
+    let cr = header_str(&h, CONTENT_RANGE).and_then(|v| parse_content_range(&v));
+    match resp.status() {
+        StatusCode::PARTIAL_CONTENT => {
+            match cr {
+                Some((Some((0, _)), Some(total))) => {
+                    p.ranged = true;
+                    p.size = Some(total);
+                }
+                // a range without a known total: fall back to one stream
+                _ => p.ranged = false,
+            }
+            // drain the one byte so the connection goes back to the pool
+            while next_chunk(&mut resp, timeout).await?.is_some() {}
+        }
+        StatusCode::OK => {
+            p.size = resp.content_length();
+            p.whole = Some(resp);
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => match cr {
+            // bytes=0-0 of an empty object
+            Some((None, Some(0))) | None => {
+                p.ranged = true;
+                p.size = Some(0);
+            }
+            _ => {
+                return Err(Failure::retry(
+                    "416 for the first byte of a non-empty object",
+                ))
+            }
+        },
+        _ => return Err(status_failure(&resp)),
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range() {
+        assert_eq!(
+            parse_content_range("bytes 0-0/10"),
+            Some((Some((0, 0)), Some(10)))
+        );
+        assert_eq!(
+            parse_content_range("bytes 5-9/*"),
+            Some((Some((5, 9)), None))
+        );
+        assert_eq!(parse_content_range("bytes */0"), Some((None, Some(0))));
+        assert_eq!(parse_content_range("bytes 9-5/10"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes x-1/2"), None);
+    }
+
+    #[test]
+    fn if_range_prefers_strong_etag() {
+        assert_eq!(if_range_value(Some("\"a\""), Some("d")).unwrap(), "\"a\"");
+        assert_eq!(if_range_value(Some("W/\"a\""), Some("d")).unwrap(), "d");
+        assert!(if_range_value(Some("W/\"a\""), None).is_none());
+        assert!(if_range_value(None, None).is_none());
+    }
+}

@@ -1,0 +1,260 @@
+//! The destination side: `<dest>.partial` preallocated in the destination
+//! directory, positional vectored writes (optionally O_DIRECT), and the final
+//! fsync + atomic rename + directory fsync that publishes `dest`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::buffers::ALIGN;
+use crate::error::{Error, Result};
+
+/// `<dest>.partial` and `<dest>.partial.journal`.
+pub fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
+    let mut p = dest.as_os_str().to_owned();
+    p.push(".partial");
+    let mut j = p.clone();
+    j.push(".journal");
+    (PathBuf::from(p), PathBuf::from(j))
+}
+
+pub struct PartialFile {
+    pub path: PathBuf,
+    pub file: Arc<File>,
+    direct: Option<File>,
+}
+
+fn ctx(what: &str, p: &Path) -> String {
+    format!("{what} {}", p.display())
+}
+
+impl PartialFile {
+    /// Create (truncating) and preallocate `size` bytes when known.
+    pub fn create(path: &Path, size: Option<u64>, direct_io: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| Error::io(ctx("create", path), e))?;
+        if let Some(size) = size {
+            preallocate(&file, size).map_err(|e| Error::io(ctx("preallocate", path), e))?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            direct: open_direct(path, direct_io),
+        })
+    }
+
+    /// Reopen an existing partial file of exactly `size` bytes (resume).
+    pub fn reopen(path: &Path, size: u64, direct_io: bool) -> Option<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+        if file.metadata().ok()?.len() != size {
+            return None;
+        }
+        Some(Self {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            direct: open_direct(path, direct_io),
+        })
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Write `parts` contiguously at `offset`. The O_DIRECT descriptor takes
+    /// the block-aligned body, the buffered one any unaligned tail.
+    pub fn write_parts(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if let Some(d) = &self.direct {
+            if offset % ALIGN as u64 == 0 && parts.iter().all(|p| p.as_ptr() as usize % ALIGN == 0)
+            {
+                let body = total / ALIGN * ALIGN;
+                // every part but the last is a whole slab (a multiple of ALIGN)
+                let (head, tail) = split_at(parts, body);
+                if body > 0 {
+                    pwritev_all(d, offset, &head)?;
+                }
+                if body < total {
+                    pwritev_all(&self.file, offset + body as u64, &tail)?;
+                }
+                return Ok(());
+            }
+        }
+        pwritev_all(&self.file, offset, parts)
+    }
+
+    /// Make written data durable (used before journal records are appended).
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// fsync, rename to `dest`, fsync the directory.
+    pub fn publish(&self, dest: &Path) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io(ctx("fsync", &self.path), e))?;
+        std::fs::rename(&self.path, dest).map_err(|e| {
+            Error::io(
+                format!("rename {} to {}", self.path.display(), dest.display()),
+                e,
+            )
+        })?;
+        sync_dir(dest);
+        Ok(())
+    }
+}
+
+/// fsync the directory holding `path` so a rename survives power loss.
+/// Best effort: some filesystems refuse fsync on directories.
+pub fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+fn open_direct(path: &Path, want: bool) -> Option<File> {
+    if !want {
+        return None;
+    }
+    // Filesystems without O_DIRECT (older tmpfs) refuse the flag: fall back
+    // to buffered writes rather than failing the download.
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+fn preallocate(f: &File, size: u64) -> io::Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    // SAFETY: plain syscall on an owned descriptor.
+    let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, size as libc::off_t) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // no fallocate here: a sparse file of the right length still works
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => f.set_len(size),
+        _ => Err(e),
+    }
+}
+
+fn split_at<'a>(parts: &[&'a [u8]], at: usize) -> (Vec<&'a [u8]>, Vec<&'a [u8]>) {
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    let mut pos = 0;
+    for p in parts {
+        let end = pos + p.len();
+        if end <= at {
+            head.push(*p);
+        } else if pos >= at {
+            tail.push(*p);
+        } else {
+            head.push(&p[..at - pos]);
+            tail.push(&p[at - pos..]);
+        }
+        pos = end;
+    }
+    (head, tail)
+}
+
+/// pwritev until everything is written (short writes are legal).
+fn pwritev_all(f: &File, mut offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    while first < parts.len() {
+        let iov: Vec<libc::iovec> = parts[first..]
+            .iter()
+            .take(1024)
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect();
+        // SAFETY: iovecs point into live slices for the duration of the call.
+        let n = unsafe {
+            libc::pwritev(
+                f.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                offset as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        let mut n = n as usize;
+        offset += n as u64;
+        while n > 0 && first < parts.len() {
+            if n >= parts[first].len() {
+                n -= parts[first].len();
+                first += 1;
+            } else {
+                parts[first] = &parts[first][n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn paths() {
+        let (p, j) = partial_paths(Path::new("/x/model.bin"));
+        assert_eq!(p, Path::new("/x/model.bin.partial"));
+        assert_eq!(j, Path::new("/x/model.bin.partial.journal"));
+    }
+
+    #[test]
+    fn write_parts_and_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        let (p, _) = partial_paths(&dest);
+        let f = PartialFile::create(&p, Some(10), false).unwrap();
+        f.write_parts(4, &[b"ab", b"", b"cdef"]).unwrap();
+        f.write_parts(0, &[b"0123"]).unwrap();
+        f.publish(&dest).unwrap();
+        let mut s = String::new();
+        File::open(&dest).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "0123abcdef");
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn split_inside_a_part() {
+        let (h, t) = split_at(&[b"abc", b"def"], 4);
+        assert_eq!(h.concat(), b"abcd");
+        assert_eq!(t.concat(), b"ef");
+    }
+}

@@ -1,0 +1,353 @@
+//! Streaming verification: digests advanced in file order on a thread of
+//! their own, so hashing overlaps the network and no second read pass over
+//! freshly downloaded bytes is needed.
+//!
+//! Workers finish ranges out of order; [`InOrder`] holds completed buffers
+//! until the contiguous prefix reaches them (the memory this takes is bounded
+//! by the in-flight budget, see `buffers`). Ranges found done in the journal
+//! on resume are read from the partial file once, when the prefix reaches
+//! them, and their crc32c is checked against the journal on the way.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::buffers::Buffer;
+
+/// Which digests to compute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted {
+    pub sha256: bool,
+    pub md5: bool,
+    /// git blob sha1 of a file of this size ("blob <size>\0" prefix)
+    pub git_sha1_size: Option<u64>,
+    pub xxh3: bool,
+}
+
+/// Hex digests of a finished stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestHex {
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub git_sha1: Option<String>,
+    pub xxh3_128: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[(b >> 4) as usize] as char);
+        s.push(H[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// The running digests.
+pub struct Digests {
+    sha256: Option<Sha256>,
+    md5: Option<Md5>,
+    sha1: Option<Sha1>,
+    xxh3: Option<Box<Xxh3>>,
+}
+
+impl Digests {
+    pub fn new(w: Wanted) -> Self {
+        let sha1 = w.git_sha1_size.map(|size| {
+            let mut h = Sha1::new();
+            h.update(format!("blob {size}\0").as_bytes());
+            h
+        });
+        Self {
+            sha256: w.sha256.then(Sha256::new),
+            md5: w.md5.then(Md5::new),
+            sha1,
+            xxh3: w.xxh3.then(|| Box::new(Xxh3::new())),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.xxh3 {
+            h.update(data);
+        }
+    }
+
+    pub fn finish(self) -> DigestHex {
+        DigestHex {
+            sha256: self.sha256.map(|h| hex(&h.finalize())),
+            md5: self.md5.map(|h| hex(&h.finalize())),
+            git_sha1: self.sha1.map(|h| hex(&h.finalize())),
+            xxh3_128: self.xxh3.map(|h| format!("{:032x}", h.digest128())),
+        }
+    }
+}
+
+/// Reorder buffer: accepts items keyed by offset in any order and releases
+/// them in offset order once the prefix is contiguous.
+pub struct InOrder<T> {
+    next: u64,
+    pending: BTreeMap<u64, (u64, T)>,
+}
+
+impl<T> InOrder<T> {
+    pub fn new(start: u64) -> Self {
+        Self {
+            next: start,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Offset up to which items were released.
+    pub fn frontier(&self) -> u64 {
+        self.next
+    }
+
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn push(&mut self, offset: u64, len: u64, item: T) {
+        self.pending.insert(offset, (len, item));
+    }
+
+    /// Next item if it starts exactly at the frontier.
+    pub fn pop_ready(&mut self) -> Option<(u64, u64, T)> {
+        let (&off, _) = self.pending.first_key_value()?;
+        if off != self.next {
+            return None;
+        }
+        let (len, item) = self.pending.remove(&off)?;
+        self.next = off + len;
+        Some((off, len, item))
+    }
+}
+
+/// Work for the hasher thread.
+pub enum Item {
+    /// Freshly received bytes (already written to the file).
+    Mem(Buffer),
+    /// Bytes found done on resume: read them from the file, check the crc.
+    File { crc: Option<u32> },
+}
+
+pub struct Msg {
+    pub offset: u64,
+    pub len: u64,
+    pub item: Item,
+}
+
+/// What the hasher thread reports at the end.
+#[derive(Debug)]
+pub enum Outcome {
+    Done {
+        digests: DigestHex,
+        hashed: u64,
+    },
+    /// A resumed range failed its crc32c: the partial file is damaged.
+    Corrupt {
+        offset: u64,
+    },
+    Io(std::io::Error),
+}
+
+/// Spawn the hasher thread. It ends when all senders are dropped.
+pub fn spawn(
+    wanted: Wanted,
+    file: Arc<File>,
+    rx: Receiver<Msg>,
+    frontier: Option<Sender<u64>>,
+) -> std::io::Result<JoinHandle<Outcome>> {
+    std::thread::Builder::new()
+        .name("ome-hasher".into())
+        .spawn(move || run(wanted, &file, rx, frontier))
+}
+
+fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, frontier: Option<Sender<u64>>) -> Outcome {
+    let mut d = Digests::new(wanted);
+    let mut order = InOrder::new(0);
+    let mut scratch: Vec<u8> = Vec::new();
+    while let Ok(m) = rx.recv() {
+        order.push(m.offset, m.len, m.item);
+        while let Some((off, len, item)) = order.pop_ready() {
+            match item {
+                Item::Mem(buf) => {
+                    for p in buf.parts(len as usize) {
+                        d.update(p);
+                    }
+                    // dropping `buf` here returns its slabs and budget
+                }
+                Item::File { crc } => {
+                    if scratch.is_empty() {
+                        scratch = vec![0u8; 1 << 20];
+                    }
+                    let mut c = 0u32;
+                    let mut pos = off;
+                    while pos < off + len {
+                        let n = ((off + len - pos) as usize).min(scratch.len());
+                        if let Err(e) = file.read_exact_at(&mut scratch[..n], pos) {
+                            return Outcome::Io(e);
+                        }
+                        c = crc32c::crc32c_append(c, &scratch[..n]);
+                        d.update(&scratch[..n]);
+                        pos += n as u64;
+                    }
+                    if crc.is_some_and(|want| want != c) {
+                        return Outcome::Corrupt { offset: off };
+                    }
+                }
+            }
+            if let Some(f) = &frontier {
+                let _ = f.send(order.frontier());
+            }
+        }
+    }
+    Outcome::Done {
+        digests: d.finish(),
+        hashed: order.frontier(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_digests() {
+        let mut d = Digests::new(Wanted {
+            sha256: true,
+            md5: true,
+            git_sha1_size: Some(6),
+            xxh3: true,
+        });
+        d.update(b"hel");
+        d.update(b"lo\n");
+        let h = d.finish();
+        assert_eq!(
+            h.sha256.unwrap(),
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        assert_eq!(h.md5.unwrap(), "b1946ac92492d2347c6235b4d2611184");
+        // `git hash-object` of "hello\n"
+        assert_eq!(
+            h.git_sha1.unwrap(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        assert_eq!(h.xxh3_128.unwrap().len(), 32);
+    }
+
+    #[test]
+    fn nothing_wanted_gives_nothing() {
+        assert_eq!(
+            Digests::new(Wanted::default()).finish(),
+            DigestHex::default()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn in_order_releases_prefix_in_order(lens in proptest::collection::vec(1u64..100, 1..40), seed in any::<u64>()) {
+            let mut items = Vec::new();
+            let mut pos = 0;
+            for l in &lens { items.push((pos, *l)); pos += l; }
+            let mut shuffled = items.clone();
+            fastrand::Rng::with_seed(seed).shuffle(&mut shuffled);
+            let mut o = InOrder::new(0);
+            let mut out = Vec::new();
+            for (off, len) in shuffled {
+                o.push(off, len, ());
+                while let Some((a, l, ())) = o.pop_ready() { out.push((a, l)); }
+            }
+            prop_assert_eq!(out, items);
+            prop_assert_eq!(o.frontier(), pos);
+            prop_assert_eq!(o.held(), 0);
+        }
+    }
+
+    #[test]
+    fn hasher_thread_matches_one_shot_digest() {
+        use std::io::Write;
+        use std::sync::mpsc::channel;
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(&data).unwrap();
+        let file = Arc::new(tmp);
+        let (tx, rx) = channel();
+        let w = Wanted {
+            sha256: true,
+            ..Default::default()
+        };
+        let h = spawn(w, file, rx, None).unwrap();
+        let pool = Arc::new(super::super::buffers::SlabPool::default());
+        // middle range from memory, sent first; ends resumed from the file
+        let (a, b) = (1_000_000u64, 2_500_000u64);
+        let mut buf = Buffer::new(pool, (b - a) as usize, vec![]);
+        buf.write_at(0, &data[a as usize..b as usize]);
+        tx.send(Msg {
+            offset: a,
+            len: b - a,
+            item: Item::Mem(buf),
+        })
+        .unwrap();
+        let crc_tail = crc32c::crc32c(&data[b as usize..]);
+        tx.send(Msg {
+            offset: b,
+            len: data.len() as u64 - b,
+            item: Item::File {
+                crc: Some(crc_tail),
+            },
+        })
+        .unwrap();
+        tx.send(Msg {
+            offset: 0,
+            len: a,
+            item: Item::File { crc: None },
+        })
+        .unwrap();
+        drop(tx);
+        let mut one = Digests::new(w);
+        one.update(&data);
+        match h.join().unwrap() {
+            Outcome::Done { digests, hashed } => {
+                assert_eq!(hashed, data.len() as u64);
+                assert_eq!(digests, one.finish());
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn corrupt_resumed_range_is_reported() {
+        use std::io::Write;
+        use std::sync::mpsc::channel;
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(b"0123456789").unwrap();
+        let (tx, rx) = channel();
+        let h = spawn(Wanted::default(), Arc::new(tmp), rx, None).unwrap();
+        tx.send(Msg {
+            offset: 0,
+            len: 10,
+            item: Item::File { crc: Some(1) },
+        })
+        .unwrap();
+        drop(tx);
+        assert!(matches!(h.join().unwrap(), Outcome::Corrupt { offset: 0 }));
+    }
+}
