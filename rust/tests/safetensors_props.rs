@@ -32,7 +32,7 @@ fn spec() -> impl Strategy<Value = Spec> {
     )
         .prop_map(|(dtype, mut shape)| {
             // Sub-byte dtypes must fill whole bytes; a trailing 8 always does.
-            if shape.iter().product::<u64>() * u64::from(dtype.bits()) % 8 != 0 {
+            if !(shape.iter().product::<u64>() * u64::from(dtype.bits())).is_multiple_of(8) {
                 shape.push(8);
             }
             Spec { dtype, shape }
@@ -68,7 +68,7 @@ fn file(
     }
     let mut text = Value::Object(obj).to_string();
     // Writers pad the JSON with spaces to an 8-byte boundary.
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut bytes = (text.len() as u64).to_le_bytes().to_vec();

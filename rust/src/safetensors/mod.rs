@@ -11,6 +11,7 @@
 
 mod dtype;
 mod error;
+mod fast;
 mod raw;
 mod validate;
 
@@ -90,6 +91,11 @@ fn parse_json(json: &[u8], data_section: Option<u64>) -> Result<SafetensorsHeade
     let text = std::str::from_utf8(json).map_err(|e| HeaderError::Utf8 {
         offset: e.valid_up_to() as u64,
     })?;
+    let header_size = json.len() as u64;
+    if let Some(fields) = fast::read(text) {
+        return validate::finish(fields, header_size, data_section);
+    }
+    // Not well-typed: read it again slowly to say exactly what is wrong.
     if let Some(err) = not_an_object(text) {
         return Err(err);
     }
@@ -100,7 +106,8 @@ fn parse_json(json: &[u8], data_section: Option<u64>) -> Result<SafetensorsHeade
         .map_err(|e| HeaderError::Json {
             detail: e.to_string(),
         })?;
-    validate::validate(header, json.len() as u64, data_section)
+    let fields = validate::from_entries(header)?;
+    validate::finish(fields, header_size, data_section)
 }
 
 /// A clearer error than serde's "invalid type" when the JSON does not start

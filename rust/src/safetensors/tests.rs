@@ -1,6 +1,8 @@
 //! Unit tests of the header parser: one per rule, each asserting the error
 //! names the tensor or field at fault.
 
+use serde::de::DeserializeSeed;
+
 use super::*;
 
 /// `8-byte length + json`, as a writer would produce it.
@@ -278,4 +280,54 @@ fn reads_only_the_header_of_a_sparse_file() {
     let missing = dir.path().join("nope.safetensors");
     let e = read_header(&missing).unwrap_err();
     assert_eq!(e.io_error().unwrap().kind(), std::io::ErrorKind::NotFound);
+}
+
+/// The careful path alone: what `parse_json` falls back to.
+fn slow_fields(text: &str) -> Option<validate::Fields> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let header = raw::HeaderSeed.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    validate::from_entries(header).ok()
+}
+
+fn finished(fields: Option<validate::Fields>) -> Option<Result<SafetensorsHeader, String>> {
+    fields.map(|f| validate::finish(f, 0, None).map_err(|e| e.to_string()))
+}
+
+/// The fast typed path must accept exactly what the careful path accepts,
+/// with the same result, or errors would depend on which path ran.
+fn assert_paths_agree(text: &str) {
+    assert_eq!(
+        finished(fast::read(text)),
+        finished(slow_fields(text)),
+        "paths disagree on {text}"
+    );
+}
+
+#[test]
+fn fast_and_careful_paths_agree_on_known_cases() {
+    for text in [
+        TWO,
+        "{}",
+        r#"{"__metadata__":null}"#,
+        r#"{"__metadata__":{"a":"b"},"__metadata__":{"a":"b"}}"#,
+        r#"{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":[{"x":1}]}}"#,
+        r#"{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"dtype":"U8"}}"#,
+        r#"{"t":{"dtype":"U8","shape":[1.0],"data_offsets":[0,1]}}"#,
+        r#"{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"t":{}}"#,
+        r#"{"t\u0041":{"dtype":"U\u0038","shape":[1],"data_offsets":[0,1]}}"#,
+        r#"{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}"#,
+        r#"{"t":null}"#,
+    ] {
+        assert_paths_agree(text);
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn fast_and_careful_paths_agree_on_json_like_text(
+        text in r#"\{(("[ab_]{1,2}"|"__metadata__"):(\{("(dtype|shape|data_offsets|x|a)":(\[[0-9,\-\.]{0,5}\]|"(U8|F16|F4|I8)"|null|1|"s")(,)?){0,4}\}|null|\[\])(,)?){0,3}\}"#
+    ) {
+        assert_paths_agree(&text);
+    }
 }

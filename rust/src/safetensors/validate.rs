@@ -1,6 +1,8 @@
-//! Ordered JSON entries -> checked `SafetensorsHeader`: field types, dtypes,
-//! shape arithmetic (checked, never wrapping), offsets, and the format's rule
-//! that tensors tile the data section exactly (no overlap, no gap).
+//! Header fields -> checked `SafetensorsHeader`: shape arithmetic (checked,
+//! never wrapping), offsets, and the format's rule that tensors tile the data
+//! section exactly (no overlap, no gap). Also the careful reading of ordered
+//! JSON entries (`from_entries`) that names the field at fault when the fast
+//! typed path (`fast.rs`) rejects a header.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,24 @@ use super::error::HeaderError;
 use super::raw::{self, Entry, Header, Object};
 use super::{SafetensorsHeader, TensorInfo};
 
-const METADATA_KEY: &str = "__metadata__";
+pub(crate) const METADATA_KEY: &str = "__metadata__";
+
+/// One tensor's fields, well-typed but not yet checked against each other.
+#[derive(Debug)]
+pub(crate) struct Typed {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+    pub begin: u64,
+    pub end: u64,
+}
+
+/// A header's fields, well-typed; `finish` applies the format's rules.
+#[derive(Debug)]
+pub(crate) struct Fields {
+    pub tensors: Vec<Typed>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
 
 /// Longest rendering of an offending JSON value quoted in an error.
 const SHOWN_VALUE_CHARS: usize = 40;
@@ -107,12 +126,8 @@ fn parse_metadata(entry: Entry) -> Result<Option<BTreeMap<String, String>>, Head
     Ok(Some(out))
 }
 
-/// Checks one tensor on its own (everything but its neighbours).
-fn parse_tensor(
-    name: String,
-    entry: Entry,
-    data_section: Option<u64>,
-) -> Result<TensorInfo, HeaderError> {
+/// Reads one tensor's fields, naming the first that is missing or ill-typed.
+fn typed_tensor(name: String, entry: Entry) -> Result<Typed, HeaderError> {
     let obj = match entry {
         Entry::Object(obj) => obj,
         Entry::Other(kind) => {
@@ -153,6 +168,24 @@ fn parse_tensor(
         ));
     };
 
+    Ok(Typed {
+        name,
+        dtype,
+        shape,
+        begin,
+        end,
+    })
+}
+
+/// Checks one tensor on its own (everything but its neighbours).
+fn check_tensor(t: Typed, data_section: Option<u64>) -> Result<TensorInfo, HeaderError> {
+    let Typed {
+        name,
+        dtype,
+        shape,
+        begin,
+        end,
+    } = t;
     let numel = shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
@@ -162,7 +195,7 @@ fn parse_tensor(
         })?;
     // u64 * u32 always fits in u128, so this product cannot overflow.
     let bits = u128::from(numel) * u128::from(dtype.bits());
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         return Err(HeaderError::Misaligned {
             tensor: name,
             dtype: dtype.to_string(),
@@ -246,12 +279,8 @@ fn check_tiling(tensors: &mut [TensorInfo]) -> Result<u64, HeaderError> {
     Ok(covered)
 }
 
-/// Applies every safetensors rule to the parsed JSON of a header.
-pub(crate) fn validate(
-    header: Header,
-    header_size: u64,
-    data_section: Option<u64>,
-) -> Result<SafetensorsHeader, HeaderError> {
+/// Reads ordered JSON entries into typed fields, with precise errors.
+pub(crate) fn from_entries(header: Header) -> Result<Fields, HeaderError> {
     if let Some(key) = header.duplicate {
         return Err(HeaderError::DuplicateKey { key });
     }
@@ -261,9 +290,23 @@ pub(crate) fn validate(
         if name == METADATA_KEY {
             metadata = parse_metadata(entry)?;
         } else {
-            tensors.push(parse_tensor(name, entry, data_section)?);
+            tensors.push(typed_tensor(name, entry)?);
         }
     }
+    Ok(Fields { tensors, metadata })
+}
+
+/// Applies every arithmetic and layout rule to well-typed header fields.
+pub(crate) fn finish(
+    fields: Fields,
+    header_size: u64,
+    data_section: Option<u64>,
+) -> Result<SafetensorsHeader, HeaderError> {
+    let mut tensors = fields
+        .tensors
+        .into_iter()
+        .map(|t| check_tensor(t, data_section))
+        .collect::<Result<Vec<_>, _>>()?;
     let covered = check_tiling(&mut tensors)?;
     if let Some(data_size) = data_section {
         if covered != data_size {
@@ -281,7 +324,7 @@ pub(crate) fn validate(
         header_size,
         data_size: covered,
         tensors,
-        metadata,
+        metadata: fields.metadata,
         parameter_count,
         parameters_by_dtype,
     })
