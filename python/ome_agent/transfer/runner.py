@@ -65,6 +65,8 @@ class Runner:
         self.jobs = sorted(
             jobs, key=lambda j: -(j.file.size if j.file.size is not None else 1 << 62)
         )
+        for parent in {j.dest.parent for j in self.jobs}:  # the engine wants them to exist
+            parent.mkdir(parents=True, exist_ok=True)
         self.transfers = [_make_transfer(engine, j, settings) for j in self.jobs]
         self.settings = settings
         self.on_progress = on_progress
@@ -77,7 +79,6 @@ class Runner:
     def _run_one(self, index: int) -> _core.TransferResult:
         if self._stop.is_set():
             raise _core.Cancelled("not started: the pull was stopped")
-        self.jobs[index].dest.parent.mkdir(parents=True, exist_ok=True)
         return self.transfers[index].run()
 
     def cancel(self) -> None:
