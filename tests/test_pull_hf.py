@@ -198,3 +198,17 @@ def test_no_verify_is_marked_unsafe(hf_env: HubServer, tmp_path: Path) -> None:
     assert summary["verify"] is False
     for f in summary["files"]:
         assert not set(f["verified"]) - {"size"}
+
+
+def test_names_needing_url_quoting_and_empty_files(hf_env: HubServer, tmp_path: Path) -> None:
+    files = {
+        "empty.txt": b"",
+        "space name.txt": b"s",
+        "unicodé/ü.json": b"{}",
+        "q?#%.txt": b"q",
+    }
+    hf_env.add_repo("org/odd", files)
+    run = pull_cli("hf://org/odd", str(tmp_path / "d"), "--json")
+    assert run.code == 0, run.stderr
+    assert _tree(tmp_path / "d") == files
+    assert all("git-sha1" in f["verified"] for f in run.json()["files"])
