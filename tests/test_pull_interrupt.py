@@ -3,6 +3,7 @@ appears under its final name (partial files stay for a resume)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import signal
@@ -87,3 +88,35 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0, seen.decode(errors="replace")
     assert b"files" in seen  # the bar's "n/m files" label
     assert "verified by digest" in out
+
+
+def test_rerun_after_interrupt_resumes(tmp_path: Path) -> None:
+    big = os.urandom(16 * 1024 * 1024)
+    with HubServer(lfs_threshold=1024 * 1024, throttle=1024 * 1024) as hub:
+        hub.add_repo("org/slow", {"w.safetensors": big})
+        dest = tmp_path / "d"
+        args = ["pull", "hf://org/slow", str(dest), "--chunk-size", "256K", "--connections", "4"]
+        env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_TOKEN": ""}
+        cmd = [sys.executable, "-c", "from ome_agent.cli import main; main()"]
+        proc = subprocess.Popen(
+            [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT, env=env
+        )
+        # a new range request on one of 4 connections means an earlier range finished
+        deadline = time.monotonic() + 60
+        while sum(r["method"] == "GET" for r in hub.requests("cdn")) < 10:
+            assert proc.poll() is None
+            assert time.monotonic() < deadline, "the pull made no progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        hub.throttle = None
+        rerun = subprocess.run(
+            [*cmd, *args, "--json"], capture_output=True, text=True, cwd=REPO_ROOT, env=env
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        [f] = json.loads(rerun.stdout)["files"]
+        assert f["resumed_bytes"] > 0
+        assert f["fetched_bytes"] < len(big)
+        assert f["fetched_bytes"] + f["resumed_bytes"] == len(big)
+        assert (dest / "w.safetensors").read_bytes() == big
