@@ -212,3 +212,15 @@ def test_names_needing_url_quoting_and_empty_files(hf_env: HubServer, tmp_path: 
     assert run.code == 0, run.stderr
     assert _tree(tmp_path / "d") == files
     assert all("git-sha1" in f["verified"] for f in run.json()["files"])
+
+
+def test_unusable_dest_is_bad_input(hf_env: HubServer, tmp_path: Path) -> None:
+    hf_env.add_repo("org/model", {"a.txt": b"a"})
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    run = pull_cli("hf://org/model", str(blocker))
+    assert run.code == 2
+    assert "is a file" in run.stderr
+    run = pull_cli("hf://org/model", str(blocker / "sub"))
+    assert run.code == 2
+    assert "cannot create" in run.stderr

@@ -91,8 +91,11 @@ def pull(
         resolved = _resolve_repo(ref, include, exclude)
 
     jobs = _confined_jobs(root, resolved)
-    root.mkdir(parents=True, exist_ok=True)
-    runner = Runner(engine or make_engine(settings), jobs, settings, on_progress)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        runner = Runner(engine or make_engine(settings), jobs, settings, on_progress)
+    except OSError as e:
+        raise BadInput(f"DEST {dest}: cannot create {e.filename or root}: {e.strerror}") from None
     outcomes = runner.run()
     return _summarize(resolved, root, outcomes, settings, time.monotonic() - started)
 
