@@ -415,6 +415,7 @@ def sweep(
 
 def probe(source: ResolvedSource) -> int | None:
     """Size of the source (``None`` when the server sends none); raises the engine's errors."""
-    info = _core.Engine().head(source.url, headers=source.headers or None)
+    # Few retries: an unreachable source should fail in seconds, not after minutes of backoff.
+    info = _core.Engine(max_retries=2).head(source.url, headers=source.headers or None)
     size = info.get("size")
     return size if isinstance(size, int) else None
