@@ -102,3 +102,13 @@ def test_not_a_tty_prints_only_the_result(fault_server: FaultServer, tmp_path: P
     lines = run.stdout.splitlines()
     assert len(lines) == 1
     assert "1/1 verified by digest" in lines[0]
+
+
+def test_unusable_ca_bundle_is_bad_input(fault_server: FaultServer, tmp_path: Path) -> None:
+    pem = tmp_path / "not-a.pem"
+    pem.write_text("garbage\n")
+    url = fault_server.add("/f.bin", DATA)
+    run = pull_cli(url, f"{tmp_path}/", "--ca-bundle", str(pem))
+    assert run.code == 2
+    assert "--ca-bundle" in run.stderr
+    assert fault_server.requests_for("/f.bin") == []
