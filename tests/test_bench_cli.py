@@ -27,6 +27,7 @@ from ome_agent.tuning import (
     recommend,
     resolve_source,
 )
+from tests.servers.hf_hub_server import HubServer
 from tests.servers.nginx import NginxServer
 
 MiB = 1024 * 1024
@@ -195,3 +196,25 @@ def test_recommend_prefers_cheaper_cpu_among_ties() -> None:
     failed = Measurement(Setting(4, MiB), error="TransferError: boom")
     assert recommend([failed]) is None
     assert recommend([failed, slow_cheapest]) is slow_cheapest
+
+
+def test_hf_file_through_the_local_hub(hf_env: HubServer) -> None:
+    size = 3 * MiB + 7
+    hf_env.add_repo("bench-org/tiny", {"model.safetensors": os.urandom(size), "config.json": b"{}"})
+    code, out, err = _invoke(
+        "hf://bench-org/tiny/model.safetensors",
+        "--connections",
+        "2",
+        "--chunk-sizes",
+        "1MiB",
+        "--no-auto",
+        "--json",
+    )
+    assert code == 0, out + err
+    doc = json.loads(out)
+    assert doc["source"] == "hf://bench-org/tiny/model.safetensors"
+    assert doc["size"] == size
+    (r,) = doc["results"]
+    assert r["bytes"] == size
+    # The LFS file was served by the second ("CDN") host after the Hub's redirect.
+    assert any("/repos/" in req["path"] for req in hf_env.requests("cdn"))
