@@ -145,7 +145,10 @@ class SafetensorsHeader:
 MAX_HEADER_BYTES: int  # 100 MB
 
 def read_safetensors_header(path: str) -> SafetensorsHeader:
-    """Parse the header of a local file (reads only the header bytes)."""
+    """Parse the header of a local file (reads only the header bytes).
+
+    Raises ``HeaderError`` for a malformed or hostile header, ``OSError``
+    (e.g. ``FileNotFoundError``) when the file cannot be read."""
 
 def parse_safetensors_header(data: bytes, file_size: int | None = None) -> SafetensorsHeader:
     """Parse from the file's first bytes (8-byte length + JSON), e.g. from a range
