@@ -27,6 +27,7 @@ from ome_agent.tuning import (
     recommend,
     resolve_source,
 )
+from tests.servers.fault_server import FaultServer, Throttle
 from tests.servers.hf_hub_server import HubServer
 from tests.servers.nginx import NginxServer
 
@@ -98,25 +99,29 @@ def test_table_lists_settings_and_prints_pull_flags(served: tuple[NginxServer, i
     assert "[1/1] 2 x 2MiB" in err  # progress goes to stderr, not into the table
 
 
-def test_max_bytes_stops_each_download_early(served: tuple[NginxServer, int]) -> None:
-    nginx, size = served
-    # The rate-limited location makes one connection take ~0.8 s for the file,
-    # so the 1 MiB budget is reached long before the end.
-    code, out, _ = _invoke(
-        nginx.slow_url + "model.bin",
-        "--connections",
-        "1",
-        "--chunk-sizes",
-        "1MiB",
-        "--no-auto",
-        "--max-bytes",
-        "1MiB",
-        "--json",
-    )
+def test_max_bytes_stops_each_download_early() -> None:
+    size = 6 * MiB
+    with FaultServer() as server:
+        url = server.add("/model.bin", os.urandom(size))
+        # A throttled body takes ~1.5 s, so the 1 MiB budget is reached long before the end
+        # (nginx's limit_rate lets a socket buffer's worth through at once on loopback).
+        server.set_faults("/model.bin", Throttle(bytes_per_sec=4e6))
+        code, out, _ = _invoke(
+            url,
+            "--connections",
+            "1",
+            "--chunk-sizes",
+            "1MiB",
+            "--no-auto",
+            "--max-bytes",
+            "1MiB",
+            "--json",
+        )
     assert code == 0, out
     (r,) = json.loads(out)["results"]
     assert r["complete"] is False
     assert MiB <= r["bytes"] < size
+    assert r["seconds"] < 1.2
 
 
 def test_unreachable_source_is_a_transfer_failure(served: tuple[NginxServer, int]) -> None:
