@@ -17,15 +17,15 @@ build:
 	VIRTUAL_ENV=$(CURDIR)/.venv $(VENV)/maturin develop --release
 
 lint:
-	$(VENV)/ruff check python tests benches
-	$(VENV)/ruff format --check python tests benches
+	$(VENV)/ruff check python tests benches scripts
+	$(VENV)/ruff format --check python tests benches scripts
 	$(VENV)/mypy
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
 fmt:
-	$(VENV)/ruff format python tests benches
-	$(VENV)/ruff check --fix python tests benches
+	$(VENV)/ruff format python tests benches scripts
+	$(VENV)/ruff check --fix python tests benches scripts
 	cargo fmt --all
 
 rust-test:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's main job. Filled in as the agent grows.
+# The README's main job (see scripts/demo.py): runs from the repository root so the
+# local Hub server under tests/servers/ can be imported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/ome-agent --help
+exec .venv/bin/python -m scripts.demo "$@"
