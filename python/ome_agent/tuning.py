@@ -30,6 +30,8 @@ DEFAULT_CONNECTIONS: tuple[int, ...] = (1, 4, 8, 16, 32, 64)
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = tuple(n * 1024 * 1024 for n in (4, 8, 16, 64))
 # Settings within this fraction of the fastest count as tied; the cheaper in CPU wins.
 TIE_TOLERANCE = 0.05
+# Bytes of the unmeasured warm-up download that precedes a sweep.
+WARMUP_BYTES = 64 * 1024 * 1024
 # How often peak RSS and the --max-bytes budget are checked while a transfer runs.
 SAMPLE_INTERVAL = 0.01
 
@@ -373,6 +375,7 @@ def sweep(
     runs: int = 1,
     max_bytes: int | None = None,
     verify: bool = True,
+    warmup: bool = True,
     on_sample: Callable[[Measurement, int], None] | None = None,
 ) -> list[Measurement]:
     """Measure every setting ``runs`` times.
@@ -393,6 +396,12 @@ def sweep(
     dest = workdir / "bench.bin"
     results = [Measurement(s) for s in settings]
     try:
+        if warmup and settings:
+            # Unmeasured: the engine's runtime, the connection pool and the server's
+            # cache would otherwise all be charged to whichever setting runs first.
+            with contextlib.suppress(_core.EngineError):
+                budget = min(WARMUP_BYTES, max_bytes or WARMUP_BYTES)
+                measure_once(engine, source, dest, settings[0], max_bytes=budget, verify=verify)
         for r in range(runs):
             order = results[r % len(results) :] + results[: r % len(results)]
             for m in order:
