@@ -127,7 +127,9 @@ def bench(
     SOURCE is an http(s):// URL or an hf://org/name/path/to/file[@revision]
     file. Every setting downloads the file into a fresh temporary file, which is
     deleted afterwards; the recommended setting is the fastest, ties (within 5%)
-    going to the one with the least CPU per GB.
+    going to the one with the least CPU per GB. A short unmeasured warm-up
+    download comes first. CPU is this process's (engine threads included); peak
+    RSS is this process's resident memory sampled during each download.
     """
     try:
         resolved = resolve_source(source)
