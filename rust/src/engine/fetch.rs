@@ -38,9 +38,11 @@ impl Failure {
     }
 }
 
+/// A parsed Content-Range: the inclusive range if given, the total if known.
+pub type ContentRange = (Option<(u64, u64)>, Option<u64>);
+
 /// Parse `Content-Range: bytes a-b/total` (or `bytes */total`).
-/// Returns the inclusive range if given and the total if known.
-pub fn parse_content_range(v: &str) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+pub fn parse_content_range(v: &str) -> Option<ContentRange> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let total = match total.trim() {

@@ -73,7 +73,10 @@ impl PartialFile {
     pub fn write_parts(&self, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if let Some(d) = &self.direct {
-            if offset % ALIGN as u64 == 0 && parts.iter().all(|p| p.as_ptr() as usize % ALIGN == 0)
+            if offset.is_multiple_of(ALIGN as u64)
+                && parts
+                    .iter()
+                    .all(|p| (p.as_ptr() as usize).is_multiple_of(ALIGN))
             {
                 let body = total / ALIGN * ALIGN;
                 // every part but the last is a whole slab (a multiple of ALIGN)
