@@ -348,6 +348,17 @@ def check_ours_json(tool: Tool, run: Run) -> str | None:
     return None
 
 
+def reported_seconds(tool: Tool, run: Run) -> float | None:
+    """Ours' own transfer time from its --json summary: the wall time minus this is
+    process start-up, imports and resolution, which the table's numbers include."""
+    if tool.role != "ours":
+        return None
+    try:
+        return round(float(json.loads(run.stdout)["seconds"]), 4)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
 # ---------------------------------------------------------------- rounds
 def fresh(path: Path) -> None:
     """Remove a previous output (file, directory, and the tools' side files)."""
@@ -411,6 +422,7 @@ def run_scenario(
                         "seconds": round(run.seconds, 4),
                         "cpu_seconds": round(run.cpu_seconds, 4),
                         "max_rss_bytes": run.max_rss_bytes,
+                        "reported_seconds": reported_seconds(tool, run),
                     }
                 )
                 gbps = base_ctx.size / 1e9 / run.seconds if run.seconds else 0.0
