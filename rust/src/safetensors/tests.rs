@@ -324,9 +324,11 @@ fn fast_and_careful_paths_agree_on_known_cases() {
 }
 
 proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 2048, ..Default::default() })]
+
     #[test]
     fn fast_and_careful_paths_agree_on_json_like_text(
-        text in r#"\{(("[ab_]{1,2}"|"__metadata__"):(\{("(dtype|shape|data_offsets|x|a)":(\[[0-9,\-\.]{0,5}\]|"(U8|F16|F4|I8)"|null|1|"s")(,)?){0,4}\}|null|\[\])(,)?){0,3}\}"#
+        text in r#"\{("(a|b|__metadata__)":(\{("x":\{"y":1\},)?("dtype":("(U8|F16|F4|Q)"|1),)?("shape":(\[([0-9]|-1|1\.5)(,[0-9])?\]|"s"),)?("dtype":"U8",)?"data_offsets":\[[0-9],[0-9]{1,2}(,1)?\]\}|\{"k":"(v|w)"\}|null)(,)?){1,3}\}"#
     ) {
         assert_paths_agree(&text);
     }
