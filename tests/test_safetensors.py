@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import time
 from pathlib import Path
 from typing import Any
 
@@ -256,20 +255,17 @@ def read_bytes_of_this_process() -> int:
     raise AssertionError("no rchar in /proc/self/io")
 
 
-def test_many_shards_read_only_their_headers_fast(tmp_path: Path) -> None:
+def test_many_shards_read_only_their_headers(tmp_path: Path) -> None:
     tensors = llama_like_shard()
     entries, data_size = layout(tensors)
     paths = [write(tmp_path / f"s{i:03}.safetensors", entries, data_size) for i in range(160)]
     header_bytes = len(frame(entries)) * len(paths)
 
     before = read_bytes_of_this_process()
-    start = time.perf_counter()
     total = sum(_core.read_safetensors_header(str(p)).parameter_count for p in paths)
-    elapsed = time.perf_counter() - start
     read = read_bytes_of_this_process() - before
 
     assert total == 160 * sum(math.prod(s) for _, s in tensors.values())
     # Only the headers are read (the data sections are 3 GB holes each).
+    # Speed is a benchmark's business (benches/), not a test's.
     assert read < header_bytes + 1_000_000, read
-    # Issue 4's inspect budget is 0.2 s for 160 shards; leave room for a busy machine.
-    assert elapsed < 1.0, elapsed
