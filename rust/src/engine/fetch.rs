@@ -12,6 +12,7 @@ use reqwest::{Client, Response, StatusCode, Url};
 
 use super::buffers::Buffer;
 use super::client::error_chain;
+use super::progress::Progress;
 use super::retry;
 use crate::error::{redact_url, Error};
 
@@ -163,9 +164,10 @@ pub async fn fetch_piece(
     buf: &mut Buffer,
     got: &mut usize,
     stall: Duration,
+    progress: &Progress,
 ) -> Result<(), Failure> {
     let from = start + *got as u64;
-    let mut resp = get(client, url, headers, Some((from, end)), if_range, stall).await?;
+    let resp = get(client, url, headers, Some((from, end)), if_range, stall).await?;
     match resp.status() {
         StatusCode::PARTIAL_CONTENT => {}
         // If-Range did not match (or Range is no longer honoured): the
@@ -182,6 +184,20 @@ pub async fn fetch_piece(
             ))
         }
     }
+    read_piece(resp, start, end, buf, got, stall, progress).await
+}
+
+/// Read the body of a 206 answering `[start + *got, end)` into `buf`.
+pub async fn read_piece(
+    mut resp: Response,
+    start: u64,
+    end: u64,
+    buf: &mut Buffer,
+    got: &mut usize,
+    stall: Duration,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let from = start + *got as u64;
     let want = (end - start) as usize;
     while let Some(chunk) = next_chunk(&mut resp, stall).await? {
         if *got + chunk.len() > want {
@@ -189,6 +205,8 @@ pub async fn fetch_piece(
         }
         buf.write_at(*got, &chunk);
         *got += chunk.len();
+        // counted on arrival (kept across retries), so progress is smooth
+        progress.add(chunk.len() as u64);
     }
     if *got < want {
         return Err(Failure::retry(format!(
@@ -200,11 +218,20 @@ pub async fn fetch_piece(
     Ok(())
 }
 
+/// Read and discard what is left of a (small) body so the connection can
+/// return to the keep-alive pool.
+pub async fn drain(mut resp: Response, stall: Duration) {
+    while let Ok(Some(_)) = next_chunk(&mut resp, stall).await {}
+}
+
 /// What the probe learnt about the object.
 pub struct Probe {
     /// Set when the server ignored Range: this response carries the whole
     /// body and is streamed as is.
     pub whole: Option<Response>,
+    /// The open 206 of the probe and the end of its range: the first piece
+    /// of the file, read by a worker instead of being requested again.
+    pub first: Option<(u64, Response)>,
     pub ranged: bool,
     pub size: Option<u64>,
     pub etag: Option<String>,
@@ -212,18 +239,29 @@ pub struct Probe {
     pub final_url: Url,
 }
 
-/// Probe with `GET Range: bytes=0-0` (works where HEAD is not signed, e.g.
-/// presigned GET URLs): size from Content-Range, validators, final URL.
+/// Probe with `GET Range: bytes=0-<first_len-1>` (a GET works where HEAD is
+/// not signed, e.g. presigned GET URLs): size from Content-Range,
+/// validators, final URL; the body is left unread for the caller.
 pub async fn probe(
     client: &Client,
     url: &Url,
     headers: &HeaderMap,
     timeout: Duration,
+    first_len: u64,
 ) -> Result<Probe, Failure> {
-    let mut resp = get(client, url, headers, Some((0, 1)), None, timeout).await?;
+    let resp = get(
+        client,
+        url,
+        headers,
+        Some((0, first_len.max(1))),
+        None,
+        timeout,
+    )
+    .await?;
     let h = resp.headers().clone();
     let mut p = Probe {
         whole: None,
+        first: None,
         ranged: false,
         size: None,
         etag: header_str(&h, ETAG),
@@ -234,15 +272,14 @@ pub async fn probe(
     match resp.status() {
         StatusCode::PARTIAL_CONTENT => {
             match cr {
-                Some((Some((0, _)), Some(total))) => {
+                Some((Some((0, last)), Some(total))) if last < total => {
                     p.ranged = true;
                     p.size = Some(total);
+                    p.first = Some((last + 1, resp));
                 }
                 // a range without a known total: fall back to one stream
                 _ => p.ranged = false,
             }
-            // drain the one byte so the connection goes back to the pool
-            while next_chunk(&mut resp, timeout).await?.is_some() {}
         }
         StatusCode::OK => {
             p.size = resp.content_length();

@@ -135,11 +135,14 @@ pub struct HeadInfo {
 pub async fn head(engine: &Engine, url: &Url, headers: &HeaderMap) -> Result<HeadInfo> {
     let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
     let retries = AtomicU64::new(0);
-    let p = with_retries(engine.cfg.max_retries, None, &retries, url, || {
-        fetch::probe(&engine.client, url, headers, engine.cfg.stall_timeout)
+    let mut p = with_retries(engine.cfg.max_retries, None, &retries, url, || {
+        fetch::probe(&engine.client, url, headers, engine.cfg.stall_timeout, 1)
     })
     .await
     .map_err(|f| failure_to_error(f, url))?;
+    if let Some((_, resp)) = p.first.take() {
+        fetch::drain(resp, engine.cfg.stall_timeout).await;
+    }
     // the whole body of a range-less server is not wanted here: dropping the
     // response closes that connection
     Ok(HeadInfo {

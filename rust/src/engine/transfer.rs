@@ -270,14 +270,41 @@ async fn attempt(
     allow_resume: bool,
 ) -> std::result::Result<TransferOutcome, AttemptError> {
     let cfg = &engine.cfg;
-    let probe = {
+    let (ppath, jpath) = partial_paths(&spec.dest);
+    let window_slabs = (engine.budget_slabs * 3 / 4).max(1);
+    let start_conns = spec
+        .connections
+        .unwrap_or(adaptive::START)
+        .min(cfg.max_connections);
+    // The probe asks for the first piece and keeps its body: no byte is
+    // fetched twice. When resuming, the first piece is likely done already,
+    // so only one byte is asked for.
+    let journal_found = if allow_resume {
+        journal::load(&jpath)
+    } else {
+        None
+    };
+    let first_len = if journal_found.is_some() {
+        1
+    } else {
+        piece_len(window_slabs, spec.chunk_size, start_conns)
+    };
+    let mut probe = {
         let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
         with_retries(
             cfg.max_retries,
             Some(&state.cancel),
             &stats.retries,
             url,
-            || fetch::probe(&engine.client, url, &spec.headers, cfg.stall_timeout),
+            || {
+                fetch::probe(
+                    &engine.client,
+                    url,
+                    &spec.headers,
+                    cfg.stall_timeout,
+                    first_len,
+                )
+            },
         )
         .await
         .map_err(|f| failure_to_error(f, url))?
@@ -292,6 +319,7 @@ async fn attempt(
     if !same_origin(url, &probe.final_url) {
         strip_credentials(&mut headers);
     }
+    let first = probe.first.take();
     if !probe.ranged {
         return stream(engine, spec, state, stats, probe, &headers).await;
     }
@@ -301,14 +329,13 @@ async fn attempt(
         etag: probe.etag.clone(),
         last_modified: probe.last_modified.clone(),
     };
-    let (ppath, jpath) = partial_paths(&spec.dest);
 
     // Resume when the journal describes this very object and the partial
     // file is still there with the right length.
     let mut records: Vec<Record> = Vec::new();
     let mut resumed = None;
     if allow_resume {
-        if let Some((jv, recs)) = journal::load(&jpath) {
+        if let Some((jv, recs)) = journal_found {
             if jv.matches(&validator) {
                 if let Some(pf) = PartialFile::reopen(&ppath, size, spec.direct_io) {
                     records = recs;
@@ -358,9 +385,20 @@ async fn attempt(
     let journal_thread = spawn_journal(writer, partial.file.clone(), jrx)
         .map_err(|e| Error::io("start the journal thread", e))?;
 
-    let window_slabs = (engine.budget_slabs * 3 / 4).max(1);
+    let planner = Planner::new(done.missing(size), SLAB as u64);
+    // The probe's open response becomes the first piece when that piece is
+    // still missing; its memory is reserved before any worker starts, so it
+    // is first in line as file order requires.
+    let mut first_piece = None;
+    if let Some((end, resp)) = first {
+        if done.total() == 0 && end <= size && planner.peek_len(end) == Some(end) {
+            first_piece = Some((end, resp));
+        } else {
+            fetch::drain(resp, cfg.stall_timeout).await;
+        }
+    }
     let shared = Arc::new(Shared {
-        planner: Mutex::new(Planner::new(done.missing(size), SLAB as u64)),
+        planner: Mutex::new(planner),
         window: Arc::new(Semaphore::new(window_slabs)),
         window_slabs,
         target: AtomicUsize::new(1),
@@ -376,9 +414,28 @@ async fn attempt(
     );
     shared.target.store(ctrl.target(), Ordering::Relaxed);
 
+    let mut first_job = match first_piece {
+        None => None,
+        Some((end, resp)) => {
+            let mut p = shared.planner.lock().await;
+            let n = slabs_for(end) as u32;
+            let w = shared.window.clone().acquire_many_owned(n).await;
+            let b = engine.budget.clone().acquire_many_owned(n).await;
+            let (Ok(w), Ok(b)) = (w, b) else {
+                return Err(Error::Cancelled.into());
+            };
+            p.next_piece(end);
+            Some(FirstPiece {
+                end,
+                resp,
+                buf: Buffer::new(engine.pool.clone(), end as usize, vec![w, b]),
+            })
+        }
+    };
+
     let mut set: JoinSet<std::result::Result<(), AttemptError>> = JoinSet::new();
     let mut spawned = 0usize;
-    let spawn_upto = |set: &mut JoinSet<_>, spawned: &mut usize, n: usize| {
+    let mut spawn_upto = |set: &mut JoinSet<_>, spawned: &mut usize, n: usize| {
         while *spawned < n {
             let w = Worker {
                 engine: engine.clone(),
@@ -390,7 +447,7 @@ async fn attempt(
                 jtx: jtx.clone(),
                 stats: stats.clone(),
             };
-            set.spawn(w.run());
+            set.spawn(w.run(first_job.take()));
             *spawned += 1;
         }
     };
@@ -487,19 +544,27 @@ struct Shared {
     fixed_chunk: Option<u64>,
 }
 
-impl Shared {
-    /// Piece size: what the user chose, else sized so that all connections
-    /// fit twice in the window (buffers waiting for the hasher included).
-    fn chunk_len(&self) -> u64 {
-        let window = (self.window_slabs * SLAB) as u64;
-        match self.fixed_chunk {
-            Some(c) => c.clamp(1, window),
-            None => {
-                let t = self.target.load(Ordering::Relaxed).max(1) as u64;
-                let c = (window / (2 * t)).clamp(SLAB as u64, 8 * SLAB as u64);
-                c / SLAB as u64 * SLAB as u64
-            }
+/// Piece size: what the user chose, else sized so that all connections
+/// fit twice in the window (buffers waiting for the hasher included).
+fn piece_len(window_slabs: usize, fixed: Option<u64>, target: usize) -> u64 {
+    let window = (window_slabs * SLAB) as u64;
+    match fixed {
+        Some(c) => c.clamp(1, window),
+        None => {
+            let t = target.max(1) as u64;
+            let c = (window / (2 * t)).clamp(SLAB as u64, 8 * SLAB as u64);
+            c / SLAB as u64 * SLAB as u64
         }
+    }
+}
+
+impl Shared {
+    fn chunk_len(&self) -> u64 {
+        piece_len(
+            self.window_slabs,
+            self.fixed_chunk,
+            self.target.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -514,9 +579,26 @@ struct Worker {
     stats: Arc<Stats>,
 }
 
+/// The first piece, whose response is already open (the probe's).
+struct FirstPiece {
+    end: u64,
+    resp: reqwest::Response,
+    buf: Buffer,
+}
+
 impl Worker {
     /// Take pieces in file order until none is left.
-    async fn run(self) -> std::result::Result<(), AttemptError> {
+    async fn run(self, first: Option<FirstPiece>) -> std::result::Result<(), AttemptError> {
+        if let Some(f) = first {
+            let _conn = self
+                .engine
+                .conns
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Cancelled)?;
+            self.process(0, f.end, f.buf, Some(f.resp)).await?;
+        }
         loop {
             let _conn = self
                 .engine
@@ -528,7 +610,7 @@ impl Worker {
             // Pieces are cut and their memory reserved under one lock, so
             // reservations follow file order: the piece the hasher waits
             // for always holds its memory and the budget cannot deadlock.
-            let (start, end, mut buf) = {
+            let (start, end, buf) = {
                 let mut p = self.shared.planner.lock().await;
                 let max = self.shared.chunk_len();
                 let Some(len) = p.peek_len(max) else {
@@ -549,9 +631,22 @@ impl Worker {
                     Buffer::new(self.engine.pool.clone(), len as usize, vec![w, b]),
                 )
             };
+            self.process(start, end, buf, None).await?;
+        }
+    }
+
+    /// Fetch a piece, write it at its offset, pass it to journal and hasher.
+    async fn process(
+        &self,
+        start: u64,
+        end: u64,
+        mut buf: Buffer,
+        open: Option<reqwest::Response>,
+    ) -> std::result::Result<(), AttemptError> {
+        {
             let active = self.stats.active.fetch_add(1, Ordering::Relaxed) + 1;
             self.stats.peak.fetch_max(active, Ordering::Relaxed);
-            let r = self.fetch(start, end, &mut buf).await;
+            let r = self.fetch(start, end, &mut buf, open).await;
             self.stats.active.fetch_sub(1, Ordering::Relaxed);
             r?;
             let len = end - start;
@@ -565,7 +660,6 @@ impl Worker {
                 .map_err(|e| io_err("write", &self.partial.path, e))?;
             drop(parts);
             self.stats.fetched.fetch_add(len, Ordering::Relaxed);
-            self.state.progress.add(len);
             let _ = self.jtx.send(Record {
                 offset: start,
                 len,
@@ -586,6 +680,7 @@ impl Worker {
                 }
             }
         }
+        Ok(())
     }
 
     /// Fetch one piece with retries, continuing after the bytes already received.
@@ -594,23 +689,38 @@ impl Worker {
         start: u64,
         end: u64,
         buf: &mut Buffer,
+        mut open: Option<reqwest::Response>,
     ) -> std::result::Result<(), AttemptError> {
         let cfg = &self.engine.cfg;
         let mut got = 0usize;
         let mut attempt = 0u32;
         loop {
-            let r = fetch::fetch_piece(
-                &self.engine.client,
-                &self.shared.url,
-                &self.shared.headers,
-                self.shared.if_range.as_ref(),
-                start,
-                end,
-                buf,
-                &mut got,
-                cfg.stall_timeout,
-            )
-            .await;
+            let r = if let Some(resp) = open.take() {
+                fetch::read_piece(
+                    resp,
+                    start,
+                    end,
+                    buf,
+                    &mut got,
+                    cfg.stall_timeout,
+                    &self.state.progress,
+                )
+                .await
+            } else {
+                fetch::fetch_piece(
+                    &self.engine.client,
+                    &self.shared.url,
+                    &self.shared.headers,
+                    self.shared.if_range.as_ref(),
+                    start,
+                    end,
+                    buf,
+                    &mut got,
+                    cfg.stall_timeout,
+                    &self.state.progress,
+                )
+                .await
+            };
             match r {
                 Ok(()) => return Ok(()),
                 Err(Failure::Changed) => {
@@ -752,6 +862,7 @@ async fn stream(
                 }
             };
             let take = chunk.len().min(piece - pos);
+            state.progress.add(take as u64);
             buf.write_at(pos, &chunk[..take]);
             pos += take;
             if take < chunk.len() {
@@ -767,7 +878,6 @@ async fn stream(
             .map_err(|e| io_err("write", &partial.path, e))?;
         drop(parts);
         stats.fetched.fetch_add(pos as u64, Ordering::Relaxed);
-        state.progress.add(pos as u64);
         if hasher_thread.is_some() {
             let _ = htx.send(Msg {
                 offset: off,
