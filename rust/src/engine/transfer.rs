@@ -271,7 +271,7 @@ async fn attempt(
 ) -> std::result::Result<TransferOutcome, AttemptError> {
     let cfg = &engine.cfg;
     let (ppath, jpath) = partial_paths(&spec.dest);
-    let window_slabs = (engine.budget_slabs * 3 / 4).max(1);
+    let window_slabs = transfer_window(engine.budget_slabs);
     let start_conns = spec
         .connections
         .unwrap_or(adaptive::START)
@@ -407,11 +407,14 @@ async fn attempt(
         headers,
         fixed_chunk: spec.chunk_size,
     });
-    let mut ctrl = Controller::new(
-        spec.connections.unwrap_or(adaptive::START),
-        cfg.max_connections,
-        spec.connections.is_some(),
-    );
+    // Adaptive growth stops where each connection would still get two
+    // slabs of the window: more connections would only wait for memory
+    // (and cost a socket and a read buffer each).
+    let adaptive_cap = cfg.max_connections.min((window_slabs / 2).max(1));
+    let mut ctrl = match spec.connections {
+        Some(c) => Controller::new(c, cfg.max_connections, true),
+        None => Controller::new(adaptive::START, adaptive_cap, false),
+    };
     shared.target.store(ctrl.target(), Ordering::Relaxed);
 
     let mut first_job = match first_piece {
@@ -533,8 +536,7 @@ async fn attempt(
 
 struct Shared {
     planner: Mutex<Planner>,
-    /// per-transfer share of the engine budget (3/4 of it, so one transfer
-    /// never starves the next one of memory)
+    /// per-transfer share of the engine budget (see `transfer_window`)
     window: Arc<Semaphore>,
     window_slabs: usize,
     target: AtomicUsize,
@@ -542,6 +544,13 @@ struct Shared {
     url: Url,
     headers: HeaderMap,
     fixed_chunk: Option<u64>,
+}
+
+/// Slabs one transfer may hold: 3/4 of the engine budget (so one transfer
+/// never starves the next one of memory), at most 64 MiB (enough to keep a
+/// 2-core machine busy; more only raises the peak RSS).
+fn transfer_window(budget_slabs: usize) -> usize {
+    (budget_slabs * 3 / 4).clamp(1, (64 << 20) / SLAB)
 }
 
 /// Piece size: what the user chose, else sized so that all connections
