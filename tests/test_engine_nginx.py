@@ -113,6 +113,41 @@ def test_all_digests_and_hash_off(
     assert dest2.read_bytes() == data
 
 
+def test_direct_io_write_path(
+    engine: Any, nginx: NginxServer, medium_file: DataFile, tmp_path: Path
+) -> None:
+    """O_DIRECT writes (unaligned tail included: the size is not a block multiple)."""
+    assert medium_file.size % 4096 != 0
+    dest = tmp_path / "direct.bin"
+    res = (
+        core()
+        .Transfer(
+            engine,
+            nginx.base_url + "medium.bin",
+            str(dest),
+            sha256=medium_file.sha256,
+            direct_io=True,
+            chunk_size=4 * MiB,
+            connections=2,
+        )
+        .run()
+    )
+    assert res.sha256 == medium_file.sha256
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == medium_file.sha256
+    assert _leftovers(dest) == []
+
+
+def test_empty_file_from_nginx(
+    engine: Any, nginx: NginxServer, nginx_root: Path, tmp_path: Path
+) -> None:
+    (nginx_root / "empty.bin").write_bytes(b"")
+    dest = tmp_path / "empty.bin"
+    res = core().Transfer(engine, nginx.base_url + "empty.bin", str(dest)).run()
+    assert res.size == 0
+    assert res.sha256 == hashlib.sha256(b"").hexdigest()
+    assert dest.read_bytes() == b""
+
+
 def test_sha256_mismatch_fails_without_final_file(
     engine: Any, nginx: NginxServer, medium_file: DataFile, tmp_path: Path
 ) -> None:

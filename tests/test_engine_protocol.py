@@ -270,6 +270,53 @@ def test_cancel_during_retry_backoff(
     assert isinstance(run.error, core().Cancelled), repr(run.error)
 
 
+def test_engine_caps_connections_over_all_transfers(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """``max_connections`` bounds parallel requests of *all* transfers together."""
+    engine = core().Engine(max_connections=2, connect_timeout=2.0, stall_timeout=2.0)
+    fault_server.add("/a.bin", BODY)
+    fault_server.add("/b.bin", BODY)
+    fault_server.set_faults("/a.bin", Throttle(bytes_per_sec=4 * MiB))
+    fault_server.set_faults("/b.bin", Throttle(bytes_per_sec=4 * MiB))
+    runs = [
+        _Runner(
+            core().Transfer(
+                engine,
+                fault_server.url(name),
+                str(tmp_path / name),
+                sha256=SHA,
+                chunk_size=MiB // 2,
+                connections=4,
+            )
+        ).start()
+        for name in ("/a.bin", "/b.bin")
+    ]
+    for run in runs:
+        run.join(30)
+        assert run.error is None, run.error
+    peak = fault_server.peak_concurrency()
+    assert peak <= 2, f"{peak} requests in parallel with max_connections=2"
+    # Without the cap the two transfers would have run 8 requests at once.
+    assert peak == 2
+
+
+def test_empty_file(engine: Any, fault_server: FaultServer, tmp_path: Path) -> None:
+    """An empty object: Range on it is unsatisfiable (416), the file still appears."""
+    fault_server.add("/empty", b"")
+    dest = tmp_path / "empty"
+    empty_sha = hashlib.sha256(b"").hexdigest()
+    res = (
+        core()
+        .Transfer(engine, fault_server.url("/empty"), str(dest), sha256=empty_sha, expected_size=0)
+        .run()
+    )
+    assert res.size == 0
+    assert res.sha256 == empty_sha
+    assert dest.read_bytes() == b""
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+
+
 # ---------------------------------------------------------------- secrets
 def _all_text(exc: BaseException) -> str:
     return " ".join([str(exc), repr(exc), *(str(a) for a in exc.args)])

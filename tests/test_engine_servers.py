@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.servers.fault_server import (
     Reset,
     Stall,
     Status,
+    Throttle,
     Truncate,
     WrongBytes,
 )
@@ -197,3 +199,17 @@ def test_nginx_fixture(tmp_path: Path) -> None:
         assert n.slow_url.endswith("/slow/")
     out = subprocess.run(["ps", "-o", "pid=", "-g", str(pid)], capture_output=True, text=True)
     assert out.stdout.strip() == "", "nginx processes left behind"
+
+
+def test_peak_concurrency(fault_server: FaultServer) -> None:
+    fault_server.add("/a", BODY)
+    fault_server.set_faults("/a", Throttle(bytes_per_sec=2_000_000))  # 0.25 s per GET
+    _get(fault_server, "/a")
+    _get(fault_server, "/a")
+    assert fault_server.peak_concurrency() == 1
+    threads = [threading.Thread(target=_get, args=(fault_server, "/a")) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert fault_server.peak_concurrency() == 3

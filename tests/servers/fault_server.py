@@ -298,6 +298,26 @@ class FaultServer:
                 r for r in self.requests if r.path == p and (method is None or r.method == method)
             ]
 
+    def peak_concurrency(self, grace: float = 0.02) -> int:
+        """Most requests in progress at once (the client's parallelism).
+
+        Each request counts from its request line until ``grace`` seconds before
+        the server finished it: a client may send its next request as soon as
+        the last byte arrives, before this server's thread has noted the end."""
+        with self._lock:
+            events = []
+            for r in self.requests:
+                end = r.end_time if r.end_time is not None else float("inf")
+                events.append((r.time, 1))
+                events.append((max(r.time, end - grace), -1))
+        # Ends sort before starts at the same instant.
+        events.sort(key=lambda e: (e[0], e[1]))
+        cur = peak = 0
+        for _, d in events:
+            cur += d
+            peak = max(peak, cur)
+        return peak
+
     def total_bytes_sent(self, path: str | None = None) -> int:
         with self._lock:
             return sum(r.bytes_sent for r in self.requests if path is None or r.path == path)
