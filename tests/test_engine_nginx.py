@@ -9,6 +9,8 @@ rate-limited (nginx ``limit_rate``, like an object store).
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +185,41 @@ def test_size_mismatch_fails_without_final_file(
     assert exc.expected == str(medium_file.size + 1)
     assert exc.actual == str(medium_file.size)
     assert not dest.exists()
+
+
+MEMORY_CHILD = """
+import resource, sys
+from ome_agent._core import Engine, Transfer
+url, dest, sha = sys.argv[1:4]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+engine = Engine(max_in_flight_bytes=32 * 1024 * 1024)
+res = Transfer(engine, url, dest, sha256=sha).run()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before * 1024, after * 1024, res.connections)
+"""
+
+
+def test_memory_stays_bounded_by_in_flight_cap(
+    nginx: NginxServer, big_file: DataFile, tmp_path: Path
+) -> None:
+    """256 MiB through a 32 MiB in-flight budget: peak RSS grows by far less
+    than the file (ru_maxrss of a fresh child process, in bytes)."""
+    core()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEMORY_CHILD,
+            nginx.base_url + "big.bin",
+            str(tmp_path / "big.bin"),
+            big_file.sha256,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    before, after, _conns = (int(x) for x in out.stdout.split())
+    growth = after - before
+    assert growth < 96 * MiB, f"peak RSS grew by {growth / MiB:.0f} MiB for a 32 MiB budget"
