@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -172,14 +172,13 @@ pub fn spawn(
     wanted: Wanted,
     file: Arc<File>,
     rx: Receiver<Msg>,
-    frontier: Option<Sender<u64>>,
 ) -> std::io::Result<JoinHandle<Outcome>> {
     std::thread::Builder::new()
         .name("ome-hasher".into())
-        .spawn(move || run(wanted, &file, rx, frontier))
+        .spawn(move || run(wanted, &file, rx))
 }
 
-fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, frontier: Option<Sender<u64>>) -> Outcome {
+fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>) -> Outcome {
     let mut d = Digests::new(wanted);
     let mut order = InOrder::new(0);
     let mut scratch: Vec<u8> = Vec::new();
@@ -212,9 +211,6 @@ fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, frontier: Option<Sender<u
                         return Outcome::Corrupt { offset: off };
                     }
                 }
-            }
-            if let Some(f) = &frontier {
-                let _ = f.send(order.frontier());
             }
         }
     }
@@ -339,7 +335,7 @@ mod tests {
             sha256: true,
             ..Default::default()
         };
-        let h = spawn(w, file, rx, None).unwrap();
+        let h = spawn(w, file, rx).unwrap();
         let pool = Arc::new(super::super::buffers::SlabPool::default());
         // middle range from memory, sent first; ends resumed from the file
         let (a, b) = (1_000_000u64, 2_500_000u64);
@@ -385,7 +381,7 @@ mod tests {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(b"0123456789").unwrap();
         let (tx, rx) = channel();
-        let h = spawn(Wanted::default(), Arc::new(tmp), rx, None).unwrap();
+        let h = spawn(Wanted::default(), Arc::new(tmp), rx).unwrap();
         tx.send(Msg {
             offset: 0,
             len: 10,

@@ -367,7 +367,7 @@ async fn attempt(
 
     let (htx, hrx) = mpsc::channel::<Msg>();
     let hasher_thread = if spec.hash {
-        let h = hasher::spawn(wanted(spec, Some(size))?, partial.file.clone(), hrx, None)
+        let h = hasher::spawn(wanted(spec, Some(size))?, partial.file.clone(), hrx)
             .map_err(|e| Error::io("start the hasher thread", e))?;
         for r in &records {
             let _ = htx.send(Msg {
@@ -834,7 +834,7 @@ async fn stream(
     let (htx, hrx) = mpsc::channel::<Msg>();
     let hasher_thread = if spec.hash {
         Some(
-            hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx, None)
+            hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx)
                 .map_err(|e| Error::io("start the hasher thread", e))?,
         )
     } else {
@@ -887,6 +887,7 @@ async fn stream(
             .map_err(|e| io_err("write", &partial.path, e))?;
         drop(parts);
         stats.fetched.fetch_add(pos as u64, Ordering::Relaxed);
+        state.progress.sample(Instant::now());
         if hasher_thread.is_some() {
             let _ = htx.send(Msg {
                 offset: off,
