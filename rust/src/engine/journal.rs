@@ -13,6 +13,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -177,6 +181,39 @@ impl JournalWriter {
         }
         self.file.write_all(&buf)
     }
+}
+
+/// Journal thread: every second, make the data written so far durable
+/// (fdatasync), then append the records of the pieces it covers.
+pub fn spawn_writer(
+    mut w: JournalWriter,
+    file: Arc<File>,
+    rx: Receiver<Record>,
+) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
+    std::thread::Builder::new()
+        .name("ome-journal".into())
+        .spawn(move || {
+            let mut pending = Vec::new();
+            let mut last = Instant::now();
+            loop {
+                match rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(r) => pending.push(r),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if !pending.is_empty() && last.elapsed() >= Duration::from_secs(1) {
+                    file.sync_data()?;
+                    w.append(&pending)?;
+                    pending.clear();
+                    last = Instant::now();
+                }
+            }
+            if !pending.is_empty() {
+                file.sync_data()?;
+                w.append(&pending)?;
+            }
+            Ok(())
+        })
 }
 
 #[cfg(test)]

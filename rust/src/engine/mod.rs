@@ -19,7 +19,9 @@ pub mod progress;
 pub mod retry;
 pub mod runtime;
 pub mod simple;
+pub mod stream;
 pub mod transfer;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,31 +7,31 @@
 //! number of workers while throughput grows. At the end: digests compared,
 //! fsync, rename to `dest`, directory fsync, journal removed.
 //!
-//! A server that ignores Range (or whose size is unknown) is read as one
-//! stream with the same write and hash path, without resume.
+//! The workers live in `worker`; a server that ignores Range (or whose size
+//! is unknown) is read as one stream by `stream`, without resume.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
-use reqwest::{StatusCode, Url};
+use reqwest::header::{HeaderMap, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use reqwest::Url;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use super::adaptive::{self, Controller};
 use super::buffers::{slabs_for, Buffer, SLAB};
-use super::fetch::{self, Failure};
+use super::fetch;
 use super::file::{partial_paths, sync_dir, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome, Wanted};
 use super::journal::{self, JournalWriter, Record, Validator};
 use super::plan::{Planner, RangeSet};
 use super::progress::{Cancel, Progress};
 use super::simple::{failure_to_error, with_retries};
+use super::worker::{piece_len, transfer_window, FirstPiece, Shared, Worker};
 use super::{retry, Engine};
 use crate::error::{redact_url, Error, Result};
 
@@ -77,14 +77,14 @@ pub struct TransferOutcome {
 }
 
 #[derive(Default)]
-struct Stats {
-    retries: AtomicU64,
-    fetched: AtomicU64,
-    active: AtomicUsize,
-    peak: AtomicUsize,
+pub(super) struct Stats {
+    pub(super) retries: AtomicU64,
+    pub(super) fetched: AtomicU64,
+    pub(super) active: AtomicUsize,
+    pub(super) peak: AtomicUsize,
 }
 
-enum AttemptError {
+pub(super) enum AttemptError {
     /// Start over from byte 0 (object changed, damaged resume data).
     Restart(&'static str),
     /// One-stream download failed in a retryable way: try it again whole.
@@ -187,7 +187,7 @@ fn strip_credentials(h: &mut HeaderMap) {
     h.remove(PROXY_AUTHORIZATION);
 }
 
-fn size_mismatch(expected: u64, actual: u64) -> Error {
+pub(super) fn size_mismatch(expected: u64, actual: u64) -> Error {
     Error::ChecksumMismatch {
         algorithm: "size".into(),
         expected: expected.to_string(),
@@ -195,7 +195,7 @@ fn size_mismatch(expected: u64, actual: u64) -> Error {
     }
 }
 
-fn wanted(spec: &TransferSpec, size: Option<u64>) -> std::result::Result<Wanted, Error> {
+pub(super) fn wanted(spec: &TransferSpec, size: Option<u64>) -> std::result::Result<Wanted, Error> {
     if !spec.hash {
         return Ok(Wanted::default());
     }
@@ -218,7 +218,7 @@ fn wanted(spec: &TransferSpec, size: Option<u64>) -> std::result::Result<Wanted,
 }
 
 /// Compare digests with the expected values; returns what was verified.
-fn verify(spec: &TransferSpec, d: &DigestHex, size: u64) -> Result<Vec<String>> {
+pub(super) fn verify(spec: &TransferSpec, d: &DigestHex, size: u64) -> Result<Vec<String>> {
     let mut verified = Vec::new();
     if let Some(exp) = spec.expected_size {
         if exp != size {
@@ -250,11 +250,11 @@ fn verify(spec: &TransferSpec, d: &DigestHex, size: u64) -> Result<Vec<String>> 
     Ok(verified)
 }
 
-fn io_err(what: &str, p: &std::path::Path, e: std::io::Error) -> AttemptError {
+pub(super) fn io_err(what: &str, p: &std::path::Path, e: std::io::Error) -> AttemptError {
     AttemptError::Fatal(Error::io(format!("{what} {}", p.display()), e))
 }
 
-async fn join_thread<T: Send + 'static>(h: JoinHandle<T>) -> Option<T> {
+pub(super) async fn join_thread<T: Send + 'static>(h: JoinHandle<T>) -> Option<T> {
     tokio::task::spawn_blocking(move || h.join().ok())
         .await
         .ok()
@@ -321,7 +321,7 @@ async fn attempt(
     }
     let first = probe.first.take();
     if !probe.ranged {
-        return stream(engine, spec, state, stats, probe, &headers).await;
+        return super::stream::stream(engine, spec, state, stats, probe, &headers).await;
     }
     let size = probe.size.unwrap_or(0);
     let validator = Validator {
@@ -382,7 +382,7 @@ async fn attempt(
         None
     };
     let (jtx, jrx) = mpsc::channel::<Record>();
-    let journal_thread = spawn_journal(writer, partial.file.clone(), jrx)
+    let journal_thread = journal::spawn_writer(writer, partial.file.clone(), jrx)
         .map_err(|e| Error::io("start the journal thread", e))?;
 
     let planner = Planner::new(done.missing(size), SLAB as u64);
@@ -530,406 +530,6 @@ async fn attempt(
         digests,
         verified,
         ranged: true,
-        ..Default::default()
-    })
-}
-
-struct Shared {
-    planner: Mutex<Planner>,
-    /// per-transfer share of the engine budget (see `transfer_window`)
-    window: Arc<Semaphore>,
-    window_slabs: usize,
-    target: AtomicUsize,
-    if_range: Option<HeaderValue>,
-    url: Url,
-    headers: HeaderMap,
-    fixed_chunk: Option<u64>,
-}
-
-/// Slabs one transfer may hold: 3/4 of the engine budget (so one transfer
-/// never starves the next one of memory), at most 64 MiB (enough to keep a
-/// 2-core machine busy; more only raises the peak RSS).
-fn transfer_window(budget_slabs: usize) -> usize {
-    (budget_slabs * 3 / 4).clamp(1, (64 << 20) / SLAB)
-}
-
-/// Piece size: what the user chose, else sized so that all connections
-/// fit twice in the window (buffers waiting for the hasher included).
-fn piece_len(window_slabs: usize, fixed: Option<u64>, target: usize) -> u64 {
-    let window = (window_slabs * SLAB) as u64;
-    match fixed {
-        Some(c) => c.clamp(1, window),
-        None => {
-            let t = target.max(1) as u64;
-            let c = (window / (2 * t)).clamp(SLAB as u64, 8 * SLAB as u64);
-            c / SLAB as u64 * SLAB as u64
-        }
-    }
-}
-
-impl Shared {
-    fn chunk_len(&self) -> u64 {
-        piece_len(
-            self.window_slabs,
-            self.fixed_chunk,
-            self.target.load(Ordering::Relaxed),
-        )
-    }
-}
-
-struct Worker {
-    engine: Arc<Engine>,
-    shared: Arc<Shared>,
-    spec: Arc<TransferSpec>,
-    state: Arc<TransferState>,
-    partial: Arc<PartialFile>,
-    htx: Option<Sender<Msg>>,
-    jtx: Sender<Record>,
-    stats: Arc<Stats>,
-}
-
-/// The first piece, whose response is already open (the probe's).
-struct FirstPiece {
-    end: u64,
-    resp: reqwest::Response,
-    buf: Buffer,
-}
-
-impl Worker {
-    /// Take pieces in file order until none is left.
-    async fn run(self, first: Option<FirstPiece>) -> std::result::Result<(), AttemptError> {
-        if let Some(f) = first {
-            let _conn = self
-                .engine
-                .conns
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Cancelled)?;
-            self.process(0, f.end, f.buf, Some(f.resp)).await?;
-        }
-        loop {
-            let _conn = self
-                .engine
-                .conns
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Cancelled)?;
-            // Pieces are cut and their memory reserved under one lock, so
-            // reservations follow file order: the piece the hasher waits
-            // for always holds its memory and the budget cannot deadlock.
-            let (start, end, buf) = {
-                let mut p = self.shared.planner.lock().await;
-                let max = self.shared.chunk_len();
-                let Some(len) = p.peek_len(max) else {
-                    return Ok(());
-                };
-                let n = slabs_for(len) as u32;
-                let w = self.shared.window.clone().acquire_many_owned(n).await;
-                let b = self.engine.budget.clone().acquire_many_owned(n).await;
-                let (Ok(w), Ok(b)) = (w, b) else {
-                    return Err(Error::Cancelled.into());
-                };
-                let Some((s, e)) = p.next_piece(max) else {
-                    return Ok(());
-                };
-                (
-                    s,
-                    e,
-                    Buffer::new(self.engine.pool.clone(), len as usize, vec![w, b]),
-                )
-            };
-            self.process(start, end, buf, None).await?;
-        }
-    }
-
-    /// Fetch a piece, write it at its offset, pass it to journal and hasher.
-    async fn process(
-        &self,
-        start: u64,
-        end: u64,
-        mut buf: Buffer,
-        open: Option<reqwest::Response>,
-    ) -> std::result::Result<(), AttemptError> {
-        {
-            let active = self.stats.active.fetch_add(1, Ordering::Relaxed) + 1;
-            self.stats.peak.fetch_max(active, Ordering::Relaxed);
-            let r = self.fetch(start, end, &mut buf, open).await;
-            self.stats.active.fetch_sub(1, Ordering::Relaxed);
-            r?;
-            let len = end - start;
-            let parts = buf.parts(len as usize);
-            let crc = self
-                .spec
-                .hash
-                .then(|| parts.iter().fold(0u32, |c, p| crc32c::crc32c_append(c, p)));
-            self.partial
-                .write_parts(start, &parts)
-                .map_err(|e| io_err("write", &self.partial.path, e))?;
-            drop(parts);
-            self.stats.fetched.fetch_add(len, Ordering::Relaxed);
-            let _ = self.jtx.send(Record {
-                offset: start,
-                len,
-                crc,
-            });
-            if let Some(h) = &self.htx {
-                if h.send(Msg {
-                    offset: start,
-                    len,
-                    item: Item::Mem(buf),
-                })
-                .is_err()
-                {
-                    // the hasher stopped early: it found damaged resume data
-                    return Err(AttemptError::Restart(
-                        "resumed data failed its crc32c check",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Fetch one piece with retries, continuing after the bytes already received.
-    async fn fetch(
-        &self,
-        start: u64,
-        end: u64,
-        buf: &mut Buffer,
-        mut open: Option<reqwest::Response>,
-    ) -> std::result::Result<(), AttemptError> {
-        let cfg = &self.engine.cfg;
-        let mut got = 0usize;
-        let mut attempt = 0u32;
-        loop {
-            let r = if let Some(resp) = open.take() {
-                fetch::read_piece(
-                    resp,
-                    start,
-                    end,
-                    buf,
-                    &mut got,
-                    cfg.stall_timeout,
-                    &self.state.progress,
-                )
-                .await
-            } else {
-                fetch::fetch_piece(
-                    &self.engine.client,
-                    &self.shared.url,
-                    &self.shared.headers,
-                    self.shared.if_range.as_ref(),
-                    start,
-                    end,
-                    buf,
-                    &mut got,
-                    cfg.stall_timeout,
-                    &self.state.progress,
-                )
-                .await
-            };
-            match r {
-                Ok(()) => return Ok(()),
-                Err(Failure::Changed) => {
-                    return Err(AttemptError::Restart("the object changed on the server"))
-                }
-                Err(Failure::Fatal(e)) => return Err(e.into()),
-                Err(Failure::Retry { msg, retry_after }) => {
-                    if attempt >= cfg.max_retries {
-                        return Err(Error::Transfer {
-                            url: redact_url(self.shared.url.as_str()),
-                            message: format!(
-                                "bytes {start}-{}: {msg} (gave up after {attempt} retries)",
-                                end - 1
-                            ),
-                        }
-                        .into());
-                    }
-                    let wait = retry::delay(attempt, retry_after);
-                    attempt += 1;
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-    }
-}
-
-/// Journal thread: every second, make the data written so far durable
-/// (fdatasync), then append the records of the pieces it covers.
-fn spawn_journal(
-    mut w: JournalWriter,
-    file: Arc<File>,
-    rx: Receiver<Record>,
-) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
-    std::thread::Builder::new()
-        .name("ome-journal".into())
-        .spawn(move || {
-            let mut pending = Vec::new();
-            let mut last = Instant::now();
-            loop {
-                match rx.recv_timeout(Duration::from_millis(250)) {
-                    Ok(r) => pending.push(r),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                if !pending.is_empty() && last.elapsed() >= Duration::from_secs(1) {
-                    file.sync_data()?;
-                    w.append(&pending)?;
-                    pending.clear();
-                    last = Instant::now();
-                }
-            }
-            if !pending.is_empty() {
-                file.sync_data()?;
-                w.append(&pending)?;
-            }
-            Ok(())
-        })
-}
-
-/// One stream, no Range: the server ignored it or the size is unknown.
-async fn stream(
-    engine: &Arc<Engine>,
-    spec: &Arc<TransferSpec>,
-    state: &Arc<TransferState>,
-    stats: &Arc<Stats>,
-    probe: fetch::Probe,
-    headers: &HeaderMap,
-) -> std::result::Result<TransferOutcome, AttemptError> {
-    let cfg = &engine.cfg;
-    let url = probe.final_url.clone();
-    let stall = cfg.stall_timeout;
-    let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
-    let as_retry = |f: Failure| match f {
-        Failure::Retry { msg, retry_after } => AttemptError::StreamRetry(msg, retry_after),
-        Failure::Changed => AttemptError::Restart("the object changed on the server"),
-        Failure::Fatal(e) => AttemptError::Fatal(e),
-    };
-    let mut resp = match probe.whole {
-        Some(r) => r,
-        None => {
-            let r = fetch::get(&engine.client, &url, headers, None, None, stall)
-                .await
-                .map_err(as_retry)?;
-            if r.status() != StatusCode::OK {
-                return Err(as_retry(fetch::status_failure(&r)));
-            }
-            r
-        }
-    };
-    let size_hint = resp.content_length();
-    state.progress.set_total(size_hint);
-    if let (Some(exp), Some(size)) = (spec.expected_size, size_hint) {
-        if exp != size {
-            return Err(size_mismatch(exp, size).into());
-        }
-    }
-    let (ppath, jpath) = partial_paths(&spec.dest);
-    // no resume without ranges: a stale journal would only mislead
-    let _ = std::fs::remove_file(&jpath);
-    let partial = PartialFile::create(&ppath, size_hint, spec.direct_io)?;
-    let (htx, hrx) = mpsc::channel::<Msg>();
-    let hasher_thread = if spec.hash {
-        Some(
-            hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx)
-                .map_err(|e| Error::io("start the hasher thread", e))?,
-        )
-    } else {
-        None
-    };
-    stats.peak.fetch_max(1, Ordering::Relaxed);
-    let piece = 8 * SLAB;
-    let mut off = 0u64;
-    let mut carry: Option<bytes::Bytes> = None;
-    let mut eof = false;
-    while !eof {
-        let n = (piece / SLAB) as u32;
-        let w = engine.budget.clone().acquire_many_owned(n).await;
-        let Ok(w) = w else {
-            return Err(Error::Cancelled.into());
-        };
-        let mut buf = Buffer::new(engine.pool.clone(), piece, vec![w]);
-        let mut pos = 0usize;
-        while pos < piece {
-            let chunk = match carry.take() {
-                Some(c) => c,
-                None => {
-                    let next = tokio::select! {
-                        c = fetch::next_chunk(&mut resp, stall) => c.map_err(as_retry)?,
-                        _ = state.cancel.cancelled() => return Err(Error::Cancelled.into()),
-                    };
-                    match next {
-                        Some(c) => c,
-                        None => {
-                            eof = true;
-                            break;
-                        }
-                    }
-                }
-            };
-            let take = chunk.len().min(piece - pos);
-            state.progress.add(take as u64);
-            buf.write_at(pos, &chunk[..take]);
-            pos += take;
-            if take < chunk.len() {
-                carry = Some(chunk.slice(take..));
-            }
-        }
-        if pos == 0 {
-            break;
-        }
-        let parts = buf.parts(pos);
-        partial
-            .write_parts(off, &parts)
-            .map_err(|e| io_err("write", &partial.path, e))?;
-        drop(parts);
-        stats.fetched.fetch_add(pos as u64, Ordering::Relaxed);
-        state.progress.sample(Instant::now());
-        if hasher_thread.is_some() {
-            let _ = htx.send(Msg {
-                offset: off,
-                len: pos as u64,
-                item: Item::Mem(buf),
-            });
-        }
-        off += pos as u64;
-    }
-    drop(htx);
-    if let Some(n) = size_hint {
-        if off < n {
-            return Err(AttemptError::StreamRetry(
-                format!("truncated body: {off} of {n} bytes"),
-                None,
-            ));
-        }
-    }
-    let digests = match hasher_thread {
-        None => DigestHex::default(),
-        Some(h) => match join_thread(h).await {
-            Some(Outcome::Done { digests, .. }) => digests,
-            Some(Outcome::Io(e)) => return Err(io_err("read", &ppath, e)),
-            _ => return Err(Error::io("hasher thread", std::io::Error::other("failed")).into()),
-        },
-    };
-    if size_hint.is_none() {
-        // preallocation was impossible; make the length exact
-        partial
-            .file
-            .set_len(off)
-            .map_err(|e| io_err("truncate", &partial.path, e))?;
-    }
-    let verified = verify(spec, &digests, off)?;
-    partial.publish(&spec.dest)?;
-    Ok(TransferOutcome {
-        size: off,
-        etag: probe.etag,
-        last_modified: probe.last_modified,
-        digests,
-        verified,
-        ranged: false,
         ..Default::default()
     })
 }

@@ -1,0 +1,248 @@
+//! The workers of a ranged transfer: each takes the next piece in file
+//! order under a memory reservation, fetches it (retrying and continuing
+//! after the bytes already received), writes it at its offset and hands it
+//! to the journal and the in-order hasher.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Url;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::buffers::{slabs_for, Buffer, SLAB};
+use super::fetch::{self, Failure};
+use super::file::PartialFile;
+use super::hasher::{Item, Msg};
+use super::journal::Record;
+use super::plan::Planner;
+use super::transfer::{io_err, AttemptError, Stats, TransferSpec, TransferState};
+use super::{retry, Engine};
+use crate::error::{redact_url, Error};
+
+pub(super) struct Shared {
+    pub(super) planner: Mutex<Planner>,
+    /// per-transfer share of the engine budget (see `transfer_window`)
+    pub(super) window: Arc<Semaphore>,
+    pub(super) window_slabs: usize,
+    pub(super) target: AtomicUsize,
+    pub(super) if_range: Option<HeaderValue>,
+    pub(super) url: Url,
+    pub(super) headers: HeaderMap,
+    pub(super) fixed_chunk: Option<u64>,
+}
+
+/// Slabs one transfer may hold: 3/4 of the engine budget (so one transfer
+/// never starves the next one of memory), at most 64 MiB (enough to keep a
+/// 2-core machine busy; more only raises the peak RSS).
+pub(super) fn transfer_window(budget_slabs: usize) -> usize {
+    (budget_slabs * 3 / 4).clamp(1, (64 << 20) / SLAB)
+}
+
+/// Piece size: what the user chose, else sized so that all connections
+/// fit twice in the window (buffers waiting for the hasher included).
+pub(super) fn piece_len(window_slabs: usize, fixed: Option<u64>, target: usize) -> u64 {
+    let window = (window_slabs * SLAB) as u64;
+    match fixed {
+        Some(c) => c.clamp(1, window),
+        None => {
+            let t = target.max(1) as u64;
+            let c = (window / (2 * t)).clamp(SLAB as u64, 8 * SLAB as u64);
+            c / SLAB as u64 * SLAB as u64
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn chunk_len(&self) -> u64 {
+        piece_len(
+            self.window_slabs,
+            self.fixed_chunk,
+            self.target.load(Ordering::Relaxed),
+        )
+    }
+}
+
+pub(super) struct Worker {
+    pub(super) engine: Arc<Engine>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) spec: Arc<TransferSpec>,
+    pub(super) state: Arc<TransferState>,
+    pub(super) partial: Arc<PartialFile>,
+    pub(super) htx: Option<Sender<Msg>>,
+    pub(super) jtx: Sender<Record>,
+    pub(super) stats: Arc<Stats>,
+}
+
+/// The first piece, whose response is already open (the probe's).
+pub(super) struct FirstPiece {
+    pub(super) end: u64,
+    pub(super) resp: reqwest::Response,
+    pub(super) buf: Buffer,
+}
+
+impl Worker {
+    /// Take pieces in file order until none is left.
+    pub(super) async fn run(
+        self,
+        first: Option<FirstPiece>,
+    ) -> std::result::Result<(), AttemptError> {
+        if let Some(f) = first {
+            let _conn = self
+                .engine
+                .conns
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Cancelled)?;
+            self.process(0, f.end, f.buf, Some(f.resp)).await?;
+        }
+        loop {
+            let _conn = self
+                .engine
+                .conns
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Cancelled)?;
+            // Pieces are cut and their memory reserved under one lock, so
+            // reservations follow file order: the piece the hasher waits
+            // for always holds its memory and the budget cannot deadlock.
+            let (start, end, buf) = {
+                let mut p = self.shared.planner.lock().await;
+                let max = self.shared.chunk_len();
+                let Some(len) = p.peek_len(max) else {
+                    return Ok(());
+                };
+                let n = slabs_for(len) as u32;
+                let w = self.shared.window.clone().acquire_many_owned(n).await;
+                let b = self.engine.budget.clone().acquire_many_owned(n).await;
+                let (Ok(w), Ok(b)) = (w, b) else {
+                    return Err(Error::Cancelled.into());
+                };
+                let Some((s, e)) = p.next_piece(max) else {
+                    return Ok(());
+                };
+                (
+                    s,
+                    e,
+                    Buffer::new(self.engine.pool.clone(), len as usize, vec![w, b]),
+                )
+            };
+            self.process(start, end, buf, None).await?;
+        }
+    }
+
+    /// Fetch a piece, write it at its offset, pass it to journal and hasher.
+    async fn process(
+        &self,
+        start: u64,
+        end: u64,
+        mut buf: Buffer,
+        open: Option<reqwest::Response>,
+    ) -> std::result::Result<(), AttemptError> {
+        {
+            let active = self.stats.active.fetch_add(1, Ordering::Relaxed) + 1;
+            self.stats.peak.fetch_max(active, Ordering::Relaxed);
+            let r = self.fetch(start, end, &mut buf, open).await;
+            self.stats.active.fetch_sub(1, Ordering::Relaxed);
+            r?;
+            let len = end - start;
+            let parts = buf.parts(len as usize);
+            let crc = self
+                .spec
+                .hash
+                .then(|| parts.iter().fold(0u32, |c, p| crc32c::crc32c_append(c, p)));
+            self.partial
+                .write_parts(start, &parts)
+                .map_err(|e| io_err("write", &self.partial.path, e))?;
+            drop(parts);
+            self.stats.fetched.fetch_add(len, Ordering::Relaxed);
+            let _ = self.jtx.send(Record {
+                offset: start,
+                len,
+                crc,
+            });
+            if let Some(h) = &self.htx {
+                if h.send(Msg {
+                    offset: start,
+                    len,
+                    item: Item::Mem(buf),
+                })
+                .is_err()
+                {
+                    // the hasher stopped early: it found damaged resume data
+                    return Err(AttemptError::Restart(
+                        "resumed data failed its crc32c check",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch one piece with retries, continuing after the bytes already received.
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+        buf: &mut Buffer,
+        mut open: Option<reqwest::Response>,
+    ) -> std::result::Result<(), AttemptError> {
+        let cfg = &self.engine.cfg;
+        let mut got = 0usize;
+        let mut attempt = 0u32;
+        loop {
+            let r = if let Some(resp) = open.take() {
+                fetch::read_piece(
+                    resp,
+                    start,
+                    end,
+                    buf,
+                    &mut got,
+                    cfg.stall_timeout,
+                    &self.state.progress,
+                )
+                .await
+            } else {
+                fetch::fetch_piece(
+                    &self.engine.client,
+                    &self.shared.url,
+                    &self.shared.headers,
+                    self.shared.if_range.as_ref(),
+                    start,
+                    end,
+                    buf,
+                    &mut got,
+                    cfg.stall_timeout,
+                    &self.state.progress,
+                )
+                .await
+            };
+            match r {
+                Ok(()) => return Ok(()),
+                Err(Failure::Changed) => {
+                    return Err(AttemptError::Restart("the object changed on the server"))
+                }
+                Err(Failure::Fatal(e)) => return Err(e.into()),
+                Err(Failure::Retry { msg, retry_after }) => {
+                    if attempt >= cfg.max_retries {
+                        return Err(Error::Transfer {
+                            url: redact_url(self.shared.url.as_str()),
+                            message: format!(
+                                "bytes {start}-{}: {msg} (gave up after {attempt} retries)",
+                                end - 1
+                            ),
+                        }
+                        .into());
+                    }
+                    let wait = retry::delay(attempt, retry_after);
+                    attempt += 1;
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
