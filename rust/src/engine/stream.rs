@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::buffers::{Buffer, SLAB};
 use super::fetch::{self, Failure};
@@ -29,11 +30,21 @@ pub(super) async fn stream(
     stats: &Arc<Stats>,
     probe: fetch::Probe,
     headers: &HeaderMap,
+    probe_conn: Option<OwnedSemaphorePermit>,
 ) -> std::result::Result<TransferOutcome, AttemptError> {
     let cfg = &engine.cfg;
     let url = probe.final_url.clone();
     let stall = cfg.stall_timeout;
-    let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
+    // keep the probe's permit: its response may be the body we stream
+    let _conn = match probe_conn {
+        Some(c) => c,
+        None => engine
+            .conns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Cancelled)?,
+    };
     let as_retry = |f: Failure| match f {
         Failure::Retry { msg, retry_after } => AttemptError::StreamRetry(msg, retry_after),
         Failure::Changed => AttemptError::Restart("the object changed on the server"),

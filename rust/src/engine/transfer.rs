@@ -289,8 +289,17 @@ async fn attempt(
     } else {
         piece_len(window_slabs, spec.chunk_size, start_conns)
     };
+    // The probe's connection permit stays with its open response: it goes
+    // to the first piece (or the one stream) that reads the body.
+    let mut probe_conn = Some(
+        engine
+            .conns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Cancelled)?,
+    );
     let mut probe = {
-        let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
         with_retries(
             cfg.max_retries,
             Some(&state.cancel),
@@ -321,7 +330,8 @@ async fn attempt(
     }
     let first = probe.first.take();
     if !probe.ranged {
-        return super::stream::stream(engine, spec, state, stats, probe, &headers).await;
+        return super::stream::stream(engine, spec, state, stats, probe, &headers, probe_conn)
+            .await;
     }
     let size = probe.size.unwrap_or(0);
     let validator = Validator {
@@ -431,10 +441,13 @@ async fn attempt(
             Some(FirstPiece {
                 end,
                 resp,
+                conn: probe_conn.take(),
                 buf: Buffer::new(engine.pool.clone(), end as usize, vec![w, b]),
             })
         }
     };
+
+    drop(probe_conn);
 
     let mut set: JoinSet<std::result::Result<(), AttemptError>> = JoinSet::new();
     let mut spawned = 0usize;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Url;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::buffers::{slabs_for, Buffer, SLAB};
 use super::fetch::{self, Failure};
@@ -80,6 +80,8 @@ pub(super) struct FirstPiece {
     pub(super) end: u64,
     pub(super) resp: reqwest::Response,
     pub(super) buf: Buffer,
+    /// the probe's connection permit, held while its response is open
+    pub(super) conn: Option<OwnedSemaphorePermit>,
 }
 
 impl Worker {
@@ -89,13 +91,7 @@ impl Worker {
         first: Option<FirstPiece>,
     ) -> std::result::Result<(), AttemptError> {
         if let Some(f) = first {
-            let _conn = self
-                .engine
-                .conns
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Cancelled)?;
+            let _conn = f.conn;
             self.process(0, f.end, f.buf, Some(f.resp)).await?;
         }
         loop {
