@@ -161,7 +161,8 @@ def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
             )
     for tg in doc.get("targets", []):
         mark = {True: "met", False: "MISSED", None: "n/a"}[tg["met"]]
-        console.print(f"  target {tg['target']} {tg['goal']}: {tg['value'] or '-'} [{mark}]")
+        line = f"  target {tg['target']} {tg['goal']}: {tg['value'] or '-'} [{mark}]"
+        console.print(line, markup=False)
 
 
 # ---------------------------------------------------------------- README

@@ -430,7 +430,8 @@ def run_scenario(
                 console.print(
                     f"  {sc.key} round {r + 1}/{runs} {tool.label:<48} "
                     f"{run.seconds:7.2f} s {gbps:6.3f} GB/s cpu {run.cpu_seconds:6.2f} s "
-                    f"rss {run.max_rss_bytes / 1e6:6.0f} MB {status}"
+                    f"rss {run.max_rss_bytes / 1e6:6.0f} MB {status}",
+                    markup=False,
                 )
                 fresh(dest)
     finally:
@@ -482,8 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     shards, shard_size = (4, 32 * 1024 * 1024) if a.quick else (16, 128 * 1024 * 1024)
 
     machine, versions = machine_facts(), tool_versions()
-    console.print(f"machine: {machine}")
-    console.print(f"versions: {versions}")
+    console.print(f"machine: {machine}", markup=False)
+    console.print(f"versions: {versions}", markup=False)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     out_dir = report.RESULTS_DIR / "quick" if a.quick else report.RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
