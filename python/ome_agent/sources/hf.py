@@ -14,22 +14,16 @@ the engine never forwards to the CDN host the Hub redirects to.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
-
-import requests
-from huggingface_hub import HfApi
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.hf_api import RepoFile
 
 from ome_agent import __version__
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.model import RemoteFile, ResolvedSource
 from ome_agent.sources.uri import HfRef
+
+if TYPE_CHECKING:
+    from huggingface_hub.hf_api import RepoFile
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -50,6 +44,18 @@ def hf_token() -> str | None:
 
 
 def resolve_hf(ref: HfRef) -> ResolvedSource:
+    # imported here: huggingface_hub (and requests) cost ~0.3 s of start-up that
+    # http(s) pulls and every other subcommand should not pay
+    import requests
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+    from huggingface_hub.hf_api import RepoFile
+
     endpoint = hf_endpoint()
     token = hf_token()
     # token=False: never fall back to a token cached on disk by `hf auth login`
