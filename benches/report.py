@@ -175,7 +175,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{doc['date']} · {doc['bytes'] / 1e9:.2f} GB in {doc['files']} file(s) · "
         f"median of {doc['runs_per_tool']} runs · {m['nproc']} cores, "
         f"{m['memory_gib']} GiB, {m['cpu_model']}, kernel {m['kernel']} · "
-        f"load average at start {m['loadavg_start']} · "
+        f"load average (1/5/15 min) {m['loadavg_start']} at start, "
+        f"{m.get('loadavg_end', '?')} at end · "
         f"`{Path(doc['results_file']).name}`",
         "",
         "| tool | GB/s | CPU s/GB | peak RSS MB | median s | ok runs | ours (sha256) ÷ tool |",
