@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::buffers::Buffer;
+use super::journal::Record;
 
 /// Which digests to compute.
 #[derive(Debug, Clone, Copy, Default)]
@@ -172,13 +173,27 @@ pub fn spawn(
     wanted: Wanted,
     file: Arc<File>,
     rx: Receiver<Msg>,
+    journal: Option<Sender<Record>>,
 ) -> std::io::Result<JoinHandle<Outcome>> {
     std::thread::Builder::new()
         .name("ome-hasher".into())
-        .spawn(move || run(wanted, &file, rx))
+        .spawn(move || run(wanted, &file, rx, journal))
 }
 
-fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>) -> Outcome {
+/// Sub-slice size: every digest runs over it while it is hot in cache.
+const STEP: usize = 64 << 10;
+
+/// Advance the digests and a crc32c over `data`, one cache-sized step at a time.
+fn feed(d: &mut Digests, crc: u32, data: &[u8]) -> u32 {
+    let mut c = crc;
+    for sub in data.chunks(STEP) {
+        c = crc32c::crc32c_append(c, sub);
+        d.update(sub);
+    }
+    c
+}
+
+fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, journal: Option<Sender<Record>>) -> Outcome {
     let mut d = Digests::new(wanted);
     let mut order = InOrder::new(0);
     let mut scratch: Vec<u8> = Vec::new();
@@ -187,10 +202,21 @@ fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>) -> Outcome {
         while let Some((off, len, item)) = order.pop_ready() {
             match item {
                 Item::Mem(buf) => {
+                    let mut c = 0u32;
                     for p in buf.parts(len as usize) {
-                        d.update(p);
+                        c = feed(&mut d, c, p);
                     }
-                    // dropping `buf` here returns its slabs and budget
+                    // dropping `buf` returns its slabs and budget
+                    drop(buf);
+                    // The piece's crc32c is computed here, off the network
+                    // threads; its journal record follows from here too.
+                    if let Some(j) = &journal {
+                        let _ = j.send(Record {
+                            offset: off,
+                            len,
+                            crc: Some(c),
+                        });
+                    }
                 }
                 Item::File { crc } => {
                     if scratch.is_empty() {
@@ -203,8 +229,7 @@ fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>) -> Outcome {
                         if let Err(e) = file.read_exact_at(&mut scratch[..n], pos) {
                             return Outcome::Io(e);
                         }
-                        c = crc32c::crc32c_append(c, &scratch[..n]);
-                        d.update(&scratch[..n]);
+                        c = feed(&mut d, c, &scratch[..n]);
                         pos += n as u64;
                     }
                     if crc.is_some_and(|want| want != c) {
@@ -335,7 +360,7 @@ mod tests {
             sha256: true,
             ..Default::default()
         };
-        let h = spawn(w, file, rx).unwrap();
+        let h = spawn(w, file, rx, None).unwrap();
         let pool = Arc::new(super::super::buffers::SlabPool::default());
         // middle range from memory, sent first; ends resumed from the file
         let (a, b) = (1_000_000u64, 2_500_000u64);
@@ -381,7 +406,7 @@ mod tests {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(b"0123456789").unwrap();
         let (tx, rx) = channel();
-        let h = spawn(Wanted::default(), Arc::new(tmp), rx).unwrap();
+        let h = spawn(Wanted::default(), Arc::new(tmp), rx, None).unwrap();
         tx.send(Msg {
             offset: 0,
             len: 10,

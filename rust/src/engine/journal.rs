@@ -183,8 +183,15 @@ impl JournalWriter {
     }
 }
 
-/// Journal thread: every second, make the data written so far durable
-/// (fdatasync), then append the records of the pieces it covers.
+/// Records are committed at least this often...
+const COMMIT_EVERY: Duration = Duration::from_millis(500);
+/// ...or as soon as they cover this many bytes: at 1 GB/s a time-only rule
+/// would lose most of a file's progress to a kill -9.
+const COMMIT_BYTES: u64 = 32 << 20;
+
+/// Journal thread: every [`COMMIT_EVERY`] or [`COMMIT_BYTES`], make the data
+/// written so far durable (fdatasync), then append the records of the
+/// pieces that sync covered.
 pub fn spawn_writer(
     mut w: JournalWriter,
     file: Arc<File>,
@@ -193,18 +200,25 @@ pub fn spawn_writer(
     std::thread::Builder::new()
         .name("ome-journal".into())
         .spawn(move || {
-            let mut pending = Vec::new();
+            let mut pending: Vec<Record> = Vec::new();
+            let mut pending_bytes = 0u64;
             let mut last = Instant::now();
             loop {
-                match rx.recv_timeout(Duration::from_millis(250)) {
-                    Ok(r) => pending.push(r),
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(r) => {
+                        pending_bytes += r.len;
+                        pending.push(r);
+                    }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
-                if !pending.is_empty() && last.elapsed() >= Duration::from_secs(1) {
+                if !pending.is_empty()
+                    && (pending_bytes >= COMMIT_BYTES || last.elapsed() >= COMMIT_EVERY)
+                {
                     file.sync_data()?;
                     w.append(&pending)?;
                     pending.clear();
+                    pending_bytes = 0;
                     last = Instant::now();
                 }
             }

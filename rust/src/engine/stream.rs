@@ -76,7 +76,7 @@ pub(super) async fn stream(
     let (htx, hrx) = mpsc::channel::<Msg>();
     let hasher_thread = if spec.hash {
         Some(
-            hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx)
+            hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx, None)
                 .map_err(|e| Error::io("start the hasher thread", e))?,
         )
     } else {

@@ -375,10 +375,16 @@ async fn attempt(
     let resumed_bytes = done.total();
     state.progress.set_done(resumed_bytes);
 
+    let (jtx, jrx) = mpsc::channel::<Record>();
     let (htx, hrx) = mpsc::channel::<Msg>();
     let hasher_thread = if spec.hash {
-        let h = hasher::spawn(wanted(spec, Some(size))?, partial.file.clone(), hrx)
-            .map_err(|e| Error::io("start the hasher thread", e))?;
+        let h = hasher::spawn(
+            wanted(spec, Some(size))?,
+            partial.file.clone(),
+            hrx,
+            Some(jtx.clone()),
+        )
+        .map_err(|e| Error::io("start the hasher thread", e))?;
         for r in &records {
             let _ = htx.send(Msg {
                 offset: r.offset,
@@ -391,7 +397,6 @@ async fn attempt(
         drop(hrx);
         None
     };
-    let (jtx, jrx) = mpsc::channel::<Record>();
     let journal_thread = journal::spawn_writer(writer, partial.file.clone(), jrx)
         .map_err(|e| Error::io("start the journal thread", e))?;
 
@@ -456,7 +461,6 @@ async fn attempt(
             let w = Worker {
                 engine: engine.clone(),
                 shared: shared.clone(),
-                spec: spec.clone(),
                 state: state.clone(),
                 partial: partial.clone(),
                 htx: hasher_thread.is_some().then(|| htx.clone()),

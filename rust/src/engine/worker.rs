@@ -17,7 +17,7 @@ use super::file::PartialFile;
 use super::hasher::{Item, Msg};
 use super::journal::Record;
 use super::plan::Planner;
-use super::transfer::{io_err, AttemptError, Stats, TransferSpec, TransferState};
+use super::transfer::{io_err, AttemptError, Stats, TransferState};
 use super::{retry, Engine};
 use crate::error::{redact_url, Error};
 
@@ -67,7 +67,6 @@ impl Shared {
 pub(super) struct Worker {
     pub(super) engine: Arc<Engine>,
     pub(super) shared: Arc<Shared>,
-    pub(super) spec: Arc<TransferSpec>,
     pub(super) state: Arc<TransferState>,
     pub(super) partial: Arc<PartialFile>,
     pub(super) htx: Option<Sender<Msg>>,
@@ -146,20 +145,20 @@ impl Worker {
             r?;
             let len = end - start;
             let parts = buf.parts(len as usize);
-            let crc = self
-                .spec
-                .hash
-                .then(|| parts.iter().fold(0u32, |c, p| crc32c::crc32c_append(c, p)));
             self.partial
                 .write_parts(start, &parts)
                 .map_err(|e| io_err("write", &self.partial.path, e))?;
             drop(parts);
             self.stats.fetched.fetch_add(len, Ordering::Relaxed);
-            let _ = self.jtx.send(Record {
-                offset: start,
-                len,
-                crc,
-            });
+            // With hashing on, the hasher computes the crc32c and sends the
+            // journal record; without, the record carries no crc.
+            if self.htx.is_none() {
+                let _ = self.jtx.send(Record {
+                    offset: start,
+                    len,
+                    crc: None,
+                });
+            }
             if let Some(h) = &self.htx {
                 if h.send(Msg {
                     offset: start,
