@@ -120,7 +120,7 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "goal": "<= hf_transfer",
                 "value": None
                 if mine is None
-                else f"{mine:.2f} vs {theirs if theirs is not None else '-'}",
+                else f"{mine:.2f} vs {'-' if theirs is None else f'{theirs:.2f}'}",
                 "met": met,
             }
         )
@@ -221,6 +221,7 @@ def latest_results(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
     for p in results_dir.glob("S*-*.json"):
         doc = json.loads(p.read_text())
         doc["results_file"] = str(p)
+        doc["targets"] = evaluate_targets(doc)  # current rules and formatting
         key = doc["scenario"]
         if key not in newest or doc["date"] > newest[key][0]:
             newest[key] = (doc["date"], doc)
