@@ -20,6 +20,7 @@ lint:
 	$(VENV)/ruff check python tests benches scripts
 	$(VENV)/ruff format --check python tests benches scripts
 	$(VENV)/mypy
+	$(VENV)/python -m mypy.stubtest ome_agent._core
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 

@@ -137,6 +137,43 @@ def test_direct_io_write_path(
     assert res.sha256 == medium_file.sha256
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == medium_file.sha256
     assert _leftovers(dest) == []
+    assert res.direct_io is (_filesystem_type(tmp_path) not in ("tmpfs", "ramfs"))
+
+
+def _filesystem_type(path: Path) -> str:
+    """The mount type of the longest mount point holding ``path``."""
+    best, kind = "", ""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mount, fstype = line.split()[1:3]
+        inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+def test_direct_io_is_chosen_automatically_by_size_and_filesystem(
+    engine: Any, nginx: NginxServer, big_file: DataFile, medium_file: DataFile, tmp_path: Path
+) -> None:
+    """direct_io=None: O_DIRECT for large files on storage, buffered on tmpfs or when small."""
+    if _filesystem_type(tmp_path) in ("tmpfs", "ramfs"):
+        pytest.skip("the temporary directory is itself on tmpfs")
+
+    def run(name: str, dest: Path, **kw: Any) -> Any:
+        return core().Transfer(engine, nginx.base_url + name, str(dest), **kw).run()
+
+    on_disk = run("big.bin", tmp_path / "big.bin", sha256=big_file.sha256)
+    assert on_disk.direct_io is True
+    small = run("medium.bin", tmp_path / "medium.bin", sha256=medium_file.sha256)
+    assert small.direct_io is False
+    forced_off = run("big.bin", tmp_path / "big2.bin", sha256=big_file.sha256, direct_io=False)
+    assert forced_off.direct_io is False
+    shm = Path("/dev/shm")
+    if shm.is_dir() and _filesystem_type(shm) == "tmpfs":
+        in_memory = shm / f"ome-agent-test-{tmp_path.name}.bin"
+        try:
+            assert run("big.bin", in_memory, sha256=big_file.sha256).direct_io is False
+        finally:
+            in_memory.unlink(missing_ok=True)
 
 
 def test_empty_file_from_nginx(

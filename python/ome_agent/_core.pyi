@@ -6,6 +6,26 @@ KeyboardInterrupt in the calling thread and cancels the transfer).
 """
 
 from collections.abc import Mapping
+from typing import Self, final
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "Cancelled",
+    "ChecksumMismatch",
+    "Engine",
+    "EngineError",
+    "HeaderError",
+    "HttpStatusError",
+    "SafetensorsHeader",
+    "TensorInfo",
+    "Transfer",
+    "TransferError",
+    "TransferResult",
+    "__version__",
+    "parse_safetensors_header",
+    "read_safetensors_header",
+    "safetensors_header_length",
+]
 
 __version__: str
 
@@ -38,6 +58,7 @@ class HeaderError(EngineError, ValueError):
     """A safetensors header is malformed or hostile."""
 
 # ---------------------------------------------------------------- engine
+@final
 class Engine:
     """One process-wide HTTP client: keep-alive pool, TLS roots, proxies.
 
@@ -46,8 +67,8 @@ class Engine:
     over all transfers (memory stays bounded whatever the file sizes).
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         ca_bundle: str | None = None,
         max_connections: int = 64,
@@ -56,7 +77,7 @@ class Engine:
         stall_timeout: float = 30.0,
         max_retries: int = 8,
         user_agent: str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def fetch_range(
         self,
         url: str,
@@ -71,17 +92,19 @@ class Engine:
     ) -> dict[str, str | int | None]:
         """Probe a URL: {"size", "etag", "last_modified", "accept_ranges", "final_url"}."""
 
+@final
 class Transfer:
     """One URL into one destination file.
 
     Ranges are written at their offsets into ``<dest>.partial``; a journal
     ``<dest>.partial.journal`` records finished ranges so a rerun fetches only
     what is missing. On success: fsync, atomic rename to ``dest``.
-    ``connections=None`` / ``chunk_size=None`` mean adaptive.
+    ``connections=None`` / ``chunk_size=None`` mean adaptive; ``direct_io=None``
+    means O_DIRECT for files of 64 MiB or more outside tmpfs, buffered otherwise.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         engine: Engine,
         url: str,
         dest: str,
@@ -94,9 +117,9 @@ class Transfer:
         hash: bool = True,
         connections: int | None = None,
         chunk_size: int | None = None,
-        direct_io: bool = False,
+        direct_io: bool | None = None,
         resume: bool = True,
-    ) -> None: ...
+    ) -> Self: ...
     def run(self) -> TransferResult:
         """Blocking; releases the GIL. Raises the errors above."""
     def cancel(self) -> None:
@@ -109,6 +132,7 @@ class Transfer:
     def rate(self) -> float:
         """Bytes per second over the last few seconds."""
 
+@final
 class TransferResult:
     size: int
     seconds: float
@@ -124,8 +148,10 @@ class TransferResult:
     xxh3_128: str | None
     verified: list[str]  # algorithms compared against an expected value
     ranged: bool  # False when the server ignored Range (one stream)
+    direct_io: bool  # the bulk of the file was written with O_DIRECT
 
 # ---------------------------------------------------------------- safetensors
+@final
 class TensorInfo:
     name: str
     dtype: str  # as written in the header: "F16", "BF16", "U8", "I32", ...
@@ -134,6 +160,7 @@ class TensorInfo:
     @property
     def numel(self) -> int: ...
 
+@final
 class SafetensorsHeader:
     header_size: int  # length of the JSON part
     data_size: int  # bytes of tensor data the header describes

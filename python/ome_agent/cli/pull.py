@@ -102,7 +102,12 @@ def _fail(err: OmeAgentError) -> None:
     "--max-connections", type=int, default=64, show_default=True, help="Connections over all files."
 )
 @click.option("--parallel-files", type=int, default=8, show_default=True, help="Files at once.")
-@click.option("--direct-io", is_flag=True, help="Write with O_DIRECT (bypass the page cache).")
+@click.option(
+    "--direct-io/--buffered-io",
+    default=None,
+    help="Write with O_DIRECT (bypass the page cache) or through it "
+    "[default: O_DIRECT for files of 64 MiB or more outside tmpfs].",
+)
 @click.option(
     "--no-verify",
     is_flag=True,
@@ -126,7 +131,7 @@ def pull_command(
     chunk_size: str | None,
     max_connections: int,
     parallel_files: int,
-    direct_io: bool,
+    direct_io: bool | None,
     no_verify: bool,
     ca_bundle: str | None,
     as_json: bool,

@@ -174,6 +174,7 @@ def _summarize(
                 seconds=r.seconds,
                 retries=r.retries,
                 connections=r.connections,
+                direct_io=r.direct_io,
             )
         )
     total = sum(f.size for f in files)

@@ -43,7 +43,9 @@ class TransferSettings:
     chunk_size: int | None = None  # bytes per range request
     max_connections: int = 64  # over all files of the process (one shared engine)
     parallel_files: int = 8  # files fetched at once
-    direct_io: bool = False  # O_DIRECT writes (skips the page cache)
+    # O_DIRECT writes (skip the page cache); None = the engine decides: O_DIRECT
+    # for files of 64 MiB or more outside tmpfs
+    direct_io: bool | None = None
     verify: bool = True  # False = no hashing at all: unsafe, for benchmarks only
     resume: bool = True  # keep/use the .partial journal across runs
     ca_bundle: str | None = None  # extra PEM roots, e.g. an internal mirror's CA

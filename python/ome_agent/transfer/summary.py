@@ -24,6 +24,7 @@ class FileSummary:
     seconds: float
     retries: int
     connections: int
+    direct_io: bool  # written with O_DIRECT
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,7 @@ pub(super) async fn stream(
         digests,
         verified,
         ranged: false,
+        direct_io: partial.is_direct(),
         ..Default::default()
     })
 }

@@ -49,7 +49,8 @@ pub struct TransferSpec {
     pub hash: bool,
     pub connections: Option<usize>,
     pub chunk_size: Option<u64>,
-    pub direct_io: bool,
+    /// `None`: automatic (see `file::wants_direct`)
+    pub direct_io: Option<bool>,
     pub resume: bool,
 }
 
@@ -74,6 +75,8 @@ pub struct TransferOutcome {
     pub digests: DigestHex,
     pub verified: Vec<String>,
     pub ranged: bool,
+    /// whether the bulk of the file was written with O_DIRECT
+    pub direct_io: bool,
 }
 
 #[derive(Default)]
@@ -547,6 +550,7 @@ async fn attempt(
         digests,
         verified,
         ranged: true,
+        direct_io: partial.is_direct(),
         ..Default::default()
     })
 }

@@ -278,7 +278,7 @@ impl PyTransfer {
         hash = true,
         connections = None,
         chunk_size = None,
-        direct_io = false,
+        direct_io = None,
         resume = true,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -294,7 +294,7 @@ impl PyTransfer {
         hash: bool,
         connections: Option<i64>,
         chunk_size: Option<i64>,
-        direct_io: bool,
+        direct_io: Option<bool>,
         resume: bool,
     ) -> PyResult<Self> {
         parse_url(url)?;
@@ -409,6 +409,7 @@ pub(crate) struct PyTransferResult {
     xxh3_128: Option<String>,
     verified: Vec<String>,
     ranged: bool,
+    direct_io: bool,
 }
 
 impl From<TransferOutcome> for PyTransferResult {
@@ -428,6 +429,7 @@ impl From<TransferOutcome> for PyTransferResult {
             xxh3_128: o.digests.xxh3_128,
             verified: o.verified,
             ranged: o.ranged,
+            direct_io: o.direct_io,
         }
     }
 }
@@ -437,7 +439,7 @@ impl PyTransferResult {
     fn __repr__(&self) -> String {
         format!(
             "TransferResult(size={}, seconds={:.3}, fetched_bytes={}, resumed_bytes={}, \
-             retries={}, connections={}, verified={:?}, ranged={})",
+             retries={}, connections={}, verified={:?}, ranged={}, direct_io={})",
             self.size,
             self.seconds,
             self.fetched_bytes,
@@ -445,7 +447,8 @@ impl PyTransferResult {
             self.retries,
             self.connections,
             self.verified,
-            self.ranged
+            self.ranged,
+            self.direct_io
         )
     }
 }
