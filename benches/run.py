@@ -271,12 +271,13 @@ def tool_versions() -> dict[str, str]:
 
 # ---------------------------------------------------------------- servers
 @contextlib.contextmanager
-def hub_server(root: Path, workdir: Path) -> Iterator[str]:
-    """The local HF Hub in its own process (it hashes the repo at start, then serves
-    with sendfile); yields its endpoint."""
+def hub_server(root: Path, workdir: Path, cdn: str) -> Iterator[str]:
+    """The local HF Hub in its own process (it hashes the repo at start); yields its
+    endpoint. LFS files are redirected to ``cdn`` (nginx), as the real Hub sends them
+    to its CDN: the Python server answers the API calls, nginx moves the bytes."""
     log = (workdir / "hub.log").open("w")
     proc = subprocess.Popen(
-        [PY, "-m", "tests.servers.hf_hub_server", "--root", str(root)],
+        [PY, "-m", "tests.servers.hf_hub_server", "--root", str(root), "--external-cdn", cdn],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -509,8 +510,15 @@ def main(argv: list[str] | None = None) -> int:
             nginx = stack.enter_context(
                 NginxServer(www, limit_rate="40m", workdir=workdir / "nginx")
             )
+            cdn = www / "cdn"  # nginx serves LFS objects by sha256, like the Hub's CDN
+            cdn.mkdir(exist_ok=True)
+            for f in repo_files:
+                with contextlib.suppress(FileExistsError):
+                    os.link(f.path, cdn / f.sha256)
             endpoint = (
-                stack.enter_context(hub_server(workdir / "hub", workdir)) if repo_files else ""
+                stack.enter_context(hub_server(workdir / "hub", workdir, nginx.base_url + "cdn"))
+                if repo_files
+                else ""
             )
             for key in keys:
                 sc = SCENARIOS[key]

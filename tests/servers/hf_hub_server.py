@@ -161,8 +161,12 @@ class HubServer:
         lfs_threshold: int = 10 * 1000 * 1000,
         page_size: int = 1000,
         throttle: float | None = None,
+        external_cdn: str | None = None,
     ) -> None:
         self.token = token
+        # LFS redirects go to ``{external_cdn}/{sha256}`` instead of the built-in
+        # CDN: the benchmarks put nginx there so the server is not the bottleneck
+        self.external_cdn = external_cdn.rstrip("/") if external_cdn else None
         # bytes/s per connection for file bodies: lets tests interrupt a pull midway
         self.throttle = throttle
         self.lfs_threshold = lfs_threshold
@@ -567,9 +571,8 @@ class _HubHandler(_Base):
         headers["X-Linked-Size"] = str(f.size)
         # a signed-URL look-alike: the CDN needs no Authorization, and must never get one
         expires = int(time.time()) + 3600
-        headers["Location"] = (
-            f"{self.hub.cdn_endpoint}/repos/{f.sha256}?Expires={expires}&Signature=t"
-        )
+        cdn = self.hub.external_cdn or f"{self.hub.cdn_endpoint}/repos"
+        headers["Location"] = f"{cdn}/{f.sha256}?Expires={expires}&Signature=t"
         self.send_response(302)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -615,6 +618,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cdn-port", type=int, default=0)
     parser.add_argument("--token", default=None, help="bearer token private repos require")
     parser.add_argument("--lfs-threshold", type=int, default=10 * 1000 * 1000)
+    parser.add_argument(
+        "--external-cdn", default=None, help="redirect LFS files to URL/{sha256} instead"
+    )
     args = parser.parse_args(argv)
     server = HubServer(
         args.root,
@@ -624,6 +630,7 @@ def main(argv: list[str] | None = None) -> None:
         cdn_port=args.cdn_port,
         token=args.token,
         lfs_threshold=args.lfs_threshold,
+        external_cdn=args.external_cdn,
     )
     with server:
         print(f"HF_ENDPOINT={server.endpoint}", flush=True)

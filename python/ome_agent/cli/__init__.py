@@ -1,25 +1,44 @@
 """Command surface of ome-agent (DESIGN.md §1, layer 6).
 
-Each subcommand lives in its own module and is registered here; the modules
+Each subcommand lives in its own module, imported only when that subcommand
+runs (a scripted ``pull`` does not pay for ``bench``'s imports); the modules
 hold no logic of their own beyond argument handling and output.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from ome_agent import __version__
-from ome_agent.cli.bench import bench
-from ome_agent.cli.pull import pull
+
+# name -> (module, attribute) of each subcommand
+SUBCOMMANDS = {
+    "pull": ("ome_agent.cli.pull", "pull"),
+    "bench": ("ome_agent.cli.bench", "bench"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        module, attr = SUBCOMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ome-agent")
 def main() -> None:
     """Put AI models onto nodes: fast, verified, described."""
 
-
-main.add_command(pull)
-main.add_command(bench)
 
 __all__ = ["main"]

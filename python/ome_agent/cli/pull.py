@@ -11,22 +11,16 @@ from __future__ import annotations
 import json
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings, parse_size
 from ome_agent.transfer import pull as run_pull
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 HELP = """Download SOURCE into DEST, every byte verified.
 
@@ -47,6 +41,17 @@ class ProgressView:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if enabled:
+            # rich is imported only for a terminal: scripted pulls start faster
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
