@@ -204,6 +204,13 @@ def hf_tools(endpoint: str) -> list[Tool]:
             lambda c: [OME_AGENT, "pull", f"hf://{REPO_ID}", str(c.dest), "--json"],
             env=env,
         ),
+        Tool(  # like for like with snapshot_download, which checks no digest
+            "ours-noverify",
+            "ome-agent pull hf:// --no-verify",
+            "ours",
+            lambda c: [OME_AGENT, "pull", f"hf://{REPO_ID}", str(c.dest), "--no-verify", "--json"],
+            env=env,
+        ),
         Tool(
             "snapshot_download",
             "huggingface_hub snapshot_download (8 workers)",
