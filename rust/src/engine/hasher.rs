@@ -274,51 +274,6 @@ mod tests {
         assert_eq!(h.xxh3_128.unwrap().len(), 32);
     }
 
-    /// Throughput check (run with `--ignored --nocapture`): sha2 must use SHA-NI.
-    #[test]
-    #[ignore]
-    fn digest_speed() {
-        let data = vec![7u8; 256 << 20];
-        for (name, w) in [
-            (
-                "sha256",
-                Wanted {
-                    sha256: true,
-                    ..Default::default()
-                },
-            ),
-            (
-                "xxh3",
-                Wanted {
-                    xxh3: true,
-                    ..Default::default()
-                },
-            ),
-            (
-                "md5",
-                Wanted {
-                    md5: true,
-                    ..Default::default()
-                },
-            ),
-        ] {
-            let t = std::time::Instant::now();
-            let mut d = Digests::new(w);
-            for c in data.chunks(1 << 20) {
-                d.update(c);
-            }
-            d.finish();
-            let gbs = data.len() as f64 / t.elapsed().as_secs_f64() / 1e9;
-            println!("{name}: {gbs:.2} GB/s");
-        }
-        let t = std::time::Instant::now();
-        let c = crc32c::crc32c(&data);
-        println!(
-            "crc32c: {:.2} GB/s ({c})",
-            data.len() as f64 / t.elapsed().as_secs_f64() / 1e9
-        );
-    }
-
     #[test]
     fn nothing_wanted_gives_nothing() {
         assert_eq!(
