@@ -42,6 +42,7 @@ import hashlib
 import os
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -189,6 +190,7 @@ class RequestRecord:
     bytes_sent: int = 0  # body bytes written to the socket
     fault: str | None = None  # class name of the fault that shaped the answer
     end_time: float | None = None
+    proxied: str | None = None  # absolute-form target when asked as a proxy
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -202,8 +204,11 @@ class _ResetConnection(Exception):
 class FaultServer:
     """Threaded HTTP/1.1 server on a loopback host with per-path fault plans."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.host = host
+        self.scheme = "https" if tls is not None else "http"
         self._objects: dict[str, _Object] = {}
         self._faults: dict[str, list[Fault]] = {}
         self._counts: dict[str, int] = {}
@@ -212,6 +217,8 @@ class FaultServer:
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._httpd = _ThreadingServer((host, port), _Handler, self)
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.port = int(self._httpd.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -252,7 +259,7 @@ class FaultServer:
     # ------------------------------------------------------------ test API
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + _norm(path)
@@ -331,7 +338,7 @@ class FaultServer:
                 self._conns.discard(sock)
 
     def _begin(
-        self, method: str, path: str, headers: dict[str, str]
+        self, method: str, path: str, headers: dict[str, str], proxied: str | None = None
     ) -> tuple[RequestRecord, _Object | None, list[Fault]]:
         """Record the request, count it, pick the faults that hit it."""
         with self._lock:
@@ -342,6 +349,7 @@ class FaultServer:
                 path=path,
                 headers=headers,
                 server=f"{self.host}:{self.port}",
+                proxied=proxied,
             )
             self.requests.append(rec)
             n = self._counts.get(path, 0) + 1
@@ -477,8 +485,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
+        proxied = None
+        if path.startswith(("http://", "https://")):
+            # absolute-form request line: a client using this server as its HTTP
+            # proxy; recorded as sent, served from this server's own store
+            proxied = self.path
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
         headers = {k.lower(): v for k, v in self.headers.items()}
-        rec, obj, faults = owner._begin(self.command, path, headers)
+        rec, obj, faults = owner._begin(self.command, path, headers, proxied)
         try:
             self._respond(rec, obj, faults, head)
         except _ResetConnection:
