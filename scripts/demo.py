@@ -97,6 +97,16 @@ def ome_agent(*args: str, **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen([str(exe), *args], text=True, **kw)  # type: ignore[call-overload]
 
 
+def wait_for_journal(dest: Path, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    """Until a resume journal records at least one finished range (header + record)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        journals = dest.glob("*.partial.journal") if dest.is_dir() else []
+        if any(j.stat().st_size > 256 for j in journals):
+            return
+        time.sleep(0.05)
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ome-agent-demo-"))
     expected = make_model(work / "hub" / "demo" / "tiny-llama")
@@ -105,9 +115,9 @@ def main() -> int:
     with HubServer(work / "hub", throttle=40e6) as hub:
         env = os.environ | {"HF_ENDPOINT": hub.endpoint}
         env.pop("HF_TOKEN", None)
-        print("demo: pull, interrupted after 1.5 s (Ctrl-C) ...")
+        print("demo: pull, interrupted (Ctrl-C) once some ranges are journaled ...")
         first = ome_agent("pull", "hf://demo/tiny-llama", str(dest), env=env)
-        time.sleep(1.5)
+        wait_for_journal(dest, first)
         first.send_signal(signal.SIGINT)
         print(f"demo: first pull exited {first.wait()} (130 = interrupted, partial kept)")
         print("demo: pull again; it resumes and verifies every file:")
