@@ -101,9 +101,12 @@ def wait_for_journal(dest: Path, proc: subprocess.Popen[str], timeout: float = 3
     """Until a resume journal records at least one finished range (header + record)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        journals = dest.glob("*.partial.journal") if dest.is_dir() else []
-        if any(j.stat().st_size > 256 for j in journals):
-            return
+        for journal in dest.glob("*.partial.journal") if dest.is_dir() else []:
+            try:
+                if journal.stat().st_size > 256:
+                    return
+            except FileNotFoundError:  # that file just finished
+                continue
         time.sleep(0.05)
 
 
