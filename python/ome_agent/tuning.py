@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ome_agent import _core
+from ome_agent.errors import BadInput
 
 DEFAULT_CONNECTIONS: tuple[int, ...] = (1, 4, 8, 16, 32, 64)
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = tuple(n * 1024 * 1024 for n in (4, 8, 16, 64))
@@ -36,8 +37,9 @@ WARMUP_BYTES = 64 * 1024 * 1024
 SAMPLE_INTERVAL = 0.01
 
 
-class TuningInputError(ValueError):
-    """Bad input to a sweep; the message names the value and how to fix it."""
+# Bad input to a sweep is the project's BadInput (exit 2, the message names the
+# value and the fix); the name is kept for callers that read better with it.
+TuningInputError = BadInput
 
 
 # ---------------------------------------------------------------- parsing
@@ -45,13 +47,9 @@ def parse_size(text: str, *, what: str = "size") -> int:
     """A size as ``pull`` reads it (``8M`` = ``8MiB`` = 8·2²⁰, ``8MB`` = 8·10⁶, bare = bytes).
 
     Delegates to pull's parser so that a value means the same in both commands."""
-    from ome_agent.errors import BadInput
     from ome_agent.transfer.settings import parse_size as pull_parse_size
 
-    try:
-        value = pull_parse_size(text.strip(), what)
-    except BadInput as e:
-        raise TuningInputError(str(e)) from None
+    value = pull_parse_size(text.strip(), what)
     if value <= 0:
         raise TuningInputError(f"{what}: {text!r} must be greater than zero")
     return value
@@ -148,15 +146,11 @@ def _resolve_hf_file(source: str) -> ResolvedSource:
         raise TuningInputError(f"SOURCE: {source!r} contains '.' or '..' path segments")
     from huggingface_hub import constants, get_token
 
-    from ome_agent.errors import BadInput
     from ome_agent.sources.uri import parse_source
 
     repo = "/".join(parts[:2])
-    try:
-        # pull's own parser checks the repo id and revision with the Hub's rules.
-        parse_source(f"hf://{repo}", revision)
-    except BadInput as e:
-        raise TuningInputError(str(e)) from None
+    # pull's own parser checks the repo id and revision with the Hub's rules.
+    parse_source(f"hf://{repo}", revision)
     endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     path = "/".join(parts[2:])
     url = f"{endpoint.rstrip('/')}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
