@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything a profile needs on a fresh Debian machine, idempotently:
 #   run   - the package and its native core (a Python venv in .venv)
-#   test  - run + linters, pytest and the servers the tests start (nginx)
+#   test  - run + linters, pytest and the servers the tests start (nginx, and etcd +
+#           kube-apiserver built from the Go module proxy, cached in .cache/control-plane)
 #   bench - test + the peers the benchmarks compare against (aria2c, hf_transfer, ...)
 set -euo pipefail
 profile=${1:-run}
@@ -27,6 +28,9 @@ fi
 
 if [ "$profile" != run ]; then
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
+  # the integration tests run the agent against a real API server; the first build
+  # takes ~12 min on 2 cores, later runs reuse the cached binaries
+  scripts/build-control-plane.sh >/dev/null
 fi
 
 python=${PYTHON:-python3}
