@@ -43,7 +43,8 @@ def hf_token() -> str | None:
     return os.environ.get("HF_TOKEN") or None
 
 
-def resolve_hf(ref: HfRef) -> ResolvedSource:
+def resolve_hf(ref: HfRef, token: str | None = None) -> ResolvedSource:
+    """``token`` overrides ``HF_TOKEN`` (the node agent reads it from a Secret)."""
     # imported here: huggingface_hub (and requests) cost ~0.3 s of start-up that
     # http(s) pulls and every other subcommand should not pay
     import requests
@@ -57,7 +58,7 @@ def resolve_hf(ref: HfRef) -> ResolvedSource:
     from huggingface_hub.hf_api import RepoFile
 
     endpoint = hf_endpoint()
-    token = hf_token()
+    token = token or hf_token()
     # token=False: never fall back to a token cached on disk by `hf auth login`
     api = HfApi(
         endpoint=endpoint,

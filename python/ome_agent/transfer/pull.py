@@ -90,7 +90,7 @@ def pull(
         root = dest_path
         resolved = _resolve_repo(ref, include, exclude)
 
-    jobs = _confined_jobs(root, resolved)
+    jobs = confined_jobs(root, resolved)
     try:
         root.mkdir(parents=True, exist_ok=True)
         runner = Runner(engine or make_engine(settings), jobs, settings, on_progress)
@@ -131,7 +131,8 @@ def _resolve_repo(ref: HfRef, include: Sequence[str], exclude: Sequence[str]) ->
     )
 
 
-def _confined_jobs(root: Path, resolved: ResolvedSource) -> list[Job]:
+def confined_jobs(root: Path, resolved: ResolvedSource) -> list[Job]:
+    """One job per listed file, every name confined to ``root`` (also used by the agent)."""
     jobs: list[Job] = []
     seen: dict[Path, str] = {}
     for f in resolved.files:

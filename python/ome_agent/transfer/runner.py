@@ -142,4 +142,6 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
         if first_error is not None:
             raise first_error
+        if len(outcomes) < len(self.jobs):  # cancel() from another thread
+            raise Interrupted("cancelled: partial files kept for a resume")
         return [outcomes[i] for i in range(len(self.jobs))]

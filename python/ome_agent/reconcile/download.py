@@ -1,0 +1,166 @@
+"""One model's bytes into its staging directory (reconcile core → sources → transfer).
+
+Blocking code, run by the reconcile core in a worker thread (the event loop never
+waits on the network or the disk). :class:`Fetch` lists the source, checks free
+space, and hands the files to the transfer :class:`~ome_agent.transfer.runner.Runner`;
+``cancel()`` may be called from any thread and stops the transfers at once (partial
+files and their journals stay, so a later fetch of the same spec resumes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from ome_agent import _core
+from ome_agent.errors import BadInput, Interrupted
+from ome_agent.reconcile.sources import SourcePlan
+from ome_agent.sources import ResolvedSource, resolve_hf, resolve_http
+from ome_agent.transfer.pull import confined_jobs
+from ome_agent.transfer.runner import Runner
+from ome_agent.transfer.settings import TransferSettings
+
+# per file: digests computed by the engine, and which were compared to the listing
+Digests = dict[str, tuple[dict[str, str], list[str]]]
+
+
+class NoSpace(BadInput):
+    """The files known from the listing do not fit on the target filesystem."""
+
+
+class Fetch:
+    def __init__(self, engine: _core.Engine, settings: TransferSettings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._runner: Runner | None = None
+        self.phase = "Listing"
+        self.total_bytes = 0
+        self.total_files = 0
+        self.fetched_bytes = 0
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            if self._runner is not None:
+                self._runner.cancel()
+
+    def _check(self) -> None:
+        if self._cancelled.is_set():
+            raise Interrupted("cancelled")
+
+    def progress(self) -> tuple[int, int, int, float]:
+        """(completed bytes, completed files, total files, bytes/s) right now."""
+        with self._lock:
+            runner = self._runner
+        if runner is None:
+            return 0, 0, self.total_files, 0.0
+        snap = runner.snapshot()
+        if snap.total_bytes is not None:
+            self.total_bytes = snap.total_bytes
+        return snap.done_bytes, snap.files_done, snap.files_total, snap.rate
+
+    def run(self, plan: SourcePlan, staging: Path, token: str | None) -> tuple[str | None, Digests]:
+        """Fill ``staging``; return the resolved commit and the per-file digests."""
+        if plan.scheme == "local":
+            assert plan.local is not None
+            return None, self._copy_local(plan.local, staging)
+        resolved = self._resolve(plan, token)
+        self._check()
+        jobs = confined_jobs(staging, resolved)
+        sizes = [j.file.size for j in jobs]
+        self.total_files = len(jobs)
+        if all(s is not None for s in sizes):
+            self.total_bytes = sum(s for s in sizes if s is not None)
+            check_space(staging, self.total_bytes)
+        staging.mkdir(parents=True, exist_ok=True)
+        self.phase = "Downloading"
+        with self._lock:
+            self._check()
+            self._runner = Runner(self._engine, jobs, self._settings)
+        outcomes = self._runner.run()
+        digests: Digests = {}
+        for o in outcomes:
+            r = o.result
+            found = {
+                k: v
+                for k, v in (
+                    ("sha256", r.sha256),
+                    ("md5", r.md5),
+                    ("git-sha1", r.git_sha1),
+                    ("xxh3-128", r.xxh3_128),
+                )
+                if v
+            }
+            verified = list(r.verified)
+            if o.job.file.size is not None and r.size == o.job.file.size:
+                verified.append("size")
+            digests[o.job.file.path] = (found, verified)
+            self.fetched_bytes += r.fetched_bytes
+        self.phase = "Verified"
+        return resolved.commit, digests
+
+    def _resolve(self, plan: SourcePlan, token: str | None) -> ResolvedSource:
+        if plan.scheme == "hf":
+            assert plan.hf is not None
+            resolved = resolve_hf(plan.hf, token=token)
+            if not resolved.files:
+                raise BadInput(f"{plan.display} has no files at commit {resolved.commit}")
+            return resolved
+        assert plan.http is not None
+        assert plan.http.file_name is not None
+        return resolve_http(plan.http, file_name=plan.http.file_name)
+
+    def _copy_local(self, source: Path, staging: Path) -> Digests:
+        """Hard links when possible (no extra space, instant), else copies."""
+        if not source.exists():
+            raise BadInput(
+                f"spec.storage.storageUri: local path {source} does not exist on this node"
+            )
+        files = (
+            [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        )
+        base = source.parent if source.is_file() else source
+        self.total_files = len(files)
+        self.total_bytes = sum(p.stat().st_size for p in files)
+        staging.mkdir(parents=True, exist_ok=True)
+        self.phase = "Copying"
+        digests: Digests = {}
+        for p in files:
+            self._check()
+            rel = p.relative_to(base)
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                dest.unlink()
+            try:
+                os.link(p, dest)
+            except OSError:
+                shutil.copy2(p, dest)
+            if dest.stat().st_size != p.stat().st_size:
+                raise BadInput(f"{rel}: copy from {source} is incomplete")
+            digests[rel.as_posix()] = ({}, ["size"])
+        return digests
+
+
+def check_space(staging: Path, needed: int) -> None:
+    """Fail fast when the listing's bytes (minus what a resume already has) do not fit."""
+    have = 0
+    if staging.is_dir():
+        for p in staging.rglob("*"):
+            if p.is_file():
+                have += p.stat().st_blocks * 512
+    probe = staging
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    missing = needed - have
+    if missing > free:
+        raise NoSpace(
+            f"not enough disk space: the model needs {missing / 1e9:.2f} GB more, "
+            f"{free / 1e9:.2f} GB free on the filesystem of {probe}: free space or move "
+            "spec.storage.path to a larger --models-root-dir"
+        )

@@ -1,0 +1,157 @@
+"""Where a model's files go on the node, and which paths may ever be written or removed
+(reconcile core, layer 4).
+
+- ``storage.path`` absolute: must lie strictly inside one of ``--models-root-dir``
+  (never a root itself); relative: under the first root; absent: under the first root
+  at ``<name>`` (ClusterBaseModel) or ``<namespace>/<name>`` (BaseModel).
+- a download goes to a staging directory *next to* the target (same filesystem), named
+  after the model and the source identity, so a restart with the same spec finds the
+  same directory and resumes from the engine's journals.
+- the switch from staging to target is atomic: ``renameat2(RENAME_EXCHANGE)`` swaps a
+  previous version and the new one in one step (readers see one or the other, never a
+  mix); where the kernel or filesystem lacks it, the old directory is renamed aside
+  first and the new one renamed into place (a short window with no directory).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ome_agent.api import ModelKey, StorageSpec
+from ome_agent.errors import BadInput
+from ome_agent.reconcile.options import STATE_DIR_NAME
+
+STAGING_PREFIX = ".ome-staging-"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def inside(path: Path, root: Path) -> bool:
+    """``path`` lies strictly below ``root`` (both resolved through symlinks)."""
+    p, r = _real(path), _real(root)
+    return p != r and r in p.parents
+
+
+def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ...]) -> Path:
+    """The model's directory; BadInput naming ``spec.storage.path`` if it is not allowed."""
+    raw = (storage.path if storage else None) or ""
+    if not raw:
+        parts = [key.namespace, key.name] if key.namespace else [key.name]
+        return _real(roots[0].joinpath(*parts))
+    path = Path(raw)
+    if not path.is_absolute():
+        if any(seg in ("", ".", "..") for seg in raw.strip("/").split("/")):
+            raise BadInput(
+                f"spec.storage.path {raw!r} has '.' or '..' segments: give a plain relative "
+                "path or an absolute path inside --models-root-dir"
+            )
+        path = roots[0] / raw
+    resolved = _real(path)
+    roots_text = ", ".join(str(r) for r in roots)
+    for root in roots:
+        if _real(root) == resolved:
+            raise BadInput(
+                f"spec.storage.path {raw!r} is the models root itself: give a directory "
+                f"below it, e.g. {root}/{key.name}"
+            )
+        if inside(resolved, root):
+            if STATE_DIR_NAME in resolved.relative_to(_real(root)).parts:
+                raise BadInput(f"spec.storage.path {raw!r} is inside the agent's own state")
+            return resolved
+    raise BadInput(
+        f"spec.storage.path {raw!r} is outside the models roots ({roots_text}): give a path "
+        "inside --models-root-dir"
+    )
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    """One directory equals or contains the other."""
+    return a == b or a in b.parents or b in a.parents
+
+
+def staging_dir(target: Path, key: ModelKey, identity: str) -> Path:
+    """Deterministic per (model, source identity): a rerun resumes in the same place."""
+    digest = hashlib.sha256(f"{key}\0{identity}".encode()).hexdigest()[:16]
+    return target.parent / f"{STAGING_PREFIX}{target.name}-{digest}"
+
+
+def _renameat2() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_EXCHANGE = _renameat2()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically; False when the system cannot."""
+    if _EXCHANGE is None:
+        return False
+    rc = _EXCHANGE(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def switch_into_place(staging: Path, target: Path) -> Path | None:
+    """Make ``staging`` the model's directory; return where the previous version now is
+    (for the caller to remove), or None if there was none."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() and not target.is_symlink():
+        os.rename(staging, target)
+        _fsync_dir(target.parent)
+        return None
+    if exchange(staging, target):
+        _fsync_dir(target.parent)
+        return staging  # now holds the old version
+    aside = staging.with_name(staging.name + ".old")
+    os.rename(target, aside)
+    os.rename(staging, target)
+    _fsync_dir(target.parent)
+    return aside
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: Path, roots: Iterable[Path]) -> bool:
+    """Remove ``path`` if, and only if, it lies strictly inside a models root.
+
+    Returns whether something was removed. A path that is a root, or outside every
+    root, is refused with BadInput: the caller has a bug, nothing is deleted."""
+    if not any(inside(path, r) for r in roots):
+        raise BadInput(f"refusing to remove {path}: not strictly inside a models root")
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return True
+    if path.is_dir():
+        shutil.rmtree(path)
+        return True
+    return False

@@ -1,0 +1,198 @@
+"""The local manifest: what the agent put on this node for one model (reconcile core, layer 4).
+
+One JSON file per model under ``<first models root>/.ome-agent/manifests/`` (never inside
+the model directory, which holds exactly the model's files). It records the source
+identity (redacted storage URI, requested revision, resolved commit), the path, and
+every file with its size, mtime and the digests the engine verified. A restarted
+agent compares the manifest with the spec and ``stat``s the files: if all match, the
+model is Ready again with no network call. A second file, ``<model>.staging.json``,
+names the staging directory of a download in progress, so leftovers of a model
+deleted while the agent was down can be found and removed.
+
+Written atomically: temporary file, fsync, rename, fsync of the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ome_agent.api import ModelKey
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative, "/"-separated
+    size: int
+    mtime_ns: int
+    digests: dict[str, str] = field(default_factory=dict)  # algorithm -> hex, as computed
+    verified: list[str] = field(default_factory=list)  # compared against the listing
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the files are a copy of; a change of any field means a new download."""
+
+    source: str  # storage URI, redacted
+    revision: str | None  # as requested (hf branch, tag or sha)
+    path: str  # the model directory on the node
+
+    def text(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    key: ModelKey
+    uid: str
+    generation: int
+    identity: Identity
+    commit: str | None  # resolved revision
+    files: list[FileRecord]
+    config: dict[str, Any] | None = None  # discovered config (OME format)
+    parameter_count: int | None = None
+
+    @property
+    def digest(self) -> str:
+        body: dict[str, Any] = {
+            "identity": asdict(self.identity),
+            "commit": self.commit,
+            "files": [asdict(f) for f in self.files],
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "key": list(self.key),
+            "uid": self.uid,
+            "generation": self.generation,
+            "identity": asdict(self.identity),
+            "commit": self.commit,
+            "files": [asdict(f) for f in self.files],
+            "digest": self.digest,
+            "config": self.config,
+            "parameterCount": self.parameter_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        kind, namespace, name = data["key"]
+        return cls(
+            key=ModelKey(kind, namespace, name),
+            uid=str(data.get("uid") or ""),
+            generation=int(data.get("generation") or 0),
+            identity=Identity(**data["identity"]),
+            commit=data.get("commit"),
+            files=[FileRecord(**f) for f in data["files"]],
+            config=data.get("config"),
+            parameter_count=data.get("parameterCount"),
+        )
+
+    def intact(self) -> bool:
+        """Every recorded file is present with its recorded size and mtime."""
+        root = Path(self.identity.path)
+        for f in self.files:
+            try:
+                st = os.stat(root / f.path)
+            except OSError:
+                return False
+            if st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
+                return False
+        return True
+
+
+def record_files(
+    root: Path, digests: dict[str, tuple[dict[str, str], list[str]]]
+) -> list[FileRecord]:
+    """Stat every file under ``root`` (after the switch: mtimes are final)."""
+    records = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            rel = p.relative_to(root).as_posix()
+            st = p.stat()
+            found, verified = digests.get(rel, ({}, []))
+            records.append(FileRecord(rel, st.st_size, st.st_mtime_ns, found, verified))
+    return records
+
+
+class ManifestStore:
+    """The manifests directory of this node."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / "manifests"
+
+    def _file(self, key: ModelKey, suffix: str = ".json") -> Path:
+        scope = key.namespace or "_"
+        return self.dir / f"{key.kind}.{scope}.{key.name}{suffix}"
+
+    def load(self, key: ModelKey) -> Manifest | None:
+        try:
+            return Manifest.from_json(json.loads(self._file(key).read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or unreadable: the model is simply not confirmed
+
+    def save(self, manifest: Manifest) -> None:
+        _atomic_write(self._file(manifest.key), manifest.to_json())
+
+    def delete(self, key: ModelKey) -> None:
+        for suffix in (".json", ".staging.json"):
+            with contextlib.suppress(FileNotFoundError):
+                self._file(key, suffix).unlink()
+
+    def all(self) -> list[Manifest]:
+        out = []
+        for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
+            if p.name.endswith(".staging.json"):
+                continue
+            try:
+                out.append(Manifest.from_json(json.loads(p.read_text())))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    # ------------------------------------------------------------ staging records
+    def save_staging(self, key: ModelKey, staging: Path) -> None:
+        _atomic_write(self._file(key, ".staging.json"), {"key": list(key), "staging": str(staging)})
+
+    def clear_staging(self, key: ModelKey) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._file(key, ".staging.json").unlink()
+
+    def staging(self) -> dict[ModelKey, Path]:
+        out: dict[ModelKey, Path] = {}
+        for p in sorted(self.dir.glob("*.staging.json")) if self.dir.is_dir() else []:
+            try:
+                data = json.loads(p.read_text())
+                kind, namespace, name = data["key"]
+                out[ModelKey(kind, namespace, name)] = Path(data["staging"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
