@@ -82,13 +82,14 @@ class Cluster:
         *,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         """One REST call as admin; JSON in and out; errors as ``ApiException``."""
         m, url, headers, data, post = self.api.param_serialize(
             method,
             path,
             query_params=query,
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            header_params={"Content-Type": content_type, "Accept": accept},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -168,11 +169,30 @@ class Cluster:
             # Established can precede discovery by a moment; wait until it is served.
             gv = f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
             kind = crd["spec"]["names"]["kind"]
-            while kind not in {r["kind"] for r in self.request("GET", f"/apis/{gv}")["resources"]}:
+            while kind not in self._served_kinds(gv):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"CRD {name} not in discovery after {timeout}s")
                 time.sleep(0.05)
             self._resources.pop((gv, kind), None)
+
+    def _served_kinds(self, group_version: str) -> set[str]:
+        try:
+            found = self.request("GET", f"/apis/{group_version}")
+        except ApiException as e:
+            if e.status == 404:  # the group itself is not registered yet
+                return set()
+            raise
+        return {r["kind"] for r in found["resources"]}
+
+    def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """POST one object (``namespace`` for namespaced kinds); returns the stored
+        object. Unlike ``apply``, an existing object is a 409."""
+        _, namespaced = self.resource(obj["apiVersion"], obj["kind"])
+        ns = (namespace or obj.get("metadata", {}).get("namespace")) if namespaced else None
+        stored: dict[str, Any] = self.request(
+            "POST", self.path(obj["apiVersion"], obj["kind"], ns), obj
+        )
+        return stored
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
