@@ -1,0 +1,115 @@
+"""Names the agent writes for OME's readers: node label keys, ConfigMap keys and the
+ConfigMap's own metadata (wire format, DESIGN.md §2; used by the adapters of layer 5).
+
+These must equal what OME's model agent writes, byte for byte, because OME's
+controller, scheduler and console look them up by name:
+
+- node label ``models.ome.io/clusterbasemodel.<name>`` or
+  ``models.ome.io/<namespace>.basemodel.<name>``, the part after the prefix at most
+  49 characters;
+- ConfigMap data key ``clusterbasemodel.<name>`` or ``<namespace>.basemodel.<name>``,
+  at most 253 characters;
+- too long a part becomes ``sha256(part).hex()[:8] + "-" + <its tail>``; for a namespaced
+  kind, namespace and name share one budget, and when they do not both fit the
+  namespace keeps at most 8 characters (a bare 8-character hash when longer) and the
+  name gets the rest.
+
+FineTunedWeight has no node label or entry in OME; we use the namespaced form with the
+type ``finetunedweight`` (``models.ome.io/<ns>.finetunedweight.<name>``,
+``<ns>.finetunedweight.<name>``), shortened by the same rule with its own budget, so
+it can never collide with a BaseModel's key.
+
+We also label ``models.ome/<metadata.uid>``: the reference doc's
+``kubectl get nodes -l models.ome/<uid>=Ready`` works with it.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ome_agent.api import ModelKey
+
+LABEL_DOMAIN = "models.ome.io"
+UID_LABEL_DOMAIN = "models.ome"
+MAX_LABEL_NAME = 49  # OME's limit for the part after "models.ome.io/"
+MAX_CONFIG_MAP_KEY = 253
+HASH_PREFIX = 8
+MIN_NAMESPACE = 8
+
+_TYPE = {
+    "ClusterBaseModel": "clusterbasemodel",
+    "BaseModel": "basemodel",
+    "FineTunedWeight": "finetunedweight",
+}
+
+# the per-node ConfigMap (DESIGN.md §2): every write keeps these
+STATUS_LABEL = "models.ome/basemodel-status"
+NODE_LABEL = "node"
+NODE_NAME_ANNOTATION = "models.ome.io/node-name"
+MANAGED_BY_ANNOTATION = "models.ome.io/managed-by"
+MANAGED_BY = "model-agent"
+
+
+def node_label_key(key: ModelKey) -> str:
+    """The node label whose value is the model's state on that node."""
+    return f"{LABEL_DOMAIN}/{_qualified(key, MAX_LABEL_NAME)}"
+
+
+def config_map_key(key: ModelKey) -> str:
+    """The model's data key in the node's ConfigMap."""
+    return _qualified(key, MAX_CONFIG_MAP_KEY)
+
+
+def uid_label_key(uid: str) -> str:
+    """``models.ome/<uid>``: the label the reference doc's node query uses."""
+    return f"{UID_LABEL_DOMAIN}/{uid}"
+
+
+def config_map_metadata(node_name: str, namespace: str) -> dict[str, Any]:
+    """``metadata`` of the node's ConfigMap: name, namespace, labels, annotations."""
+    return {
+        "name": node_name,
+        "namespace": namespace,
+        "labels": {STATUS_LABEL: "true", NODE_LABEL: node_name},
+        "annotations": {NODE_NAME_ANNOTATION: node_name, MANAGED_BY_ANNOTATION: MANAGED_BY},
+    }
+
+
+def _qualified(key: ModelKey, limit: int) -> str:
+    kind_type = _TYPE[key.kind]
+    if key.kind == "ClusterBaseModel":
+        budget = limit - len(kind_type) - 1  # "<type>."
+        return f"{kind_type}.{_shorten(key.name, budget)}"
+    namespace = key.namespace or ""
+    budget = limit - len(kind_type) - 2  # "<ns>.<type>.<name>"
+    if len(namespace) + len(key.name) <= budget:
+        return f"{namespace}.{kind_type}.{key.name}"
+    namespace_budget = min(len(namespace), MIN_NAMESPACE)
+    name_budget = budget - namespace_budget
+    return f"{_shorten(namespace, namespace_budget)}.{kind_type}.{_shorten(key.name, name_budget)}"
+
+
+def _shorten(text: str, budget: int) -> str:
+    """``text`` if it fits, else a hash prefix (uniqueness) and its tail (readability)."""
+    if len(text) <= budget:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:HASH_PREFIX]
+    tail = budget - HASH_PREFIX - 1
+    if tail <= 0:
+        return digest[:budget]
+    return f"{digest}-{text[-tail:]}"
+
+
+def parse_config_map_key(data_key: str) -> ModelKey | None:
+    """The resource a ConfigMap data key names, as written: a part that was shortened
+    stays shortened. None for keys that are not model entries."""
+    cluster_prefix = _TYPE["ClusterBaseModel"] + "."
+    if data_key.startswith(cluster_prefix) and len(data_key) > len(cluster_prefix):
+        return ModelKey("ClusterBaseModel", None, data_key[len(cluster_prefix) :])
+    for kind in ("BaseModel", "FineTunedWeight"):
+        namespace, sep, name = data_key.partition(f".{_TYPE[kind]}.")
+        if sep and namespace and name:
+            return ModelKey(kind, namespace, name)
+    return None
