@@ -1,0 +1,211 @@
+"""``inspect_remote``: metadata of a model before downloading it (discovery, layer 3).
+
+For ``hf://org/name[@rev]`` the sources layer lists the repo (one pinned commit);
+then only small files are read: config.json (and tokenizer_config.json for the chat
+template, the safetensors index) and, per shard, its header by one range request of
+the first 64 KiB, with a second request only when a header is larger. The requests
+run in parallel. Size and parameter count are thus known before a byte of weights
+moves, which is what the agent's disk-space check needs.
+
+Credentials go only to the Hub: the engine drops ``Authorization`` when the Hub
+redirects an LFS file to its CDN. A plain ``http(s)://.../x.safetensors`` URL is
+read the same way (its header only).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ome_agent import __version__, _core
+from ome_agent.discovery.configfile import (
+    MAX_CONFIG_BYTES,
+    ConfigError,
+    locate,
+    parent_of,
+    parse_config_bytes,
+)
+from ome_agent.discovery.describe import build, quantization_of, weight_dirs
+from ome_agent.discovery.result import Discovery
+from ome_agent.discovery.weights import WeightCount, count, merge, select_shards
+from ome_agent.errors import BadInput
+from ome_agent.sources.hf import resolve_hf
+from ome_agent.sources.model import RemoteFile
+from ome_agent.sources.uri import HfRef, parse_source
+
+PROBE_BYTES = 64 * 1024
+MAX_WORKERS = 32
+_TOKENIZER_MAX = 4 * 1024 * 1024
+_OTHER_WEIGHTS = (".bin", ".gguf", ".pt", ".pth", ".onnx")
+
+Header = tuple[str, _core.SafetensorsHeader, int]
+
+
+def inspect_remote(
+    uri: str,
+    *,
+    token: str | None = None,
+    revision: str | None = None,
+    schema_path: str | None = None,
+    engine: _core.Engine | None = None,
+) -> Discovery:
+    """Describe a remote model from its small files and safetensors headers.
+
+    Raises the sources' errors (BadInput, SourceNotFound, TransferFailed) when the
+    repo cannot be listed; problems with its content go into ``Discovery.errors``."""
+    ref = parse_source(uri, revision)
+    engine = engine or _core.Engine(user_agent=f"ome-agent/{__version__}")
+    if not isinstance(ref, HfRef):
+        name = ref.file_name or ""
+        if not name.endswith(".safetensors"):
+            raise BadInput(
+                f"{ref.display}: inspect reads http(s) URLs of .safetensors files only; "
+                "use hf://org/name for a whole model"
+            )
+        return _inspect_url(engine, ref.url, name)
+    resolved = resolve_hf(ref, token=token)
+    files = {f.path: f for f in resolved.files}
+    return _inspect_files(engine, files, schema_path)
+
+
+def _inspect_url(engine: _core.Engine, url: str, name: str) -> Discovery:
+    errors: list[str] = []
+    try:
+        size = engine.head(url).get("size")
+    except _core.EngineError as e:
+        raise BadInput(f"{name}: cannot reach it ({_reason(e)})") from None
+    remote = RemoteFile(name, url, size=size if isinstance(size, int) else None)
+    result = _headers(engine, [remote])[name]
+    if isinstance(result, str):
+        errors.append(result)
+    weights = count([] if isinstance(result, str) else [result], quantization_of(None))
+    weights.errors = list(errors)
+    return build(
+        config=None,
+        config_path=None,
+        dir_files=frozenset({name}),
+        weights=weights,
+        other_weight_bytes=0,
+        tokenizer_config=None,
+        errors=errors,
+    )
+
+
+def _inspect_files(
+    engine: _core.Engine, files: dict[str, RemoteFile], schema_path: str | None
+) -> Discovery:
+    errors: list[str] = []
+    try:
+        config_path = locate(files, schema_path)
+    except ConfigError as e:
+        errors.append(str(e))
+        config_path = None
+    config = None
+    if config_path is None or config_path not in files:
+        if not errors:
+            errors.append(
+                f"{config_path}: not in the repo"
+                if config_path
+                else "config.json: not found in the repo (nor a subfolder)"
+            )
+        config_path = None
+    else:
+        config = _json(engine, files[config_path], errors)
+
+    tokenizer = None
+    if config_path is not None:
+        tok = _join(parent_of(config_path), "tokenizer_config.json")
+        if tok in files and (files[tok].size or 0) <= _TOKENIZER_MAX:
+            tokenizer = _json(engine, files[tok], [])
+
+    quant = quantization_of(config)
+    groups: list[tuple[list[RemoteFile], list[str]]] = []
+    other_bytes = 0
+    for directory in weight_dirs(config_path, config, files):
+        here = {n.rpartition("/")[2]: f for n, f in files.items() if parent_of(n) == directory}
+
+        def read_index(name: str, here: dict[str, RemoteFile] = here) -> bytes:
+            return _fetch_small(engine, here[name])
+
+        shards, shard_errors = select_shards(here, read_index)
+        groups.append(([here[s] for s in shards], _prefixed(directory, shard_errors)))
+        if not shards:
+            other_bytes += sum(f.size or 0 for n, f in here.items() if n.endswith(_OTHER_WEIGHTS))
+
+    # every shard of every group in one parallel batch
+    results = _headers(engine, [f for shards, _ in groups for f in shards])
+    total: WeightCount | None = None
+    for group_files, group_errors in groups:
+        outcomes = [results[f.path] for f in group_files]
+        parsed = [r for r in outcomes if not isinstance(r, str)]
+        failed = [r for r in outcomes if isinstance(r, str)]
+        found = count(parsed, quant)
+        found.errors = group_errors + failed
+        errors.extend(found.errors)
+        total = merge(total, found)
+
+    return build(
+        config=config,
+        config_path=config_path,
+        dir_files=frozenset(files),
+        weights=total,
+        other_weight_bytes=other_bytes,
+        tokenizer_config=tokenizer,
+        errors=errors,
+    )
+
+
+def _headers(engine: _core.Engine, shards: list[RemoteFile]) -> dict[str, Header | str]:
+    """Parsed header, or an error message, per shard path."""
+
+    def one(f: RemoteFile) -> Header | str:
+        try:
+            return (f.path, _header(engine, f), f.size or 0)
+        except _core.HeaderError as e:
+            return f"{f.path}: {e}"
+        except _core.EngineError as e:
+            return f"{f.path}: cannot fetch its header ({_reason(e)})"
+
+    if not shards:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(shards))) as pool:
+        return {f.path: r for f, r in zip(shards, pool.map(one, shards), strict=True)}
+
+
+def _header(engine: _core.Engine, f: RemoteFile) -> _core.SafetensorsHeader:
+    data = engine.fetch_range(f.url, 0, PROBE_BYTES, headers=dict(f.headers))
+    need = _core.safetensors_header_length(data[:8])
+    if need > len(data) and len(data) == PROBE_BYTES:
+        # a header over 64 KiB (thousands of tensors): fetch the rest of it
+        data += engine.fetch_range(f.url, len(data), need - len(data), headers=dict(f.headers))
+    return _core.parse_safetensors_header(data[:need], f.size)
+
+
+def _fetch_small(engine: _core.Engine, f: RemoteFile) -> bytes:
+    if f.size is not None and f.size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{f.path}: {f.size} bytes is over the {MAX_CONFIG_BYTES}-byte limit")
+    try:
+        return engine.fetch_range(f.url, 0, MAX_CONFIG_BYTES + 1, headers=dict(f.headers))
+    except _core.EngineError as e:
+        raise ConfigError(f"{f.path}: cannot fetch it ({_reason(e)})") from None
+
+
+def _json(engine: _core.Engine, f: RemoteFile, errors: list[str]) -> dict[str, object] | None:
+    try:
+        return parse_config_bytes(_fetch_small(engine, f), f.path)
+    except ConfigError as e:
+        errors.append(str(e))
+        return None
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, _core.HttpStatusError):
+        return f"HTTP {e.status}"
+    return type(e).__name__
+
+
+def _join(directory: str, name: str) -> str:
+    return f"{directory}/{name}" if directory else name
+
+
+def _prefixed(directory: str, messages: list[str]) -> list[str]:
+    return [f"{directory}/{m}" if directory else m for m in messages]

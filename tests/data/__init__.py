@@ -1,0 +1,1 @@
+"""Test data: real config.json files (hf-configs/) and safetensors shard builders."""
