@@ -1,0 +1,207 @@
+"""List + watch of one kind of object (DESIGN.md §1, layer 5: input of the reconcile core).
+
+The usual informer contract, kept small: list, hand the full set over, then watch
+from the list's resourceVersion with bookmarks; after a dropped connection resume
+from the last resourceVersion seen (no event lost, none repeated); on 410 Gone (the
+server no longer has that history) list again and hand the full set over again, so
+deletions missed meanwhile are noticed. Errors back off exponentially with jitter and
+never end the loop: the API server may be down for minutes. One line is logged per
+change of state (watching → failing → watching), not one per retry.
+
+Handlers are plain callables that must not block (they call the reconcile core's
+non-blocking methods); the watch reads the next event as soon as they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ome_agent.adapters.kube import telemetry
+from ome_agent.adapters.kube.client import Kube, KubeError
+
+log = logging.getLogger(__name__)
+
+# The server ends a watch after this many seconds (randomised per watch, like
+# client-go, so informers of many agents do not reconnect in lockstep).
+WATCH_SECONDS = (240, 300)
+LIST_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to watch: a collection path and an optional field selector."""
+
+    name: str  # for logs and counters, e.g. "clusterbasemodels", "node n1"
+    path: str  # e.g. /apis/ome.io/v1beta1/clusterbasemodels
+    field_selector: str | None = None
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old: relist."""
+
+
+class Backoff:
+    """Exponential backoff with jitter: base·2^n capped, then a random 50-100 % of it."""
+
+    def __init__(self, base: float = 0.2, cap: float = 5.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2**self.failures)
+        self.failures += 1
+        return float(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
+
+
+EventHandler = Callable[[str, dict[str, Any]], None]
+ReplaceHandler = Callable[[list[dict[str, Any]]], None]
+
+
+class Informer:
+    """Keeps one :class:`Target` in sync: ``on_replace`` gets full lists, ``on_event``
+    gets ``(type, object)`` for ADDED, MODIFIED and DELETED."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        target: Target,
+        *,
+        on_event: EventHandler,
+        on_replace: ReplaceHandler,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.kube = kube
+        self.target = target
+        self.on_event = on_event
+        self.on_replace = on_replace
+        self.backoff = backoff or Backoff()
+        self.resource_version: str | None = None
+        self._failing: str | None = None  # the error last logged, None while healthy
+
+    async def fetch(self) -> list[dict[str, Any]]:
+        """One list; remembers its resourceVersion for the watch that follows."""
+        query: list[tuple[str, str]] = []
+        if self.target.field_selector:
+            query.append(("fieldSelector", self.target.field_selector))
+        body = await self.kube.request(
+            "GET", self.target.path, verb="list", query=query, timeout=LIST_TIMEOUT
+        )
+        self.resource_version = str(body.get("metadata", {}).get("resourceVersion") or "")
+        items: list[dict[str, Any]] = body.get("items") or []
+        return items
+
+    async def list_until_ok(self) -> list[dict[str, Any]]:
+        """:meth:`fetch`, retried with backoff until the API server answers."""
+        while True:
+            try:
+                items = await self.fetch()
+            except KubeError as e:
+                self._failed(e)
+                await asyncio.sleep(self.backoff.next_delay())
+                continue
+            self._recovered("listed")
+            return items
+
+    async def run(self) -> None:
+        """Watch forever (until cancelled), relisting when needed."""
+        while True:
+            try:
+                if not self.resource_version:
+                    items = await self.fetch()
+                    self.on_replace(items)
+                await self._watch_once()
+            except Gone:
+                telemetry.RELISTS.labels(resource=self.target.name).inc()
+                log.info("watch of %s expired (410 Gone): listing again", self.target.name)
+                self.resource_version = None
+            except (KubeError, aiohttp.ClientError, TimeoutError, ValueError) as e:
+                self.kube.health.watching.discard(self.target.name)
+                self._failed(e)
+                await asyncio.sleep(self.backoff.next_delay())
+            finally:
+                self.kube.health.watching.discard(self.target.name)
+
+    async def _watch_once(self) -> None:
+        query: list[tuple[str, str]] = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", self.resource_version or ""),
+            ("timeoutSeconds", str(random.randint(*WATCH_SECONDS))),  # noqa: S311
+        ]
+        if self.target.field_selector:
+            query.append(("fieldSelector", self.target.field_selector))
+        try:
+            resp = await self.kube.stream(
+                self.target.path, query=query, server_timeout=int(query[3][1])
+            )
+        except KubeError as e:
+            if e.status == 410:
+                raise Gone() from e
+            raise
+        try:
+            self.kube.health.watching.add(self.target.name)
+            self._recovered("watching")
+            self.backoff.reset()
+            async for line in resp.content:
+                if line.strip():
+                    self._handle(json.loads(line))
+        finally:
+            resp.close()
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = str(event.get("type") or "")
+        obj = event.get("object") or {}
+        self.kube.health.ok()
+        telemetry.WATCH_EVENTS.labels(resource=self.target.name, type=kind).inc()
+        if kind == "ERROR":
+            code = obj.get("code")
+            if code == 410:
+                raise Gone()
+            raise KubeError(
+                int(code or 0),
+                str(obj.get("reason") or "Error"),
+                str(obj.get("message") or ""),
+                what=f"watch {self.target.name}",
+            )
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            self.resource_version = str(rv)
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            self.on_event(kind, obj)
+
+    def _failed(self, e: BaseException) -> None:
+        what = f"{type(e).__name__}: {e}"
+        # one line per state change: the first failure, or a different one
+        if self._failing is None or _kind_of(self._failing) != _kind_of(what):
+            log.warning(
+                "%s: API server request failed, retrying with backoff: %s", self.target.name, what
+            )
+        self._failing = what
+
+    def _recovered(self, state: str) -> None:
+        if self._failing is not None:
+            log.info("%s: API server reachable again (%s)", self.target.name, state)
+        self._failing = None
+
+
+def _kind_of(what: str) -> str:
+    # compare failures by their class and status, not their full text (which holds
+    # resource versions and addresses that change on every retry)
+    return " ".join(what.split()[:3])
+
+
+def items_of(objs: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """List items come without ``kind``: put it back, as ``parse_resource`` needs it."""
+    return [{**o, "kind": o.get("kind") or kind} for o in objs]
