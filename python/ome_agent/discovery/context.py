@@ -5,9 +5,9 @@ The length keys are the ones vLLM reads; when several are present the smallest
 wins (Qwen 1's ``seq_length`` 8192 beside a ``max_position_embeddings`` of 32768).
 A key the config omits takes the transformers class default (Gemma 3's text config
 has none: 131072, where OME reported 8192). Declared rope scaling extends the
-window: YaRN to ``original_max_position_embeddings x factor``, linear and dynamic
-NTK to ``length x factor``; Llama 3, LongRoPE and M-RoPE configs already state the
-extended length.
+window: YaRN to ``original_max_position_embeddings x factor``, dynamic NTK to
+``length x factor``. Linear, Llama 3, LongRoPE and M-RoPE configs already state the
+extended length (Gemma 3's linear factor 8 is how it reaches its 131072).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LENGTH_KEYS = (
     "seq_len",
     "model_max_length",
 )
-_NO_EXTENSION = frozenset({"default", "mrope", "su", "longrope", "llama3"})
+_NO_EXTENSION = frozenset({"default", "mrope", "su", "longrope", "llama3", "linear"})
 
 
 def context_length(config: Config) -> int | None:
@@ -65,6 +65,6 @@ def _scaled(part: Config, length: int) -> int:
     if kind == "yarn":
         original = first_int(rope, "original_max_position_embeddings") or length
         return max(length, int(original * factor))
-    if kind in ("linear", "dynamic"):
+    if kind == "dynamic":
         return int(length * factor)
     return length

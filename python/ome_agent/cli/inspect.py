@@ -1,0 +1,97 @@
+"""``ome-agent inspect PATH_OR_URI``: what discovery learns about a model.
+
+Argument handling and output only; the work is ``ome_agent.discovery``. A local
+directory is read from disk; ``hf://org/name[@rev]`` (HF_ENDPOINT / HF_TOKEN from the
+environment) or an http(s) ``.safetensors`` URL is read remotely, headers only.
+Exit codes: 0 when the model was read (content problems are listed, as the node
+agent would report them), 1 when the remote could not be reached, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ome_agent.errors import BadInput, OmeAgentError
+
+_ROWS = (
+    ("model type", "modelType"),
+    ("architecture", "modelArchitecture"),
+    ("parameters", "parameterCount"),
+    ("parameter size", "modelParameterSize"),
+    ("parameter source", "parameterCountSource"),
+    ("max tokens", "maxTokens"),
+    ("dtype", "torchDtype"),
+    ("quantization", "quantization"),
+    ("capabilities", "modelCapabilities"),
+    ("API", "apiCapabilities"),
+    ("vision", "hasVision"),
+    ("embedding", "isEmbedding"),
+    ("format", "modelFormat"),
+    ("framework", "modelFramework"),
+    ("size on disk", "modelSizeBytes"),
+    ("config", "configPath"),
+)
+
+
+def _cell(key: str, value: object) -> str:
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(str(v) for v in value.values())
+    if key == "parameterCount" and isinstance(value, int):
+        return f"{value:,}"
+    if key == "modelSizeBytes" and isinstance(value, int):
+        return f"{value:,} bytes ({value / 1e9:.2f} GB)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@click.command()
+@click.argument("target", metavar="PATH_OR_URI")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--schema-path", help="Where the config lives inside the model (storage.schemaPath).")
+@click.option("--revision", help="hf:// branch, tag or commit (same as URI@REV).")
+def inspect(target: str, as_json: bool, schema_path: str | None, revision: str | None) -> None:
+    """Describe a model: type, architecture, exact parameter count, context length,
+    dtype, capabilities, quantization.
+
+    PATH_OR_URI is a model directory, hf://org/name[@revision], or an http(s) URL of
+    a .safetensors file. Remote models are read by their safetensors headers only
+    (a few KB per shard), nothing is downloaded.
+    """
+    from ome_agent import discovery
+
+    from ome_agent.discovery.configfile import ConfigError, check_schema_path
+
+    try:
+        if schema_path is not None:
+            try:
+                check_schema_path(schema_path)
+            except ConfigError as e:
+                raise BadInput(f"--schema-path: {e}") from None
+        if "://" in target:
+            result = discovery.inspect_remote(target, revision=revision, schema_path=schema_path)
+        else:
+            if revision is not None:
+                raise BadInput("--revision applies to hf:// models only: drop it for a directory")
+            result = discovery.discover(Path(target), schema_path=schema_path)
+    except OmeAgentError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+
+    data = result.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        width = max(len(label) for label, _ in _ROWS)
+        for label, key in _ROWS:
+            click.echo(f"{label:<{width}}  {_cell(key, data[key])}")
+        for message in result.errors:
+            click.echo(f"error: {message}", err=True)
