@@ -304,9 +304,10 @@ class Cluster:
         group: str = "",
         namespace: str | None = None,
         groups: list[str] | None = None,
+        subresource: str = "",
     ) -> bool:
         """Whether ``user`` may do ``verb`` on ``resource`` (SubjectAccessReview)."""
-        attrs = {"verb": verb, "resource": resource, "group": group}
+        attrs = {"verb": verb, "resource": resource, "group": group, "subresource": subresource}
         if namespace:
             attrs["namespace"] = namespace
         review = self.request(
