@@ -19,8 +19,6 @@ import signal
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ome_agent.reconcile.core import Reconciler
-
 from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError, connect
 from ome_agent.adapters.kube.informer import Backoff, Informer, Target, items_of
@@ -31,6 +29,7 @@ from ome_agent.api.resources import PLURALS
 from ome_agent.errors import BadInput
 from ome_agent.observability.health import HealthServer
 from ome_agent.observability.metrics import AgentMetrics
+from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.options import AgentOptions
 
 log = logging.getLogger(__name__)

@@ -143,8 +143,16 @@ class KubeReporter:
     async def flush(self) -> None:
         """Write everything pending now (also used at shutdown)."""
         async with self._lock:
-            await self._flush_configmap()
-            await self._flush_labels()
+            # independent writes: a ConfigMap that cannot be written (RBAC, conflicts)
+            # must not keep the labels from being set, nor the other way round
+            errors: list[KubeError] = []
+            for write in (self._flush_configmap, self._flush_labels):
+                try:
+                    await write()
+                except KubeError as e:
+                    errors.append(e)
+            if errors:
+                raise errors[0]
 
     def pending(self) -> bool:
         return bool(self._label_changes()) or self._cm_changes(self._cm) is not None

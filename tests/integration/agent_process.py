@@ -1,0 +1,203 @@
+"""The node agent under test as a real subprocess, and what tests read of the cluster.
+
+Where it sits: glue between the agent integration tests (tests/integration/) and
+``tests.cluster`` (the real control plane). The agent runs exactly as in a Pod:
+``ome-agent run`` with a ServiceAccount kubeconfig bound to deploy/agent/rbac.yaml,
+so a missing RBAC rule shows up as a failure here, not as a silent admin bypass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes.client.exceptions import ApiException
+
+from ome_agent.wire import entry as wire_entry
+from tests.cluster.controlplane import free_port
+from tests.cluster.kube import Cluster
+
+T = TypeVar("T")
+OME_AGENT = Path(sys.executable).with_name("ome-agent")
+API = "ome.io/v1beta1"
+
+
+def wait_for(cond: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll ``cond`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Agent:
+    """One ``ome-agent run`` process for node ``node`` in namespace ``namespace``."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        node: str,
+        namespace: str,
+        models_root: Path,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.node = node
+        self.namespace = namespace
+        self.models_root = models_root
+        self.log_path = log_path
+        self.env = dict(env or {})
+        self.extra_args = extra_args
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_ready: bool = True) -> Agent:
+        self.port = free_port()
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("HF_", "KUBE"))
+        }
+        env.update(
+            KUBECONFIG=str(self.kubeconfig),
+            HF_HUB_DISABLE_TELEMETRY="1",
+            PYTHONUNBUFFERED="1",
+            **self.env,
+        )
+        cmd = [
+            str(OME_AGENT),
+            "run",
+            "--node-name",
+            self.node,
+            "--models-root-dir",
+            str(self.models_root),
+            "--namespace",
+            self.namespace,
+            "--health-port",
+            str(self.port),
+            *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log()}")
+            return self.get("/healthz")[0] == 200
+
+        wait_for(ready, timeout, "the agent's /healthz")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, as the kubelet does; the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(
+                    f"agent ignored SIGTERM for {timeout} s:\n{self.log()}"
+                ) from None
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels``."""
+        status, text = self.get("/metrics")
+        assert status == 200, "no /metrics"
+        return sum_metric(text, name, labels)
+
+
+def sum_metric(text: str, name: str, labels: Mapping[str, str]) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, raw_labels = head.partition("{")
+        if metric != name:
+            continue
+        got = dict(
+            part.split("=", 1) for part in raw_labels.rstrip("}").split(",") if "=" in part
+        )
+        if all(got.get(k) == f'"{v}"' for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+# ---------------------------------------------------------------- cluster reads
+def node_labels(cluster: Cluster, node: str) -> dict[str, str]:
+    return dict(cluster.core.read_node(node).metadata.labels or {})
+
+
+def config_map(cluster: Cluster, namespace: str, node: str) -> Any:
+    try:
+        return cluster.core.read_namespaced_config_map(node, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def entry(cluster: Cluster, namespace: str, node: str, key: str) -> dict[str, Any] | None:
+    """The raw JSON of one ConfigMap entry, or None."""
+    cm = config_map(cluster, namespace, node)
+    if cm is None or not cm.data or key not in cm.data:
+        return None
+    decoded: dict[str, Any] = json.loads(cm.data[key])
+    assert wire_entry.decode_entry(cm.data[key]).error is None
+    return decoded
+
+
+def cluster_model(name: str, uri: str, **storage: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "ClusterBaseModel",
+        "metadata": {"name": name},
+        "spec": {"storage": {"storageUri": uri, **storage}},
+    }
+
+
+def namespaced_model(namespace: str, name: str, uri: str, **storage: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "BaseModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"storage": {"storageUri": uri, **storage}},
+    }
