@@ -69,9 +69,7 @@ class Agent:
 
     def start(self, wait_ready: bool = True) -> Agent:
         self.port = free_port()
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("HF_", "KUBE"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "KUBE"))}
         env.update(
             KUBECONFIG=str(self.kubeconfig),
             HF_HUB_DISABLE_TELEMETRY="1",
@@ -153,9 +151,7 @@ def sum_metric(text: str, name: str, labels: Mapping[str, str]) -> float:
         metric, _, raw_labels = head.partition("{")
         if metric != name:
             continue
-        got = dict(
-            part.split("=", 1) for part in raw_labels.rstrip("}").split(",") if "=" in part
-        )
+        got = dict(part.split("=", 1) for part in raw_labels.rstrip("}").split(",") if "=" in part)
         if all(got.get(k) == f'"{v}"' for k, v in labels.items()):
             total += float(value)
     return total

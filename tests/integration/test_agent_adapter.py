@@ -257,9 +257,7 @@ def test_informer_resumes_and_relists_on_gone(
         informer.resource_version = "1"
         task = asyncio.create_task(informer.run())
         await _until(lambda: bool(replaced))
-        await asyncio.to_thread(
-            cluster.delete, "ome.io/v1beta1", "ClusterBaseModel", first
-        )
+        await asyncio.to_thread(cluster.delete, "ome.io/v1beta1", "ClusterBaseModel", first)
         await _until(lambda: ("DELETED", first) in events)
         task.cancel()
 
@@ -295,9 +293,7 @@ def test_secret_reader(cluster: Cluster, agent_ns: str, sa_kubeconfig: Path) -> 
     assert f"Secret {model_ns}/nope not found" in missing_secret
     assert token not in missing_key + missing_secret
 
-    denied = cluster.service_account_kubeconfig(
-        agent_ns, "no-secrets", without=("secrets", "get")
-    )
+    denied = cluster.service_account_kubeconfig(agent_ns, "no-secrets", without=("secrets", "get"))
 
     async def denied_body(kube: Kube) -> str:
         with pytest.raises(CredentialError) as e:

@@ -101,9 +101,7 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def test_create_ready_reported_in_ome_format(env: Env) -> None:
     name = unique_name("tiny")
-    created = env.cluster.apply(
-        cluster_model(name, "hf://org/tiny", nodeSelector=env.selector())
-    )
+    created = env.cluster.apply(cluster_model(name, "hf://org/tiny", nodeSelector=env.selector()))
     uid = created["metadata"]["uid"]
     key = f"clusterbasemodel.{name}"
     wait_for(lambda: env.status_of(key) == "Ready", 60, f"{key} Ready:\n{env.agent.log()[-3000:]}")
@@ -147,9 +145,7 @@ def test_create_ready_reported_in_ome_format(env: Env) -> None:
 def test_ineligible_then_label_change_downloads_then_removes(env: Env) -> None:
     name = unique_name("h100")
     key = f"clusterbasemodel.{name}"
-    env.cluster.apply(
-        cluster_model(name, "hf://org/tiny", nodeSelector=env.selector(gpu="h100"))
-    )
+    env.cluster.apply(cluster_model(name, "hf://org/tiny", nodeSelector=env.selector(gpu="h100")))
     # proof of "nothing": a model created after it becomes Ready first
     marker = unique_name("marker")
     env.cluster.apply(cluster_model(marker, "hf://org/tiny", nodeSelector=env.selector()))
@@ -216,9 +212,7 @@ def test_delete_during_download_cancels_and_cleans_up(env: Env) -> None:
     wait_for(lambda: env.entry(key) is None, 30, "entry removed after delete")
     wait_for(lambda: f"models.ome.io/{key}" not in env.labels(), 10, "label removed")
     # nothing of the model left: no model directory, no staging or partial file
-    wait_for(
-        lambda: not [p for p in env.root.rglob("*") if name in str(p)], 10, "files removed"
-    )
+    wait_for(lambda: not [p for p in env.root.rglob("*") if name in str(p)], 10, "files removed")
     # the download really stopped (the server sees no body still being sent)
     sent = env.fault.total_bytes_sent(f"/{name}/big.bin")
     assert sent < size
@@ -233,14 +227,16 @@ def test_token_from_the_models_namespace_never_leaks(env: Env) -> None:
     env.hub.clear_requests()
     ok = unique_name("private")
     env.cluster.apply(
-        namespaced_model(model_ns, ok, "hf://org/private", key="hf-token",
-                         nodeSelector=env.selector())
+        namespaced_model(
+            model_ns, ok, "hf://org/private", key="hf-token", nodeSelector=env.selector()
+        )
     )
     # same Secret name, but the model lives in a namespace without it: not readable
     denied = unique_name("private")
     env.cluster.apply(
-        namespaced_model(other_ns, denied, "hf://org/private", storageKey="hf-token",
-                         nodeSelector=env.selector())
+        namespaced_model(
+            other_ns, denied, "hf://org/private", storageKey="hf-token", nodeSelector=env.selector()
+        )
     )
     ok_key = f"{model_ns}.basemodel.{ok}"
     denied_key = f"{other_ns}.basemodel.{denied}"
