@@ -35,7 +35,9 @@ def required(*terms: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def term(*expressions: dict[str, Any], fields: list[dict[str, Any]] | None = None) -> dict:
+def term(
+    *expressions: dict[str, Any], fields: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"matchExpressions": list(expressions)}
     if fields is not None:
         out["matchFields"] = fields
