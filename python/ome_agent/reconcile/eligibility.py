@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ome_agent.api import NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, StorageSpec
-from ome_agent.reconcile.quantity import compare_numeric
+from ome_agent.reconcile.quantity import compare_numeric, parse_quantity
 
 NODE_NAME_FIELD = "metadata.name"
 
@@ -121,7 +121,9 @@ def _invalid_values(req: NodeSelectorRequirement) -> str:
     if req.operator in ("Gt", "Lt"):
         if count != 1:
             return f"{req.operator} needs exactly one value"
-        if compare_numeric(req.values[0], req.values[0]) is None:
+        try:
+            parse_quantity(req.values[0])
+        except ValueError:
             return f"{req.values[0]!r} is not an integer or quantity"
     return ""
 
