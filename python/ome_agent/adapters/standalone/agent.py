@@ -1,0 +1,70 @@
+"""Standalone mode's main loop: manifests in, reconcile core, state file out (adapter, layer 5).
+
+``once``: reconcile until nothing is left to do (retries of failed models are not
+waited for), then return 0, or 1 if a model failed or a manifest was unusable.
+Otherwise the manifests directory is polled (names, mtimes and sizes every
+``poll_interval`` seconds) and every change is handed to the core as a full relist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from ome_agent.adapters.standalone.manifests import fingerprint, load_manifests
+from ome_agent.adapters.standalone.secrets import EnvSecretReader
+from ome_agent.adapters.standalone.state import StateFileReporter
+from ome_agent.api import KINDS
+from ome_agent.reconcile.core import Reconciler
+from ome_agent.reconcile.options import AgentOptions
+
+log = logging.getLogger("ome_agent.standalone")
+
+
+async def run_standalone(
+    options: AgentOptions,
+    *,
+    manifests: Path,
+    node_labels: Mapping[str, str],
+    state_file: Path,
+    once: bool,
+    poll_interval: float = 2.0,
+) -> int:
+    reporter = StateFileReporter(state_file, options.node_name)
+    reconciler = Reconciler(options, reporter, EnvSecretReader())
+    seen = fingerprint(manifests)
+    loaded = load_manifests(manifests)
+    for error in loaded.errors:
+        log.error("manifest rejected", extra={"error": error})
+    reconciler.set_node(options.node_name, node_labels)
+    reconciler.replace_all(KINDS, loaded.resources)
+    await reconciler.start()
+    if once:
+        ok = await reconciler.run_until_idle()
+        failed = sorted(str(k) for k, s in reconciler.states.items() if s.value == "Failed")
+        if failed:
+            log.error("models failed", extra={"models": ",".join(failed)})
+        return 0 if ok and not loaded.errors else 1
+    worker = asyncio.create_task(reconciler.run())
+    try:
+        while not worker.done():
+            await asyncio.sleep(poll_interval)
+            now = fingerprint(manifests)
+            if now == seen:
+                continue
+            seen = now
+            fresh = load_manifests(manifests)
+            for error in fresh.errors:
+                log.error("manifest rejected", extra={"error": error})
+            reconciler.replace_all(KINDS, fresh.keeping(loaded))
+            loaded = fresh
+        await worker
+    finally:
+        reconciler.close()
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    return 0

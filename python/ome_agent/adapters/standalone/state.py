@@ -1,0 +1,141 @@
+"""The state file of standalone mode: the node's reports on disk (adapter, layer 5).
+
+One JSON document, replaced atomically on every change, which ``ome-agent status``
+reads::
+
+    {"node": ..., "updated": RFC 3339, "models": {"<kind>/<ns>/<name>": {
+        "kind", "namespace", "name", "uid", "state", "path", "sizeBytes",
+        "parameterCount", "message", "progress", "storageUri", "revision",
+        "manifestDigest", "entry"}}}
+
+``entry`` is the model's ConfigMap entry exactly as the Kubernetes adapter would
+write it (:func:`ome_agent.wire.entry.encode_entry`). A publish that changes nothing
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ome_agent.api import ModelKey
+from ome_agent.errors import BadInput
+from ome_agent.reconcile.ports import NodeReport, NodeState
+from ome_agent.wire.entry import encode_entry
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The state file's content; BadInput naming the file when it cannot be read."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(
+            f"--state-file {path}: no such file: run `ome-agent run --standalone` first"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise BadInput(f"--state-file {path}: cannot read it ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise BadInput(f"--state-file {path}: not a state file of ome-agent")
+    return data
+
+
+def _name(key: ModelKey) -> str:
+    return str(key)
+
+
+def _size(path: str | None) -> int | None:
+    if not path or not os.path.isdir(path):
+        return None
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _parameters(config: Mapping[str, Any] | None) -> int | None:
+    decoded = (config or {}).get("decodedModelConfiguration") or {}
+    count = decoded.get("parameter_count") if isinstance(decoded, Mapping) else None
+    return count if isinstance(count, int) else None
+
+
+class StateFileReporter:
+    def __init__(self, path: Path, node_name: str) -> None:
+        self.path = path
+        self.node_name = node_name
+        self._models: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+        if path.exists():
+            self._models = dict(read_state(path)["models"])
+
+    async def publish(self, report: NodeReport) -> None:
+        size = (
+            await asyncio.to_thread(_size, report.path) if report.state is NodeState.READY else None
+        )
+        record = {
+            "kind": report.key.kind,
+            "namespace": report.key.namespace,
+            "name": report.key.name,
+            "uid": report.uid,
+            "state": report.state.value,
+            "path": report.path,
+            "sizeBytes": size,
+            "parameterCount": _parameters(report.config),
+            "message": report.error,
+            "progress": _progress(report),
+            "storageUri": report.storage_uri,
+            "revision": report.revision,
+            "manifestDigest": report.manifest_digest,
+            "entry": encode_entry(report),
+        }
+        async with self._lock:
+            if self._models.get(_name(report.key)) == record:
+                return
+            self._models[_name(report.key)] = record
+            await asyncio.to_thread(self._write)
+
+    async def withdraw(self, key: ModelKey, uid: str | None) -> None:
+        async with self._lock:
+            if self._models.pop(_name(key), None) is not None:
+                await asyncio.to_thread(self._write)
+
+    async def reported(self) -> Mapping[ModelKey, NodeState]:
+        out: dict[ModelKey, NodeState] = {}
+        for record in self._models.values():
+            try:
+                key = ModelKey(record["kind"], record.get("namespace"), record["name"])
+                out[key] = NodeState(record["state"])
+            except (KeyError, ValueError, TypeError):
+                continue
+        return out
+
+    def _write(self) -> None:
+        doc = {
+            "node": self.node_name,
+            "updated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "models": dict(sorted(self._models.items())),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w") as f:
+            json.dump(doc, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def _progress(report: NodeReport) -> dict[str, Any] | None:
+    if report.progress is None:
+        return None
+    p = asdict(report.progress)
+    p["last_updated"] = report.progress.last_updated.isoformat(timespec="seconds")
+    return p

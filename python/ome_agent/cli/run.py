@@ -1,0 +1,183 @@
+"""``ome-agent run``: the node agent, on a cluster or standalone (DESIGN.md §1, layer 6).
+
+Flags follow OME's model agent (``--models-root-dir``, ``--namespace``,
+``--num-download-worker``, ``--node-name``/``NODE_NAME``); transfer knobs are those of
+``ome-agent pull``. Cluster mode hands over to :mod:`ome_agent.adapters.kube.agent`;
+``--standalone`` to :mod:`ome_agent.adapters.standalone`. Logs are one line per event
+on stderr: ``time level logger message key=value ...``; they never carry secrets.
+Exit codes: 0 done (or ``--once`` with every model Ready), 1 a model failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ome_agent.errors import BadInput, OmeAgentError
+from ome_agent.transfer import TransferSettings, parse_size
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class OneLineFormatter(logging.Formatter):
+    """``2026-01-01T00:00:00Z INFO logger message key=value ...`` with ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        parts = [when, record.levelname, record.name, _quote(record.getMessage())]
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                parts.append(f"{key}={_quote(str(value))}")
+        if record.exc_info and record.levelno >= logging.ERROR:
+            exc = record.exc_info[1]
+            parts.append(f"exception={_quote(f'{type(exc).__name__}: {exc}')}")
+        return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    text = text.replace("\n", " ")
+    return f'"{text}"' if (" " in text or "=" in text or not text) else text
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # client libraries log request details (headers included) at DEBUG: keep them quiet
+    for noisy in ("urllib3", "huggingface_hub", "filelock", "kubernetes_asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    try:
+        import uvloop  # optional: a faster event loop
+
+        return uvloop.run
+    except ImportError:
+        return asyncio.run
+
+
+@click.command(name="run")
+@click.option(
+    "--models-root-dir",
+    "models_roots",
+    multiple=True,
+    default=("/mnt/models",),
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where models are stored (repeatable; the first holds models without an "
+    "absolute storage.path).",
+)
+@click.option("--namespace", default="ome", show_default=True, help="The agent's namespace.")
+@click.option(
+    "--num-download-worker",
+    "workers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Models downloaded at once.",
+)
+@click.option("--node-name", envvar="NODE_NAME", help="This node's name [env: NODE_NAME].")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Cluster mode: kubeconfig.")
+@click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz port.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+@click.option("--max-connections", type=int, default=64, show_default=True)
+@click.option("--parallel-files", type=int, default=8, show_default=True)
+@click.option("--chunk-size", help="Bytes per range request, e.g. 16M [default: adaptive].")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--progress-interval", type=float, default=5.0, show_default=True, help="Seconds.")
+@click.option("--standalone", is_flag=True, help="No cluster: manifests in, state file out.")
+@click.option("--manifests", type=click.Path(file_okay=False), help="Standalone: manifest dir.")
+@click.option("--node-labels", help="Standalone: this node's labels, k=v,k2=v2.")
+@click.option("--state-file", type=click.Path(dir_okay=False), help="Standalone: state file.")
+@click.option("--once", is_flag=True, help="Standalone: reconcile until idle, then exit.")
+def run(
+    models_roots: tuple[str, ...],
+    namespace: str,
+    workers: int,
+    node_name: str | None,
+    kubeconfig: str | None,
+    health_port: int,
+    log_level: str,
+    max_connections: int,
+    parallel_files: int,
+    chunk_size: str | None,
+    ca_bundle: str | None,
+    progress_interval: float,
+    standalone: bool,
+    manifests: str | None,
+    node_labels: str | None,
+    state_file: str | None,
+    once: bool,
+) -> None:
+    """Run the node agent: keep this node's models present, verified and reported."""
+    configure_logging(log_level)
+    try:
+        from ome_agent.reconcile.options import AgentOptions
+
+        if not standalone and (manifests or node_labels or state_file or once):
+            raise BadInput("--manifests, --node-labels, --state-file and --once need --standalone")
+        options = AgentOptions(
+            node_name=node_name or ("standalone" if standalone else ""),
+            models_roots=tuple(Path(r).absolute() for r in models_roots),
+            namespace=namespace,
+            download_workers=workers,
+            transfer=TransferSettings(
+                max_connections=max_connections,
+                parallel_files=parallel_files,
+                chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size else None,
+                ca_bundle=ca_bundle,
+            ),
+            progress_interval=progress_interval,
+        )
+        if standalone:
+            code = _standalone(options, manifests, node_labels, state_file, once)
+        else:
+            from ome_agent.adapters.kube.agent import run_cluster
+
+            code = run_cluster(options, kubeconfig=kubeconfig, health_port=health_port)
+    except KeyboardInterrupt:
+        code = 130
+    except OmeAgentError as e:
+        click.echo(f"error: {e}", err=True)
+        code = e.exit_code
+    sys.exit(code)
+
+
+def _standalone(
+    options: Any, manifests: str | None, node_labels: str | None, state_file: str | None, once: bool
+) -> int:
+    from ome_agent.adapters.standalone import parse_node_labels, run_standalone
+
+    if not manifests:
+        raise BadInput("--standalone needs --manifests DIR: the folder of model manifests")
+    if not state_file:
+        raise BadInput("--standalone needs --state-file FILE: where the node's reports go")
+    for root in options.models_roots:
+        root.mkdir(parents=True, exist_ok=True)
+    return _event_loop_runner()(
+        run_standalone(
+            options,
+            manifests=Path(manifests),
+            node_labels=parse_node_labels(node_labels),
+            state_file=Path(state_file),
+            once=once,
+        )
+    )
+
+
+__all__ = ["OneLineFormatter", "configure_logging", "run"]

@@ -1,0 +1,540 @@
+"""The reconcile core: from declared models and the node's labels to files on disk and
+reports (DESIGN.md §1, layer 4).
+
+Adapters call :class:`Reconciler` from their event handlers (``apply``, ``forget``,
+``replace_all``, ``set_node``); those calls only record the new state and put the
+model's key on a keyed work queue, so no watch is ever blocked. The queue runs one
+action per model at a time (delete before download before re-verification) and the
+handler is level-triggered: it looks at the current resource, eligibility and local
+manifest and does what is missing, whatever sequence of events led there.
+
+Decisions documented here (and in the README):
+- ``disabled: true``: nothing is downloaded and the node withdraws its report (entry
+  and labels), but files already on disk are kept with their manifest, so enabling
+  the model again makes it Ready at once without a download.
+- two models whose paths are equal or nested: the model seen first keeps the path
+  (a model with a manifest there always does); the other is Failed with a message
+  naming both. Files are never shared silently, so deleting one never breaks the other.
+- ``vendor://``: the vendor's system provides the files; the model is reported Ready
+  at its path with no download, and its path is never removed by the agent.
+- failures from the source, credentials, disk space or verification are retried with
+  exponential backoff (``retry_base`` doubling to ``retry_cap``); a spec error or an
+  unsupported scheme is not retried until the resource changes.
+- removal deletes only what a manifest records, only strictly inside a models root,
+  never a path another live model uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ome_agent.api import ModelKey, ModelResource
+from ome_agent.errors import BadInput, Interrupted, OmeAgentError, SourceNotFound, TransferFailed
+from ome_agent.observability.metrics import AgentMetrics
+from ome_agent.reconcile import layout
+from ome_agent.reconcile.download import Digests, Fetch, NoSpace
+from ome_agent.reconcile.eligibility import eligibility
+from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore, record_files
+from ome_agent.reconcile.options import AgentOptions
+from ome_agent.reconcile.ports import (
+    CredentialError,
+    NodeReport,
+    NodeState,
+    Progress,
+    Reporter,
+    SecretReader,
+)
+from ome_agent.reconcile.sources import SourcePlan, Unsupported, plan_source
+from ome_agent.reconcile.workqueue import Priority, WorkQueue
+from ome_agent.transfer.pull import make_engine
+
+log = logging.getLogger("ome_agent.reconcile")
+
+NO_RETRY = ("spec", "unsupported")
+
+
+@dataclass(frozen=True)
+class _Failure(Exception):
+    reason: str  # one of observability.metrics.FAILURE_REASONS
+    message: str
+
+
+def _classify(exc: BaseException) -> _Failure:
+    if isinstance(exc, _Failure):
+        return exc
+    if isinstance(exc, Unsupported):
+        return _Failure("unsupported", str(exc))
+    if isinstance(exc, CredentialError):
+        return _Failure("credentials", str(exc))
+    if isinstance(exc, NoSpace):
+        return _Failure("disk", str(exc))
+    if isinstance(exc, SourceNotFound):
+        return _Failure("source", str(exc))
+    if isinstance(exc, TransferFailed):
+        text = str(exc)
+        if "mismatch" in text:
+            return _Failure("verify", text)
+        if "No space left" in text:
+            return _Failure("disk", text)
+        return _Failure("source", text)
+    if isinstance(exc, BadInput):
+        return _Failure("spec", str(exc))
+    if isinstance(exc, OmeAgentError):
+        return _Failure("source", str(exc))
+    if isinstance(exc, OSError):
+        return _Failure("disk", f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    return _Failure("internal", f"unexpected {type(exc).__name__}: {exc}")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        options: AgentOptions,
+        reporter: Reporter,
+        secrets: SecretReader,
+        *,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
+        self.options = options
+        self._reporter = reporter
+        self._secrets = secrets
+        self._metrics = metrics
+        self._manifests = ManifestStore(options.state_dir)
+        self._resources: dict[ModelKey, ModelResource] = {}
+        self._seen: dict[ModelKey, int] = {}  # first-seen order: who keeps a shared path
+        self._eligible: dict[ModelKey, bool] = {}
+        self._states: dict[ModelKey, NodeState] = {}  # what this node reports now
+        self._failures: dict[ModelKey, int] = {}  # consecutive failures, for backoff
+        self._fatal: set[ModelKey] = set()  # failed until the resource changes
+        self._node_name = options.node_name
+        self._labels: dict[str, str] = {}
+        self._started = False
+        self._engine: Any = None
+        self._queue: WorkQueue[ModelKey] = WorkQueue(self._handle, options.download_workers)
+        if metrics is not None:
+            metrics.track_queue(lambda: self._queue.depth, lambda: self._queue.in_flight)
+
+    # ------------------------------------------------------------ adapter surface
+    def set_node(self, name: str, labels: Mapping[str, str]) -> None:
+        self._node_name = name
+        self._labels = dict(labels)
+        for key in list(self._resources):
+            self._evaluate(key)
+
+    def apply(self, resource: ModelResource) -> None:
+        key = resource.key
+        if resource.deleting:
+            self.forget(key)
+            return
+        previous = self._resources.get(key)
+        self._resources[key] = resource
+        self._seen.setdefault(key, len(self._seen))
+        if previous is not None and previous.spec == resource.spec:
+            return  # metadata only (resourceVersion, labels): nothing to do
+        self._fatal.discard(key)
+        self._failures.pop(key, None)
+        if previous is not None and self._started:
+            self._queue.cancel(key)  # a download of the old spec is now pointless
+        self._evaluate(key, force=True)
+
+    def forget(self, key: ModelKey) -> None:
+        self._resources.pop(key, None)
+        self._eligible.pop(key, None)
+        self._fatal.discard(key)
+        self._failures.pop(key, None)
+        if self._started:
+            self._queue.cancel(key)
+            self._queue.add(key, Priority.DELETE)
+
+    def replace_all(self, kinds: Collection[str], resources: Iterable[ModelResource]) -> None:
+        current = {r.key: r for r in resources}
+        for key in [k for k in self._resources if k.kind in kinds and k not in current]:
+            self.forget(key)
+        for resource in current.values():
+            self.apply(resource)
+
+    def _evaluate(self, key: ModelKey, *, force: bool = False) -> None:
+        resource = self._resources[key]
+        now = eligibility(resource.storage, self._node_name, self._labels).eligible
+        before = self._eligible.get(key)
+        self._eligible[key] = now
+        if not self._started or (before == now and not force):
+            return
+        if now:
+            self._queue.add(key, Priority.DOWNLOAD)
+        else:
+            self._queue.cancel(key)
+            self._queue.add(key, Priority.DELETE)
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Confirm what is on disk, clean leftovers, queue the rest (see module doc)."""
+        self._started = True
+        reported = await self._reporter.reported()
+        wanted = {k for k, r in self._resources.items() if self._wanted(r)}
+        for key in reported:
+            if key not in wanted:
+                await self._withdraw(key)
+        for manifest in self._manifests.all():
+            if manifest.key not in self._resources:
+                await asyncio.to_thread(self._remove_files, manifest.key)
+        for key, staging in self._manifests.staging().items():
+            if key not in wanted:
+                self._remove_path(staging)
+                self._manifests.clear_staging(key)
+        for key in sorted(wanted, key=lambda k: self._seen.get(k, 0)):
+            if not await self._confirm(self._resources[key]):
+                self._queue.add(key, Priority.DOWNLOAD)
+        for key, resource in self._resources.items():
+            if key not in wanted and not resource.disabled:
+                self._queue.add(key, Priority.DELETE)
+
+    async def run(self) -> None:
+        await self._queue.run()
+
+    async def run_until_idle(self) -> bool:
+        """Work until nothing is left but delayed retries; True if no model failed."""
+        runner = asyncio.create_task(self._queue.run())
+        try:
+            await self._queue.wait_idle(include_delayed=False)
+        finally:
+            self._queue.close()
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        return not any(s is NodeState.FAILED for s in self._states.values())
+
+    def close(self) -> None:
+        self._queue.close()
+
+    @property
+    def states(self) -> Mapping[ModelKey, NodeState]:
+        return dict(self._states)
+
+    # ------------------------------------------------------------ decisions
+    def _wanted(self, resource: ModelResource) -> bool:
+        return (
+            not resource.deleting
+            and not resource.disabled
+            and eligibility(resource.storage, self._node_name, self._labels).eligible
+        )
+
+    async def _confirm(self, resource: ModelResource) -> bool:
+        """Ready from disk alone when the manifest matches the spec and the files."""
+        try:
+            plan = plan_source(resource.storage)
+            target = layout.target_dir(resource.key, resource.storage, self.options.models_roots)
+        except BadInput:
+            return False
+        manifest = self._manifests.load(resource.key)
+        identity = Identity(plan.display, plan.revision, str(target))
+        if manifest is None or manifest.identity != identity:
+            return False
+        if not await asyncio.to_thread(manifest.intact):
+            return False
+        await self._publish_ready(resource, manifest)
+        return True
+
+    async def _handle(self, key: ModelKey, priority: Priority) -> None:
+        resource = self._resources.get(key)
+        try:
+            if resource is not None and resource.disabled:
+                await self._withdraw(key)  # disabled: files stay (module doc)
+                return
+            if resource is None or not self._wanted(resource):
+                await self._withdraw(key)
+                await asyncio.to_thread(self._remove_files, key)
+                return
+            if key in self._fatal:
+                return
+            await self._reconcile(resource)
+            self._failures.pop(key, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure becomes a report, never a crash
+            if resource is not None and key in self._resources:
+                await self._fail(self._resources[key], _classify(exc))
+
+    async def _reconcile(self, resource: ModelResource) -> None:
+        key = resource.key
+        plan = plan_source(resource.storage)
+        target = layout.target_dir(key, resource.storage, self.options.models_roots)
+        self._check_not_shared(key, target)
+        identity = Identity(plan.display, plan.revision, str(target))
+        manifest = self._manifests.load(key)
+        if (
+            manifest is not None
+            and manifest.identity == identity
+            and await asyncio.to_thread(manifest.intact)
+        ):
+            await self._publish_ready(resource, manifest)
+            self._schedule_verify(key)
+            return
+        if plan.scheme == "vendor":
+            await self._publish(
+                NodeReport(
+                    key, resource.uid, NodeState.READY, config={}, storage_uri=plan.display,
+                    path=str(target),
+                )
+            )  # fmt: skip
+            return
+        await self._download(resource, plan, target, identity, manifest)
+        self._schedule_verify(key)
+
+    def _schedule_verify(self, key: ModelKey) -> None:
+        if self.options.verify_interval is not None:
+            self._queue.add(key, Priority.VERIFY, delay=self.options.verify_interval)
+
+    def _check_not_shared(self, key: ModelKey, target: Path) -> None:
+        mine = self._manifests.load(key)
+        for other_key, other in self._resources.items():
+            if other_key == key or not self._wanted(other):
+                continue
+            try:
+                other_target = layout.target_dir(
+                    other_key, other.storage, self.options.models_roots
+                )
+            except BadInput:
+                continue
+            if not layout.overlaps(target, other_target):
+                continue
+            theirs = self._manifests.load(other_key)
+            they_hold = theirs is not None and layout.overlaps(Path(theirs.identity.path), target)
+            i_hold = mine is not None and layout.overlaps(Path(mine.identity.path), target)
+            if (they_hold and not i_hold) or (
+                they_hold == i_hold and self._seen.get(other_key, 0) < self._seen.get(key, 0)
+            ):
+                raise BadInput(
+                    f"spec.storage.path {target} is already used by {other_key} "
+                    f"(at {other_target}): give each model its own path"
+                )
+
+    # ------------------------------------------------------------ download
+    async def _download(
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        target: Path,
+        identity: Identity,
+        old: Manifest | None,
+    ) -> None:
+        key = resource.key
+        storage = resource.storage
+        token = None
+        if plan.scheme == "hf" and storage is not None and storage.secret_name:
+            namespace = resource.namespace or self.options.namespace
+            token = await self._secrets.read(namespace, storage.secret_name, storage.secret_key)
+        ours = old is not None and Path(old.identity.path) == target
+        if not ours and target.is_dir() and any(target.iterdir()):
+            raise BadInput(
+                f"spec.storage.path {target} already exists and was not written by this "
+                "agent for this model: remove it or choose another path"
+            )
+        staging = layout.staging_dir(target, key, identity.text())
+        self._manifests.save_staging(key, staging)
+        if self._engine is None:
+            self._engine = make_engine(self.options.transfer)
+        fetch = Fetch(self._engine, self.options.transfer)
+        started = time.monotonic()
+        await self._publish_progress(resource, plan, target, fetch)
+        reporter = asyncio.create_task(self._progress_loop(resource, plan, target, fetch))
+        try:
+            commit, digests = await self._in_thread(fetch, plan, staging, token)
+        except asyncio.CancelledError:
+            self._count_download("cancelled")
+            raise
+        except BaseException:
+            self._count_download("failure")
+            raise
+        finally:
+            reporter.cancel()
+        fetch.phase = "Discovering"
+        await self._publish_progress(resource, plan, target, fetch)
+        config, parameters = await asyncio.to_thread(self._discover, resource, staging)
+        previous = await asyncio.to_thread(layout.switch_into_place, staging, target)
+        if previous is not None:
+            await asyncio.to_thread(self._remove_path, previous)
+        if old is not None and Path(old.identity.path) != target:
+            await asyncio.to_thread(self._remove_unused, Path(old.identity.path), key)
+        files = await asyncio.to_thread(record_files, target, digests)
+        config["artifact"] = {
+            "sha": commit,
+            "parentPath": str(target),
+            "childrenPaths": sorted(str(target / p.name) for p in target.iterdir()),
+        }
+        manifest = Manifest(
+            key, resource.uid, resource.generation, identity, commit, files, config, parameters
+        )
+        if commit is None:
+            config["artifact"]["sha"] = manifest.digest
+            manifest = Manifest(
+                key, resource.uid, resource.generation, identity, None, files, config, parameters
+            )
+        self._manifests.save(manifest)
+        self._manifests.clear_staging(key)
+        self._count_download("success")
+        if self._metrics is not None:
+            self._metrics.download_bytes.inc(fetch.fetched_bytes)
+            self._metrics.download_duration.observe(time.monotonic() - started)
+        log.info(
+            "model ready",
+            extra={"model": str(key), "path": str(target), "bytes": manifest.total_bytes},
+        )
+        await self._publish_ready(resource, manifest)
+
+    async def _in_thread(
+        self, fetch: Fetch, plan: SourcePlan, staging: Path, token: str | None
+    ) -> tuple[str | None, Digests]:
+        """Run the fetch in a thread; on cancellation stop it and wait until it has
+        stopped, so the caller may clean the staging directory safely."""
+        future = asyncio.get_running_loop().run_in_executor(None, fetch.run, plan, staging, token)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            fetch.cancel()
+            await asyncio.wait({future})
+            if not future.cancelled():
+                future.exception()  # consumed: the cancel is what matters
+            raise
+
+    def _discover(
+        self, resource: ModelResource, model_dir: Path
+    ) -> tuple[dict[str, Any], int | None]:
+        user = resource.user_fields()
+        if resource.skip_config_parsing:
+            return dict(user), None
+        from ome_agent.discovery import discover  # the heavier metadata parsing, on demand
+
+        storage = resource.storage
+        found = discover(model_dir, storage.schema_path if storage else None)
+        found = found.merge_user_spec(user)
+        for problem in found.errors:
+            log.warning("discovery", extra={"model": str(resource.key), "problem": problem})
+        return dict(found.to_ome_config()), found.parameter_count
+
+    async def _progress_loop(
+        self, resource: ModelResource, plan: SourcePlan, target: Path, fetch: Fetch
+    ) -> None:
+        while True:
+            await asyncio.sleep(self.options.progress_interval)
+            await self._publish_progress(resource, plan, target, fetch)
+
+    async def _publish_progress(
+        self, resource: ModelResource, plan: SourcePlan, target: Path, fetch: Fetch
+    ) -> None:
+        done, files_done, files_total, rate = fetch.progress()
+        progress = Progress(
+            phase=fetch.phase,
+            total_bytes=fetch.total_bytes,
+            completed_bytes=done if fetch.phase == "Downloading" else fetch.total_bytes
+            if fetch.phase in ("Verified", "Discovering") else done,
+            total_files=files_total,
+            completed_files=files_done,
+            speed_bytes_per_sec=rate,
+            last_updated=datetime.now(UTC),
+        )  # fmt: skip
+        await self._publish(
+            NodeReport(
+                resource.key, resource.uid, NodeState.UPDATING, progress=progress,
+                storage_uri=plan.display, path=str(target),
+            )
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ reports
+    async def _publish_ready(self, resource: ModelResource, manifest: Manifest) -> None:
+        await self._publish(
+            NodeReport(
+                resource.key, resource.uid, NodeState.READY, config=manifest.config or {},
+                storage_uri=manifest.identity.source, path=manifest.identity.path,
+                revision=manifest.commit, manifest_digest=manifest.digest,
+            )
+        )  # fmt: skip
+
+    async def _publish(self, report: NodeReport) -> None:
+        await self._reporter.publish(report)
+        self._states[report.key] = report.state
+        self._count_states()
+
+    async def _withdraw(self, key: ModelKey) -> None:
+        resource = self._resources.get(key)
+        await self._reporter.withdraw(key, resource.uid if resource else None)
+        if self._states.pop(key, None) is not None:
+            self._count_states()
+
+    async def _fail(self, resource: ModelResource, failure: _Failure) -> None:
+        key = resource.key
+        if self._metrics is not None:
+            self._metrics.failed(failure.reason)
+        storage_uri = None
+        with contextlib.suppress(BadInput):
+            storage_uri = plan_source(resource.storage).display
+        await self._publish(
+            NodeReport(key, resource.uid, NodeState.FAILED, error=failure.message,
+                       storage_uri=storage_uri)
+        )  # fmt: skip
+        if failure.reason in NO_RETRY:
+            self._fatal.add(key)
+            log.warning("model failed", extra={"model": str(key), "error": failure.message})
+            return
+        count = self._failures.get(key, 0) + 1
+        self._failures[key] = count
+        delay = min(self.options.retry_cap, self.options.retry_base * 2 ** (count - 1))
+        log.warning(
+            "model failed, retrying",
+            extra={"model": str(key), "error": failure.message, "retry_in_s": delay},
+        )
+        self._queue.add(key, Priority.DOWNLOAD, delay=delay)
+
+    def _count_download(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.downloads.labels(result).inc()
+
+    def _count_states(self) -> None:
+        if self._metrics is not None:
+            counts: dict[str, int] = {}
+            for state in self._states.values():
+                counts[state.value] = counts.get(state.value, 0) + 1
+            self._metrics.set_states(counts)
+
+    # ------------------------------------------------------------ removal
+    def _remove_files(self, key: ModelKey) -> None:
+        """Staging and model files of a model that left the node (blocking)."""
+        staging = self._manifests.staging().get(key)
+        if staging is not None:
+            self._remove_path(staging)
+        manifest = self._manifests.load(key)
+        if manifest is not None:
+            self._remove_unused(Path(manifest.identity.path), key)
+        self._manifests.delete(key)
+
+    def _remove_unused(self, path: Path, owner: ModelKey) -> None:
+        for other_key, other in self._resources.items():
+            if other_key == owner or not self._wanted(other):
+                continue
+            with contextlib.suppress(BadInput):
+                other_target = layout.target_dir(
+                    other_key, other.storage, self.options.models_roots
+                )
+                if layout.overlaps(path, other_target):
+                    log.info("kept: used by another model", extra={"path": str(path)})
+                    return
+        self._remove_path(path)
+
+    def _remove_path(self, path: Path) -> None:
+        try:
+            layout.remove_tree(path, self.options.models_roots)
+        except BadInput as e:
+            log.error("not removed", extra={"path": str(path), "error": str(e)})
+        except FileNotFoundError:
+            pass
+
+
+__all__ = ["Interrupted", "Reconciler"]

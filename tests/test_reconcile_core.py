@@ -1,0 +1,563 @@
+"""The reconcile core against real servers (fault server, local Hub) with an in-memory
+reporter: the cluster is not the point here, the decisions and the files are."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ome_agent.api import ModelKey, ModelResource, parse_resource
+from ome_agent.observability.metrics import AgentMetrics
+from ome_agent.reconcile.core import Reconciler
+from ome_agent.reconcile.options import AgentOptions
+from ome_agent.reconcile.ports import CredentialError, NodeReport, NodeState
+from ome_agent.transfer.settings import TransferSettings
+from tests.servers.fault_server import FaultServer, Status, Throttle
+from tests.servers.hf_fixtures import HF_TEST_TOKEN
+from tests.servers.hf_hub_server import HubServer
+
+MiB = 1024 * 1024
+CONFIG = json.dumps(
+    {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+        "max_position_embeddings": 2048,
+        "torch_dtype": "bfloat16",
+    }
+).encode()
+
+
+class MemoryReporter:
+    """Records every publish (to see flaps) and the current state per model."""
+
+    def __init__(self) -> None:
+        self.history: list[NodeReport] = []
+        self.current: dict[ModelKey, NodeReport] = {}
+        self.withdrawn: list[ModelKey] = []
+
+    async def publish(self, report: NodeReport) -> None:
+        self.history.append(report)
+        self.current[report.key] = report
+
+    async def withdraw(self, key: ModelKey, uid: str | None) -> None:
+        if self.current.pop(key, None) is not None:
+            self.withdrawn.append(key)
+
+    async def reported(self) -> Mapping[ModelKey, NodeState]:
+        return {k: r.state for k, r in self.current.items()}
+
+    def state(self, name: str) -> NodeState | None:
+        for key, report in self.current.items():
+            if key.name == name:
+                return report.state
+        return None
+
+    def report(self, name: str) -> NodeReport:
+        return next(r for k, r in self.current.items() if k.name == name)
+
+
+class Secrets:
+    def __init__(self, values: dict[tuple[str, str, str], str] | None = None) -> None:
+        self.values = values or {}
+        self.asked: list[tuple[str, str, str]] = []
+
+    async def read(self, namespace: str, name: str, key: str) -> str:
+        self.asked.append((namespace, name, key))
+        try:
+            return self.values[(namespace, name, key)]
+        except KeyError:
+            raise CredentialError(f"secret {namespace}/{name} has no key {key!r}") from None
+
+
+def model(
+    name: str, uri: str, *, path: str | None = None, labels: dict[str, str] | None = None,
+    kind: str = "ClusterBaseModel", **spec: Any,
+) -> ModelResource:  # fmt: skip
+    storage: dict[str, Any] = {"storageUri": uri}
+    if path is not None:
+        storage["path"] = path
+    if labels:
+        storage["nodeSelector"] = labels
+    storage.update(spec.pop("storage", {}))
+    meta = {"name": name, "uid": f"uid-{name}", "namespace": "team"}
+    return parse_resource({"kind": kind, "metadata": meta, "spec": {"storage": storage, **spec}})
+
+
+def options(root: Path, **kw: Any) -> AgentOptions:
+    defaults: dict[str, Any] = {
+        "node_name": "node-a",
+        "models_roots": (root,),
+        "progress_interval": 0.2,
+        "retry_base": 0.3,
+        "retry_cap": 1.0,
+        "transfer": TransferSettings(max_connections=8),
+    }
+    defaults.update(kw)
+    return AgentOptions(**defaults)
+
+
+async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+class Agent:
+    """A Reconciler with its queue running in a task, for tests that need run()."""
+
+    def __init__(self, opts: AgentOptions, reporter: MemoryReporter, secrets: Secrets) -> None:
+        self.rec = Reconciler(opts, reporter, secrets, metrics=AgentMetrics(CollectorRegistry()))
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, labels: Mapping[str, str] | None = None, *models: ModelResource) -> None:
+        self.rec.set_node("node-a", labels or {})
+        self.rec.replace_all(("ClusterBaseModel", "BaseModel"), models)
+        await self.rec.start()
+        self.task = asyncio.create_task(self.rec.run())
+
+    async def stop(self) -> None:
+        self.rec.close()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 10)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "models"
+    r.mkdir()
+    return r
+
+
+@contextlib.asynccontextmanager
+async def running(
+    root: Path, reporter: MemoryReporter, *models: ModelResource, labels: Any = None,
+    secrets: Secrets | None = None, **kw: Any,
+) -> AsyncIterator[Agent]:  # fmt: skip
+    agent = Agent(options(root, **kw), reporter, secrets or Secrets())
+    await agent.start(labels, *models)
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+def aio(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async test body on a fresh event loop (fixtures stay synchronous)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 60))
+
+    return wrapper
+
+
+def staging_leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".ome-staging-*")]
+
+
+# ---------------------------------------------------------------- tests
+@aio
+async def test_http_model_ready_with_manifest(fault_server: FaultServer, root: Path) -> None:
+    data = os.urandom(3 * MiB)
+    url = fault_server.add("/m/weights.bin", data)
+    reporter = MemoryReporter()
+    async with running(root, reporter, model("plain", url, path="plain")):
+        await until(lambda: reporter.state("plain") is NodeState.READY)
+        assert (root / "plain" / "weights.bin").read_bytes() == data
+        report = reporter.report("plain")
+        assert report.path == str(root / "plain")
+        assert report.manifest_digest
+        assert report.manifest_digest.startswith("sha256:")
+        artifact = report.config["artifact"]  # type: ignore[index]
+        assert artifact["parentPath"] == str(root / "plain")
+        assert artifact["childrenPaths"] == [str(root / "plain" / "weights.bin")]
+        assert artifact["sha"] == report.manifest_digest
+        states = [r.state for r in reporter.history]
+        assert states[0] is NodeState.UPDATING
+        assert states[-1] is NodeState.READY
+        manifest = json.loads(
+            (root / ".ome-agent/manifests/ClusterBaseModel._.plain.json").read_text()
+        )
+        assert manifest["files"][0]["size"] == 3 * MiB
+        assert manifest["files"][0]["verified"] == []  # a plain URL: nothing to compare with
+        assert manifest["files"][0]["digests"]["sha256"]
+        assert not list((root / "plain").glob(".*")), "no agent files inside the model directory"
+        assert staging_leftovers(root) == []
+
+
+@aio
+async def test_hf_model_verified_and_described_with_secret_token(
+    hf_env: HubServer, root: Path
+) -> None:
+    weights = os.urandom(2 * MiB)
+    commit = hf_env.add_repo(
+        "org/tiny", {"config.json": CONFIG, "model.safetensors": weights}, private=True
+    )
+    reporter = MemoryReporter()
+    secrets = Secrets({("team", "hf-token", "token"): HF_TEST_TOKEN})
+    res = model("tiny", "hf://org/tiny", kind="BaseModel", storage={"storageKey": "hf-token"})
+    async with running(root, reporter, res, secrets=secrets):
+        await until(lambda: reporter.state("tiny") in (NodeState.READY, NodeState.FAILED))
+        report = reporter.report("tiny")
+        assert report.state is NodeState.READY, report.error
+        assert secrets.asked == [("team", "hf-token", "token")]  # the model's own namespace
+        target = root / "team" / "tiny"
+        assert (target / "model.safetensors").read_bytes() == weights
+        assert report.revision == commit
+        assert report.config["artifact"]["sha"] == commit  # type: ignore[index]
+        assert report.config.get("modelArchitecture") == "LlamaForCausalLM"  # type: ignore[union-attr]
+        manifest = json.loads((root / ".ome-agent/manifests/BaseModel.team.tiny.json").read_text())
+        verified = {f["path"]: f["verified"] for f in manifest["files"]}
+        assert "sha256" in verified["model.safetensors"]
+        assert "git-sha1" in verified["config.json"]
+        assert HF_TEST_TOKEN not in json.dumps(manifest)
+        assert all(HF_TEST_TOKEN not in str(r) for r in reporter.history)
+
+
+@aio
+async def test_missing_secret_is_failed_naming_the_secret(hf_env: HubServer, root: Path) -> None:
+    hf_env.add_repo("org/private", {"config.json": CONFIG}, private=True)
+    reporter = MemoryReporter()
+    res = model("priv", "hf://org/private", storage={"key": "absent"})
+    async with running(root, reporter, res):
+        await until(lambda: reporter.state("priv") is NodeState.FAILED)
+        assert "absent" in (reporter.report("priv").error or "")
+
+
+@aio
+async def test_eligibility_follows_node_labels(fault_server: FaultServer, root: Path) -> None:
+    url = fault_server.add("/m/a.bin", os.urandom(MiB))
+    reporter = MemoryReporter()
+    res = model("gpu-only", url, path="gpu-only", labels={"gpu": "a100"})
+    async with running(root, reporter, res, labels={"gpu": "none"}) as agent:
+        assert await asyncio.wait_for(_idle(agent), 10)
+        assert reporter.history == []
+        assert fault_server.requests == []
+        assert not (root / "gpu-only").exists()
+
+        agent.rec.set_node("node-a", {"gpu": "a100"})
+        await until(lambda: reporter.state("gpu-only") is NodeState.READY)
+        assert (root / "gpu-only" / "a.bin").exists()
+
+        agent.rec.set_node("node-a", {"gpu": "h100"})
+        await until(lambda: not (root / "gpu-only").exists())
+        assert reporter.state("gpu-only") is None
+        assert not (root / ".ome-agent/manifests/ClusterBaseModel._.gpu-only.json").exists()
+        assert root.is_dir()
+
+
+async def _idle(agent: Agent) -> bool:
+    await agent.rec._queue.wait_idle()
+    return True
+
+
+@aio
+async def test_storage_uri_change_downloads_fresh_and_switches(
+    fault_server: FaultServer, root: Path
+) -> None:
+    old, new = os.urandom(MiB), os.urandom(2 * MiB)
+    url_old = fault_server.add("/v1/w.bin", old)
+    url_new = fault_server.add("/v2/w.bin", new)
+    reporter = MemoryReporter()
+    async with running(root, reporter, model("m", url_old, path="m")) as agent:
+        await until(lambda: reporter.state("m") is NodeState.READY)
+        first = reporter.report("m").manifest_digest
+        inode_before = (root / "m").stat().st_ino
+
+        agent.rec.apply(model("m", url_new, path="m"))
+        await until(
+            lambda: (
+                reporter.state("m") is NodeState.READY
+                and reporter.report("m").manifest_digest != first
+            )
+        )
+        assert (root / "m" / "w.bin").read_bytes() == new
+        assert (root / "m").stat().st_ino != inode_before  # a new directory, switched in
+        assert staging_leftovers(root) == []
+        assert reporter.report("m").storage_uri == url_new
+
+
+@aio
+async def test_path_change_moves_the_model_and_removes_the_old_directory(
+    fault_server: FaultServer, root: Path
+) -> None:
+    url = fault_server.add("/p/w.bin", os.urandom(MiB))
+    reporter = MemoryReporter()
+    async with running(root, reporter, model("p", url, path="first")) as agent:
+        await until(lambda: reporter.state("p") is NodeState.READY)
+        agent.rec.apply(model("p", url, path="second"))
+        await until(lambda: reporter.state("p") is NodeState.READY and (root / "second").exists())
+        await until(lambda: not (root / "first").exists())
+        assert reporter.report("p").path == str(root / "second")
+
+
+@aio
+async def test_delete_during_download_cancels_and_cleans(
+    fault_server: FaultServer, root: Path
+) -> None:
+    url = fault_server.add("/slow/w.bin", os.urandom(16 * MiB))
+    fault_server.set_faults("/slow/w.bin", Throttle(bytes_per_sec=1 * MiB))
+    reporter = MemoryReporter()
+    res = model("slow", url, path="slow")
+    async with running(root, reporter, res, transfer=TransferSettings(connections=1)) as agent:
+        await until(
+            lambda: (
+                reporter.state("slow") is NodeState.UPDATING
+                and (reporter.report("slow").progress is not None)
+                and reporter.report("slow").progress.completed_bytes > 0
+            )  # type: ignore[union-attr]
+        )
+        started = time.monotonic()
+        agent.rec.forget(res.key)
+        await until(lambda: reporter.state("slow") is None and staging_leftovers(root) == [], 10)
+        await asyncio.wait_for(_idle(agent), 10)
+        assert time.monotonic() - started < 5, "the download was not cancelled at once"
+        assert not (root / "slow").exists()
+        assert staging_leftovers(root) == []
+        assert not list((root / ".ome-agent/manifests").glob("*slow*"))
+
+
+@aio
+async def test_restart_confirms_ready_from_disk_without_network_or_flap(
+    hf_env: HubServer, fault_server: FaultServer, root: Path
+) -> None:
+    hf_env.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": os.urandom(MiB)})
+    url = fault_server.add("/r/w.bin", os.urandom(MiB))
+    models = [model("hfm", "hf://org/tiny"), model("web", url, path="web")]
+    reporter = MemoryReporter()
+    first = Agent(options(root), reporter, Secrets())
+    await first.start(None, *models)
+    await until(lambda: reporter.state("hfm") is NodeState.READY)
+    await until(lambda: reporter.state("web") is NodeState.READY)
+    await first.stop()
+
+    hf_env.clear_requests()
+    fault_server.requests.clear()
+    reporter.history.clear()
+    second = Agent(options(root), reporter, Secrets())
+    second.rec.set_node("node-a", {})
+    second.rec.replace_all(("ClusterBaseModel",), models)
+    await second.rec.start()
+    # Ready at once, before the queue even runs
+    assert {r.key.name: r.state for r in reporter.history} == {
+        "hfm": NodeState.READY,
+        "web": NodeState.READY,
+    }
+    assert await second.rec.run_until_idle()
+    assert all(r.state is NodeState.READY for r in reporter.history), reporter.history
+    assert hf_env.requests("hub") == []
+    assert hf_env.requests("cdn") == []
+    assert fault_server.requests == []
+
+
+@aio
+async def test_restart_with_a_modified_file_downloads_again(
+    fault_server: FaultServer, root: Path
+) -> None:
+    data = os.urandom(MiB)
+    url = fault_server.add("/x/w.bin", data)
+    reporter = MemoryReporter()
+    first = Agent(options(root), reporter, Secrets())
+    await first.start(None, model("x", url, path="x"))
+    await until(lambda: reporter.state("x") is NodeState.READY)
+    await first.stop()
+    (root / "x" / "w.bin").write_bytes(b"tampered")
+    second = Reconciler(options(root), reporter, Secrets())
+    second.set_node("node-a", {})
+    second.replace_all(("ClusterBaseModel",), [model("x", url, path="x")])
+    await second.start()
+    assert await second.run_until_idle()
+    assert (root / "x" / "w.bin").read_bytes() == data
+
+
+@aio
+async def test_leftovers_of_models_gone_while_down_are_cleaned(
+    fault_server: FaultServer, root: Path
+) -> None:
+    url = fault_server.add("/g/w.bin", os.urandom(MiB))
+    reporter = MemoryReporter()
+    first = Agent(options(root), reporter, Secrets())
+    await first.start(None, model("gone", url, path="gone"), model("kept", url, path="kept"))
+    await until(lambda: reporter.state("gone") is NodeState.READY)
+    await until(lambda: reporter.state("kept") is NodeState.READY)
+    await first.stop()
+
+    second = Reconciler(options(root), reporter, Secrets())
+    second.set_node("node-a", {})
+    second.replace_all(("ClusterBaseModel",), [model("kept", url, path="kept")])
+    await second.start()
+    assert not (root / "gone").exists()
+    assert (root / "kept" / "w.bin").exists()
+    assert reporter.state("gone") is None
+    assert reporter.state("kept") is NodeState.READY
+    assert await second.run_until_idle()
+
+
+@aio
+async def test_failed_retries_with_backoff_until_the_server_heals(
+    fault_server: FaultServer, root: Path
+) -> None:
+    url = fault_server.add("/flaky/w.bin", os.urandom(MiB))
+    fault_server.set_faults("/flaky/w.bin", Status(code=404, times=2))
+    reporter = MemoryReporter()
+    async with running(root, reporter, model("flaky", url, path="flaky")):
+        await until(lambda: reporter.state("flaky") is NodeState.FAILED)
+        assert "HTTP 404" in (reporter.report("flaky").error or "")
+        await until(lambda: reporter.state("flaky") is NodeState.READY)
+        failed_at = [r for r in reporter.history if r.state is NodeState.FAILED]
+        assert len(failed_at) == 2  # two attempts failed, the third made it
+
+
+@aio
+async def test_unsupported_schemes_fail_fast(root: Path) -> None:
+    reporter = MemoryReporter()
+    rec = Reconciler(options(root), reporter, Secrets())
+    rec.set_node("node-a", {})
+    uris = {
+        "o": "oci://n/ns/b/bucket/o/model/",
+        "s": "s3://bucket/model",
+        "p": "pvc://claim/sub",
+        "z": "weird://x",
+    }
+    rec.replace_all(("ClusterBaseModel",), [model(n, u) for n, u in uris.items()])
+    await rec.start()
+    assert not await asyncio.wait_for(rec.run_until_idle(), 10)
+    for name, uri in uris.items():
+        report = reporter.report(name)
+        assert report.state is NodeState.FAILED
+        scheme = uri.split("://")[0]
+        assert f"{scheme}:// is not supported by this agent version" in (report.error or "")
+    assert not any(r.state is NodeState.UPDATING for r in reporter.history)
+
+
+@aio
+async def test_vendor_is_ready_without_download(root: Path) -> None:
+    reporter = MemoryReporter()
+    rec = Reconciler(options(root), reporter, Secrets())
+    rec.set_node("node-a", {})
+    rec.replace_all(("ClusterBaseModel",), [model("v", "vendor://nvidia/models/x", path="v")])
+    await rec.start()
+    assert await rec.run_until_idle()
+    assert reporter.report("v").state is NodeState.READY
+    assert reporter.report("v").path == str(root / "v")
+
+
+@aio
+async def test_path_outside_roots_and_root_itself_are_rejected(
+    fault_server: FaultServer, root: Path, tmp_path: Path
+) -> None:
+    url = fault_server.add("/o/w.bin", b"x")
+    reporter = MemoryReporter()
+    rec = Reconciler(options(root), reporter, Secrets())
+    rec.set_node("node-a", {})
+    rec.replace_all(
+        ("ClusterBaseModel",),
+        [
+            model("out", url, path=str(tmp_path / "elsewhere")),
+            model("up", url, path="../escape"),
+            model("rootitself", url, path=str(root)),
+        ],
+    )
+    await rec.start()
+    assert not await rec.run_until_idle()
+    assert "outside the models roots" in (reporter.report("out").error or "")
+    assert "'..'" in (reporter.report("up").error or "")
+    assert "models root itself" in (reporter.report("rootitself").error or "")
+    assert fault_server.requests == []
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@aio
+async def test_two_models_one_path_second_fails(fault_server: FaultServer, root: Path) -> None:
+    url = fault_server.add("/s/w.bin", os.urandom(MiB))
+    reporter = MemoryReporter()
+    rec = Reconciler(options(root), reporter, Secrets())
+    rec.set_node("node-a", {})
+    rec.apply(model("first", url, path="shared"))
+    rec.apply(model("second", url, path="shared/inner"))
+    await rec.start()
+    assert not await rec.run_until_idle()
+    assert reporter.report("first").state is NodeState.READY
+    error = reporter.report("second").error or ""
+    assert "already used by ClusterBaseModel/first" in error
+    # removing the second model never touches the first's files
+    rec.forget(model("second", url).key)
+    await rec.run_until_idle()
+    assert (root / "shared" / "w.bin").exists()
+
+
+@aio
+async def test_disabled_is_not_downloaded_and_keeps_files(
+    fault_server: FaultServer, root: Path
+) -> None:
+    url = fault_server.add("/d/w.bin", os.urandom(MiB))
+    reporter = MemoryReporter()
+    async with running(
+        root, reporter, model("off", url, path="off", disabled=True), model("on", url, path="on")
+    ) as agent:
+        await until(lambda: reporter.state("on") is NodeState.READY)
+        assert reporter.state("off") is None
+        assert not (root / "off").exists()
+
+        agent.rec.apply(model("on", url, path="on", disabled=True))
+        await until(lambda: reporter.state("on") is None)
+        assert (root / "on" / "w.bin").exists(), "disabling keeps the files"
+        requests = len(fault_server.requests)
+        agent.rec.apply(model("on", url, path="on"))
+        await until(lambda: reporter.state("on") is NodeState.READY)
+        assert len(fault_server.requests) == requests, "re-enabled from disk, no download"
+
+
+@pytest.fixture
+def tiny_root(tmp_path: Path) -> Any:
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@aio
+async def test_disk_space_checked_before_download(hf_env: HubServer, tiny_root: Path) -> None:
+    hf_env.add_repo("org/big", {"config.json": CONFIG, "model.safetensors": os.urandom(12 * MiB)})
+    reporter = MemoryReporter()
+    metrics = AgentMetrics(CollectorRegistry())
+    rec = Reconciler(options(tiny_root), reporter, Secrets(), metrics=metrics)
+    rec.set_node("node-a", {})
+    rec.apply(model("big", "hf://org/big"))
+    await rec.start()
+    assert not await rec.run_until_idle()
+    error = reporter.report("big").error or ""
+    assert "not enough disk space" in error, error
+    assert "GB free" in error, error
+    assert hf_env.requests("cdn") == [], "failed before fetching any byte"
+    assert metrics.failures.labels("disk")._value.get() == 1
