@@ -249,6 +249,12 @@ def test_malformed_entries_never_raise(text: str, error: str) -> None:
     assert error in decoded.error
 
 
+def test_deep_nesting_never_raises() -> None:
+    decoded = decode_entry("[" * 100_000)
+    assert decoded.state is None
+    assert decoded.error == "not JSON: nested too deeply"
+
+
 def test_wrong_types_inside_are_tolerated() -> None:
     text = json.dumps(
         {

@@ -106,6 +106,8 @@ def decode_entry(text: str) -> DecodedEntry:
         raw = json.loads(text)
     except (TypeError, ValueError) as e:
         return DecodedEntry(state=None, error=f"not JSON: {e}")
+    except RecursionError:
+        return DecodedEntry(state=None, error="not JSON: nested too deeply")
     if not isinstance(raw, dict):
         return DecodedEntry(state=None, error=f"not a JSON object but {type(raw).__name__}")
     status = _str(raw.get("status"))
