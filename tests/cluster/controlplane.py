@@ -12,6 +12,7 @@ key pair, so TokenRequest works and RBAC is enforced exactly as in a cluster.
 from __future__ import annotations
 
 import base64
+import ctypes
 import datetime as dt
 import ipaddress
 import os
@@ -315,6 +316,7 @@ class ControlPlane:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def _check_alive(self, proc: subprocess.Popen[bytes] | None, name: str) -> None:
@@ -396,6 +398,16 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(doc))
         path.chmod(0o600)  # holds a credential
         return path
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # A test run killed hard (SIGKILL, a CI timeout) must not leave an API server
+    # and etcd running on a machine shared with other jobs.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

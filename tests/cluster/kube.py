@@ -15,9 +15,9 @@ import copy
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client, config
@@ -31,6 +31,24 @@ RBAC_MANIFEST = DEPLOY_DIR / "agent" / "rbac.yaml"
 FIELD_MANAGER = "ome-tests"
 # A day: well past any test run; the API server's minimum is ten minutes.
 TOKEN_SECONDS = 24 * 3600
+
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Call ``probe`` until it returns a truthy value and return that value; on timeout
+    raise ``TimeoutError`` naming ``what`` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what or probe!r} not true after {timeout}s (last: {value!r})")
+        time.sleep(interval)
 
 
 def unique_name(prefix: str) -> str:
