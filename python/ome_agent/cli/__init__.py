@@ -17,6 +17,9 @@ from ome_agent import __version__
 SUBCOMMANDS = {
     "pull": ("ome_agent.cli.pull", "pull"),
     "bench": ("ome_agent.cli.bench", "bench"),
+    "inspect": ("ome_agent.cli.inspect", "inspect"),
+    "run": ("ome_agent.cli.run", "run"),
+    "status": ("ome_agent.cli.status", "status"),
 }
 
 
