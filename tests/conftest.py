@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.servers.http_fixtures",
     "tests.servers.hf_fixtures",
+    "tests.cluster.fixtures",
 ]
