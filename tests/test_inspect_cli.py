@@ -1,0 +1,104 @@
+"""``ome-agent inspect``: exit codes, the table, --json (through the real entry point)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ome_agent.cli import main
+from tests.data.safetensors_fixtures import count_of, llama_like_shards, shard_bytes, write_shard
+from tests.servers.hf_hub_server import HubServer
+
+CONFIGS = Path(__file__).parent / "data" / "hf-configs"
+
+
+def _model(tmp_path: Path) -> Path:
+    (tmp_path / "config.json").write_text((CONFIGS / "mixtral.json").read_text())
+    write_shard(tmp_path / "model.safetensors", {"w": ("BF16", [1000, 1000])})
+    return tmp_path
+
+
+def test_table(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["inspect", str(_model(tmp_path))])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(None, 1) for line in result.output.splitlines() if "  " in line)
+    assert "MixtralForCausalLM" in result.output
+    assert "1,000,000" in result.output
+    assert lines["dtype"].strip() == "bfloat16"
+
+
+def test_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["inspect", str(_model(tmp_path)), "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["parameterCount"] == 1_000_000
+    assert data["parameterCountSource"] == "safetensors"
+    assert data["maxTokens"] == 32768
+    assert data["modelFormat"] == {"name": "safetensors", "version": "1.0.0"}
+    assert data["errors"] == []
+
+
+def test_partially_understood_model_exits_0_and_lists_errors(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes(b"{broken")
+    write_shard(tmp_path / "model.safetensors", {"w": ("BF16", [10])})
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path), "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["parameterCount"] == 10
+    assert data["errors"][0].startswith("config.json: malformed JSON")
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cases = [
+        ["inspect", str(tmp_path / "missing")],
+        ["inspect", str(tmp_path), "--schema-path", "../escape.json"],
+        ["inspect", str(tmp_path), "--revision", "main"],
+        ["inspect", "s3://bucket/model"],
+        ["inspect", "hf://not a repo"],
+    ]
+    for args in cases:
+        out = CliRunner().invoke(main, args)
+        assert out.exit_code == 2, (args, out.output)
+        assert out.output.startswith("error: "), out.output
+        assert out.output.count("\n") == 1, out.output
+        assert "Traceback" not in out.output
+
+
+def test_remote_through_the_console_script(tmp_path: Path) -> None:
+    shards = llama_like_shards(4)
+    files = {name: shard_bytes(t) for name, t in shards.items()}
+    files["config.json"] = (CONFIGS / "qwen3_4b.json").read_bytes()
+    script = Path(sys.executable).with_name("ome-agent")
+    with HubServer(lfs_threshold=1024 * 1024) as hub:
+        hub.add_repo("org/m", files)
+        proc = subprocess.run(
+            [str(script), "inspect", "hf://org/m", "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={"HF_ENDPOINT": hub.endpoint, "PATH": "/usr/bin:/bin"},
+        )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["parameterCount"] == count_of(shards)
+    assert data["modelType"] == "qwen3"
+
+
+def test_unreachable_hub_exits_1(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("ome-agent")
+    proc = subprocess.run(
+        [str(script), "inspect", "hf://org/m"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"HF_ENDPOINT": "http://127.0.0.1:9", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: cannot reach the Hub")
+    assert "Traceback" not in proc.stderr
