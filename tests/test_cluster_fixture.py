@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.cluster.controlplane import ControlPlaneError, binaries_dir
 from tests.cluster.kube import Cluster, unique_name
 
 
@@ -123,3 +125,11 @@ def test_restart_keeps_data(cluster: Cluster) -> None:
     took = time.monotonic() - t0
     assert cluster.core.read_node(name).metadata.labels["kept"] == "yes"
     assert took < 60
+
+
+def test_missing_binaries_name_the_build_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OME_CONTROL_PLANE_DIR", str(tmp_path))
+    with pytest.raises(ControlPlaneError, match=r"scripts/build-control-plane\.sh"):
+        binaries_dir()
