@@ -3,7 +3,9 @@
 ``once``: reconcile until nothing is left to do (retries of failed models are not
 waited for), then return 0, or 1 if a model failed or a manifest was unusable.
 Otherwise the manifests directory is polled (names, mtimes and sizes every
-``poll_interval`` seconds) and every change is handed to the core as a full relist.
+``poll_interval`` seconds) and every change is handed to the core as a full relist;
+SIGTERM or SIGINT stops it (downloads cancelled, partial files kept for a resume),
+exit code 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -49,9 +52,16 @@ async def run_standalone(
             log.error("models failed", extra={"models": ",".join(failed)})
         return 0 if ok and not loaded.errors else 1
     worker = asyncio.create_task(reconciler.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        while not worker.done():
-            await asyncio.sleep(poll_interval)
+        while not worker.done() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll_interval)
+            if stop.is_set():
+                break
             now = fingerprint(manifests)
             if now == seen:
                 continue
@@ -61,10 +71,9 @@ async def run_standalone(
                 log.error("manifest rejected", extra={"error": error})
             reconciler.replace_all(KINDS, fresh.keeping(loaded))
             loaded = fresh
-        await worker
     finally:
-        reconciler.close()
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        reconciler.close()  # run() returns once the handlers in flight are cancelled
+        await worker
     return 0
