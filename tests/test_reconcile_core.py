@@ -498,8 +498,9 @@ async def test_two_models_one_path_second_fails(fault_server: FaultServer, root:
     error = reporter.report("second").error or ""
     assert "already used by ClusterBaseModel/first" in error
     # removing the second model never touches the first's files
-    rec.forget(model("second", url).key)
-    await rec.run_until_idle()
+    async with running(root, reporter, model("first", url, path="shared")):
+        await until(lambda: reporter.state("second") is None)
+        assert reporter.state("first") is NodeState.READY
     assert (root / "shared" / "w.bin").exists()
 
 
@@ -561,3 +562,37 @@ async def test_disk_space_checked_before_download(hf_env: HubServer, tiny_root: 
     assert "GB free" in error, error
     assert hf_env.requests("cdn") == [], "failed before fetching any byte"
     assert metrics.failures.labels("disk")._value.get() == 1
+
+
+@aio
+async def test_local_directory_is_linked_in_and_metrics_count_it(
+    root: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "export"
+    (source / "sub").mkdir(parents=True)
+    (source / "config.json").write_bytes(CONFIG)
+    (source / "sub" / "w.bin").write_bytes(os.urandom(MiB))
+    registry = CollectorRegistry()
+    reporter = MemoryReporter()
+    rec = Reconciler(options(root), reporter, Secrets(), metrics=AgentMetrics(registry))
+    rec.set_node("node-a", {})
+    rec.replace_all(
+        ("ClusterBaseModel",),
+        [model("abs", str(source), path="abs"), model("url", f"file://{source}", path="url")],
+    )
+    await rec.start()
+    assert await rec.run_until_idle()
+    for name in ("abs", "url"):
+        assert reporter.report(name).state is NodeState.READY
+        copied = root / name / "sub" / "w.bin"
+        assert copied.read_bytes() == (source / "sub" / "w.bin").read_bytes()
+        assert copied.stat().st_ino == (source / "sub" / "w.bin").stat().st_ino  # hard link
+    assert registry.get_sample_value("ome_agent_downloads_total", {"result": "success"}) == 2
+    assert registry.get_sample_value("ome_agent_download_duration_seconds_count") == 2
+    assert registry.get_sample_value("ome_agent_models", {"state": "Ready"}) == 2
+    assert registry.get_sample_value("ome_agent_queue_depth") == 0
+    # removing the model never touches the source it was linked from
+    async with running(root, reporter, model("url", f"file://{source}", path="url")):
+        await until(lambda: not (root / "abs").exists())
+    assert (source / "sub" / "w.bin").exists()
+    assert (root / "url" / "sub" / "w.bin").exists()

@@ -69,12 +69,13 @@ def status(state_file: str | None, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"node {data.get('node', '?')}", title_justify="left")
     for column in ("MODEL", "STATE", "PATH", "SIZE", "PARAMS", "DETAIL"):
         table.add_column(column, overflow="fold")
     for name, model in sorted(data["models"].items()):
-        table.add_row(
+        cells = (
             name,
             str(model.get("state", "?")),
             str(model.get("path") or "-"),
@@ -82,6 +83,7 @@ def status(state_file: str | None, as_json: bool) -> None:
             _params(model.get("parameterCount")),
             _detail(model),
         )
+        table.add_row(*(Text(c) for c in cells))  # Text: brackets in messages are not markup
     Console(width=max(120, Console().width)).print(table)
 
 

@@ -191,7 +191,9 @@ class Reconciler:
                 self._remove_path(staging)
                 self._manifests.clear_staging(key)
         for key in sorted(wanted, key=lambda k: self._seen.get(k, 0)):
-            if not await self._confirm(self._resources[key]):
+            if await self._confirm(self._resources[key]):
+                self._schedule_verify(key)
+            else:
                 self._queue.add(key, Priority.DOWNLOAD)
         for key, resource in self._resources.items():
             if key not in wanted and not resource.disabled:
@@ -201,7 +203,8 @@ class Reconciler:
         await self._queue.run()
 
     async def run_until_idle(self) -> bool:
-        """Work until nothing is left but delayed retries; True if no model failed."""
+        """Work until nothing is left but delayed retries, then stop (``--once``: call
+        it instead of :meth:`run`, once); True if no model failed."""
         runner = asyncio.create_task(self._queue.run())
         try:
             await self._queue.wait_idle(include_delayed=False)
@@ -473,12 +476,14 @@ class Reconciler:
         key = resource.key
         if self._metrics is not None:
             self._metrics.failed(failure.reason)
-        storage_uri = None
+        storage_uri = path = None
         with contextlib.suppress(BadInput):
             storage_uri = plan_source(resource.storage).display
+        with contextlib.suppress(BadInput):
+            path = str(layout.target_dir(key, resource.storage, self.options.models_roots))
         await self._publish(
             NodeReport(key, resource.uid, NodeState.FAILED, error=failure.message,
-                       storage_uri=storage_uri)
+                       storage_uri=storage_uri, path=path)
         )  # fmt: skip
         if failure.reason in NO_RETRY:
             self._fatal.add(key)
