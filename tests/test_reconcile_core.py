@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import os
 import time
@@ -596,3 +597,41 @@ async def test_local_directory_is_linked_in_and_metrics_count_it(
         await until(lambda: not (root / "abs").exists())
     assert (source / "sub" / "w.bin").exists()
     assert (root / "url" / "sub" / "w.bin").exists()
+
+
+@aio
+async def test_restart_resumes_a_partial_download_and_throttles_progress(
+    fault_server: FaultServer, root: Path
+) -> None:
+    size = 12 * MiB
+    data = os.urandom(size)
+    url = fault_server.add("/big/w.bin", data)
+    fault_server.set_faults("/big/w.bin", Throttle(bytes_per_sec=2 * MiB))
+    reporter = MemoryReporter()
+    res = model("big", url, path="big")
+    opts = {"transfer": TransferSettings(connections=2, chunk_size=MiB), "progress_interval": 0.5}
+    async with running(root, reporter, res, **opts):
+        await until(
+            lambda: (
+                reporter.state("big") is NodeState.UPDATING
+                and (reporter.report("big").progress is not None)
+                and reporter.report("big").progress.completed_bytes >= 4 * MiB
+            )  # type: ignore[union-attr]
+        )
+        await asyncio.sleep(0.7)  # past the engine's journal commit interval
+    assert not (root / "big").exists()
+    updates = [r for r in reporter.history if r.progress and r.progress.phase == "Downloading"]
+    times = [r.progress.last_updated.timestamp() for r in updates]  # type: ignore[union-attr]
+    assert all(b - a >= 0.4 for a, b in itertools.pairwise(times)), times
+    done = [r.progress.completed_bytes for r in updates]  # type: ignore[union-attr]
+    assert done == sorted(done)
+    assert updates[-1].progress.total_bytes == size  # type: ignore[union-attr]
+
+    fault_server.clear_faults()
+    sent_before = fault_server.total_bytes_sent("/big/w.bin")
+    async with running(root, reporter, res, **opts):
+        await until(lambda: reporter.state("big") is NodeState.READY)
+    assert (root / "big" / "w.bin").read_bytes() == data
+    fetched_again = fault_server.total_bytes_sent("/big/w.bin") - sent_before
+    assert fetched_again < size - 2 * MiB, f"resumed: only the rest is fetched ({fetched_again})"
+    assert staging_leftovers(root) == []
