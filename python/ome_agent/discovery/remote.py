@@ -52,6 +52,12 @@ def inspect_remote(
 
     Raises the sources' errors (BadInput, SourceNotFound, TransferFailed) when the
     repo cannot be listed; problems with its content go into ``Discovery.errors``."""
+    scheme = uri.strip().partition("://")[0].lower()
+    if scheme not in ("hf", "http", "https"):
+        raise BadInput(
+            f"inspect reads hf://org/name[@revision], an http(s) URL of a .safetensors file "
+            f"or a local directory, not {scheme}://"
+        )
     ref = parse_source(uri, revision)
     engine = engine or _core.Engine(user_agent=f"ome-agent/{__version__}")
     if not isinstance(ref, HfRef):

@@ -21,6 +21,7 @@ Counting rule, per tensor (``numel`` = product of its shape):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,16 +86,18 @@ def count(
     """Sum over ``(file name, header, file size)``; tensor names count once."""
     result = WeightCount()
     seen: set[str] = set()
+    dtypes = result.dtypes
     for _name, header, size in headers:
         result.files += 1
         result.size_bytes += size
         for tensor in header.tensors:
-            if tensor.name in seen:
+            name = tensor.name
+            if name in seen:
                 continue
-            seen.add(tensor.name)
-            numel = tensor.numel
-            result.dtypes[tensor.dtype] = result.dtypes.get(tensor.dtype, 0) + numel
-            result.parameters += logical_parameters(tensor.name, tensor.dtype, numel, quant)
+            seen.add(name)
+            numel, dtype = tensor.numel, tensor.dtype
+            dtypes[dtype] = dtypes.get(dtype, 0) + numel
+            result.parameters += logical_parameters(name, dtype, numel, quant)
     return result
 
 
@@ -135,7 +138,7 @@ def select_shards(names: Iterable[str], read_index: Any) -> tuple[list[str], lis
             if missing:
                 errors.append(
                     f"{index}: {len(missing)} of {len(shards)} shards missing "
-                    f"(first: {missing[0]}); the count covers only those present"
+                    f"(first: {missing[0]}): no exact count until they are there"
                 )
             return [s for s in shards if s in available], errors
     files = sorted(n for n in available if n.endswith(".safetensors"))
@@ -147,24 +150,28 @@ def _index_shards(index: dict[str, Any], name: str) -> list[str]:
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise ConfigError(f"{name}: no weight_map object: it is not a safetensors index")
-    shards: list[str] = []
+    # thousands of tensors name a few hundred shards: check each shard name once
+    unique: dict[str, None] = {}
     for shard in weight_map.values():
-        if not isinstance(shard, str) or "/" in shard or "\\" in shard or shard in ("", ".", ".."):
+        if not isinstance(shard, str):
             raise ConfigError(f"{name}: weight_map names {shard!r}, not a file beside the index")
-        if shard not in shards:
-            shards.append(shard)
-    return shards
+        unique[shard] = None
+    for shard in unique:
+        if "/" in shard or "\\" in shard or shard in ("", ".", ".."):
+            raise ConfigError(f"{name}: weight_map names {shard!r}, not a file beside the index")
+    return list(unique)
 
 
 def read_local(directory: Path, names: list[str], quant: Quantization) -> WeightCount:
     """Parse the headers of local shards (only the header bytes are read)."""
     errors: list[str] = []
     parsed: list[tuple[str, _core.SafetensorsHeader, int]] = []
+    base = str(directory)
     for name in names:
-        path = directory / name
+        path = os.path.join(base, name)
         try:
-            header = _core.read_safetensors_header(str(path))
-            size = path.stat().st_size
+            header = _core.read_safetensors_header(path)
+            size = os.stat(path).st_size
         except _core.HeaderError as e:
             errors.append(f"{name}: {e}")
             continue
