@@ -2,10 +2,12 @@
 
 It makes a small synthetic model (a Llama-style config.json, tokenizer files and two
 safetensors shards with real headers), serves it on loopback through the project's
-local Hugging Face Hub server, then runs what a node does with a model today:
-``ome-agent pull hf://...`` (every file verified against the digest the Hub
-lists), an interrupted pull resumed, and the safetensors headers read back to count
-parameters exactly.
+local Hugging Face Hub server, then shows what a node does with it:
+``ome-agent pull hf://...`` (every file verified against the digest the Hub lists),
+an interrupted pull resumed, the node agent in standalone mode (manifests and node
+labels in; the eligible model downloaded, verified and described; ``ome-agent
+status`` out; a second run confirms it from disk with no request), and the
+safetensors headers read back to count parameters exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.servers.hf_hub_server import HubServer
 
@@ -131,25 +134,79 @@ def main() -> int:
         if second.returncode != 0:
             print(f"demo: pull failed with exit code {second.returncode}")
             return 1
-    summary = json.loads(out)
+        report_pull(json.loads(out), dest)
+        if not standalone(work, hub, env):
+            return 1
+    counted = sum(
+        _core.read_safetensors_header(str(p)).parameter_count for p in dest.glob("*.safetensors")
+    )
+    print(f"demo: parameters counted from the safetensors headers: {counted:,}")
+    if counted != expected:
+        print(f"demo: parameter count {counted} differs from the {expected} written")
+        return 1
+    print(f"demo: done; pulled files in {dest}, the node's models in {work}/node-models")
+    return 0
+
+
+def report_pull(summary: dict[str, Any], dest: Path) -> None:
     for f in summary["files"]:
         how = ",".join(f["verified"])
         print(
             f"  {f['path']:<36} {f['size']:>12,} B  verified: {how:<16}"
             f" resumed {f['resumed_bytes']:,} B"
         )
-    counted = sum(
-        _core.read_safetensors_header(str(p)).parameter_count for p in dest.glob("*.safetensors")
-    )
-    print(
-        f"demo: {summary['total_bytes']:,} bytes in {summary['seconds']:.2f} s;"
-        f" parameters counted from the headers: {counted:,}"
-    )
-    if counted != expected:
-        print(f"demo: parameter count {counted} differs from the {expected} written")
-        return 1
-    print(f"demo: done; files are in {dest}")
-    return 0
+    print(f"demo: {summary['total_bytes']:,} bytes into {dest} in {summary['seconds']:.2f} s")
+
+
+MANIFESTS = """\
+apiVersion: ome.io/v1beta1
+kind: ClusterBaseModel
+metadata:
+  name: tiny-llama
+spec:
+  vendor: demo
+  storage:
+    storageUri: hf://demo/tiny-llama
+    path: tiny-llama
+    nodeSelector:
+      accelerator: gpu
+---
+apiVersion: ome.io/v1beta1
+kind: ClusterBaseModel
+metadata:
+  name: cpu-only-model
+spec:
+  storage:
+    storageUri: hf://demo/tiny-llama
+    nodeSelector:
+      accelerator: cpu
+"""
+
+
+def standalone(work: Path, hub: HubServer, env: dict[str, str]) -> bool:
+    """The node agent with no cluster: manifests in, verified files and a state file out."""
+    manifests = work / "manifests"
+    manifests.mkdir()
+    (manifests / "models.yaml").write_text(MANIFESTS)
+    state = work / "node-state.json"
+    run = [
+        "run", "--standalone", "--once", "--manifests", str(manifests),
+        "--node-labels", "accelerator=gpu", "--models-root-dir", str(work / "node-models"),
+        "--state-file", str(state), "--log-level", "warning",
+    ]  # fmt: skip
+    print("demo: ome-agent run --standalone --once (node labels accelerator=gpu):")
+    if ome_agent(*run, env=env).wait() != 0:
+        print("demo: the standalone run failed")
+        return False
+    if ome_agent("status", "--state-file", str(state)).wait() != 0:
+        return False
+    hub.clear_requests()
+    print("demo: run again: every model is confirmed from its local manifest ...")
+    if ome_agent(*run, env=env).wait() != 0:
+        return False
+    asked = len(hub.requests("hub")) + len(hub.requests("cdn"))
+    print(f"demo: ... with {asked} requests to the Hub")
+    return asked == 0
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ def status(state_file: str | None, as_json: bool) -> None:
     from rich.text import Text
 
     table = Table(title=f"node {data.get('node', '?')}", title_justify="left")
-    for column in ("MODEL", "STATE", "PATH", "SIZE", "PARAMS", "DETAIL"):
-        table.add_column(column, overflow="fold")
+    for column in ("MODEL", "STATE", "PATH", "SIZE", "PARAMS"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("DETAIL", max_width=72, overflow="fold")
     for name, model in sorted(data["models"].items()):
         cells = (
             name,
@@ -84,7 +85,9 @@ def status(state_file: str | None, as_json: bool) -> None:
             _detail(model),
         )
         table.add_row(*(Text(c) for c in cells))  # Text: brackets in messages are not markup
-    Console(width=max(120, Console().width)).print(table)
+    # as wide as the table needs, even into a pipe: paths are long and worth one line
+    natural = Console(width=1000).measure(table).maximum
+    Console(width=max(Console().width, natural)).print(table)
 
 
 __all__ = ["status"]

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey, ModelResource
-from ome_agent.errors import BadInput, Interrupted, OmeAgentError, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile import layout
 from ome_agent.reconcile.download import Digests, Fetch, NoSpace
@@ -542,4 +542,4 @@ class Reconciler:
             pass
 
 
-__all__ = ["Interrupted", "Reconciler"]
+__all__ = ["Reconciler"]
