@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from ome_agent import discovery
+from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
 
 _ROWS = (
@@ -66,10 +68,6 @@ def inspect(target: str, as_json: bool, schema_path: str | None, revision: str |
     a .safetensors file. Remote models are read by their safetensors headers only
     (a few KB per shard), nothing is downloaded.
     """
-    from ome_agent import discovery
-
-    from ome_agent.discovery.configfile import ConfigError, check_schema_path
-
     try:
         if schema_path is not None:
             try:

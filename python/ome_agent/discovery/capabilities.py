@@ -16,7 +16,8 @@ the repo carries a chat template (or the name says instruct/chat), and
 OPENAI_V1_EMBEDDINGS for embedding models.
 
 ``normalize_capability`` maps the reference doc's spellings (``text-to-text``,
-``TEXT_GENERATION``, ``embedding``) to the enum OME's code validates.
+``TEXT_GENERATION``, ``embedding``) and OME's legacy values (``CHAT``, ``VISION``,
+``TEXT_EMBEDDINGS``, ``TEXT_RERANK``) to OME's current names.
 """
 
 from __future__ import annotations
@@ -33,26 +34,17 @@ EMBEDDING = "EMBEDDING"
 RERANK = "RERANK"
 AUDIO_TO_TEXT = "AUDIO_TO_TEXT"
 TEXT_TO_IMAGE = "TEXT_TO_IMAGE"
-CAPABILITIES = (
-    TEXT_TO_TEXT,
-    IMAGE_TEXT_TO_TEXT,
-    EMBEDDING,
-    RERANK,
-    AUDIO_TO_TEXT,
-    TEXT_TO_IMAGE,
-    "TEXT_TO_VIDEO",
-    "TEXT_TO_AUDIO",
-    "IMAGE_TO_TEXT",
-    "IMAGE_TO_IMAGE",
-    "VIDEO_TO_TEXT",
-    "UNKNOWN",
-)
+# OME's enum (its current names) plus the two this project adds for evident cases
+CAPABILITIES = (TEXT_TO_TEXT, IMAGE_TEXT_TO_TEXT, EMBEDDING, RERANK, AUDIO_TO_TEXT, TEXT_TO_IMAGE)
 CHAT_COMPLETIONS = "OPENAI_V1_CHAT_COMPLETIONS"
 COMPLETIONS = "OPENAI_V1_COMPLETIONS"
 EMBEDDINGS = "OPENAI_V1_EMBEDDINGS"
 
+# the reference doc's spellings and OME's legacy enum values
 _ALIASES = {
     "TEXT_GENERATION": TEXT_TO_TEXT,
+    "TEXT_SUMMARIZATION": TEXT_TO_TEXT,
+    "TEXT_RERANK": RERANK,
     "TEXT2TEXT": TEXT_TO_TEXT,
     "CHAT": TEXT_TO_TEXT,
     "COMPLETION": TEXT_TO_TEXT,

@@ -145,8 +145,6 @@ def text_config(config: Config) -> Config:
     for key in TEXT_CONFIG_KEYS:
         nested = mapping(config.get(key))
         if nested is not None:
-            # a nested config without its own model_type inherits the parent's family
-            # only for defaults: llava's text_config is a llama config
             return nested
     return config
 
