@@ -117,18 +117,33 @@ class Cluster:
             raise ApiException(http_resp=resp, body=raw.decode(errors="replace"))
         return json.loads(raw) if raw else None
 
-    def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
-        """(plural, namespaced) of a kind, from discovery; re-read once on a miss so
-        kinds of CRDs created in this session are found."""
+    def resource(self, api_version: str, kind: str, timeout: float = 5.0) -> tuple[str, bool]:
+        """(plural, namespaced) of a kind, from discovery. A miss re-reads discovery
+        for up to ``timeout`` seconds, so kinds of CRDs just created are found."""
         key = (api_version, kind)
-        if key not in self._resources:
-            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            for r in self.request("GET", base)["resources"]:
+        deadline = time.monotonic() + timeout
+        while key not in self._resources:
+            for r in self._discover(api_version):
                 if "/" not in r["name"]:
                     self._resources[(api_version, r["kind"])] = (r["name"], r["namespaced"])
-        if key not in self._resources:
-            raise KeyError(f"{kind} in {api_version} is not served by the API server")
+            if key in self._resources:
+                break
+            if time.monotonic() > deadline:
+                raise KeyError(f"{kind} in {api_version} is not served by the API server")
+            time.sleep(0.1)
         return self._resources[key]
+
+    def _discover(self, api_version: str) -> list[dict[str, Any]]:
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            found = self.request("GET", base)
+        except ApiException as e:
+            if e.status == 404:  # the group itself is not registered (yet)
+                return []
+            raise
+        # "resources" can be null while the group's first CRD is being registered
+        resources: list[dict[str, Any]] = found.get("resources") or []
+        return resources
 
     def path(self, api_version: str, kind: str, namespace: str | None, name: str = "") -> str:
         plural, namespaced = self.resource(api_version, kind)
@@ -194,13 +209,7 @@ class Cluster:
             self._resources.pop((gv, kind), None)
 
     def _served_kinds(self, group_version: str) -> set[str]:
-        try:
-            found = self.request("GET", f"/apis/{group_version}")
-        except ApiException as e:
-            if e.status == 404:  # the group itself is not registered yet
-                return set()
-            raise
-        return {r["kind"] for r in found["resources"]}
+        return {r["kind"] for r in self._discover(group_version)}
 
     def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         """POST one object (``namespace`` for namespaced kinds); returns the stored
