@@ -635,3 +635,43 @@ async def test_restart_resumes_a_partial_download_and_throttles_progress(
     fetched_again = fault_server.total_bytes_sent("/big/w.bin") - sent_before
     assert fetched_again < size - 2 * MiB, f"resumed: only the rest is fetched ({fetched_again})"
     assert staging_leftovers(root) == []
+
+
+@aio
+async def test_periodic_verification_repairs_a_damaged_model(
+    fault_server: FaultServer, root: Path
+) -> None:
+    data = os.urandom(MiB)
+    url = fault_server.add("/v/w.bin", data)
+    reporter = MemoryReporter()
+    async with running(root, reporter, model("v", url, path="v"), verify_interval=0.3):
+        await until(lambda: reporter.state("v") is NodeState.READY)
+        requests = len(fault_server.requests)
+        await asyncio.sleep(1.0)  # a few verifications of an intact model: no network
+        assert len(fault_server.requests) == requests
+        (root / "v" / "w.bin").write_bytes(b"damaged")
+        await until(lambda: (root / "v" / "w.bin").read_bytes() == data)
+        await until(lambda: reporter.state("v") is NodeState.READY)
+
+
+@aio
+async def test_revision_change_downloads_the_other_commit(hf_env: HubServer, root: Path) -> None:
+    hf_env.add_repo("org/rev", {"config.json": CONFIG, "model.safetensors": b"a" * MiB})
+    hf_env.add_repo(
+        "org/rev", {"config.json": CONFIG, "model.safetensors": b"b" * MiB}, revision="v2"
+    )
+    reporter = MemoryReporter()
+    async with running(root, reporter, model("r", "hf://org/rev@v2", path="r")) as agent:
+        await until(lambda: reporter.state("r") is NodeState.READY)
+        assert reporter.report("r").revision == hf_env.commit("org/rev", "v2")
+        assert (root / "r" / "model.safetensors").read_bytes() == b"b" * MiB
+        agent.rec.apply(
+            model("r", "hf://org/rev", path="r", storage={"parameters": {"revision": "main"}})
+        )
+        await until(
+            lambda: (
+                reporter.state("r") is NodeState.READY
+                and reporter.report("r").revision == hf_env.commit("org/rev", "main")
+            )
+        )
+        assert (root / "r" / "model.safetensors").read_bytes() == b"a" * MiB

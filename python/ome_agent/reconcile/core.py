@@ -342,7 +342,7 @@ class Reconciler:
                 "agent for this model: remove it or choose another path"
             )
         staging = layout.staging_dir(target, key, identity.text())
-        self._manifests.save_staging(key, staging)
+        await asyncio.to_thread(self._manifests.save_staging, key, staging)
         if self._engine is None:
             self._engine = make_engine(self.options.transfer)
         fetch = Fetch(self._engine, self.options.transfer)
@@ -381,7 +381,7 @@ class Reconciler:
             manifest = Manifest(
                 key, resource.uid, resource.generation, identity, None, files, config, parameters
             )
-        self._manifests.save(manifest)
+        await asyncio.to_thread(self._manifests.save, manifest)  # fsyncs: off the loop
         self._manifests.clear_staging(key)
         self._count_download("success")
         if self._metrics is not None:
