@@ -78,6 +78,20 @@ def test_daemonset(cluster: Cluster, installed: list[dict[str, Any]]) -> None:
     assert annotations["prometheus.io/port"] == "8080"
 
 
+def test_daemonset_args_are_options_of_run(installed: list[dict[str, Any]]) -> None:
+    """The container's arguments parse as `ome-agent run` options (kubelet expands
+    $(POD_NAMESPACE) first), and the probed port is the health port."""
+    from ome_agent.cli.run import run
+
+    (ds,) = [o for o in installed if o["kind"] == "DaemonSet"]
+    (c,) = ds["spec"]["template"]["spec"]["containers"]
+    assert c["args"][0] == "run"
+    args = [a.replace("$(POD_NAMESPACE)", "ome") for a in c["args"][1:]]
+    params = run.make_context("run", args).params
+    assert params["health_port"] == c["ports"][0]["containerPort"]
+    assert params["namespace"] == "ome"
+
+
 def test_example_model_parses(installed: list[dict[str, Any]]) -> None:
     (example,) = [o for o in installed if o["kind"] == "ClusterBaseModel"]
     resource = parse_resource(example)
