@@ -200,6 +200,17 @@ def test_unknown_fields_are_pruned(cluster: Cluster) -> None:
     assert back["spec"] == {"storage": {}}
 
 
+def _affinity(requirement: dict[str, Any]) -> dict[str, Any]:
+    terms = [{"matchExpressions": [requirement]}]
+    return {
+        "storage": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+            }
+        }
+    }
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
@@ -221,6 +232,10 @@ def test_unknown_fields_are_pruned(cluster: Cluster) -> None:
             "operator",
         ),
         ({"storage": {"downloadPolicy": "Sometimes"}}, "spec.storage.downloadPolicy"),
+        (_affinity({"key": "k", "operator": "Greater", "values": ["1"]}), "operator"),
+        (_affinity({"key": "k", "operator": "Gt", "values": ["1", "2"]}), "exactly one value"),
+        (_affinity({"key": "k", "operator": "In"}), "one or more values"),
+        (_affinity({"key": "k", "operator": "Exists", "values": ["x"]}), "none for Exists"),
     ],
     ids=[
         "maxTokens-string",
@@ -230,6 +245,10 @@ def test_unknown_fields_are_pruned(cluster: Cluster) -> None:
         "nodeSelector-bool",
         "requirement-without-operator",
         "downloadPolicy-enum",
+        "unknown-operator",
+        "Gt-two-values",
+        "In-no-values",
+        "Exists-with-values",
     ],
 )
 def test_invalid_objects_rejected(cluster: Cluster, spec: dict[str, Any], field: str) -> None:
