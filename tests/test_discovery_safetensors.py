@@ -251,3 +251,18 @@ def test_hostile_index_is_an_error(tmp_path: Path) -> None:
     got = discover(tmp_path)
     assert any("not a file beside the index" in e for e in got.errors)
     assert got.parameter_count_source == "estimate"
+
+
+def test_pytorch_bin_repo_is_estimated_and_sized(tmp_path: Path) -> None:
+    _config(tmp_path)
+    for name in ("pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"):
+        with (tmp_path / name).open("wb") as fh:
+            fh.truncate(3_000_000)
+    (tmp_path / "chat_template.jinja").write_text("{{ messages }}")
+    got = discover(tmp_path)
+    assert got.errors == ()
+    assert got.model_format is not None
+    assert (got.model_format.name, got.model_format.version) == ("pytorch", None)
+    assert got.model_size_bytes == 6_000_000
+    assert got.parameter_count_source == "estimate"
+    assert got.api_capabilities[0] == "OPENAI_V1_CHAT_COMPLETIONS"
