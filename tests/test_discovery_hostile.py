@@ -162,3 +162,11 @@ def test_diffusers_pipeline(tmp_path: Path) -> None:
     assert got.parameter_count == 15  # same tensor name in two components: both count
     assert got.model_framework is not None
     assert (got.model_framework.name, got.model_framework.version) == ("diffusers", "0.30.0")
+
+
+def test_oversized_config_is_refused(tmp_path: Path) -> None:
+    with (tmp_path / "config.json").open("wb") as fh:
+        fh.write(b'{"pad": "')
+        fh.truncate(17 * 1024 * 1024)
+    got = discover(tmp_path)
+    assert got.errors == ("config.json: larger than the 16777216-byte limit of a config file",)

@@ -134,3 +134,18 @@ def test_plain_url_of_a_safetensors_file(hf_env: HubServer) -> None:
 def test_plain_url_must_name_a_safetensors_file() -> None:
     with pytest.raises(BadInput, match=r"\.safetensors files only"):
         inspect_remote("http://127.0.0.1:9/model.bin")
+
+
+def test_schema_path_and_subfolder_configs_remotely(hf_env: HubServer) -> None:
+    shards = llama_like_shards(2)
+    files = {f"llm/{n}": shard_bytes(t) for n, t in shards.items()}
+    files["llm/config.json"] = (CONFIGS / "qwen3_4b.json").read_bytes()
+    files["model_card.json"] = b"{}"
+    hf_env.add_repo("org/nested", files)
+    found = inspect_remote("hf://org/nested")  # config.json one level down is found
+    assert (found.config_path, found.model_type) == ("llm/config.json", "qwen3")
+    assert found.parameter_count == count_of(shards)
+    pinned = inspect_remote("hf://org/nested", schema_path="llm")
+    assert pinned.config_path == "llm/config.json"
+    outside = inspect_remote("hf://org/nested", schema_path="../x")
+    assert "must be a relative path inside the model" in outside.errors[0]

@@ -35,7 +35,7 @@ def _reject_constant(name: str) -> Any:
 def parse_config_bytes(data: bytes, name: str) -> dict[str, Any]:
     """Decode one JSON object; raise ConfigError with a message naming ``name``."""
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{name}: {len(data)} bytes is over the {MAX_CONFIG_BYTES}-byte limit")
+        raise ConfigError(f"{name}: larger than the {MAX_CONFIG_BYTES}-byte limit of a config file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -188,7 +188,9 @@ def _header(engine: _core.Engine, f: RemoteFile) -> _core.SafetensorsHeader:
 
 def _fetch_small(engine: _core.Engine, f: RemoteFile) -> bytes:
     if f.size is not None and f.size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{f.path}: {f.size} bytes is over the {MAX_CONFIG_BYTES}-byte limit")
+        raise ConfigError(
+            f"{f.path}: larger than the {MAX_CONFIG_BYTES}-byte limit of a config file"
+        )
     try:
         return engine.fetch_range(f.url, 0, MAX_CONFIG_BYTES + 1, headers=dict(f.headers))
     except _core.EngineError as e:
