@@ -149,3 +149,9 @@ def test_schema_path_and_subfolder_configs_remotely(hf_env: HubServer) -> None:
     assert pinned.config_path == "llm/config.json"
     outside = inspect_remote("hf://org/nested", schema_path="../x")
     assert "must be a relative path inside the model" in outside.errors[0]
+
+
+def test_plain_url_that_is_not_there(hf_env: HubServer) -> None:
+    hf_env.add_repo("org/empty", {"README.md": b"x"})
+    with pytest.raises(SourceNotFound, match=r"HTTP 404: check the URL"):
+        inspect_remote(f"{hf_env.endpoint}/org/empty/resolve/main/model.safetensors")

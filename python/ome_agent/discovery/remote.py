@@ -27,7 +27,7 @@ from ome_agent.discovery.configfile import (
 from ome_agent.discovery.describe import build, quantization_of, weight_dirs
 from ome_agent.discovery.result import Discovery
 from ome_agent.discovery.weights import WeightCount, count, merge, select_shards
-from ome_agent.errors import BadInput
+from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.hf import resolve_hf
 from ome_agent.sources.model import RemoteFile
 from ome_agent.sources.uri import HfRef, parse_source
@@ -77,8 +77,12 @@ def _inspect_url(engine: _core.Engine, url: str, name: str) -> Discovery:
     errors: list[str] = []
     try:
         size = engine.head(url).get("size")
+    except _core.HttpStatusError as e:
+        if e.status in (401, 403, 404, 410):
+            raise SourceNotFound(f"{name}: HTTP {e.status}: check the URL") from None
+        raise TransferFailed(f"{name}: the server answered HTTP {e.status}") from None
     except _core.EngineError as e:
-        raise BadInput(f"{name}: cannot reach it ({_reason(e)})") from None
+        raise TransferFailed(f"{name}: cannot reach it ({_reason(e)})") from None
     remote = RemoteFile(name, url, size=size if isinstance(size, int) else None)
     result = _headers(engine, [remote])[name]
     if isinstance(result, str):
