@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,6 +119,11 @@ class Reconciler:
         self._labels: dict[str, str] = {}
         self._started = False
         self._engine: Any = None
+        # downloads block a thread each for hours: their own pool, so the default
+        # executor stays free for the short disk checks (manifests, stat, removal)
+        self._fetch_pool = ThreadPoolExecutor(
+            max_workers=options.download_workers, thread_name_prefix="ome-fetch"
+        )
         self._queue: WorkQueue[ModelKey] = WorkQueue(self._handle, options.download_workers)
         if metrics is not None:
             metrics.track_queue(lambda: self._queue.depth, lambda: self._queue.in_flight)
@@ -209,7 +215,7 @@ class Reconciler:
         try:
             await self._queue.wait_idle(include_delayed=False)
         finally:
-            self._queue.close()
+            self.close()
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
@@ -217,6 +223,7 @@ class Reconciler:
 
     def close(self) -> None:
         self._queue.close()
+        self._fetch_pool.shutdown(wait=False)  # cancelled fetches end on their own
 
     @property
     def states(self) -> Mapping[ModelKey, NodeState]:
@@ -398,7 +405,8 @@ class Reconciler:
     ) -> tuple[str | None, Digests]:
         """Run the fetch in a thread; on cancellation stop it and wait until it has
         stopped, so the caller may clean the staging directory safely."""
-        future = asyncio.get_running_loop().run_in_executor(None, fetch.run, plan, staging, token)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._fetch_pool, fetch.run, plan, staging, token)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -434,16 +442,17 @@ class Reconciler:
         self, resource: ModelResource, plan: SourcePlan, target: Path, fetch: Fetch
     ) -> None:
         done, files_done, files_total, rate = fetch.progress()
+        if fetch.phase in ("Verified", "Discovering"):
+            done = fetch.total_bytes
         progress = Progress(
             phase=fetch.phase,
             total_bytes=fetch.total_bytes,
-            completed_bytes=done if fetch.phase == "Downloading" else fetch.total_bytes
-            if fetch.phase in ("Verified", "Discovering") else done,
+            completed_bytes=done,
             total_files=files_total,
             completed_files=files_done,
             speed_bytes_per_sec=rate,
             last_updated=datetime.now(UTC),
-        )  # fmt: skip
+        )
         await self._publish(
             NodeReport(
                 resource.key, resource.uid, NodeState.UPDATING, progress=progress,
