@@ -170,3 +170,11 @@ def test_oversized_config_is_refused(tmp_path: Path) -> None:
         fh.truncate(17 * 1024 * 1024)
     got = discover(tmp_path)
     assert got.errors == ("config.json: larger than the 16777216-byte limit of a config file",)
+
+
+def test_config_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "my.json")
+    os.mkfifo(tmp_path / "model.safetensors")
+    got = discover(tmp_path, schema_path="my.json")
+    assert got.errors == ("my.json is not a regular file: replace it with the JSON file",)
+    assert got.parameter_count is None

@@ -62,6 +62,9 @@ def read_config_file(path: Path, name: str) -> dict[str, Any]:
     try:
         if path.is_dir():
             raise ConfigError(f"{name} is a directory, not a file: remove it or fix schemaPath")
+        if path.exists() and not path.is_file():
+            # a FIFO or device would block or never end: only regular files are read
+            raise ConfigError(f"{name} is not a regular file: replace it with the JSON file")
         with path.open("rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
     except ConfigError:
