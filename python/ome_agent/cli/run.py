@@ -155,6 +155,9 @@ def run(
     except OmeAgentError as e:
         click.echo(f"error: {e}", err=True)
         code = e.exit_code
+    except Exception as e:  # one line, never a traceback
+        click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
+        code = 1
     sys.exit(code)
 
 

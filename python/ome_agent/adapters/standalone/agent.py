@@ -21,6 +21,7 @@ from ome_agent.adapters.standalone.manifests import fingerprint, load_manifests
 from ome_agent.adapters.standalone.secrets import EnvSecretReader
 from ome_agent.adapters.standalone.state import StateFileReporter
 from ome_agent.api import KINDS
+from ome_agent.errors import BadInput
 from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.options import AgentOptions
 
@@ -38,8 +39,8 @@ async def run_standalone(
 ) -> int:
     reporter = StateFileReporter(state_file, options.node_name)
     reconciler = Reconciler(options, reporter, EnvSecretReader())
+    loaded = load_manifests(manifests)  # first: it names a missing directory clearly
     seen = fingerprint(manifests)
-    loaded = load_manifests(manifests)
     for error in loaded.errors:
         log.error("manifest rejected", extra={"error": error})
     reconciler.set_node(options.node_name, node_labels)
@@ -66,7 +67,11 @@ async def run_standalone(
             if now == seen:
                 continue
             seen = now
-            fresh = load_manifests(manifests)
+            try:
+                fresh = load_manifests(manifests)
+            except BadInput as e:  # the directory vanished: keep what runs, say why
+                log.error("manifests unreadable", extra={"error": str(e)})
+                continue
             for error in fresh.errors:
                 log.error("manifest rejected", extra={"error": error})
             reconciler.replace_all(KINDS, fresh.keeping(loaded))

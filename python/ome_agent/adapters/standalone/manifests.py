@@ -49,6 +49,8 @@ def manifest_files(directory: Path) -> list[Path]:
 def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     """Name, mtime and size of every manifest: a change means reload."""
     out = []
+    if not directory.is_dir():
+        return ()
     for p in manifest_files(directory):
         try:
             st = p.stat()
