@@ -236,10 +236,13 @@ async def test_hf_model_verified_and_described_with_secret_token(
 async def test_missing_secret_is_failed_naming_the_secret(hf_env: HubServer, root: Path) -> None:
     hf_env.add_repo("org/private", {"config.json": CONFIG}, private=True)
     reporter = MemoryReporter()
+    secrets = Secrets()
     res = model("priv", "hf://org/private", storage={"key": "absent"})
-    async with running(root, reporter, res):
+    async with running(root, reporter, res, secrets=secrets):
         await until(lambda: reporter.state("priv") is NodeState.FAILED)
         assert "absent" in (reporter.report("priv").error or "")
+    # a ClusterBaseModel's Secret is read in the agent's namespace
+    assert secrets.asked[0] == ("ome", "absent", "token")
 
 
 @aio
