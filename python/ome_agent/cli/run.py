@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ome_agent.errors import BadInput, OmeAgentError
 from ome_agent.transfer import TransferSettings, parse_size
+
+if TYPE_CHECKING:
+    from ome_agent.reconcile.options import AgentOptions
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -86,7 +90,11 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     show_default=True,
     help="Models downloaded at once.",
 )
-@click.option("--node-name", envvar="NODE_NAME", help="This node's name [env: NODE_NAME].")
+@click.option(
+    "--node-name",
+    envvar="NODE_NAME",
+    help="This node's name [env: NODE_NAME; standalone default: the host name].",
+)
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Cluster mode: kubeconfig.")
 @click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz port.")
 @click.option(
@@ -95,11 +103,34 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     default="info",
     show_default=True,
 )
-@click.option("--max-connections", type=int, default=64, show_default=True)
-@click.option("--parallel-files", type=int, default=8, show_default=True)
+@click.option(
+    "--max-connections",
+    type=int,
+    default=64,
+    show_default=True,
+    help="HTTP connections over all downloads.",
+)
+@click.option(
+    "--parallel-files", type=int, default=8, show_default=True, help="Files at once per model."
+)
 @click.option("--chunk-size", help="Bytes per range request, e.g. 16M [default: adaptive].")
-@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False))
-@click.option("--progress-interval", type=float, default=5.0, show_default=True, help="Seconds.")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of extra CA certificates (e.g. an internal mirror's).",
+)
+@click.option(
+    "--progress-interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between progress reports of a model being downloaded.",
+)
+@click.option(
+    "--verify-interval",
+    type=float,
+    help="Seconds between re-checks of Ready models against their manifests [default: off].",
+)
 @click.option("--standalone", is_flag=True, help="No cluster: manifests in, state file out.")
 @click.option("--manifests", type=click.Path(file_okay=False), help="Standalone: manifest dir.")
 @click.option("--node-labels", help="Standalone: this node's labels, k=v,k2=v2.")
@@ -118,6 +149,7 @@ def run(
     chunk_size: str | None,
     ca_bundle: str | None,
     progress_interval: float,
+    verify_interval: float | None,
     standalone: bool,
     manifests: str | None,
     node_labels: str | None,
@@ -132,7 +164,7 @@ def run(
         if not standalone and (manifests or node_labels or state_file or once):
             raise BadInput("--manifests, --node-labels, --state-file and --once need --standalone")
         options = AgentOptions(
-            node_name=node_name or ("standalone" if standalone else ""),
+            node_name=node_name or (socket.gethostname() if standalone else ""),
             models_roots=tuple(Path(r).absolute() for r in models_roots),
             namespace=namespace,
             download_workers=workers,
@@ -143,6 +175,7 @@ def run(
                 ca_bundle=ca_bundle,
             ),
             progress_interval=progress_interval,
+            verify_interval=verify_interval,
         )
         if standalone:
             code = _standalone(options, manifests, node_labels, state_file, once)
@@ -162,7 +195,11 @@ def run(
 
 
 def _standalone(
-    options: Any, manifests: str | None, node_labels: str | None, state_file: str | None, once: bool
+    options: AgentOptions,
+    manifests: str | None,
+    node_labels: str | None,
+    state_file: str | None,
+    once: bool,
 ) -> int:
     from ome_agent.adapters.standalone import parse_node_labels, run_standalone
 
