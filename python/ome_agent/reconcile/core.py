@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
@@ -111,6 +112,7 @@ class Reconciler:
         self._manifests = ManifestStore(options.state_dir)
         self._resources: dict[ModelKey, ModelResource] = {}
         self._seen: dict[ModelKey, int] = {}  # first-seen order: who keeps a shared path
+        self._order = itertools.count()
         self._eligible: dict[ModelKey, bool] = {}
         self._states: dict[ModelKey, NodeState] = {}  # what this node reports now
         self._failures: dict[ModelKey, int] = {}  # consecutive failures, for backoff
@@ -142,7 +144,8 @@ class Reconciler:
             return
         previous = self._resources.get(key)
         self._resources[key] = resource
-        self._seen.setdefault(key, len(self._seen))
+        if key not in self._seen:
+            self._seen[key] = next(self._order)
         if previous is not None and previous.spec == resource.spec:
             return  # metadata only (resourceVersion, labels): nothing to do
         self._fatal.discard(key)
@@ -153,6 +156,7 @@ class Reconciler:
 
     def forget(self, key: ModelKey) -> None:
         self._resources.pop(key, None)
+        self._seen.pop(key, None)  # re-created later, it queues behind current holders
         self._eligible.pop(key, None)
         self._fatal.discard(key)
         self._failures.pop(key, None)
