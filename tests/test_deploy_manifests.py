@@ -5,13 +5,17 @@ ServiceAccount exactly what deploy/README.md says, nothing more."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from ome_agent.api import parse_resource
-from tests.cluster.kube import DEPLOY_DIR, Cluster
+from tests.cluster.kube import DEPLOY_DIR, Cluster, unique_name, wait_until
 
 AGENT = "system:serviceaccount:ome:ome-agent"
 AGENT_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:ome"]
@@ -53,6 +57,8 @@ def test_everything_accepted(installed: list[dict[str, Any]]) -> None:
         "Role",
         "RoleBinding",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
 
 
@@ -147,3 +153,83 @@ def test_agent_cannot_write_model_status(cluster: Cluster, installed: list[dict[
         subresource="status",
         groups=AGENT_GROUPS,
     )
+
+
+def _pod_bound_agent(cluster: Cluster, node: str, tmp_path: Path) -> client.CoreV1Api:
+    """A client holding what the kubelet gives the agent's pod: a token of
+    ome:ome-agent bound to a pod on ``node`` (so it names the node)."""
+    pod = cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": unique_name("ome-agent")},
+            "spec": {
+                "nodeName": node,
+                "serviceAccountName": "ome-agent",
+                "containers": [{"name": "agent", "image": "ome-agent:latest"}],
+            },
+        },
+        "ome",
+    )
+    bound = {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"]}
+    token = cluster.request(
+        "POST",
+        "/api/v1/namespaces/ome/serviceaccounts/ome-agent/token",
+        {"spec": {"audiences": [], "boundObjectRef": {**bound, "uid": pod["metadata"]["uid"]}}},
+    )["status"]["token"]
+    kubeconfig = cluster.control_plane.write_kubeconfig(
+        tmp_path / "agent.kubeconfig", "ome-agent", {"token": token}
+    )
+    return client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))  # type: ignore[no-untyped-call]
+
+
+def _status(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except ApiException as e:
+        return int(e.status or 0)
+    return 200
+
+
+def test_node_policy_keeps_the_agent_to_its_node_and_model_labels(
+    cluster: Cluster, installed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    own, other = unique_name("node"), unique_name("node")
+    cluster.make_node(own, {"gpu": "a100"})
+    cluster.make_node(other)
+    agent = _pod_bound_agent(cluster, own, tmp_path)
+
+    def labels(node: str, new: dict[str, str | None]) -> Callable[[], object]:
+        return lambda: agent.patch_node(node, {"metadata": {"labels": new}})
+
+    # the policy starts being enforced a moment after it is created
+    wait_until(lambda: _status(labels(other, {"models.ome.io/x": "Ready"})) == 403, 10)
+    assert _status(labels(own, {"models.ome.io/clusterbasemodel.m": "Ready"})) == 200
+    assert _status(labels(own, {"models.ome/1234-uid": "Ready"})) == 200
+    assert _status(labels(own, {"models.ome/1234-uid": None})) == 200
+    assert cluster.core.read_node(own).metadata.labels == {  # type: ignore[union-attr]
+        "gpu": "a100",
+        "models.ome.io/clusterbasemodel.m": "Ready",
+    }
+    denied = {
+        "other node": labels(other, {"models.ome.io/clusterbasemodel.m": "Ready"}),
+        "other label": labels(own, {"gpu": "h100"}),
+        "new label": labels(own, {"team": "x"}),
+        "removed label": labels(own, {"gpu": None}),
+        "annotation": lambda: agent.patch_node(own, {"metadata": {"annotations": {"a": "b"}}}),
+        "spec": lambda: agent.patch_node(own, {"spec": {"unschedulable": True}}),
+    }
+    assert {what: _status(call) for what, call in denied.items()} == dict.fromkeys(denied, 403)
+
+
+def test_node_policy_leaves_other_users_alone(
+    cluster: Cluster, installed: list[dict[str, Any]], kube_namespace: str
+) -> None:
+    """Only ome:ome-agent is matched: the agent of another namespace (as the
+    integration tests run it) and admins are not constrained by it."""
+    node = unique_name("node")
+    cluster.make_node(node)
+    kubeconfig = cluster.service_account_kubeconfig(kube_namespace, "agent")
+    core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))  # type: ignore[no-untyped-call]
+    core.patch_node(node, {"metadata": {"labels": {"models.ome.io/m": "Ready"}}})
+    cluster.label_node(node, {"anything": "goes"})
