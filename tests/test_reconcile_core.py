@@ -678,3 +678,24 @@ async def test_revision_change_downloads_the_other_commit(hf_env: HubServer, roo
             )
         )
         assert (root / "r" / "model.safetensors").read_bytes() == b"a" * MiB
+
+
+@aio
+async def test_spec_change_during_a_download_cancels_it(
+    fault_server: FaultServer, root: Path
+) -> None:
+    slow_size = 16 * MiB
+    url_slow = fault_server.add("/old/w.bin", os.urandom(slow_size))
+    fault_server.set_faults("/old/w.bin", Throttle(bytes_per_sec=1 * MiB))
+    fresh = os.urandom(MiB)
+    url_new = fault_server.add("/new/w.bin", fresh)
+    reporter = MemoryReporter()
+    opts = {"transfer": TransferSettings(connections=1)}
+    async with running(root, reporter, model("c", url_slow, path="c"), **opts) as agent:
+        await until(lambda: fault_server.total_bytes_sent("/old/w.bin") > 0)
+        agent.rec.apply(model("c", url_new, path="c"))
+        await until(lambda: reporter.state("c") is NodeState.READY, 10)
+        assert (root / "c" / "w.bin").read_bytes() == fresh
+        assert reporter.report("c").storage_uri == url_new
+    assert fault_server.total_bytes_sent("/old/w.bin") < slow_size // 2
+    assert staging_leftovers(root) == [], "the old spec's partial download is removed"

@@ -353,6 +353,9 @@ class Reconciler:
                 "agent for this model: remove it or choose another path"
             )
         staging = layout.staging_dir(target, key, identity.text())
+        outdated = self._manifests.staging_of(key)
+        if outdated is not None and outdated != staging:  # a download of an older spec
+            await asyncio.to_thread(self._remove_path, outdated)
         await asyncio.to_thread(self._manifests.save_staging, key, staging)
         if self._engine is None:
             self._engine = make_engine(self.options.transfer)
@@ -525,7 +528,7 @@ class Reconciler:
     # ------------------------------------------------------------ removal
     def _remove_files(self, key: ModelKey) -> None:
         """Staging and model files of a model that left the node (blocking)."""
-        staging = self._manifests.staging().get(key)
+        staging = self._manifests.staging_of(key)
         if staging is not None:
             self._remove_path(staging)
         manifest = self._manifests.load(key)

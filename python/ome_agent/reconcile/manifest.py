@@ -167,6 +167,12 @@ class ManifestStore:
     def save_staging(self, key: ModelKey, staging: Path) -> None:
         _atomic_write(self._file(key, ".staging.json"), {"key": list(key), "staging": str(staging)})
 
+    def staging_of(self, key: ModelKey) -> Path | None:
+        try:
+            return Path(json.loads(self._file(key, ".staging.json").read_text())["staging"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def clear_staging(self, key: ModelKey) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._file(key, ".staging.json").unlink()
