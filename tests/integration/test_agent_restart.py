@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from tests.integration.agent_process import (
     node_labels,
     wait_for,
 )
-from tests.servers.fault_server import FaultServer
+from tests.servers.fault_server import FaultServer, Throttle
 
 SEL = "ome-test/node"
 
@@ -183,6 +184,59 @@ def test_each_rbac_rule_is_needed(
                     60,
                 )
                 assert f"models.ome.io/{key}" not in node_labels(cluster, node)
+            cluster.delete(API, "ClusterBaseModel", name)
+        finally:
+            assert agent.stop() == 0
+
+
+def test_sigterm_during_download_exits_cleanly_and_the_restart_resumes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    namespace = cluster.make_namespace()
+    node = unique_name("node")
+    cluster.make_node(node, {SEL: node})
+    name = unique_name("resume")
+    key = f"clusterbasemodel.{name}"
+    size = 16 * 1024 * 1024
+    data = bytes(range(256)) * (size // 256)
+    with FaultServer("127.0.0.1") as server:
+        path = f"/{name}/big.bin"
+        url = server.add(path, data)
+        # one connection at 4 MB/s: the engine journals each range it completes
+        server.set_faults(path, Throttle(bytes_per_sec=4_000_000))
+        agent = _agent(cluster, tmp_path, namespace, node)
+        agent.extra_args = ("--max-connections", "1")
+        agent.start()
+        try:
+            cluster.apply(cluster_model(name, url, nodeSelector={SEL: node}))
+            wait_for(
+                lambda: (entry(cluster, namespace, node, key) or {}).get("status") == "Updating",
+                30,
+                "Updating",
+            )
+            wait_for(
+                lambda: server.total_bytes_sent(path) >= size // 2 + 1024 * 1024,
+                30,
+                "the first half sent",
+            )
+            time.sleep(1.0)  # the engine's journal commits every 500 ms
+            t0 = time.monotonic()
+            assert agent.stop() == 0
+            assert time.monotonic() - t0 < 10
+            assert "Traceback" not in agent.log()
+            before = len(server.requests)
+            server.clear_faults(path)
+            agent.start()
+            wait_for(
+                lambda: (entry(cluster, namespace, node, key) or {}).get("status") == "Ready",
+                60,
+                f"Ready after the restart:\n{agent.log()[-3000:]}",
+            )
+            resumed = sum(r.bytes_sent for r in server.requests[before:] if r.method == "GET")
+            # the second run fetched only what the first had not kept
+            assert resumed < size, (resumed, size)
+            done = Path(entry(cluster, namespace, node, key)["path"]) / "big.bin"  # type: ignore[index]
+            assert done.read_bytes() == data
             cluster.delete(API, "ClusterBaseModel", name)
         finally:
             assert agent.stop() == 0

@@ -39,6 +39,7 @@ WATCHED_KINDS = ("ClusterBaseModel", "BaseModel")
 # /healthz turns unready when the API server has not answered for this long
 API_GRACE_SECONDS = 60.0
 FLUSH_ON_EXIT_SECONDS = 5.0
+STOP_DOWNLOADS_SECONDS = 10.0
 
 
 def run_cluster(options: AgentOptions, *, kubeconfig: str | None, health_port: int) -> int:
@@ -68,6 +69,7 @@ class ClusterAgent:
             options, self.reporter, KubeSecretReader(kube), metrics=AgentMetrics()
         )
         self.synced = False
+        self._node_labels: dict[str, str] | None = None
         self.health = HealthServer(health_port, self.ready)
         self.informers: list[Informer] = [
             Informer(
@@ -164,20 +166,28 @@ class ClusterAgent:
     def _node_replace(self, items: list[dict[str, Any]]) -> None:
         if not items:
             return
-        labels = (items[0].get("metadata") or {}).get("labels") or {}
-        self.reconciler.set_node(self.options.node_name, dict(labels))
+        labels = dict((items[0].get("metadata") or {}).get("labels") or {})
         self.reporter.observe_node(labels)
+        # status updates of the Node (kubelet heartbeats) change nothing the core uses
+        if labels != self._node_labels:
+            self._node_labels = labels
+            self.reconciler.set_node(self.options.node_name, labels)
 
     # ------------------------------------------------------------ main loop
-    async def run_until(self, stop: asyncio.Event) -> None:
+    async def run_until(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set (exit code 0) or a part of the agent crashed (1,
+        so the kubelet restarts the Pod)."""
+        code = 0
         tasks = [
             asyncio.create_task(self.reporter.run(), name="reporter"),
         ]
         sync = asyncio.create_task(self.sync(), name="sync")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({sync, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if sync in done:
-            sync.result()
+        if sync in done and sync.exception() is not None:
+            log.error("first sync failed: %r", sync.exception())
+            code = 1
+        elif sync in done:
             tasks += [
                 asyncio.create_task(i.run(), name=i.target.name)
                 for i in (self.node_informer, *self.informers)
@@ -187,7 +197,8 @@ class ClusterAgent:
             await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for t in tasks:
                 if t.done() and not t.cancelled() and t.exception() is not None:
-                    log.error("task %s ended: %s", t.get_name(), t.exception())
+                    log.error("%s stopped on an error: %r", t.get_name(), t.exception())
+                    code = 1
             waiter.cancel()
         else:
             sync.cancel()
@@ -195,15 +206,23 @@ class ClusterAgent:
         log.info(
             "node %s: stopping (downloads cancelled, partial files kept)", self.options.node_name
         )
+        # the queue cancels the downloads in flight (partial files stay for a resume);
+        # give them a moment to unwind before everything else is cancelled
         self.reconciler.close()
+        in_flight = [t for t in tasks if t.get_name() == "reconciler"]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=STOP_DOWNLOADS_SECONDS)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, sync, return_exceptions=True)
         with contextlib.suppress(KubeError, TimeoutError):
             await asyncio.wait_for(self.reporter.flush(), FLUSH_ON_EXIT_SECONDS)
+        return code
 
 
 def _parse(obj: dict[str, Any]) -> ModelResource | None:
+    # A resource that stops parsing keeps its last good version in the core (its key
+    # is all the core could act on, and removing files over a typo would be worse).
     try:
         return parse_resource(obj)
     except BadInput as e:
@@ -235,8 +254,7 @@ async def _main(options: AgentOptions, kubeconfig: str | None, health_port: int)
             kube.server,
             health_port,
         )
-        await agent.run_until(stop)
+        return await agent.run_until(stop)
     finally:
         await agent.health.stop()
         await kube.close()
-    return 0

@@ -179,7 +179,14 @@ class Informer:
         if rv:
             self.resource_version = str(rv)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            self.on_event(kind, obj)
+            try:
+                self.on_event(kind, obj)
+            except Exception:
+                # a bug in a handler must not stop the watch of every other object
+                meta = obj.get("metadata") or {}
+                log.exception(
+                    "%s: handling %s of %s failed", self.target.name, kind, meta.get("name")
+                )
 
     def _failed(self, e: BaseException) -> None:
         what = f"{type(e).__name__}: {e}"

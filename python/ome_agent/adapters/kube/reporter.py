@@ -89,9 +89,18 @@ class KubeReporter:
         self._kick()
 
     async def reported(self) -> Mapping[ModelKey, NodeState]:
-        """The entries of this node's ConfigMap, keyed by model (read from the server)."""
-        cm = await self._read_cm()
-        node = await self.kube.request("GET", self._node_path, verb="get")
+        """The entries of this node's ConfigMap, keyed by model (read from the server;
+        retried with backoff until it answers: start-up needs the answer)."""
+        backoff = Backoff(base=0.5, cap=10.0)
+        while True:
+            try:
+                cm = await self._read_cm()
+                node = await self.kube.request("GET", self._node_path, verb="get")
+                break
+            except KubeError as e:
+                self._failed(e, "cannot read reports")
+                await asyncio.sleep(backoff.next_delay())
+        self._failing = None
         self.observe_node((node.get("metadata") or {}).get("labels") or {})
         out: dict[ModelKey, NodeState] = {}
         for cm_key, text in ((cm or {}).get("data") or {}).items():
@@ -131,7 +140,7 @@ class KubeReporter:
             try:
                 await self.flush()
             except KubeError as e:
-                self._failed(e)
+                self._failed(e, "cannot write reports")
                 await asyncio.sleep(self._backoff.next_delay())
                 self._wake.set()
             else:
@@ -160,8 +169,8 @@ class KubeReporter:
     def _kick(self) -> None:
         self._wake.set()
 
-    def _failed(self, e: KubeError) -> None:
-        what = f"{e.status} {e.reason}"
+    def _failed(self, e: KubeError, doing: str) -> None:
+        what = f"{doing}: {e.status} {e.reason}"
         if self._failing != what:
             hint = ""
             if e.status == 403:
@@ -169,7 +178,7 @@ class KubeReporter:
                     " (the agent's ServiceAccount lacks a permission: check its "
                     "ClusterRole/Role against deploy/agent/rbac.yaml)"
                 )
-            log.error("node %s: cannot write reports, retrying: %s%s", self.node_name, e, hint)
+            log.error("node %s: %s, retrying: %s%s", self.node_name, doing, e, hint)
         self._failing = what
 
     async def _read_cm(self) -> dict[str, Any] | None:
