@@ -1,0 +1,102 @@
+"""Parts of the Kubernetes adapter that need no API server: the health endpoints, a
+resource the core cannot take (skipped with a clear line, counted), the counters'
+resource names and the backoff's bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.error
+import urllib.request
+
+import pytest
+
+from ome_agent.adapters.kube import agent, telemetry
+from ome_agent.adapters.kube.client import resource_of
+from ome_agent.adapters.kube.informer import Backoff
+from ome_agent.observability.health import HealthServer
+from tests.cluster.controlplane import free_port
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_health_endpoints() -> None:
+    state = {"ready": (False, "first sync not done")}
+    port = free_port()
+
+    async def main() -> list[tuple[int, str]]:
+        server = HealthServer(port, lambda: state["ready"], host="127.0.0.1")
+        await server.start()
+        try:
+            out = [await asyncio.to_thread(_get, port, "/livez")]
+            out.append(await asyncio.to_thread(_get, port, "/healthz"))
+            state["ready"] = (True, "ok")
+            out.append(await asyncio.to_thread(_get, port, "/healthz"))
+            telemetry.count_request("get", "configmaps", 200)
+            out.append(await asyncio.to_thread(_get, port, "/metrics"))
+            return out
+        finally:
+            await server.stop()
+
+    livez, unready, ready, metrics = asyncio.run(main())
+    assert livez == (200, "ok\n")
+    assert unready == (503, "first sync not done\n")
+    assert ready == (200, "ok\n")
+    assert metrics[0] == 200
+    assert (
+        'ome_agent_kube_requests_total{code="200",resource="configmaps",verb="get"}' in (metrics[1])
+    )
+
+
+def test_unparseable_resource_is_skipped_named_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bad = {
+        "apiVersion": "ome.io/v1beta1",
+        "kind": "BaseModel",
+        "metadata": {"name": "broken", "namespace": "team"},
+        "spec": {
+            "storage": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "gpu", "operator": "Near"}]}
+                        ]
+                    }
+                }
+            }
+        },
+    }
+    counter = telemetry.INVALID_RESOURCES.labels(kind="BaseModel")
+    before = counter._value.get()
+    with caplog.at_level(logging.ERROR, logger="ome_agent.adapters.kube.agent"):
+        assert agent._parse(bad) is None
+    assert counter._value.get() == before + 1
+    line = caplog.records[-1].getMessage()
+    assert line.startswith("skipping BaseModel team/broken: ")
+    assert "operator" in line
+
+
+def test_request_counter_resource_names() -> None:
+    assert resource_of("/api/v1/namespaces/ome/configmaps/n1") == "configmaps"
+    assert resource_of("/api/v1/nodes/n1") == "nodes"
+    assert resource_of("/api/v1/nodes") == "nodes"
+    assert resource_of("/apis/ome.io/v1beta1/clusterbasemodels") == "clusterbasemodels"
+    assert resource_of("/apis/ome.io/v1beta1/namespaces/a/basemodels/x") == "basemodels"
+    assert resource_of("/api/v1/namespaces/ome") == "namespaces"
+
+
+def test_backoff_grows_to_its_cap_with_jitter_and_resets() -> None:
+    b = Backoff(base=0.2, cap=5.0)
+    delays = [b.next_delay() for _ in range(12)]
+    assert 0.1 <= delays[0] <= 0.2
+    assert all(d <= 5.0 for d in delays)
+    assert delays[-1] >= 2.5  # capped at 5 s, at least half of it
+    b.reset()
+    assert b.next_delay() <= 0.2
