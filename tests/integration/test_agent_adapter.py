@@ -329,3 +329,37 @@ def test_progress_report_round_trip_time_is_rfc3339(
     assert '"lastUpdated":"2026-01-02T00:00:00Z"' in cm.data["clusterbasemodel.big"]
     labels = cluster.core.read_node(node).metadata.labels
     assert labels["models.ome.io/clusterbasemodel.big"] == "Updating"
+
+
+def test_deleted_configmap_is_recreated_on_resync(
+    cluster: Cluster, agent_ns: str, sa_kubeconfig: Path
+) -> None:
+    node = unique_name("node")
+    cluster.make_node(node)
+
+    async def body(kube: Kube) -> tuple[int, int]:
+        reporter = KubeReporter(kube, node, agent_ns, resync=0.5)
+        task = asyncio.create_task(reporter.run())
+        await reporter.publish(_ready("kept"))
+        await _settle(reporter)
+        # quiet resyncs cost reads only
+        before = telemetry.requests_made(WRITES)
+        await asyncio.sleep(1.2)
+        quiet = telemetry.requests_made(WRITES) - before
+        await asyncio.to_thread(cluster.core.delete_namespaced_config_map, node, agent_ns)
+        before = telemetry.requests_made(WRITES)
+        await _until(lambda: _has_entry(cluster, agent_ns, node, "clusterbasemodel.kept"))
+        task.cancel()
+        return quiet, telemetry.requests_made(WRITES) - before
+
+    quiet, repair = _run(sa_kubeconfig, body)
+    assert quiet == 0
+    assert repair == 1
+
+
+def _has_entry(cluster: Cluster, namespace: str, node: str, key: str) -> bool:
+    try:
+        cm = cluster.core.read_namespaced_config_map(node, namespace)
+    except ApiException:
+        return False
+    return key in (cm.data or {})

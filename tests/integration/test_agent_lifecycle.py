@@ -134,6 +134,9 @@ def test_create_ready_reported_in_ome_format(env: Env) -> None:
         "models.ome.io/node-name": env.node,
         "models.ome.io/managed-by": "model-agent",
     }
+    # someone removes our label: the agent sees it on its Node watch and puts it back
+    env.cluster.label_node(env.node, {f"models.ome.io/{key}": None})
+    wait_for(lambda: env.labels().get(f"models.ome.io/{key}") == "Ready", 10, "label restored")
     # cleanup for the next tests: delete removes entry, labels and files
     env.cluster.delete(API, "ClusterBaseModel", name)
     wait_for(lambda: env.entry(key) is None, 30, "entry removed")

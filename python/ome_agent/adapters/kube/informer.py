@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # client-go, so informers of many agents do not reconnect in lockstep).
 WATCH_SECONDS = (240, 300)
 LIST_TIMEOUT = 60.0
+MIN_WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,15 @@ class Informer:
         while True:
             try:
                 if not self.resource_version:
-                    items = await self.fetch()
-                    self.on_replace(items)
+                    self._replace(await self.fetch())
+                opened = time.monotonic()
                 await self._watch_once()
+                if time.monotonic() - opened >= MIN_WATCH_SECONDS:
+                    self.backoff.reset()
+                else:
+                    # a server closing watches at once (shutting down, a proxy) must
+                    # not turn this loop into a busy one
+                    await asyncio.sleep(self.backoff.next_delay())
             except Gone:
                 telemetry.RELISTS.labels(resource=self.target.name).inc()
                 log.info("watch of %s expired (410 Gone): listing again", self.target.name)
@@ -153,7 +161,6 @@ class Informer:
         try:
             self.kube.health.watching.add(self.target.name)
             self._recovered("watching")
-            self.backoff.reset()
             async for line in resp.content:
                 if line.strip():
                     self._handle(json.loads(line))
@@ -187,6 +194,14 @@ class Informer:
                 log.exception(
                     "%s: handling %s of %s failed", self.target.name, kind, meta.get("name")
                 )
+
+    def _replace(self, items: list[dict[str, Any]]) -> None:
+        try:
+            self.on_replace(items)
+        except Exception:
+            log.exception(
+                "%s: handling the list of %d objects failed", self.target.name, len(items)
+            )
 
     def _failed(self, e: BaseException) -> None:
         what = f"{type(e).__name__}: {e}"

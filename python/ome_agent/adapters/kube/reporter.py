@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.1  # gather a burst of publishes into one write
 CONFLICT_RETRIES = 8
+RESYNC_SECONDS = 600.0  # re-read the ConfigMap this often when nothing changes
 
 
 class KubeReporter:
@@ -46,11 +47,13 @@ class KubeReporter:
         namespace: str,
         *,
         window: float = COALESCE_SECONDS,
+        resync: float = RESYNC_SECONDS,
     ) -> None:
         self.kube = kube
         self.node_name = node_name
         self.namespace = namespace
         self.window = window
+        self.resync = resync
         self._meta = naming.config_map_metadata(node_name, namespace)
         self._cm_path = f"/api/v1/namespaces/{namespace}/configmaps/{node_name}"
         self._node_path = f"/api/v1/nodes/{node_name}"
@@ -132,10 +135,16 @@ class KubeReporter:
 
     # ------------------------------------------------------------ flushing
     async def run(self) -> None:
-        """Write pending changes until cancelled."""
+        """Write pending changes until cancelled. Every ``resync`` seconds without a
+        change, the ConfigMap is read again (one GET) and repaired if someone deleted
+        it or removed our entries: still no write while everything is in place."""
         while True:
-            await self._wake.wait()
-            await asyncio.sleep(self.window)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.resync)
+            except TimeoutError:
+                self._cm = None  # re-read before comparing
+            else:
+                await asyncio.sleep(self.window)
             self._wake.clear()
             try:
                 await self.flush()
