@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from ome_agent.adapters.kube.client import resource_of
 from ome_agent.adapters.kube.informer import Backoff
 from ome_agent.observability.health import HealthServer
 from tests.cluster.controlplane import free_port
+from tests.integration.agent_process import OME_AGENT
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -100,3 +104,31 @@ def test_backoff_grows_to_its_cap_with_jitter_and_resets() -> None:
     assert delays[-1] >= 2.5  # capped at 5 s, at least half of it
     b.reset()
     assert b.next_delay() <= 0.2
+
+
+def test_bad_kubeconfig_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.kubeconfig"
+    garbage = tmp_path / "garbage.kubeconfig"
+    garbage.write_text("clusters: [this is not a kubeconfig\n")
+    for path, expected in ((missing, "no such file"), (garbage, "cannot be used")):
+        proc = subprocess.run(
+            [
+                str(OME_AGENT),
+                "run",
+                "--kubeconfig",
+                str(path),
+                "--node-name",
+                "n1",
+                "--models-root-dir",
+                str(tmp_path / "models"),
+                "--health-port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert f"--kubeconfig {path}: {expected}" in proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -86,8 +86,8 @@ class KubeReporter:
     async def withdraw(self, key: ModelKey, uid: str | None) -> None:
         self._entries[naming.config_map_key(key)] = None
         self._labels[naming.node_label_key(key)] = None
-        for u in {uid, self._uids.pop(key, None)} - {None, ""}:
-            assert u is not None
+        known = self._uids.pop(key, None)
+        for u in {u for u in (uid, known) if u}:
             self._labels[naming.uid_label_key(u)] = None
         self._kick()
 
