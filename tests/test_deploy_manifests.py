@@ -67,8 +67,16 @@ def test_daemonset(cluster: Cluster, installed: list[dict[str, Any]]) -> None:
     pod = ds["spec"]["template"]["spec"]
     assert pod["service_account_name"] == "ome-agent"
     (c,) = pod["containers"]
-    env = {e["name"]: e["value_from"]["field_ref"]["field_path"] for e in c["env"]}
+    env = {
+        e["name"]: e["value_from"]["field_ref"]["field_path"] for e in c["env"] if e["value_from"]
+    }
     assert env == {"NODE_NAME": "spec.nodeName", "POD_NAMESPACE": "metadata.namespace"}
+    mounted = {m["mount_path"] for m in c["volume_mounts"]}
+    if c["security_context"]["read_only_root_filesystem"]:
+        # every path the agent or its libraries write must be a volume
+        for e in c["env"]:
+            if e["name"] in ("HF_HOME", "XDG_CACHE_HOME"):
+                assert any(e["value"].startswith(m + "/") for m in mounted), e
     assert c["command"] == ["ome-agent"]
     assert c["args"][0] == "run"
     assert "--models-root-dir=/mnt/models" in c["args"]

@@ -16,6 +16,7 @@ import ctypes
 import datetime as dt
 import ipaddress
 import os
+import random
 import signal
 import socket
 import ssl
@@ -68,7 +69,29 @@ def binaries_dir() -> Path:
     return folder
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A loopback port that is free now, for a server started in a moment.
+
+    Drawn at random below the kernel's ephemeral range: a port from bind(0) is in
+    that range, where the next outgoing connection (tests here open dozens) or
+    another test session's bind(0) may take it before our server binds it.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)  # noqa: S311 - not security
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -179,6 +202,8 @@ class ControlPlane:
         self._make_pki()
         self._wait_etcd()
         self._start_apiserver()
+        # our etcd, not another one that answered on its port
+        self._check_alive(self._etcd, "etcd")
         self.startup_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
