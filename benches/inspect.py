@@ -21,23 +21,23 @@ benches/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import math
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.data.safetensors_fixtures import shard_bytes, write_index, write_shard
+
+from benches.hub import hub_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benches" / "results"
@@ -196,30 +196,6 @@ def cli_runs(argv: list[str], runs: int, env: dict[str, str] | None = None) -> d
     return {"median_s": statistics.median(seconds), "runs_s": seconds}
 
 
-@contextlib.contextmanager
-def hub_process(root: Path, workdir: Path) -> Iterator[str]:
-    log = (workdir / "hub.log").open("w")
-    proc = subprocess.Popen(
-        [PY, "-m", "tests.servers.hf_hub_server", "--root", str(root)],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("HF_ENDPOINT="):
-            raise RuntimeError(f"HF hub server did not start: see {workdir / 'hub.log'}")
-        yield line.strip().split("=", 1)[1]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-        log.close()
-
-
 # ---------------------------------------------------------------- report
 def markdown(result: dict[str, Any]) -> str:
     local, remote = result["local"], result["remote"]
@@ -293,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         write_model(
             hub_root / "bench" / "llama-405b-layout", layout(args.shards, small=True), sparse=False
         )
-        with hub_process(hub_root, work) as endpoint:
+        with hub_server(hub_root, work) as endpoint:
             os.environ["HF_ENDPOINT"] = endpoint
             os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"

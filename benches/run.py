@@ -22,12 +22,11 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from rich.console import Console
 from tests.servers.nginx import NginxServer
 
 from benches import data, report
+from benches.hub import hub_server
 from benches.measure import Run, run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,33 +277,6 @@ def tool_versions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- servers
-@contextlib.contextmanager
-def hub_server(root: Path, workdir: Path, cdn: str) -> Iterator[str]:
-    """The local HF Hub in its own process (it hashes the repo at start); yields its
-    endpoint. LFS files are redirected to ``cdn`` (nginx), as the real Hub sends them
-    to its CDN: the Python server answers the API calls, nginx moves the bytes."""
-    log = (workdir / "hub.log").open("w")
-    proc = subprocess.Popen(
-        [PY, "-m", "tests.servers.hf_hub_server", "--root", str(root), "--external-cdn", cdn],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("HF_ENDPOINT="):
-            raise RuntimeError(f"HF hub server did not start: see {workdir / 'hub.log'}")
-        yield line.strip().split("=", 1)[1]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-        log.close()
-
-
 # ---------------------------------------------------------------- checks
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()

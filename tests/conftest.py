@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.servers.http_fixtures",
     "tests.servers.hf_fixtures",
+    "tests.servers.tmpfs",
     "tests.cluster.fixtures",
 ]

@@ -530,33 +530,12 @@ async def test_disabled_is_not_downloaded_and_keeps_files(
         assert len(fault_server.requests) == requests, "re-enabled from disk, no download"
 
 
-@pytest.fixture
-def tiny_root(tmp_path: Path) -> Any:
-    import subprocess
-
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 @aio
-async def test_disk_space_checked_before_download(hf_env: HubServer, tiny_root: Path) -> None:
+async def test_disk_space_checked_before_download(hf_env: HubServer, tiny_fs: Path) -> None:
     hf_env.add_repo("org/big", {"config.json": CONFIG, "model.safetensors": os.urandom(12 * MiB)})
     reporter = MemoryReporter()
     metrics = AgentMetrics(CollectorRegistry())
-    rec = Reconciler(options(tiny_root), reporter, Secrets(), metrics=metrics)
+    rec = Reconciler(options(tiny_fs), reporter, Secrets(), metrics=metrics)
     rec.set_node("node-a", {})
     rec.apply(model("big", "hf://org/big"))
     await rec.start()

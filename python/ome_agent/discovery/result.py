@@ -14,20 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ome_agent.api.resources import DISCOVERABLE_FIELDS
 from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
 
-# spec fields (wire names) a user may set instead of discovery
-USER_FIELDS = (
-    "modelType",
-    "modelArchitecture",
-    "modelParameterSize",
-    "maxTokens",
-    "modelCapabilities",
-    "modelFormat",
-    "modelFramework",
-    "quantization",
-)
+USER_FIELDS = DISCOVERABLE_FIELDS  # spec fields a user may set instead of discovery
 
 
 @dataclass(frozen=True)
