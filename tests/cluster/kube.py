@@ -191,9 +191,9 @@ class Cluster:
         for name in names:
             while True:
                 crd = self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-                conds = {
-                    c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
-                }
+                # a brand-new CRD has status.conditions: null, not a missing key
+                status = crd.get("status") or {}
+                conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
                 if conds.get("Established") == "True":
                     break
                 if time.monotonic() > deadline:
