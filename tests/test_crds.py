@@ -66,8 +66,7 @@ def test_reference_example_accepted_unpruned_and_parsed(
             resource = parse_resource(back)
             assert resource.kind == kind
             assert resource.name == name
-            if kind != "FineTunedWeight":  # cluster-scoped here as in OME; see deploy/README
-                assert resource.namespace == (kube_namespace if kind == "BaseModel" else None)
+            assert resource.namespace == (kube_namespace if kind == "BaseModel" else None)
 
 
 def test_examples_parse_from_files_with_expected_values() -> None:

@@ -73,17 +73,17 @@ def test_long_namespace_keeps_a_hash_of_eight() -> None:
 
 
 def test_fine_tuned_weight_forms() -> None:
-    key = ModelKey("FineTunedWeight", "team-a", "llama-lora")
-    assert node_label_key(key) == "models.ome.io/team-a.finetunedweight.llama-lora"
-    assert config_map_key(key) == "team-a.finetunedweight.llama-lora"
-    long = ModelKey("FineTunedWeight", "team-a", "l" * 60)
+    key = ModelKey("FineTunedWeight", None, "llama-lora")
+    assert node_label_key(key) == "models.ome.io/finetunedweight.llama-lora"
+    assert config_map_key(key) == "finetunedweight.llama-lora"
+    long = ModelKey("FineTunedWeight", None, "l" * 60)
     assert len(node_label_key(long).split("/")[1]) == 49
 
 
 def test_kinds_never_collide() -> None:
     keys = {
         config_map_key(ModelKey("BaseModel", "a", "b")),
-        config_map_key(ModelKey("FineTunedWeight", "a", "b")),
+        config_map_key(ModelKey("FineTunedWeight", None, "b")),
         config_map_key(ModelKey("ClusterBaseModel", None, "b")),
     }
     assert len(keys) == 3
@@ -112,7 +112,7 @@ def test_config_map_metadata() -> None:
         ModelKey("ClusterBaseModel", None, "llama-3-70b-instruct"),
         ModelKey("BaseModel", "team-a", "llama-3-70b-instruct"),
         ModelKey("BaseModel", "team-a", "my.dotted.name"),
-        ModelKey("FineTunedWeight", "team-a", "lora"),
+        ModelKey("FineTunedWeight", None, "lora"),
     ],
 )
 def test_parse_config_map_key_round_trips(key: ModelKey) -> None:

@@ -33,6 +33,8 @@ SKIP_CONFIG_PARSING_ANNOTATIONS = (
 )
 
 Kind = Literal["BaseModel", "ClusterBaseModel", "FineTunedWeight"]
+# cluster-scoped kinds, as in OME's CRDs (deploy/crds/)
+CLUSTER_SCOPED = frozenset({"ClusterBaseModel", "FineTunedWeight"})
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 
 
@@ -149,7 +151,7 @@ class ModelKey(NamedTuple):
     """Identity of a resource: what the work queue, reports and manifests are keyed by."""
 
     kind: Kind
-    namespace: str | None  # None for ClusterBaseModel
+    namespace: str | None  # None for the cluster-scoped kinds
     name: str
 
     def __str__(self) -> str:
@@ -221,8 +223,8 @@ def parse_resource(obj: Mapping[str, Any]) -> ModelResource:
         raise BadInput(f"{kind}: metadata.name is missing: give the resource a name")
     name: str = meta["name"]
     namespace = meta.get("namespace")
-    if kind == "ClusterBaseModel":
-        namespace = None  # cluster-scoped: a namespace in a manifest is meaningless
+    if kind in CLUSTER_SCOPED:
+        namespace = None  # a namespace in a manifest of a cluster-scoped kind is meaningless
     elif not isinstance(namespace, str) or not namespace:
         namespace = "default"
     where = f"{kind} {namespace + '/' if namespace else ''}{name}"

@@ -14,10 +14,10 @@ controller, scheduler and console look them up by name:
   namespace keeps at most 8 characters (a bare 8-character hash when longer) and the
   name gets the rest.
 
-FineTunedWeight has no node label or entry in OME; we use the namespaced form with the
-type ``finetunedweight`` (``models.ome.io/<ns>.finetunedweight.<name>``,
-``<ns>.finetunedweight.<name>``), shortened by the same rule with its own budget, so
-it can never collide with a BaseModel's key.
+FineTunedWeight has no node label or entry in OME; being cluster-scoped like a
+ClusterBaseModel, it takes the same form with the type ``finetunedweight``
+(``models.ome.io/finetunedweight.<name>``, ``finetunedweight.<name>``), shortened by
+the same rule with its own budget, so it can never collide with a model's key.
 
 We also label ``models.ome/<metadata.uid>``: the reference doc's
 ``kubectl get nodes -l models.ome/<uid>=Ready`` works with it.
@@ -79,7 +79,7 @@ def config_map_metadata(node_name: str, namespace: str) -> dict[str, Any]:
 
 def _qualified(key: ModelKey, limit: int) -> str:
     kind_type = _TYPE[key.kind]
-    if key.kind == "ClusterBaseModel":
+    if key.namespace is None:  # cluster-scoped kinds
         budget = limit - len(kind_type) - 1  # "<type>."
         return f"{kind_type}.{_shorten(key.name, budget)}"
     namespace = key.namespace or ""
@@ -105,11 +105,11 @@ def _shorten(text: str, budget: int) -> str:
 def parse_config_map_key(data_key: str) -> ModelKey | None:
     """The resource a ConfigMap data key names, as written: a part that was shortened
     stays shortened. None for keys that are not model entries."""
-    cluster_prefix = _TYPE["ClusterBaseModel"] + "."
-    if data_key.startswith(cluster_prefix) and len(data_key) > len(cluster_prefix):
-        return ModelKey("ClusterBaseModel", None, data_key[len(cluster_prefix) :])
-    for kind in ("BaseModel", "FineTunedWeight"):
-        namespace, sep, name = data_key.partition(f".{_TYPE[kind]}.")
-        if sep and namespace and name:
-            return ModelKey(kind, namespace, name)
+    for cluster_kind in ("ClusterBaseModel", "FineTunedWeight"):
+        prefix = _TYPE[cluster_kind] + "."
+        if data_key.startswith(prefix) and len(data_key) > len(prefix):
+            return ModelKey(cluster_kind, None, data_key[len(prefix) :])
+    namespace, sep, name = data_key.partition(f".{_TYPE['BaseModel']}.")
+    if sep and namespace and name:
+        return ModelKey("BaseModel", namespace, name)
     return None
