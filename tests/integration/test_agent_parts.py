@@ -16,8 +16,8 @@ import pytest
 
 from ome_agent.adapters.kube import agent, telemetry
 from ome_agent.adapters.kube.client import resource_of
-from ome_agent.adapters.kube.informer import Backoff
 from ome_agent.observability.health import HealthServer
+from ome_agent.reconcile.backoff import Backoff
 from tests.cluster.controlplane import free_port
 from tests.integration.agent_process import OME_AGENT
 
@@ -97,7 +97,7 @@ def test_request_counter_resource_names() -> None:
 
 
 def test_backoff_grows_to_its_cap_with_jitter_and_resets() -> None:
-    b = Backoff(base=0.2, cap=5.0)
+    b = Backoff(base=0.2, cap=5.0, jitter=0.5)
     delays = [b.next_delay() for _ in range(12)]
     assert 0.1 <= delays[0] <= 0.2
     assert all(d <= 5.0 for d in delays)

@@ -4,7 +4,8 @@ A Failed model is retried, not left Failed until a restart (DESIGN.md §4): the
 reconciler asks :meth:`Backoff.next_delay` for the delay before the next attempt and
 re-queues the model with it; a success calls :meth:`Backoff.reset`. Jitter spreads
 the retries of many nodes that failed together (a registry outage) so they do not
-return in lockstep. Pure: no I/O, no clock.
+return in lockstep. The Kubernetes adapter uses the same class, keyless, for its
+watches and writes. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Backoff:
         self._rng = rng or random.Random()  # noqa: S311 - spreads retries; not a secret
         self._failures: dict[Hashable, int] = {}
 
-    def next_delay(self, key: Hashable) -> float:
+    def next_delay(self, key: Hashable = None) -> float:
         """Seconds to wait before retrying ``key``; each call counts one more failure."""
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
@@ -51,10 +52,10 @@ class Backoff:
             delay = self.cap
         return delay * (1 - self.jitter * self._rng.random())
 
-    def failures(self, key: Hashable) -> int:
+    def failures(self, key: Hashable = None) -> int:
         """How many delays ``key`` has had since its last reset."""
         return self._failures.get(key, 0)
 
-    def reset(self, key: Hashable) -> None:
+    def reset(self, key: Hashable = None) -> None:
         """``key`` succeeded (or left): its next failure starts again from ``base``."""
         self._failures.pop(key, None)

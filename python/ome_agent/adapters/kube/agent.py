@@ -21,7 +21,7 @@ from typing import Any
 
 from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError, connect
-from ome_agent.adapters.kube.informer import Backoff, Informer, Target, items_of
+from ome_agent.adapters.kube.informer import Informer, Target, items_of
 from ome_agent.adapters.kube.reporter import KubeReporter
 from ome_agent.adapters.kube.secrets import KubeSecretReader
 from ome_agent.api import GROUP, VERSION, ModelKey, ModelResource, parse_resource
@@ -29,6 +29,7 @@ from ome_agent.api.resources import PLURALS
 from ome_agent.errors import BadInput
 from ome_agent.observability.health import HealthServer
 from ome_agent.observability.metrics import AgentMetrics
+from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.options import AgentOptions
 
@@ -113,7 +114,7 @@ class ClusterAgent:
         )
 
     async def _first_node(self) -> dict[str, Any]:
-        backoff = Backoff(base=0.5, cap=10.0)
+        backoff = Backoff(base=0.5, cap=10.0, jitter=0.5)
         logged = False
         while True:
             items = await self.node_informer.list_until_ok()

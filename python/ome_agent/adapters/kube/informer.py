@@ -27,6 +27,7 @@ import aiohttp
 
 from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError
+from ome_agent.reconcile.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +51,6 @@ class Gone(Exception):
     """The watch's resourceVersion is too old: relist."""
 
 
-class Backoff:
-    """Exponential backoff with jitter: base·2^n capped, then a random 50-100 % of it."""
-
-    def __init__(self, base: float = 0.2, cap: float = 5.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.failures = 0
-
-    def reset(self) -> None:
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * 2**self.failures)
-        self.failures += 1
-        return float(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
-
-
 EventHandler = Callable[[str, dict[str, Any]], None]
 ReplaceHandler = Callable[[list[dict[str, Any]]], None]
 
@@ -88,7 +72,7 @@ class Informer:
         self.target = target
         self.on_event = on_event
         self.on_replace = on_replace
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(base=0.2, cap=5.0, jitter=0.5)
         self.resource_version: str | None = None
         self._failing: str | None = None  # the error last logged, None while healthy
 

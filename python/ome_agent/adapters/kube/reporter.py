@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ome_agent.adapters.kube.client import Kube, KubeError
-from ome_agent.adapters.kube.informer import Backoff
 from ome_agent.api import ModelKey
+from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire import entry as wire_entry
 from ome_agent.wire import naming
@@ -67,7 +67,7 @@ class KubeReporter:
         self._uids: dict[ModelKey, str] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._backoff = Backoff(base=0.5, cap=10.0)
+        self._backoff = Backoff(base=0.5, cap=10.0, jitter=0.5)
         self._failing: str | None = None
 
     # ------------------------------------------------------------ Reporter port
@@ -94,7 +94,7 @@ class KubeReporter:
     async def reported(self) -> Mapping[ModelKey, NodeState]:
         """The entries of this node's ConfigMap, keyed by model (read from the server;
         retried with backoff until it answers: start-up needs the answer)."""
-        backoff = Backoff(base=0.5, cap=10.0)
+        backoff = Backoff(base=0.5, cap=10.0, jitter=0.5)
         while True:
             try:
                 cm = await self._read_cm()
