@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ome_agent.adapters.standalone.secrets import EnvSecretReader, variable_name
+from ome_agent.adapters.standalone.secrets import StandaloneSecretReader, variable_name
 from ome_agent.api import ModelKey, StorageSpec
 from ome_agent.errors import BadInput
 from ome_agent.reconcile import layout
@@ -120,7 +120,7 @@ def test_options_reject_bad_values(tmp_path: Path) -> None:
 
 
 def test_env_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    reader = EnvSecretReader()
+    reader = StandaloneSecretReader()
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert variable_name("hf-token", "token") == "OME_SECRET_HF_TOKEN_TOKEN"
     with pytest.raises(CredentialError, match="OME_SECRET_HF_TOKEN_TOKEN or HF_TOKEN"):

@@ -8,11 +8,11 @@ Kubernetes adapter drives.
 
 from ome_agent.adapters.standalone.agent import run_standalone
 from ome_agent.adapters.standalone.manifests import load_manifests, parse_node_labels
-from ome_agent.adapters.standalone.secrets import EnvSecretReader
+from ome_agent.adapters.standalone.secrets import StandaloneSecretReader
 from ome_agent.adapters.standalone.state import StateFileReporter, read_state
 
 __all__ = [
-    "EnvSecretReader",
+    "StandaloneSecretReader",
     "StateFileReporter",
     "load_manifests",
     "parse_node_labels",

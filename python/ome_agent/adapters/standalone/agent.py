@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ome_agent.adapters.standalone.manifests import fingerprint, load_manifests
-from ome_agent.adapters.standalone.secrets import EnvSecretReader
+from ome_agent.adapters.standalone.secrets import StandaloneSecretReader
 from ome_agent.adapters.standalone.state import StateFileReporter
 from ome_agent.api import KINDS
 from ome_agent.errors import BadInput
@@ -38,8 +38,10 @@ async def run_standalone(
     poll_interval: float = 2.0,
 ) -> int:
     reporter = StateFileReporter(state_file, options.node_name)
-    reconciler = Reconciler(options, reporter, EnvSecretReader())
+    secrets = StandaloneSecretReader()
+    reconciler = Reconciler(options, reporter, secrets)
     loaded = load_manifests(manifests)  # first: it names a missing directory clearly
+    secrets.update(loaded.secrets)
     seen = fingerprint(manifests)
     for error in loaded.errors:
         log.error("manifest rejected", extra={"error": error})
@@ -74,6 +76,7 @@ async def run_standalone(
                 continue
             for error in fresh.errors:
                 log.error("manifest rejected", extra={"error": error})
+            secrets.update(fresh.secrets)
             reconciler.replace_all(KINDS, fresh.keeping(loaded))
             loaded = fresh
     finally:

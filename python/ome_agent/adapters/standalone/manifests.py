@@ -2,13 +2,18 @@
 
 Every ``*.yaml``, ``*.yml`` and ``*.json`` file directly in the directory is read;
 YAML files may hold several documents (``---``). Each document goes through
-:func:`ome_agent.api.parse_resource`. A file or document that cannot be used is an
-error naming the file, the document and the field; the other documents still count.
+:func:`ome_agent.api.parse_resource`, except ``v1`` Secrets, which hold the
+credentials models name (as the reference doc pairs a Secret with a model). A file or
+document that cannot be used is an error naming the file, the document and the
+field; the other documents still count.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,8 @@ from ome_agent.errors import BadInput
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
+SecretKey = tuple[str, str]  # (namespace, name)
+
 
 @dataclass
 class Loaded:
@@ -26,6 +33,8 @@ class Loaded:
     errors: list[str] = field(default_factory=list)
     origin: dict[ModelKey, Path] = field(default_factory=dict)  # the file of each resource
     broken: set[Path] = field(default_factory=set)  # files with at least one error
+    # Secret documents: (namespace, name) -> key -> value; never printed
+    secrets: dict[SecretKey, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def keeping(self, previous: Loaded) -> list[ModelResource]:
         """These resources plus the previous ones of files that are now broken: a typo
@@ -78,6 +87,15 @@ def load_manifests(directory: Path) -> Loaded:
             if doc is None:
                 continue  # an empty document (e.g. a trailing ---)
             where = f"{path}" + (f" (document {index})" if len(docs) > 1 else "")
+            if isinstance(doc, Mapping) and doc.get("kind") == "Secret":
+                try:
+                    ref, values = parse_secret(doc)
+                except BadInput as e:
+                    loaded.errors.append(f"{where}: {e}")
+                    loaded.broken.add(path)
+                    continue
+                loaded.secrets[ref] = values
+                continue
             try:
                 resource = parse_resource(doc)
             except BadInput as e:
@@ -94,6 +112,36 @@ def load_manifests(directory: Path) -> Loaded:
             loaded.origin[resource.key] = path
             loaded.resources.append(resource)
     return loaded
+
+
+def parse_secret(doc: Mapping[str, object]) -> tuple[SecretKey, dict[str, str]]:
+    """A ``v1`` Secret document → ((namespace, name), values): ``data`` is base64 as in
+    Kubernetes, ``stringData`` plain text and wins. Errors name the key, never a value."""
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise BadInput("Secret: metadata.name is missing: give the Secret a name")
+    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    namespace = namespace if isinstance(namespace, str) and namespace else "default"
+    values: dict[str, str] = {}
+    for section in ("data", "stringData"):
+        entries = doc.get(section) or {}
+        if not isinstance(entries, Mapping):
+            raise BadInput(f"Secret {namespace}/{name}: {section} must be a mapping")
+        for key, value in entries.items():
+            if not isinstance(value, str):
+                raise BadInput(f"Secret {namespace}/{name}: {section}.{key} must be a string")
+            if section == "stringData":
+                values[str(key)] = value
+                continue
+            try:
+                values[str(key)] = base64.b64decode(value, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise BadInput(
+                    f"Secret {namespace}/{name}: data.{key} is not base64 of UTF-8 text: "
+                    "encode it (base64 -w0) or put it under stringData"
+                ) from None
+    return (namespace, name), values
 
 
 def parse_node_labels(text: str | None) -> dict[str, str]:

@@ -1,17 +1,22 @@
-"""Credentials in standalone mode: from the environment (adapter, layer 5).
+"""Credentials in standalone mode: Secret manifests, then the environment (adapter, layer 5).
 
 A model naming Secret ``NAME`` and key ``KEY`` (``storage.storageKey`` / ``storage.key``
-and ``parameters.secretKey``, default ``token``) gets the value of the environment
-variable ``OME_SECRET_<NAME>_<KEY>`` (upper case, every other character than letters
-and digits as ``_``), or else, for the key ``token``, ``HF_TOKEN``. Values are never
-logged; an error names the variables to set.
+and ``parameters.secretKey``, default ``token``) gets, in this order:
+- the value of a ``v1`` Secret document in the manifests directory with that name,
+  in the namespace the model may read (its own; a ClusterBaseModel: ``--namespace``),
+  exactly as the API server would give it;
+- else the environment variable ``OME_SECRET_<NAME>_<KEY>`` (upper case, every other
+  character than letters and digits as ``_``), or, for the key ``token``, ``HF_TOKEN``.
+Values are never logged; an error names the Secret, the key and what to set.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
+from ome_agent.adapters.standalone.manifests import SecretKey
 from ome_agent.reconcile.ports import CredentialError
 
 
@@ -19,8 +24,26 @@ def variable_name(name: str, key: str) -> str:
     return "OME_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{name}_{key}".upper())
 
 
-class EnvSecretReader:
+class StandaloneSecretReader:
+    def __init__(self) -> None:
+        self._manifests: Mapping[SecretKey, Mapping[str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"StandaloneSecretReader({len(self._manifests)} secrets)"
+
+    def update(self, secrets: Mapping[SecretKey, Mapping[str, str]]) -> None:
+        """The Secret documents of the latest manifests load."""
+        self._manifests = dict(secrets)
+
     async def read(self, namespace: str, name: str, key: str) -> str:
+        declared = self._manifests.get((namespace, name))
+        if declared is not None:
+            if key not in declared:
+                raise CredentialError(
+                    f"Secret {namespace}/{name} in the manifests has no key {key!r}: add it "
+                    "or set parameters.secretKey to the key that holds the token"
+                )
+            return declared[key]
         specific = variable_name(name, key)
         value = os.environ.get(specific)
         if not value and key == "token":
@@ -28,7 +51,8 @@ class EnvSecretReader:
         if not value:
             also = " or HF_TOKEN" if key == "token" else ""
             raise CredentialError(
-                f"secret {name!r} key {key!r} is not set: standalone mode reads it from the "
-                f"environment variable {specific}{also}"
+                f"secret {name!r} key {key!r} is not set: standalone mode reads it from a "
+                f"Secret manifest in namespace {namespace!r} or the environment variable "
+                f"{specific}{also}"
             )
         return value
