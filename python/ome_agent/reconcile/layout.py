@@ -72,7 +72,8 @@ def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ..
             return resolved
     raise BadInput(
         f"spec.storage.path {raw!r} is outside the models roots ({roots_text}): give a path "
-        "inside --models-root-dir"
+        "inside one, or mount its parent on the node and add it with another "
+        "--models-root-dir (the flag repeats)"
     )
 
 
