@@ -10,16 +10,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mod="$root/tools/control-plane"
 version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$mod/go.mod")
 out="$root/.cache/control-plane/$version"
-if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ]; then
+# the version the server reports: admission plugins (pod security) parse major.minor
+# from it, so both must be set, not only gitVersion
+minor=$(echo "$version" | cut -d. -f2)
+ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ "$(cat "$out/ldflags" 2>/dev/null)" = "$ldflags" ]; then
   echo "$out"
   exit 0
 fi
 mkdir -p "$out"
 cd "$mod"
 go build -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
-go build -o "$out/kube-apiserver.tmp" \
-  -ldflags "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1" \
-  k8s.io/kubernetes/cmd/kube-apiserver
+go build -o "$out/kube-apiserver.tmp" -ldflags "$ldflags" k8s.io/kubernetes/cmd/kube-apiserver
 mv "$out/etcd.tmp" "$out/etcd"
 mv "$out/kube-apiserver.tmp" "$out/kube-apiserver"
+echo "$ldflags" > "$out/ldflags"
 echo "$out"
