@@ -557,7 +557,8 @@ async def test_local_directory_is_linked_in_and_metrics_count_it(
     (source / "sub" / "w.bin").write_bytes(os.urandom(MiB))
     registry = CollectorRegistry()
     reporter = MemoryReporter()
-    rec = Reconciler(options(root), reporter, Secrets(), metrics=AgentMetrics(registry))
+    opts = options(root, local_source_dirs=(tmp_path,))
+    rec = Reconciler(opts, reporter, Secrets(), metrics=AgentMetrics(registry))
     rec.set_node("node-a", {})
     rec.replace_all(
         ("ClusterBaseModel",),
@@ -575,7 +576,9 @@ async def test_local_directory_is_linked_in_and_metrics_count_it(
     assert registry.get_sample_value("ome_agent_models", {"state": "Ready"}) == 2
     assert registry.get_sample_value("ome_agent_queue_depth") == 0
     # removing the model never touches the source it was linked from
-    async with running(root, reporter, model("url", f"file://{source}", path="url")):
+    async with running(
+        root, reporter, model("url", f"file://{source}", path="url"), local_source_dirs=(tmp_path,)
+    ):
         await until(lambda: not (root / "abs").exists())
     assert (source / "sub" / "w.bin").exists()
     assert (root / "url" / "sub" / "w.bin").exists()
@@ -678,3 +681,34 @@ async def test_spec_change_during_a_download_cancels_it(
         assert reporter.report("c").storage_uri == url_new
     assert fault_server.total_bytes_sent("/old/w.bin") < slow_size // 2
     assert staging_leftovers(root) == [], "the old spec's partial download is removed"
+
+
+@aio
+async def test_local_sources_are_confined_to_allowed_folders(root: Path, tmp_path: Path) -> None:
+    """A model's author must not be able to copy arbitrary node files into a model
+    directory their pods can mount: only the roots and --local-source-dir are readable."""
+    outside = tmp_path / "node-secrets"
+    outside.mkdir()
+    (outside / "kubelet.conf").write_text("credentials")
+    allowed = tmp_path / "exports"
+    (allowed / "m").mkdir(parents=True)
+    (allowed / "m" / "config.json").write_bytes(CONFIG)
+    (allowed / "m" / "escape.json").symlink_to(outside / "kubelet.conf")
+    reporter = MemoryReporter()
+    rec = Reconciler(options(root, local_source_dirs=(allowed,)), reporter, Secrets())
+    rec.set_node("node-a", {})
+    rec.replace_all(
+        ("ClusterBaseModel",),
+        [
+            model("outside", str(outside), path="outside"),
+            model("linked", str(allowed / "m"), path="linked"),
+        ],
+    )
+    await rec.start()
+    assert not await rec.run_until_idle()
+    assert reporter.state("outside") is NodeState.FAILED
+    assert "--local-source-dir" in (reporter.report("outside").error or "")
+    assert reporter.state("linked") is NodeState.FAILED
+    assert "symbolic link" in (reporter.report("linked").error or "")
+    assert not any(p.name == "kubelet.conf" for p in root.rglob("*"))
+    assert not any(p.name == "escape.json" for p in root.rglob("*"))

@@ -81,6 +81,13 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     help="Where models are stored (repeatable; the first holds models without an "
     "absolute storage.path).",
 )
+@click.option(
+    "--local-source-dir",
+    "local_source_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A folder a local-path storageUri may read besides the models roots (repeatable).",
+)
 @click.option("--namespace", default="ome", show_default=True, help="The agent's namespace.")
 @click.option(
     "--num-download-worker",
@@ -138,6 +145,7 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @click.option("--once", is_flag=True, help="Standalone: reconcile until idle, then exit.")
 def run(
     models_roots: tuple[str, ...],
+    local_source_dirs: tuple[str, ...],
     namespace: str,
     workers: int,
     node_name: str | None,
@@ -166,6 +174,7 @@ def run(
         options = AgentOptions(
             node_name=node_name or (socket.gethostname() if standalone else ""),
             models_roots=tuple(Path(r).absolute() for r in models_roots),
+            local_source_dirs=tuple(Path(d).absolute() for d in local_source_dirs),
             namespace=namespace,
             download_workers=workers,
             transfer=TransferSettings(

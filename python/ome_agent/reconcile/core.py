@@ -280,6 +280,8 @@ class Reconciler:
     async def _reconcile(self, resource: ModelResource) -> None:
         key = resource.key
         plan = plan_source(resource.storage)
+        if plan.local is not None:
+            layout.local_source(plan.local, self.options.readable_dirs)
         target = layout.target_dir(key, resource.storage, self.options.models_roots)
         self._check_not_shared(key, target)
         identity = Identity(plan.display, plan.revision, str(target))

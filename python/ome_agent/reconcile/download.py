@@ -124,6 +124,12 @@ class Fetch:
             [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
         )
         base = source.parent if source.is_file() else source
+        for p in files:  # a link inside the folder must not reach outside it
+            if p.is_symlink() and base.resolve() not in p.resolve().parents:
+                raise BadInput(
+                    f"spec.storage.storageUri: {p} is a symbolic link out of {source}: "
+                    "copy the file it points to into the folder instead"
+                )
         self.total_files = len(files)
         self.total_bytes = sum(p.stat().st_size for p in files)
         staging.mkdir(parents=True, exist_ok=True)

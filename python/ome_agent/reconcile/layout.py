@@ -77,6 +77,20 @@ def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ..
     )
 
 
+def local_source(source: Path, readable: tuple[Path, ...]) -> Path:
+    """A local-path storageUri, resolved; BadInput unless it lies inside a readable dir
+    (the agent never reads other node paths on a model author's behalf)."""
+    resolved = _real(source)
+    if any(inside(resolved, d) for d in readable):
+        return resolved
+    dirs = ", ".join(str(d) for d in readable)
+    raise BadInput(
+        f"spec.storage.storageUri: local path {source} is outside the folders the agent may "
+        f"read ({dirs}): put the model there, or allow its folder on this node with "
+        "--local-source-dir"
+    )
+
+
 def overlaps(a: Path, b: Path) -> bool:
     """One directory equals or contains the other."""
     return a == b or a in b.parents or b in a.parents

@@ -33,6 +33,11 @@ class AgentOptions:
     # periodic re-verification of Ready models (sizes and mtimes against the
     # manifest); None = off: a restart already confirms every model from disk
     verify_interval: float | None = None
+    # ``--local-source-dir`` (repeatable): folders a local-path storageUri may read
+    # besides the models roots. A model's author chooses storageUri, and the model's
+    # path may be mounted into their pods: without this limit a BaseModel could copy
+    # any file of the node (kubelet credentials, say) to where its pods can read it.
+    local_source_dirs: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.node_name:
@@ -44,6 +49,11 @@ class AgentOptions:
             if not r.is_absolute():
                 raise BadInput(f"--models-root-dir {r}: give an absolute path")
         object.__setattr__(self, "models_roots", roots)
+        sources = tuple(Path(d) for d in self.local_source_dirs)
+        for d in sources:
+            if not d.is_absolute():
+                raise BadInput(f"--local-source-dir {d}: give an absolute path")
+        object.__setattr__(self, "local_source_dirs", sources)
         if not self.namespace:
             raise BadInput("--namespace is empty: give the agent's namespace, e.g. ome")
         if not 1 <= self.download_workers <= 64:
@@ -59,6 +69,11 @@ class AgentOptions:
     def default_root(self) -> Path:
         """Where models without an absolute storage.path go."""
         return self.models_roots[0]
+
+    @property
+    def readable_dirs(self) -> tuple[Path, ...]:
+        """Where a local-path storageUri may point: the models roots and the allowed dirs."""
+        return self.models_roots + self.local_source_dirs
 
     @property
     def state_dir(self) -> Path:
