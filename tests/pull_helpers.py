@@ -36,8 +36,13 @@ def pull_cli(*args: str) -> Run:
 
 def pull_process(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
     """A real ``ome-agent pull`` process: stdout/stderr are pipes, not a terminal."""
+    return cli_process("pull", *args, env=env, timeout=timeout)
+
+
+def cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    """A real ``ome-agent ARGS`` process, from the repository root."""
     proc = subprocess.run(
-        [sys.executable, "-c", "from ome_agent.cli import main; main()", "pull", *args],
+        [sys.executable, "-c", "from ome_agent.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

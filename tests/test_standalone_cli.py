@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.pull_helpers import REPO_ROOT, Run
+from tests.pull_helpers import REPO_ROOT, Run, cli_process
 from tests.servers.fault_server import FaultServer
 from tests.servers.hf_fixtures import HF_TEST_TOKEN
 from tests.servers.hf_hub_server import HubServer
@@ -37,16 +37,7 @@ CLI = [sys.executable, "-c", "from ome_agent.cli import main; main()"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> Run:
-    proc = subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return cli_process(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ Decisions documented here (and in the README):
 - ``vendor://``: the vendor's system provides the files; the model is reported Ready
   at its path with no download, and its path is never removed by the agent.
 - failures from the source, credentials, disk space or verification are retried with
-  exponential backoff (``retry_base`` doubling to ``retry_cap``); a spec error or an
+  exponential backoff and jitter (``retry_base`` doubling to ``retry_cap``); a spec error or an
   unsupported scheme is not retried until the resource changes.
 - removal deletes only what a manifest records, only strictly inside a models root,
   never a path another live model uses.
@@ -42,6 +42,7 @@ from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile import layout
+from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.download import Digests, Fetch, NoSpace
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore, record_files
@@ -115,7 +116,7 @@ class Reconciler:
         self._order = itertools.count()
         self._eligible: dict[ModelKey, bool] = {}
         self._states: dict[ModelKey, NodeState] = {}  # what this node reports now
-        self._failures: dict[ModelKey, int] = {}  # consecutive failures, for backoff
+        self._backoff = Backoff(base=options.retry_base, cap=options.retry_cap)
         self._fatal: set[ModelKey] = set()  # failed until the resource changes
         self._node_name = options.node_name
         self._labels: dict[str, str] = {}
@@ -149,7 +150,7 @@ class Reconciler:
         if previous is not None and previous.spec == resource.spec:
             return  # metadata only (resourceVersion, labels): nothing to do
         self._fatal.discard(key)
-        self._failures.pop(key, None)
+        self._backoff.reset(key)
         if previous is not None and self._started:
             self._queue.cancel(key)  # a download of the old spec is now pointless
         self._evaluate(key, force=True)
@@ -159,7 +160,7 @@ class Reconciler:
         self._seen.pop(key, None)  # re-created later, it queues behind current holders
         self._eligible.pop(key, None)
         self._fatal.discard(key)
-        self._failures.pop(key, None)
+        self._backoff.reset(key)
         if self._started:
             self._queue.cancel(key)
             self._queue.add(key, Priority.DELETE)
@@ -235,21 +236,32 @@ class Reconciler:
 
     # ------------------------------------------------------------ decisions
     def _wanted(self, resource: ModelResource) -> bool:
+        # eligibility is kept current by _evaluate (on apply and on node label changes)
         return (
             not resource.deleting
             and not resource.disabled
-            and eligibility(resource.storage, self._node_name, self._labels).eligible
+            and self._eligible.get(resource.key, False)
         )
 
+    def _placement(self, resource: ModelResource) -> tuple[SourcePlan, Path]:
+        """Where the model comes from and where it goes; BadInput naming the field."""
+        plan = plan_source(resource.storage)
+        if plan.local is not None:
+            layout.local_source(plan.local, self.options.readable_dirs)
+        return plan, layout.target_dir(resource.key, resource.storage, self.options.models_roots)
+
     async def _confirm(self, resource: ModelResource) -> bool:
-        """Ready from disk alone when the manifest matches the spec and the files."""
+        """Start-up: Ready from disk alone, or False to queue the model."""
         try:
-            plan = plan_source(resource.storage)
-            target = layout.target_dir(resource.key, resource.storage, self.options.models_roots)
+            plan, target = self._placement(resource)
         except BadInput:
-            return False
-        manifest = self._manifests.load(resource.key)
+            return False  # the queued reconcile reports the error
         identity = Identity(plan.display, plan.revision, str(target))
+        return await self._ready_from_disk(resource, identity)
+
+    async def _ready_from_disk(self, resource: ModelResource, identity: Identity) -> bool:
+        """Publish Ready when the manifest matches the spec and the files; no network."""
+        manifest = self._manifests.load(resource.key)
         if manifest is None or manifest.identity != identity:
             return False
         if not await asyncio.to_thread(manifest.intact):
@@ -270,7 +282,7 @@ class Reconciler:
             if key in self._fatal:
                 return
             await self._reconcile(resource)
-            self._failures.pop(key, None)
+            self._backoff.reset(key)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure becomes a report, never a crash
@@ -279,19 +291,10 @@ class Reconciler:
 
     async def _reconcile(self, resource: ModelResource) -> None:
         key = resource.key
-        plan = plan_source(resource.storage)
-        if plan.local is not None:
-            layout.local_source(plan.local, self.options.readable_dirs)
-        target = layout.target_dir(key, resource.storage, self.options.models_roots)
+        plan, target = self._placement(resource)
         self._check_not_shared(key, target)
         identity = Identity(plan.display, plan.revision, str(target))
-        manifest = self._manifests.load(key)
-        if (
-            manifest is not None
-            and manifest.identity == identity
-            and await asyncio.to_thread(manifest.intact)
-        ):
-            await self._publish_ready(resource, manifest)
+        if await self._ready_from_disk(resource, identity):
             self._schedule_verify(key)
             return
         if plan.scheme == "vendor":
@@ -302,7 +305,7 @@ class Reconciler:
                 )
             )  # fmt: skip
             return
-        await self._download(resource, plan, target, identity, manifest)
+        await self._download(resource, plan, target, identity, self._manifests.load(key))
         self._schedule_verify(key)
 
     def _schedule_verify(self, key: ModelKey) -> None:
@@ -392,11 +395,8 @@ class Reconciler:
         manifest = Manifest(
             key, resource.uid, resource.generation, identity, commit, files, config, parameters
         )
-        if commit is None:
+        if commit is None:  # no revision: the manifest digest (files, not config) names it
             config["artifact"]["sha"] = manifest.digest
-            manifest = Manifest(
-                key, resource.uid, resource.generation, identity, None, files, config, parameters
-            )
         await asyncio.to_thread(self._manifests.save, manifest)  # fsyncs: off the loop
         self._manifests.clear_staging(key)
         self._count_download("success")
@@ -507,9 +507,7 @@ class Reconciler:
             self._fatal.add(key)
             log.warning("model failed", extra={"model": str(key), "error": failure.message})
             return
-        count = self._failures.get(key, 0) + 1
-        self._failures[key] = count
-        delay = min(self.options.retry_cap, self.options.retry_base * 2 ** (count - 1))
+        delay = self._backoff.next_delay(key)
         log.warning(
             "model failed, retrying",
             extra={"model": str(key), "error": failure.message, "retry_in_s": delay},

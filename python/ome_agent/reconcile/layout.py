@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey, StorageSpec
+from ome_agent.durable import fsync_dir
 from ome_agent.errors import BadInput
 from ome_agent.reconcile.options import STATE_DIR_NAME
 
@@ -136,24 +137,16 @@ def switch_into_place(staging: Path, target: Path) -> Path | None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() and not target.is_symlink():
         os.rename(staging, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return None
     if exchange(staging, target):
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return staging  # now holds the old version
     aside = staging.with_name(staging.name + ".old")
     os.rename(target, aside)
     os.rename(staging, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return aside
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_tree(path: Path, roots: Iterable[Path]) -> bool:

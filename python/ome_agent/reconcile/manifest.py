@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey
+from ome_agent.durable import write_json
 
 VERSION = 1
 
@@ -145,7 +146,7 @@ class ManifestStore:
             return None  # missing or unreadable: the model is simply not confirmed
 
     def save(self, manifest: Manifest) -> None:
-        _atomic_write(self._file(manifest.key), manifest.to_json())
+        write_json(self._file(manifest.key), manifest.to_json(), indent=1, sort_keys=True)
 
     def delete(self, key: ModelKey) -> None:
         for suffix in (".json", ".staging.json"):
@@ -165,7 +166,12 @@ class ManifestStore:
 
     # ------------------------------------------------------------ staging records
     def save_staging(self, key: ModelKey, staging: Path) -> None:
-        _atomic_write(self._file(key, ".staging.json"), {"key": list(key), "staging": str(staging)})
+        write_json(
+            self._file(key, ".staging.json"),
+            {"key": list(key), "staging": str(staging)},
+            indent=1,
+            sort_keys=True,
+        )
 
     def staging_of(self, key: ModelKey) -> Path | None:
         try:
@@ -187,18 +193,3 @@ class ManifestStore:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return out
-
-
-def _atomic_write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey
+from ome_agent.durable import write_json
 from ome_agent.errors import BadInput
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire.entry import encode_entry
@@ -124,13 +125,7 @@ class StateFileReporter:
             "updated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "models": dict(sorted(self._models.items())),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w") as f:
-            json.dump(doc, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, doc, indent=2)
 
 
 def _progress(report: NodeReport) -> dict[str, Any] | None:
