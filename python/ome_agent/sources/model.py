@@ -7,8 +7,21 @@ headers may carry credentials, so they are kept out of ``repr``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+# Fresh request headers for one request (e.g. a new OCI signature with a new date):
+# the engine calls it before every request it sends for the file, so signatures
+# never outlive their validity window however long the file takes.
+SignFn = Callable[[], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class MultipartMd5:
+    """An object uploaded in parts: its digest is md5(concat(md5(part_i))) + "-N"."""
+
+    part_size: int  # every part but the last has this size
+    digest: str  # as the service gives it, e.g. "9b2cf535f27731c974343645a3985328-12" (hex)
 
 
 @dataclass(frozen=True)
@@ -21,7 +34,14 @@ class RemoteFile:
     sha256: str | None = None
     md5: str | None = None
     git_sha1: str | None = None
+    crc32c: str | None = None  # hex (8 digits, big-endian) of the whole object's CRC32C
+    md5_multipart: MultipartMd5 | None = None
+    etag: str | None = None  # from the listing: a different ETag at fetch time = changed upstream
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    sign: SignFn | None = field(default=None, repr=False, compare=False)
+    # why a digest the service usually gives could not be checked, for the manifest
+    # (e.g. "multipart object without part sizes: size only"); None when all is verified
+    unverified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,7 +49,7 @@ class ResolvedSource:
     """A source pinned to what will be fetched."""
 
     source: str  # the URI as given, with any query string (signatures) redacted
-    scheme: str  # "http" | "hf"
+    scheme: str  # "http" | "hf" | "oci" | "s3" | "gs" | "az"
     files: list[RemoteFile]
     revision: str | None = None  # as requested (branch, tag or sha), hf only
     commit: str | None = None  # the commit the revision resolved to, hf only
