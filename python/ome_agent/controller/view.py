@@ -1,0 +1,130 @@
+"""Models by nodes, for people: what ``ome-agent status`` shows in cluster mode
+(controller mode's read side, DESIGN.md §1 layers 4/6).
+
+Each model's overall state is computed here with :func:`status.aggregate` from the
+same inputs the controller uses, so the view is current even when no controller runs
+(or it lags). Below each model, one line per node that reports it: state, progress
+(percent, bytes, speed) or the error.
+Pure: builds rows and a rich Table, prints nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from ome_agent.api import ModelKey, ModelResource
+from ome_agent.controller.status import NodeEntry, NodeView, aggregate, entry_key, human_bytes
+
+_STYLE = {"Ready": "green", "Failed": "red", "Updating": "yellow"}
+
+
+def rows(
+    models: Sequence[ModelResource],
+    entries: Mapping[str, Mapping[str, NodeEntry]],
+    nodes: Mapping[str, NodeView],
+    *,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """One JSON-ready row per model: its aggregated state and its nodes' reports.
+
+    ``entries``: node name → that node's ConfigMap entries by data key (as
+    :func:`status.entries_of_configmap` returns them)."""
+    now = now or datetime.now(UTC)
+    by_key = {m.key: m for m in models}
+    out = []
+    for model in sorted(models, key=lambda m: (m.kind, m.namespace or "", m.name)):
+        key = entry_key(model)
+        mine = {node: found[key] for node, found in entries.items() if key in found}
+        status = aggregate(model, mine, nodes, None, now, base=_base(model, by_key))
+        out.append(
+            {
+                "kind": model.kind,
+                "namespace": model.namespace,
+                "name": model.name,
+                "state": status["state"],
+                "lifecycle": status["lifecycle"],
+                "eligibleNodeCount": status["eligibleNodeCount"],
+                "readyNodeCount": status["readyNodeCount"],
+                "failedNodeCount": status["failedNodeCount"],
+                "nodes": [_node_row(node, mine[node], nodes) for node in sorted(mine)],
+            }
+        )
+    return out
+
+
+def table(model_rows: Sequence[Mapping[str, Any]]) -> Table:
+    """The rows of :func:`rows` as a table: a model line, then one line per node."""
+    grid = Table(title_justify="left")
+    for column in ("MODEL", "STATE", "READY", "NODE", "NODE STATE", "PROGRESS", "SPEED"):
+        grid.add_column(column, no_wrap=True)
+    grid.add_column("DETAIL", max_width=72, overflow="fold")
+    for row in model_rows:
+        scope = f"{row['namespace']}/" if row["namespace"] else ""
+        name = f"{row['kind']}/{scope}{row['name']}"
+        ready = f"{row['readyNodeCount']}/{row['eligibleNodeCount']}"
+        first = [Text(name), Text(row["state"]), Text(ready)]
+        if not row["nodes"]:
+            grid.add_row(*first, Text("-"), Text(""), Text(""), Text(""), Text(row["lifecycle"]))
+            continue
+        for index, node in enumerate(row["nodes"]):
+            lead = first if index == 0 else [Text(""), Text(""), Text("")]
+            grid.add_row(
+                *lead,
+                Text(node["node"]),
+                Text(node["state"], style=_STYLE.get(node["state"], "")),
+                Text(_progress_cell(node)),
+                Text(
+                    f"{human_bytes(node['speedBytesPerSec'])}/s" if node["speedBytesPerSec"] else ""
+                ),
+                Text(node["error"] or ("" if node["live"] else "node not ready")),
+            )
+    return grid
+
+
+def _node_row(node: str, entry: NodeEntry, nodes: Mapping[str, NodeView]) -> dict[str, Any]:
+    progress = entry.progress
+    view = nodes.get(node)
+    row: dict[str, Any] = {
+        "node": node,
+        "live": bool(view and view.live),
+        "state": entry.state,
+        "percent": None,
+        "completedBytes": None,
+        "totalBytes": None,
+        "speedBytesPerSec": 0,
+        "phase": None,
+        "error": entry.error,
+    }
+    if progress is not None and entry.state == "Updating":
+        total = progress.total_bytes
+        row.update(
+            percent=round(100 * progress.completed_bytes / total, 1) if total > 0 else None,
+            completedBytes=progress.completed_bytes,
+            totalBytes=total,
+            speedBytesPerSec=round(progress.speed_bytes_per_sec),
+            phase=progress.phase or None,
+        )
+    return row
+
+
+def _progress_cell(node: Mapping[str, Any]) -> str:
+    if node["percent"] is None:
+        return node["phase"] or ""
+    done, total = human_bytes(node["completedBytes"]), human_bytes(node["totalBytes"])
+    return f"{node['phase'] or ''} {node['percent']:.0f}% ({done} of {total})".strip()
+
+
+def _base(model: ModelResource, by_key: Mapping[ModelKey, ModelResource]) -> ModelResource | None:
+    """The base model of a FineTunedWeight among ``by_key``, or None."""
+    spec = model.spec
+    ref = getattr(spec, "base_model_ref", None)
+    if model.kind != "FineTunedWeight" or ref is None or not ref.name:
+        return None
+    if ref.namespace:
+        return by_key.get(ModelKey("BaseModel", ref.namespace, ref.name))
+    return by_key.get(ModelKey("ClusterBaseModel", None, ref.name))
