@@ -118,7 +118,8 @@ def test_example_model_parses(installed: list[dict[str, Any]]) -> None:
     [
         ("watch", "clusterbasemodels", "ome.io", None, True),
         ("list", "basemodels", "ome.io", None, True),
-        ("get", "finetunedweights", "ome.io", None, False),  # not placed on nodes yet
+        ("watch", "finetunedweights", "ome.io", None, True),  # placed beside their base
+        ("patch", "finetunedweights", "ome.io", None, False),
         ("update", "clusterbasemodels", "ome.io", None, False),
         ("patch", "basemodels", "ome.io", "team-a", False),
         ("patch", "nodes", "", None, True),

@@ -84,6 +84,13 @@ class Secrets:
         except KeyError:
             raise CredentialError(f"secret {namespace}/{name} has no key {key!r}") from None
 
+    async def read_all(self, namespace: str, name: str) -> Mapping[str, str]:
+        self.asked.append((namespace, name, "*"))
+        found = {k: v for (ns, n, k), v in self.values.items() if (ns, n) == (namespace, name)}
+        if not found:
+            raise CredentialError(f"secret {namespace}/{name} not found")
+        return found
+
 
 def model(
     name: str, uri: str, *, path: str | None = None, labels: dict[str, str] | None = None,
@@ -430,24 +437,25 @@ async def test_failed_retries_with_backoff_until_the_server_heals(
 
 
 @aio
-async def test_unsupported_schemes_fail_fast(root: Path) -> None:
+async def test_unknown_and_malformed_schemes_fail_fast_and_claims_stay_off_the_node(
+    root: Path,
+) -> None:
     reporter = MemoryReporter()
     rec = Reconciler(options(root), reporter, Secrets())
     rec.set_node("node-a", {})
     uris = {
-        "o": "oci://n/ns/b/bucket/o/model/",
-        "s": "s3://bucket/model",
-        "p": "pvc://claim/sub",
         "z": "weird://x",
+        "o": "oci://not-the-form",
+        "p": "pvc://claim/sub",
     }
     rec.replace_all(("ClusterBaseModel",), [model(n, u) for n, u in uris.items()])
     await rec.start()
     assert not await asyncio.wait_for(rec.run_until_idle(), 10)
-    for name, uri in uris.items():
-        report = reporter.report(name)
-        assert report.state is NodeState.FAILED
-        scheme = uri.split("://")[0]
-        assert f"{scheme}:// is not supported by this agent version" in (report.error or "")
+    assert "weird:// is not a storage scheme this agent knows" in (reporter.report("z").error or "")
+    assert reporter.report("o").state is NodeState.FAILED
+    assert "spec.storage.storageUri" in (reporter.report("o").error or "")
+    # a claim's files never belong on a node: no entry at all (the controller reports it)
+    assert reporter.state("p") is None
     assert not any(r.state is NodeState.UPDATING for r in reporter.history)
 
 
@@ -456,11 +464,30 @@ async def test_vendor_is_ready_without_download(root: Path) -> None:
     reporter = MemoryReporter()
     rec = Reconciler(options(root), reporter, Secrets())
     rec.set_node("node-a", {})
-    rec.replace_all(("ClusterBaseModel",), [model("v", "vendor://nvidia/models/x", path="v")])
+    rec.replace_all(
+        ("ClusterBaseModel",),
+        [
+            model("v", "vendor://nvidia/models/llama-70b-tensorrt", path="v", modelType="llama"),
+            model("bad", "vendor://nvidia", path="bad"),
+        ],
+    )
     await rec.start()
-    assert await rec.run_until_idle()
-    assert reporter.report("v").state is NodeState.READY
-    assert reporter.report("v").path == str(root / "v")
+    assert not await rec.run_until_idle()
+    ready = reporter.report("v")
+    assert ready.state is NodeState.READY
+    assert ready.path == str(root / "v")
+    assert ready.config == {
+        "modelType": "llama",
+        "vendorSource": {
+            "vendor": "nvidia",
+            "resourceType": "models",
+            "resourcePath": "llama-70b-tensorrt",
+        },
+    }
+    assert not (root / "v").exists()  # nothing downloaded, nothing created
+    bad = reporter.report("bad")
+    assert bad.state is NodeState.FAILED
+    assert "vendor://{vendor}/{resource-type}/{resource-path}" in (bad.error or "")
 
 
 @aio

@@ -2,7 +2,8 @@
 created, made Ready and reported in OME's format; eligibility follows the Node's
 labels; a changed storageUri re-downloads and switches; a delete cancels a running
 download and cleans up; tokens come from the model's own namespace and never leak;
-a concurrent writer of the node's ConfigMap loses nothing.
+a concurrent writer of the node's ConfigMap loses nothing; a FineTunedWeight goes
+where its base model goes and leaves with it.
 
 Every model here selects this module's node by a unique label, so agents of other
 tests (and this one) never act on each other's models.
@@ -11,8 +12,10 @@ tests (and this one) never act on each other's models.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from ome_agent.api import ModelKey
 from ome_agent.wire import naming
 from tests.cluster.kube import Cluster, unique_name
 from tests.data.safetensors_fixtures import shard_bytes
@@ -293,3 +297,41 @@ def test_concurrent_configmap_writer_loses_no_entry(env: Env) -> None:
     for n in names:
         assert json.loads(cm.data[f"clusterbasemodel.{n}"])["status"] == "Ready"
         env.cluster.delete(API, "ClusterBaseModel", n)
+
+
+def test_fine_tuned_weight_is_placed_with_its_base_and_reported(env: Env) -> None:
+    base = unique_name("base")
+    env.cluster.apply(cluster_model(base, "hf://org/tiny", nodeSelector=env.selector()))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("adapter_config.json", json.dumps({"peft_type": "LORA", "r": 8}))
+        z.writestr("adapter_model.safetensors", SHARD)
+    url = env.fault.add(f"/{base}/adapter.zip", archive.getvalue())
+    name = unique_name("ftw")
+    env.cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "FineTunedWeight",
+            "metadata": {"name": name},
+            "spec": {
+                "baseModelRef": {"name": base},
+                "modelType": "LoRA",
+                "storage": {"storageUri": url},
+            },
+        }
+    )
+    key = naming.config_map_key(ModelKey("FineTunedWeight", None, name))
+    wait_for(lambda: env.status_of(key) == "Ready", 60, f"{key}:\n{env.agent.log()[-3000:]}")
+    e = env.entry(key)
+    assert e is not None
+    assert e["config"]["baseModelRef"] == {"kind": "ClusterBaseModel", "name": base}
+    assert e["config"]["adapter"] == {"peft_type": "LORA", "r": 8}
+    label = naming.node_label_key(ModelKey("FineTunedWeight", None, name))
+    assert env.labels().get(label) == "Ready"
+    files = sorted(p.name for p in (env.root / "fine-tuned" / name).iterdir())
+    assert files == ["adapter_config.json", "adapter_model.safetensors"]
+    # the base is deleted: the adapter leaves the node with it
+    env.cluster.delete(API, "ClusterBaseModel", base)
+    wait_for(lambda: env.entry(key) is None, 30, f"{key} withdrawn")
+    wait_for(lambda: label not in env.labels(), 30, f"{label} removed")
+    env.cluster.delete(API, "FineTunedWeight", name)

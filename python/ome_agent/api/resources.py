@@ -193,6 +193,19 @@ class ModelResource:
         return self.spec.disabled
 
     @property
+    def base_key(self) -> ModelKey | None:
+        """A FineTunedWeight's base model: ``baseModelRef`` with a namespace (or kind
+        BaseModel) names a BaseModel, without one a ClusterBaseModel; None otherwise."""
+        if not isinstance(self.spec, FineTunedWeightSpec) or self.spec.base_model_ref is None:
+            return None
+        ref = self.spec.base_model_ref
+        if not ref.name:
+            return None
+        if ref.kind == "BaseModel" or (ref.namespace and ref.kind != "ClusterBaseModel"):
+            return ModelKey("BaseModel", ref.namespace or "default", ref.name)
+        return ModelKey("ClusterBaseModel", None, ref.name)
+
+    @property
     def skip_config_parsing(self) -> bool:
         return any(
             self.annotations.get(a, "").strip().lower() == "true"

@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ome_agent import discovery
+from ome_agent.cli.params import parse_params
 from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
+
+TERMINATION_LOG_LIMIT = 4096
 
 _ROWS = (
     ("model type", "modelType"),
@@ -60,22 +64,48 @@ def _cell(key: str, value: object) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--schema-path", help="Where the config lives inside the model (storage.schemaPath).")
 @click.option("--revision", help="hf:// branch, tag or commit (same as URI@REV).")
-def inspect(target: str, as_json: bool, schema_path: str | None, revision: str | None) -> None:
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Object-store parameter, as in spec.storage.parameters (repeatable).",
+)
+@click.option(
+    "--termination-log",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the node-report config (compact JSON) to this file, e.g. "
+    "/dev/termination-log in a pod, where the controller reads it from the pod's status.",
+)
+def inspect(
+    target: str,
+    as_json: bool,
+    schema_path: str | None,
+    revision: str | None,
+    params: tuple[str, ...],
+    termination_log: str | None,
+) -> None:
     """Describe a model: type, architecture, exact parameter count, context length,
     dtype, capabilities, quantization.
 
-    PATH_OR_URI is a model directory, hf://org/name[@revision], or an http(s) URL of
-    a .safetensors file. Remote models are read by their safetensors headers only
-    (a few KB per shard), nothing is downloaded.
+    PATH_OR_URI is a model directory, hf://org/name[@revision], an http(s) URL of a
+    .safetensors file, or an object-store prefix (oci://, s3://, gs://, az://).
+    Remote models are read by their safetensors headers only (a few KB per shard),
+    nothing is downloaded.
     """
     try:
+        parameters = parse_params(params)
+        if parameters and "://" not in target:
+            raise BadInput("--param applies to object-store URIs: drop it for a directory")
         if schema_path is not None:
             try:
                 check_schema_path(schema_path)
             except ConfigError as e:
                 raise BadInput(f"--schema-path: {e}") from None
         if "://" in target:
-            result = discovery.inspect_remote(target, revision=revision, schema_path=schema_path)
+            result = discovery.inspect_remote(
+                target, revision=revision, schema_path=schema_path, params=parameters
+            )
         else:
             if revision is not None:
                 raise BadInput("--revision applies to hf:// models only: drop it for a directory")
@@ -84,6 +114,8 @@ def inspect(target: str, as_json: bool, schema_path: str | None, revision: str |
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
 
+    if termination_log is not None:
+        _write_termination_log(termination_log, result.to_ome_config())
     data = result.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -93,3 +125,16 @@ def inspect(target: str, as_json: bool, schema_path: str | None, revision: str |
             click.echo(f"{label:<{width}}  {_cell(key, data[key])}")
         for message in result.errors:
             click.echo(f"error: {message}", err=True)
+
+
+def _write_termination_log(path: str, config: dict[str, Any]) -> None:
+    """Kubernetes keeps at most 4096 bytes of a termination message: when the config
+    is larger, the decoded configuration (the bulkiest part) is left out."""
+    text = json.dumps(config, separators=(",", ":"), sort_keys=True)
+    if len(text.encode()) > TERMINATION_LOG_LIMIT:
+        slim = {k: v for k, v in config.items() if k != "decodedModelConfiguration"}
+        text = json.dumps(slim, separators=(",", ":"), sort_keys=True)
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise click.ClickException(f"--termination-log {path}: {e.strerror}") from None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ome_agent.cli.params import parse_params
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings, parse_size
 from ome_agent.transfer import pull as run_pull
@@ -31,6 +32,15 @@ SOURCE is one of:
                              otherwise DEST is the file's own path
   hf://org/name[@revision]   a whole Hugging Face model repo into directory DEST;
                              HF_ENDPOINT and HF_TOKEN are read from the environment
+  oci://n/NS/b/BUCKET/o/PREFIX   every object under PREFIX into directory DEST
+  s3://BUCKET/PREFIX              (likewise; credentials, region and endpoint come
+  gs://BUCKET/PREFIX              from each vendor SDK's own chain: environment,
+  az://ACCOUNT/CONTAINER/PREFIX   config files, metadata service; --param overrides)
+
+
+--param KEY=VALUE sets what spec.storage.parameters would on a BaseModel, e.g.
+  --param region=us-phoenix-1 --param auth=InstancePrincipal
+  --param endpoint=https://objectstorage.example:8443
 """
 
 
@@ -101,6 +111,13 @@ def _fail(err: OmeAgentError) -> None:
 @click.option("--exclude", multiple=True, help="Skip repo files matching this glob (repeatable).")
 @click.option("--sha256", help="Expected sha256 of an http(s) file (hex).")
 @click.option("--md5", help="Expected md5 of an http(s) file (hex).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Object-store parameter, as in spec.storage.parameters (repeatable).",
+)
 @click.option("--connections", type=int, help="Parallel ranges per file [default: adaptive].")
 @click.option("--chunk-size", help="Bytes per range request, e.g. 8M, 16MiB [default: adaptive].")
 @click.option(
@@ -132,6 +149,7 @@ def pull_command(
     exclude: tuple[str, ...],
     sha256: str | None,
     md5: str | None,
+    params: tuple[str, ...],
     connections: int | None,
     chunk_size: str | None,
     max_connections: int,
@@ -163,6 +181,7 @@ def pull_command(
                 exclude=exclude,
                 sha256=sha256,
                 md5=md5,
+                params=parse_params(params),
                 on_progress=view.update,
             )
     except KeyboardInterrupt:

@@ -9,11 +9,14 @@ moves, which is what the agent's disk-space check needs.
 
 Credentials go only to the Hub: the engine drops ``Authorization`` when the Hub
 redirects an LFS file to its CDN. A plain ``http(s)://.../x.safetensors`` URL is
-read the same way (its header only).
+read the same way (its header only). Object-store prefixes (``oci://``, ``s3://``,
+``gs://``, ``az://``) are listed by their backend and read like a repo, each range
+request signed the way the backend signs its downloads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ome_agent import __version__, _core
@@ -28,8 +31,10 @@ from ome_agent.discovery.describe import build, quantization_of, weight_dirs
 from ome_agent.discovery.result import Discovery
 from ome_agent.discovery.weights import WeightCount, count, merge, select_shards
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.hf import resolve_hf
 from ome_agent.sources.model import RemoteFile
+from ome_agent.sources.objects import SCHEMES, ObjectSource, resolve_object
 from ome_agent.sources.uri import HfRef, parse_source
 
 PROBE_BYTES = 64 * 1024
@@ -46,20 +51,26 @@ def inspect_remote(
     token: str | None = None,
     revision: str | None = None,
     schema_path: str | None = None,
+    params: Mapping[str, str] | None = None,
     engine: _core.Engine | None = None,
 ) -> Discovery:
     """Describe a remote model from its small files and safetensors headers.
 
+    ``params`` are an object store's ``spec.storage.parameters`` (region, auth, ...).
     Raises the sources' errors (BadInput, SourceNotFound, TransferFailed) when the
     repo cannot be listed; problems with its content go into ``Discovery.errors``."""
     scheme = uri.strip().partition("://")[0].lower()
-    if scheme not in ("hf", "http", "https"):
+    if scheme not in ("hf", "http", "https", *SCHEMES):
         raise BadInput(
-            f"inspect reads hf://org/name[@revision], an http(s) URL of a .safetensors file "
-            f"or a local directory, not {scheme}://"
+            f"inspect reads hf://org/name[@revision], an http(s) URL of a .safetensors file, "
+            f"an object-store prefix ({', '.join(s + '://' for s in SCHEMES)}) or a local "
+            f"directory, not {scheme}://"
         )
     ref = parse_source(uri, revision)
     engine = engine or _core.Engine(user_agent=f"ome-agent/{__version__}")
+    if isinstance(ref, ObjectSource):
+        listed = resolve_object(ref.ref, StorageAuth(parameters=dict(params or {})))
+        return _inspect_files(engine, {f.path: f for f in listed.files}, schema_path)
     if not isinstance(ref, HfRef):
         name = ref.file_name or ""
         if not name.endswith(".safetensors"):
@@ -182,11 +193,13 @@ def _headers(engine: _core.Engine, shards: list[RemoteFile]) -> dict[str, Header
 
 
 def _header(engine: _core.Engine, f: RemoteFile) -> _core.SafetensorsHeader:
-    data = engine.fetch_range(f.url, 0, PROBE_BYTES, headers=dict(f.headers))
+    data = engine.fetch_range(f.url, 0, PROBE_BYTES, headers=dict(f.headers), sign=f.sign)
     need = _core.safetensors_header_length(data[:8])
     if need > len(data) and len(data) == PROBE_BYTES:
         # a header over 64 KiB (thousands of tensors): fetch the rest of it
-        data += engine.fetch_range(f.url, len(data), need - len(data), headers=dict(f.headers))
+        data += engine.fetch_range(
+            f.url, len(data), need - len(data), headers=dict(f.headers), sign=f.sign
+        )
     return _core.parse_safetensors_header(data[:need], f.size)
 
 
@@ -196,7 +209,9 @@ def _fetch_small(engine: _core.Engine, f: RemoteFile) -> bytes:
             f"{f.path}: larger than the {MAX_CONFIG_BYTES}-byte limit of a config file"
         )
     try:
-        return engine.fetch_range(f.url, 0, MAX_CONFIG_BYTES + 1, headers=dict(f.headers))
+        return engine.fetch_range(
+            f.url, 0, MAX_CONFIG_BYTES + 1, headers=dict(f.headers), sign=f.sign
+        )
     except _core.EngineError as e:
         raise ConfigError(f"{f.path}: cannot fetch it ({_reason(e)})") from None
 

@@ -17,6 +17,14 @@ Decisions documented here (and in the README):
   naming both. Files are never shared silently, so deleting one never breaks the other.
 - ``vendor://``: the vendor's system provides the files; the model is reported Ready
   at its path with no download, and its path is never removed by the agent.
+- ``pvc://``: the files live on a claim pods mount, not on nodes; the agent leaves
+  such a model alone (no download, no entry) and the controller reports it.
+- a FineTunedWeight goes where its base model goes: it is eligible on this node when
+  its ``baseModelRef`` resolves to a model eligible here (and its own node selector,
+  if any, matches). A single zip object is unpacked safely (``reconcile.adapter``).
+- object-store credentials: the whole Secret named by ``storage.key``; a principal
+  auth method (instance, resource, workload identity) needs none, so a Secret that
+  cannot be read is then ignored rather than failing the model.
 - failures from the source, credentials, disk space or verification are retried with
   exponential backoff and jitter (``retry_base`` doubling to ``retry_cap``); a spec error or an
   unsupported scheme is not retried until the resource changes.
@@ -41,7 +49,7 @@ from typing import Any
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import layout
+from ome_agent.reconcile import adapter, layout
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.download import Digests, Fetch, NoSpace
 from ome_agent.reconcile.eligibility import eligibility
@@ -57,11 +65,17 @@ from ome_agent.reconcile.ports import (
 )
 from ome_agent.reconcile.sources import SourcePlan, Unsupported, plan_source
 from ome_agent.reconcile.workqueue import Priority, WorkQueue
+from ome_agent.sources import StorageAuth
 from ome_agent.transfer.pull import make_engine
 
 log = logging.getLogger("ome_agent.reconcile")
 
 NO_RETRY = ("spec", "unsupported")
+# auth methods that take no key material from a Secret (OME's spellings, lower case)
+PRINCIPAL_AUTH = frozenset(
+    {"instanceprincipal", "resourceprincipal", "okeworkloadidentity", "workloadidentity"}
+)
+FINE_TUNED = "FineTunedWeight"
 
 
 @dataclass(frozen=True)
@@ -135,7 +149,8 @@ class Reconciler:
     def set_node(self, name: str, labels: Mapping[str, str]) -> None:
         self._node_name = name
         self._labels = dict(labels)
-        for key in list(self._resources):
+        # base models first: a FineTunedWeight's eligibility follows its base's
+        for key in sorted(self._resources, key=lambda k: k.kind == FINE_TUNED):
             self._evaluate(key)
 
     def apply(self, resource: ModelResource) -> None:
@@ -164,6 +179,8 @@ class Reconciler:
         if self._started:
             self._queue.cancel(key)
             self._queue.add(key, Priority.DELETE)
+        for dependent in self._dependents(key):
+            self._evaluate(dependent)
 
     def replace_all(self, kinds: Collection[str], resources: Iterable[ModelResource]) -> None:
         current = {r.key: r for r in resources}
@@ -174,16 +191,36 @@ class Reconciler:
 
     def _evaluate(self, key: ModelKey, *, force: bool = False) -> None:
         resource = self._resources[key]
-        now = eligibility(resource.storage, self._node_name, self._labels).eligible
+        now = self._eligible_here(resource)
         before = self._eligible.get(key)
         self._eligible[key] = now
-        if not self._started or (before == now and not force):
+        if before == now and not force:
             return
-        if now:
-            self._queue.add(key, Priority.DOWNLOAD)
-        else:
-            self._queue.cancel(key)
-            self._queue.add(key, Priority.DELETE)
+        if self._started:
+            if now:
+                self._queue.add(key, Priority.DOWNLOAD)
+            else:
+                self._queue.cancel(key)
+                self._queue.add(key, Priority.DELETE)
+        for dependent in self._dependents(key):
+            self._evaluate(dependent)
+
+    def _eligible_here(self, resource: ModelResource) -> bool:
+        storage = resource.storage
+        uri = ((storage.storage_uri if storage else None) or "").strip().lower()
+        if uri.startswith("pvc://"):
+            return False  # the claim holds the files (module doc)
+        own = eligibility(storage, self._node_name, self._labels).eligible
+        if resource.kind != FINE_TUNED:
+            return own
+        base = resource.base_key
+        return own and base is not None and self._eligible.get(base, False)
+
+    def _dependents(self, key: ModelKey) -> list[ModelKey]:
+        """The FineTunedWeights whose base model is ``key``."""
+        if key.kind == FINE_TUNED:
+            return []
+        return [k for k, r in self._resources.items() if r.base_key == key]
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -297,10 +334,11 @@ class Reconciler:
         if await self._ready_from_disk(resource, identity):
             self._schedule_verify(key)
             return
-        if plan.scheme == "vendor":
+        if plan.vendor is not None:  # the vendor's system provides the files (module doc)
+            config = {**resource.user_fields(), "vendorSource": plan.vendor}
             await self._publish(
                 NodeReport(
-                    key, resource.uid, NodeState.READY, config={}, storage_uri=plan.display,
+                    key, resource.uid, NodeState.READY, config=config, storage_uri=plan.display,
                     path=str(target),
                 )
             )  # fmt: skip
@@ -346,11 +384,7 @@ class Reconciler:
         old: Manifest | None,
     ) -> None:
         key = resource.key
-        storage = resource.storage
-        token = None
-        if plan.scheme == "hf" and storage is not None and storage.secret_name:
-            namespace = resource.namespace or self.options.namespace
-            token = await self._secrets.read(namespace, storage.secret_name, storage.secret_key)
+        token, auth = await self._credentials(resource, plan)
         ours = old is not None and Path(old.identity.path) == target
         if not ours and target.is_dir() and any(target.iterdir()):
             raise BadInput(
@@ -369,7 +403,9 @@ class Reconciler:
         await self._publish_progress(resource, plan, target, fetch)
         reporter = asyncio.create_task(self._progress_loop(resource, plan, target, fetch))
         try:
-            commit, digests = await self._in_thread(fetch, plan, staging, token)
+            commit, digests = await self._in_thread(fetch, plan, staging, token, auth)
+            if key.kind == FINE_TUNED:
+                digests = await asyncio.to_thread(adapter.unpack_single_zip, staging, digests)
         except asyncio.CancelledError:
             self._count_download("cancelled")
             raise
@@ -409,13 +445,42 @@ class Reconciler:
         )
         await self._publish_ready(resource, manifest)
 
+    async def _credentials(
+        self, resource: ModelResource, plan: SourcePlan
+    ) -> tuple[str | None, StorageAuth]:
+        """The Hub token (hf) or the object store's Secret, from the model's namespace
+        (a cluster-scoped model's: the agent's); see the module doc for principals."""
+        storage = resource.storage
+        if storage is None:
+            return None, StorageAuth()
+        parameters = dict(storage.parameters)
+        name = storage.secret_name
+        namespace = resource.namespace or self.options.namespace
+        if name and plan.scheme == "hf":
+            return await self._secrets.read(namespace, name, storage.secret_key), StorageAuth(
+                parameters
+            )
+        if name and plan.objects is not None:
+            try:
+                secret = await self._secrets.read_all(namespace, name)
+            except CredentialError:
+                if (storage.auth or "").lower() not in PRINCIPAL_AUTH:
+                    raise
+                log.info(
+                    "secret not read: the auth method needs none",
+                    extra={"model": str(resource.key), "auth": storage.auth},
+                )
+            else:
+                return None, StorageAuth(parameters, secret=secret, secret_name=name)
+        return None, StorageAuth(parameters)
+
     async def _in_thread(
-        self, fetch: Fetch, plan: SourcePlan, staging: Path, token: str | None
+        self, fetch: Fetch, plan: SourcePlan, staging: Path, token: str | None, auth: StorageAuth
     ) -> tuple[str | None, Digests]:
         """Run the fetch in a thread; on cancellation stop it and wait until it has
         stopped, so the caller may clean the staging directory safely."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._fetch_pool, fetch.run, plan, staging, token)
+        future = loop.run_in_executor(self._fetch_pool, fetch.run, plan, staging, token, auth)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -428,6 +493,8 @@ class Reconciler:
     def _discover(
         self, resource: ModelResource, model_dir: Path
     ) -> tuple[dict[str, Any], int | None]:
+        if resource.kind == FINE_TUNED:
+            return adapter.fine_tuned_config(resource, model_dir), None
         user = resource.user_fields()
         if resource.skip_config_parsing:
             return dict(user), None

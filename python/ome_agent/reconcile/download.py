@@ -17,7 +17,7 @@ from pathlib import Path
 from ome_agent import _core
 from ome_agent.errors import BadInput, Interrupted
 from ome_agent.reconcile.sources import SourcePlan
-from ome_agent.sources import ResolvedSource, resolve_hf, resolve_http
+from ome_agent.sources import ResolvedSource, StorageAuth, resolve_hf, resolve_http, resolve_object
 from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Runner
 from ome_agent.transfer.settings import TransferSettings
@@ -63,12 +63,16 @@ class Fetch:
             self.total_bytes = snap.total_bytes
         return snap.done_bytes, snap.files_done, snap.files_total, snap.rate
 
-    def run(self, plan: SourcePlan, staging: Path, token: str | None) -> tuple[str | None, Digests]:
-        """Fill ``staging``; return the resolved commit and the per-file digests."""
+    def run(
+        self, plan: SourcePlan, staging: Path, token: str | None, auth: StorageAuth
+    ) -> tuple[str | None, Digests]:
+        """Fill ``staging``; return the resolved commit and the per-file digests.
+
+        ``token``: the Hub token (hf); ``auth``: an object store's parameters and Secret."""
         if plan.scheme == "local":
             assert plan.local is not None
             return None, self._copy_local(plan.local, staging)
-        resolved = self._resolve(plan, token)
+        resolved = self._resolve(plan, token, auth)
         self._check()
         jobs = confined_jobs(staging, resolved)
         sizes = [j.file.size for j in jobs]
@@ -92,23 +96,30 @@ class Fetch:
                     ("md5", r.md5),
                     ("git-sha1", r.git_sha1),
                     ("xxh3-128", r.xxh3_128),
+                    ("crc32c", r.crc32c),
                 )
                 if v
             }
             verified = list(r.verified)
             if o.job.file.size is not None and r.size == o.job.file.size:
                 verified.append("size")
+            if o.job.file.unverified:  # what the store could not give us, said in the manifest
+                found["unverified"] = o.job.file.unverified
             digests[o.job.file.path] = (found, verified)
             self.fetched_bytes += r.fetched_bytes
         self.phase = "Verified"
         return resolved.commit, digests
 
-    def _resolve(self, plan: SourcePlan, token: str | None) -> ResolvedSource:
-        if plan.scheme == "hf":
-            assert plan.hf is not None
-            resolved = resolve_hf(plan.hf, token=token)
+    def _resolve(self, plan: SourcePlan, token: str | None, auth: StorageAuth) -> ResolvedSource:
+        if plan.hf is not None or plan.objects is not None:
+            if plan.hf is not None:
+                resolved = resolve_hf(plan.hf, token=token)
+            else:
+                assert plan.objects is not None
+                resolved = resolve_object(plan.objects.ref, auth)
             if not resolved.files:
-                raise BadInput(f"{plan.display} has no files at commit {resolved.commit}")
+                at = f" at commit {resolved.commit}" if resolved.commit else ""
+                raise BadInput(f"spec.storage.storageUri: {plan.display} has no files{at}")
             return resolved
         assert plan.http is not None
         assert plan.http.file_name is not None

@@ -45,11 +45,17 @@ def inside(path: Path, root: Path) -> bool:
     return p != r and r in p.parents
 
 
+FINE_TUNED_DIR = "fine-tuned"
+
+
 def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ...]) -> Path:
     """The model's directory; BadInput naming ``spec.storage.path`` if it is not allowed."""
     raw = (storage.path if storage else None) or ""
     if not raw:
-        parts = [key.namespace, key.name] if key.namespace else [key.name]
+        if key.kind == "FineTunedWeight":  # apart from the models: names may repeat
+            parts = [FINE_TUNED_DIR, key.name]
+        else:
+            parts = [key.namespace, key.name] if key.namespace else [key.name]
         return _real(roots[0].joinpath(*parts))
     path = Path(raw)
     if not path.is_absolute():

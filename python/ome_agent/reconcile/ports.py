@@ -83,3 +83,8 @@ class SecretReader(Protocol):
     async def read(self, namespace: str, name: str, key: str) -> str:
         """Raise :class:`CredentialError` if the Secret or key is missing or unreadable."""
         ...
+
+    async def read_all(self, namespace: str, name: str) -> Mapping[str, str]:
+        """Every key of the Secret (object stores take several: key, fingerprint, ...).
+        Raise :class:`CredentialError` if it is missing or unreadable."""
+        ...

@@ -7,12 +7,17 @@ Supported here:
 - a local path (``file:///abs/dir`` or ``/abs/dir``): the directory (or file) is
   hard-linked into the model directory when on the same filesystem, else copied;
   checked by size;
+- ``oci://``, ``s3://``, ``gs://``, ``az://``: every object under the prefix, listed
+  by the vendor's SDK with the Secret named by ``storage.key`` (else the SDK's own
+  chain), each file verified against the digests the store gives;
 - ``vendor://...``: the vendor's own system provides the files (OME semantics): the
-  agent downloads nothing and reports the model Ready at its path, with no files.
+  agent downloads nothing and reports the model Ready at its path, with no files;
+- ``pvc://[namespace:]claim/sub-path``: the model already lives on a claim that pods
+  mount; nothing belongs on the node, so the agent neither downloads nor reports it
+  (the controller reports the claim, see ``ome_agent.controller.pvc``).
 
-Every other scheme (``oci://``, ``s3://``, ``gs://``, ``az://``, ``pvc://``, unknown)
-fails at once with :class:`Unsupported`, whose message names the scheme: the model is
-Failed on this node, never stuck Updating.
+An unknown scheme fails at once with :class:`Unsupported`, whose message names the
+scheme: the model is Failed on this node, never stuck Updating.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ from urllib.parse import unquote, urlsplit
 
 from ome_agent.api import StorageSpec
 from ome_agent.errors import BadInput
-from ome_agent.sources import HfRef, HttpRef, parse_source, redact_url
+from ome_agent.sources import HfRef, HttpRef, ObjectSource, parse_source, redact_url
+from ome_agent.sources.objects import FORMS, SCHEMES
 
-SUPPORTED = "hf://org/name[@revision], http(s)://host/path/file, a local path, vendor://"
+SUPPORTED = (
+    f"hf://org/name[@revision], http(s)://host/path/file, {FORMS}, pvc://claim/path, "
+    "vendor://, a local path"
+)
 
 
 class Unsupported(BadInput):
@@ -34,12 +43,19 @@ class Unsupported(BadInput):
 
 @dataclass(frozen=True)
 class SourcePlan:
-    scheme: str  # "hf" | "http" | "local" | "vendor"
+    scheme: str  # "hf" | "http" | "local" | "vendor" | "pvc" | one of sources.objects.SCHEMES
     display: str  # the URI with credentials and query strings redacted
     revision: str | None  # as requested (hf only)
     hf: HfRef | None = None
     http: HttpRef | None = None
     local: Path | None = None
+    objects: ObjectSource | None = None
+    vendor: dict[str, str] | None = None  # vendor://{vendor}/{resourceType}/{resourcePath}
+
+    @property
+    def on_node(self) -> bool:
+        """Whether the model's files belong on the nodes at all (not for a claim)."""
+        return self.scheme != "pvc"
 
 
 def plan_source(storage: StorageSpec | None) -> SourcePlan:
@@ -65,7 +81,16 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
             raise BadInput(f"spec.storage.storageUri {uri!r}: give an absolute path, file:///dir")
         return SourcePlan("local", uri, None, local=Path(path))
     if scheme == "vendor":
-        return SourcePlan("vendor", uri, None)
+        return SourcePlan("vendor", uri, None, vendor=_vendor_parts(uri))
+    if scheme == "pvc":
+        return SourcePlan("pvc", uri, None)
+    if scheme in SCHEMES:
+        try:
+            ref_objects = parse_source(uri)
+        except BadInput as e:
+            raise BadInput(f"spec.storage.storageUri: {e}") from None
+        assert isinstance(ref_objects, ObjectSource)
+        return SourcePlan(scheme, ref_objects.display, None, objects=ref_objects)
     if scheme == "hf":
         try:
             ref = parse_source(uri, storage.parameters.get("revision") or None)
@@ -86,6 +111,17 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
             )
         return SourcePlan("http", ref_http.display, None, http=ref_http)
     raise Unsupported(
-        f"{scheme}:// is not supported by this agent version: spec.storage.storageUri "
+        f"{scheme}:// is not a storage scheme this agent knows: spec.storage.storageUri "
         f"{redact_url(uri)!r} cannot be fetched on this node; supported: {SUPPORTED}"
     )
+
+
+def _vendor_parts(uri: str) -> dict[str, str]:
+    vendor, _, rest = uri.partition("://")[2].partition("/")
+    resource_type, _, resource_path = rest.partition("/")
+    if not vendor or not resource_type or not resource_path.strip("/"):
+        raise BadInput(
+            f"spec.storage.storageUri {uri!r}: use vendor://{{vendor}}/{{resource-type}}/"
+            "{resource-path}, e.g. vendor://nvidia/models/llama-70b-tensorrt"
+        )
+    return {"vendor": vendor, "resourceType": resource_type, "resourcePath": resource_path}

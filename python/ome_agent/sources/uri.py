@@ -1,8 +1,9 @@
 """Parsing of the SOURCE argument into a typed reference (first step of a pull).
 
-Supported here: ``http(s)://host/path`` (one file) and ``hf://org/name[@revision]``
-(a whole Hugging Face model repo). Anything else is bad input whose message says
-which forms are accepted.
+Supported here: ``http(s)://host/path`` (one file), ``hf://org/name[@revision]``
+(a whole Hugging Face model repo) and the object stores (``oci://``, ``s3://``,
+``gs://``, ``az://``: every object under a prefix, parsed by their backend modules).
+Anything else is bad input whose message says which forms are accepted.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ome_agent.errors import BadInput
+from ome_agent.sources.objects import FORMS, SCHEMES, ObjectSource, parse_object
 
 # the Hub's own rule for repo ids (huggingface_hub validate_repo_id)
 _REPO_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
-ACCEPTED = "use http(s)://host/path/file or hf://org/name[@revision]"
+ACCEPTED = f"use http(s)://host/path/file, hf://org/name[@revision], {FORMS}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class HfRef:
         return f"hf://{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
 
 
-SourceRef = HttpRef | HfRef
+SourceRef = HttpRef | HfRef | ObjectSource
 
 
 def redact_url(url: str) -> str:
@@ -66,6 +68,20 @@ def parse_source(source: str, revision: str | None = None) -> SourceRef:
         return _parse_http(text, source)
     if scheme == "hf":
         return _parse_hf(rest, source, revision)
+    if scheme in SCHEMES:
+        if revision is not None:
+            raise BadInput(f"--revision applies to hf:// sources only: drop it for {scheme}://")
+        return ObjectSource(parse_object(text))
+    if scheme == "pvc":
+        raise BadInput(
+            f"SOURCE {source!r}: a pvc:// model already lives on its claim; nothing to pull. "
+            "Mount the claim (or run `ome-agent inspect` in a pod that mounts it)"
+        )
+    if scheme == "vendor":
+        raise BadInput(
+            f"SOURCE {source!r}: a vendor:// model is provided by the vendor's own system; "
+            "nothing to pull"
+        )
     raise BadInput(f"SOURCE scheme '{scheme}://' is not supported by pull: {ACCEPTED}")
 
 

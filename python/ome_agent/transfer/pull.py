@@ -5,15 +5,15 @@ the listing is filtered and every name confined before a byte is written.
 
 Where an http(s) file lands: if DEST ends with "/" or is an existing directory, the
 file goes into it under the URL's last path segment; otherwise DEST is the file's
-own path (its parent directory is created). An hf:// repo always goes into DEST
-as a directory, keeping the repo's relative paths.
+own path (its parent directory is created). An hf:// repo and the objects under an
+object-store prefix always go into DEST as a directory, keeping their relative paths.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ome_agent import __version__, _core
@@ -21,12 +21,15 @@ from ome_agent.errors import BadInput, UnsafePath
 from ome_agent.sources import (
     HfRef,
     HttpRef,
+    ObjectSource,
     ResolvedSource,
+    StorageAuth,
     check_globs,
     check_hex,
     parse_source,
     resolve_hf,
     resolve_http,
+    resolve_object,
     select,
 )
 from ome_agent.transfer.confine import check_name, confine
@@ -59,13 +62,19 @@ def pull(
     exclude: Sequence[str] = (),
     sha256: str | None = None,
     md5: str | None = None,
+    params: Mapping[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
     engine: _core.Engine | None = None,
 ) -> PullSummary:
-    """Fetch SOURCE into DEST, verified; raise an :class:`~ome_agent.errors.OmeAgentError`."""
+    """Fetch SOURCE into DEST, verified; raise an :class:`~ome_agent.errors.OmeAgentError`.
+
+    ``params`` are an object store's ``spec.storage.parameters`` (region, auth,
+    endpoint, ...); credentials come from each vendor SDK's own chain."""
     settings = settings or TransferSettings()
     started = time.monotonic()
     ref = parse_source(source, revision)
+    if params and not isinstance(ref, ObjectSource):
+        raise BadInput("--param applies to object stores (oci://, s3://, gs://, az://): drop it")
     dest_path = Path(dest)
     if isinstance(ref, HttpRef):
         if include or exclude:
@@ -80,15 +89,19 @@ def pull(
     else:
         if sha256 is not None or md5 is not None:
             raise BadInput(
-                "--sha256/--md5 apply to a single http(s) file: hf:// files are verified "
-                "against the digests in the repo listing"
+                "--sha256/--md5 apply to a single http(s) file: repo and bucket files are "
+                "verified against the digests in their listing"
             )
         check_globs(include, "--include")
         check_globs(exclude, "--exclude")
         if dest_path.exists() and not dest_path.is_dir():
-            raise BadInput(f"DEST {dest} is a file: an hf:// repo needs a directory")
+            raise BadInput(f"DEST {dest} is a file: {ref.display} needs a directory")
         root = dest_path
-        resolved = _resolve_repo(ref, include, exclude)
+        if isinstance(ref, ObjectSource):
+            listed = resolve_object(ref.ref, StorageAuth(parameters=dict(params or {})))
+        else:
+            listed = resolve_hf(ref)
+        resolved = _selected(ref, listed, include, exclude)
 
     jobs = confined_jobs(root, resolved)
     try:
@@ -116,10 +129,15 @@ def _http_target(ref: HttpRef, dest: str) -> tuple[Path, str]:
     return path.parent, path.name
 
 
-def _resolve_repo(ref: HfRef, include: Sequence[str], exclude: Sequence[str]) -> ResolvedSource:
-    resolved = resolve_hf(ref)
+def _selected(
+    ref: HfRef | ObjectSource,
+    resolved: ResolvedSource,
+    include: Sequence[str],
+    exclude: Sequence[str],
+) -> ResolvedSource:
     if not resolved.files:
-        raise BadInput(f"{ref.display} has no files at commit {resolved.commit}")
+        at = f" at commit {resolved.commit}" if resolved.commit else ""
+        raise BadInput(f"{ref.display} has no files{at}")
     chosen = select(resolved.files, include, exclude)
     if not chosen:
         raise BadInput(
@@ -184,7 +202,7 @@ def _summarize(
         scheme=resolved.scheme,
         revision=resolved.revision,
         commit=resolved.commit,
-        dest=str(root if resolved.scheme == "hf" else outcomes[0].job.dest),
+        dest=str(outcomes[0].job.dest if resolved.scheme == "http" else root),
         files=files,
         total_bytes=total,
         fetched_bytes=sum(f.fetched_bytes for f in files),

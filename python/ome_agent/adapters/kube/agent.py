@@ -35,8 +35,9 @@ from ome_agent.reconcile.options import AgentOptions
 
 log = logging.getLogger(__name__)
 
-# the model kinds a node agent watches (FineTunedWeights are not placed on nodes by it)
-WATCHED_KINDS = ("ClusterBaseModel", "BaseModel")
+# the model kinds a node agent watches; base models first, so a FineTunedWeight's
+# base is known when the first lists are handed to the core
+WATCHED_KINDS = ("ClusterBaseModel", "BaseModel", "FineTunedWeight")
 # /healthz turns unready when the API server has not answered for this long
 API_GRACE_SECONDS = 60.0
 FLUSH_ON_EXIT_SECONDS = 5.0

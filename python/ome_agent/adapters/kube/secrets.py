@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 
 from ome_agent.adapters.kube.client import Kube, KubeError
 from ome_agent.reconcile.ports import CredentialError
@@ -25,31 +26,47 @@ class KubeSecretReader:
 
     async def read(self, namespace: str, name: str, key: str) -> str:
         where = f"Secret {namespace}/{name}"
-        try:
-            secret = await self.kube.request(
-                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", verb="get"
-            )
-        except KubeError as e:
-            raise CredentialError(_explain(e, where, namespace, key)) from None
-        data = secret.get("data") or {}
+        data = await self._data(namespace, name, key)
         if key not in data:
             keys = ", ".join(sorted(data)) or "none"
             raise CredentialError(
                 f"{where} has no key {key!r} (its keys: {keys}): add the key, or name "
                 "the right one in the model's storage parameters (secretKey)"
             )
+        return _decode(where, key, data[key])
+
+    async def read_all(self, namespace: str, name: str) -> Mapping[str, str]:
+        where = f"Secret {namespace}/{name}"
+        data = await self._data(namespace, name, None)
+        return {key: _decode(where, key, value) for key, value in data.items()}
+
+    async def _data(self, namespace: str, name: str, key: str | None) -> Mapping[str, str]:
         try:
-            return base64.b64decode(data[key], validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+            secret = await self.kube.request(
+                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", verb="get"
+            )
+        except KubeError as e:
             raise CredentialError(
-                f"{where}: key {key!r} is not UTF-8 text: store the token as plain text"
+                _explain(e, f"Secret {namespace}/{name}", namespace, key)
             ) from None
+        data = secret.get("data") or {}
+        return data if isinstance(data, Mapping) else {}
 
 
-def _explain(e: KubeError, where: str, namespace: str, key: str) -> str:
+def _decode(where: str, key: str, value: object) -> str:
+    try:
+        return base64.b64decode(str(value), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise CredentialError(
+            f"{where}: key {key!r} is not UTF-8 text: store the credential as plain text"
+        ) from None
+
+
+def _explain(e: KubeError, where: str, namespace: str, key: str | None) -> str:
     if e.status == 404:
+        with_key = f" (key {key!r})" if key else ""
         return (
-            f"{where} not found: create it (key {key!r}) in namespace {namespace!r}, "
+            f"{where} not found: create it{with_key} in namespace {namespace!r}, "
             "where the model lives (ClusterBaseModels: the agent's namespace)"
         )
     if e.status == 403:

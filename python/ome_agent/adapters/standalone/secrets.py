@@ -7,6 +7,8 @@ and ``parameters.secretKey``, default ``token``) gets, in this order:
   exactly as the API server would give it;
 - else the environment variable ``OME_SECRET_<NAME>_<KEY>`` (upper case, every other
   character than letters and digits as ``_``), or, for the key ``token``, ``HF_TOKEN``.
+A whole Secret (object-store credentials: several keys) comes from a manifest only;
+without one, each vendor SDK's own chain (environment, config files) applies.
 Values are never logged; an error names the Secret, the key and what to set.
 """
 
@@ -56,3 +58,13 @@ class StandaloneSecretReader:
                 f"{specific}{also}"
             )
         return value
+
+    async def read_all(self, namespace: str, name: str) -> Mapping[str, str]:
+        declared = self._manifests.get((namespace, name))
+        if declared is None:
+            raise CredentialError(
+                f"Secret {namespace}/{name} is not in the manifests directory: add a v1 "
+                f"Secret document named {name!r} in namespace {namespace!r}, or drop "
+                "storage.key to use the storage SDK's own credential chain"
+            )
+        return dict(declared)
