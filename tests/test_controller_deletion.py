@@ -66,7 +66,8 @@ def test_waits_for_live_nodes_with_an_entry() -> None:
 
 def test_done_when_no_entry_left() -> None:
     decision = decide({}, {"a": view("a")})
-    assert decision.done and not decision.timed_out
+    assert decision.done
+    assert not decision.timed_out
     assert decision.waiting_on == ()
     assert decision.condition["reason"] == "Cleaned"
 
@@ -75,7 +76,8 @@ def test_not_live_and_gone_nodes_do_not_block() -> None:
     nodes = {"a": view("a"), "down": view("down", live=False)}
     entries = {"down": entry("down"), "gone": entry("gone", path="/data/llama")}
     decision = decide(entries, nodes)
-    assert decision.done and not decision.timed_out
+    assert decision.done
+    assert not decision.timed_out
     message = decision.condition["message"]
     # the nodes that could not confirm are named, with where the files are
     assert "files may remain on down, gone in /data/llama, /mnt/models/llama" in message

@@ -88,7 +88,8 @@ def test_inspect_job_shape() -> None:
     assert job["metadata"]["labels"]["ome.io/model-uid"] == model.uid
     spec = job["spec"]
     assert spec["backoffLimit"] == 1
-    assert spec["ttlSecondsAfterFinished"] > 0 and spec["activeDeadlineSeconds"] > 0
+    assert spec["ttlSecondsAfterFinished"] > 0
+    assert spec["activeDeadlineSeconds"] > 0
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"] == [
@@ -120,9 +121,12 @@ def test_inspect_job_accepted_by_the_api_server(cluster: Cluster, kube_namespace
     found = cluster.request(
         "GET",
         f"/apis/batch/v1/namespaces/{kube_namespace}/jobs",
-        query={
-            "labelSelector": f"app.kubernetes.io/component=pvc-inspect,ome.io/model-uid={model.uid}"
-        },
+        query=[
+            (
+                "labelSelector",
+                f"app.kubernetes.io/component=pvc-inspect,ome.io/model-uid={model.uid}",
+            )
+        ],
     )
     assert [j["metadata"]["name"] for j in found["items"]] == [name]
 
@@ -174,7 +178,8 @@ def test_pvc_status_bound_with_config_is_ready() -> None:
     )
     assert (status["state"], status["lifecycle"]) == ("Ready", "Ready")
     assert cond(status, "Ready")["status"] == "True"
-    assert status["nodesReady"] == [] and status["observedGeneration"] == 2
+    assert status["nodesReady"] == []
+    assert status["observedGeneration"] == 2
 
 
 def test_pvc_status_pending_is_in_transit_with_reason() -> None:

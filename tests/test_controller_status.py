@@ -53,8 +53,9 @@ def entry(node: str, state: str, *, error: str | None = None, done: int = 0) -> 
 
 
 def cond(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    (found,) = [c for c in status["conditions"] if c["type"] == kind]
-    return found
+    found: list[dict[str, Any]] = [c for c in status["conditions"] if c["type"] == kind]
+    assert len(found) == 1
+    return found[0]
 
 
 def test_ome_state_rule_ready_if_any_node_ready() -> None:
