@@ -1,0 +1,631 @@
+"""A fast, protocol-faithful S3 read server for tests and benchmarks (never production).
+
+Where it sits: beside moto's server (tests/servers/moto_server.py), in front of the
+S3 source (``ome_agent.sources.s3``) and of the peers in ``benches/objectstore.py``.
+moto serves ≈110 MB/s on this machine, so a benchmark through it measures moto;
+this server moves object bytes with ``sendfile`` from files on disk and does the
+rest in a few lines, so the clients are what is measured.
+
+It speaks the read side of the S3 REST API as boto3, the AWS CLI and presigned
+URLs use it, path-style (``/bucket/key``):
+
+- ``GET /bucket?list-type=2`` (ListObjectsV2: ``prefix``, ``delimiter``,
+  ``max-keys``, ``continuation-token``, ``start-after``, ``encoding-type=url``),
+  ``GET /bucket?location``, ``HEAD /bucket``;
+- ``GET|HEAD /bucket/key`` with ``Range`` (one range; 206, ``Content-Range``, 416
+  ``InvalidRange``), ``partNumber`` (the bytes of one upload part, with
+  ``x-amz-mp-parts-count``), ``If-Range``, ``If-Match`` / ``If-None-Match``;
+- ETags as S3 computes them: ``md5`` of the object for a single-part upload,
+  ``md5(md5(part 1) ‖ … ‖ md5(part N))-N`` for an object registered as uploaded in
+  parts of ``part_size``;
+- errors as S3's XML ``<Error><Code>…`` bodies: ``NoSuchBucket``, ``NoSuchKey``,
+  ``AccessDenied``, ``InvalidAccessKeyId``, ``SignatureDoesNotMatch``,
+  ``RequestTimeTooSkewed``, ``PreconditionFailed``, ``NotImplemented``.
+
+Every request must be signed with Signature Version 4, in the ``Authorization``
+header or as a presigned URL's query. The server recomputes the signature with
+botocore's own signers (``S3SigV4Auth`` / ``S3SigV4QueryAuth``) over the headers the
+client lists as signed: no SigV4 code of its own to get subtly wrong. Not served:
+writes, object versions, SSE, ``x-amz-checksum-*`` headers (the objects are
+registered, not uploaded, so they carry no additional checksums) and
+virtual-host addressing.
+
+Standalone (the benchmarks run it in its own process so it never shares the
+harness's interpreter): ``python -m tests.servers.s3_fast --root DIR --access-key
+AK --secret-key SK [--part-size BYTES]`` serves every directory ``DIR/b`` as bucket
+``b`` and prints ``AWS_ENDPOINT_URL=http://127.0.0.1:PORT`` once ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import calendar
+import collections
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+_HASH_BLOCK = 8 * 1024 * 1024
+_SIGV4_FORMAT = "%Y%m%dT%H%M%SZ"
+# S3 refuses a header-signed request whose date is more than 15 minutes off.
+_MAX_SKEW = 15 * 60
+_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+class S3Error(Exception):
+    """An S3 error answer: status, code and message as S3 spells them."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+@dataclass
+class S3Object:
+    """One object: bytes in memory or a file on disk, with its S3 ETag."""
+
+    key: str
+    size: int
+    etag: str  # without quotes, as S3 computes it ("hex" or "hex-N")
+    part_size: int | None  # set when registered as a multipart upload
+    last_modified: float
+    path: Path | None = None
+    data: bytes | None = None
+
+    @property
+    def parts(self) -> int:
+        if self.part_size is None:
+            return 1
+        return max(1, -(-self.size // self.part_size))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the server saw it (for tests: what was asked, how it was signed)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    auth: str  # "header" | "query" | "none"
+    range: str | None
+
+
+def s3_etag(chunks: Iterable[bytes], part_size: int | None) -> str:
+    """S3's ETag of an object whose bytes are ``chunks``: md5, or the multipart form."""
+    if part_size is None:
+        h = hashlib.md5(usedforsecurity=False)
+        for c in chunks:
+            h.update(c)
+        return h.hexdigest()
+    digests: list[bytes] = []
+    part = hashlib.md5(usedforsecurity=False)
+    filled = 0
+    for c in chunks:
+        view = memoryview(c)
+        while view:
+            take = min(len(view), part_size - filled)
+            part.update(view[:take])
+            filled += take
+            view = view[take:]
+            if filled == part_size:
+                digests.append(part.digest())
+                part, filled = hashlib.md5(usedforsecurity=False), 0
+    if filled or not digests:
+        digests.append(part.digest())
+    combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+    return f"{combined}-{len(digests)}"
+
+
+def _file_chunks(path: Path) -> Iterable[bytes]:
+    with path.open("rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            yield block
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class S3FastServer:
+    """The server: buckets of registered objects, credentials, a request log."""
+
+    def __init__(
+        self,
+        *,
+        access_key: str,
+        secret_key: str,
+        region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.region = region
+        self.credentials: dict[str, str] = {access_key: secret_key}
+        self.buckets: dict[str, dict[str, S3Object]] = {}
+        self.requests: collections.deque[Recorded] = collections.deque(maxlen=10000)
+        self._lock = threading.Lock()
+        handler = type("_BoundHandler", (_Handler,), {"s3": self})
+        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ set-up
+    @property
+    def endpoint(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def add_user(self, access_key: str, secret_key: str) -> None:
+        self.credentials[access_key] = secret_key
+
+    def add_bucket(self, bucket: str) -> None:
+        self.buckets.setdefault(bucket, {})
+
+    def add_object(
+        self,
+        bucket: str,
+        key: str,
+        source: Path | bytes,
+        *,
+        part_size: int | None = None,
+        etag: str | None = None,
+    ) -> S3Object:
+        """Register ``key``; ``part_size`` makes it a multipart upload of such parts.
+        ``etag`` skips hashing when the caller already knows it."""
+        if isinstance(source, bytes):
+            obj = S3Object(key, len(source), "", part_size, time.time(), data=source)
+        else:
+            st = source.stat()
+            obj = S3Object(key, st.st_size, "", part_size, st.st_mtime, path=source)
+        chunks = [source] if isinstance(source, bytes) else _file_chunks(source)
+        obj.etag = etag or s3_etag(chunks, part_size)
+        with self._lock:
+            self.buckets.setdefault(bucket, {})[key] = obj
+        return obj
+
+    def add_tree(self, bucket: str, root: Path, *, part_size: int | None = None) -> None:
+        """Every file under ``root`` as an object keyed by its relative path."""
+        self.add_bucket(bucket)
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                threshold = part_size is not None and p.stat().st_size > part_size
+                self.add_object(
+                    bucket,
+                    p.relative_to(root).as_posix(),
+                    p,
+                    part_size=part_size if threshold else None,
+                )
+
+    def remove_object(self, bucket: str, key: str) -> None:
+        with self._lock:
+            self.buckets.get(bucket, {}).pop(key, None)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> S3FastServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> S3FastServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ auth
+    def authenticate(
+        self, method: str, raw_path: str, raw_query: str, headers: dict[str, list[str]]
+    ) -> None:
+        """Returns when the request is validly signed (SigV4); else raises S3Error."""
+        auth = (headers.get("authorization") or [""])[0]
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        if auth.startswith("AWS4-HMAC-SHA256 "):
+            fields = dict(
+                part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 ") :].split(",")
+            )
+            try:
+                credential, signed, given = (
+                    fields["Credential"],
+                    fields["SignedHeaders"],
+                    fields["Signature"],
+                )
+            except KeyError as e:
+                raise S3Error(400, "AuthorizationHeaderMalformed", f"missing {e}") from None
+            stamp = (headers.get("x-amz-date") or [""])[0]
+            if not stamp and headers.get("date"):
+                parsed = dt.datetime.strptime(headers["date"][0], "%a, %d %b %Y %H:%M:%S GMT")
+                stamp = parsed.strftime(_SIGV4_FORMAT)
+            self._check_time(stamp, _MAX_SKEW, skew=True)
+            signer_cls: type[S3SigV4Auth] = S3SigV4Auth
+            query = raw_query
+        elif "X-Amz-Signature" in params:
+            if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+                raise S3Error(400, "AuthorizationQueryParametersError", "bad X-Amz-Algorithm")
+            credential = params.get("X-Amz-Credential", "")
+            signed = params.get("X-Amz-SignedHeaders", "")
+            given = params["X-Amz-Signature"]
+            stamp = params.get("X-Amz-Date", "")
+            try:
+                expires = int(params.get("X-Amz-Expires", ""))
+            except ValueError:
+                raise S3Error(
+                    400, "AuthorizationQueryParametersError", "bad X-Amz-Expires"
+                ) from None
+            self._check_time(stamp, expires, skew=False)
+            signer_cls = S3SigV4QueryAuth
+            query = "&".join(
+                p for p in raw_query.split("&") if not p.startswith("X-Amz-Signature=")
+            )
+        elif "Signature" in params or auth.startswith("AWS "):
+            # Signature Version 2: what S3 answers for buckets made since mid-2020
+            raise S3Error(
+                400,
+                "InvalidRequest",
+                "The authorization mechanism you have provided is not supported. "
+                "Please use AWS4-HMAC-SHA256.",
+            )
+        else:
+            raise S3Error(403, "AccessDenied", "Access Denied")
+        try:
+            access_key, date, region, service, terminal = credential.split("/")
+        except ValueError:
+            raise S3Error(400, "AuthorizationHeaderMalformed", "bad Credential") from None
+        secret = self.credentials.get(access_key)
+        if secret is None:
+            raise S3Error(
+                403,
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+        if date != stamp[:8] or terminal != "aws4_request" or service != "s3":
+            raise S3Error(400, "AuthorizationHeaderMalformed", "bad credential scope")
+        host = (headers.get("host") or [""])[0]
+        request = AWSRequest(method=method, url=f"http://{host}{raw_path}?{query}".rstrip("?"))
+        for name in signed.split(";"):
+            for value in headers.get(name, []):
+                request.headers.add_header(name, value)
+        request.context["timestamp"] = stamp
+        signer = signer_cls(Credentials(access_key, secret), service, region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if signer.signed_headers(signer.headers_to_sign(request)) != signed or not (
+            hmac.compare_digest(expected, given)
+        ):
+            raise S3Error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you "
+                "provided. Check your key and signing method.",
+            )
+
+    @staticmethod
+    def _check_time(stamp: str, window: int, *, skew: bool) -> None:
+        try:
+            signed_at = calendar.timegm(time.strptime(stamp, _SIGV4_FORMAT))
+        except ValueError:
+            raise S3Error(403, "AccessDenied", "missing or malformed X-Amz-Date") from None
+        now = time.time()
+        if skew and abs(now - signed_at) > window:
+            raise S3Error(
+                403,
+                "RequestTimeTooSkewed",
+                "The difference between the request time and the current time is too large.",
+            )
+        if not skew and now > signed_at + window:
+            raise S3Error(403, "AccessDenied", "Request has expired")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    s3: S3FastServer  # set on the bound subclass
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the request log is ``S3FastServer.requests``."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    # ------------------------------------------------------------ routing
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        status, kind = 500, "none"
+        try:
+            headers: dict[str, list[str]] = {}
+            for name, value in self.headers.items():
+                headers.setdefault(name.lower(), []).append(value)
+            kind = (
+                "header"
+                if "authorization" in headers
+                else "query"
+                if "Signature=" in url.query
+                else "none"
+            )
+            self.s3.authenticate(self.command, url.path, url.query, headers)
+            query = dict(parse_qsl(url.query, keep_blank_values=True))
+            bucket_name, _, key = unquote(url.path).lstrip("/").partition("/")
+            bucket = self.s3.buckets.get(bucket_name)
+            if bucket is None:
+                raise S3Error(
+                    404,
+                    "NoSuchBucket",
+                    "The specified bucket does not exist",
+                    BucketName=bucket_name,
+                )
+            if not key:
+                status = self._bucket(bucket_name, bucket, query)
+            else:
+                obj = bucket.get(key)
+                if obj is None:
+                    raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+                status = self._object(obj, query)
+        except S3Error as e:
+            status = e.status
+            self._error(e)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            self.s3.requests.append(
+                Recorded(self.command, url.path, url.query, status, kind, self.headers.get("Range"))
+            )
+
+    def _bucket(self, name: str, objects: dict[str, S3Object], query: dict[str, str]) -> int:
+        if self.command == "HEAD":
+            return self._send(200, b"", {"x-amz-bucket-region": self.s3.region})
+        if "location" in query:
+            body = f'<LocationConstraint xmlns="{_XMLNS}">{self.s3.region}</LocationConstraint>'
+            return self._send(200, body.encode(), {"Content-Type": "application/xml"})
+        if query.get("list-type") != "2":
+            raise S3Error(501, "NotImplemented", "only ListObjectsV2 (list-type=2) is served")
+        return self._send(200, _list_v2(name, objects, query), {"Content-Type": "application/xml"})
+
+    def _object(self, obj: S3Object, query: dict[str, str]) -> int:
+        quoted = f'"{obj.etag}"'
+        if_match = self.headers.get("If-Match")
+        if if_match is not None and quoted not in _etags(if_match) and "*" not in if_match:
+            raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions failed")
+        if_none = self.headers.get("If-None-Match")
+        if if_none is not None and (quoted in _etags(if_none) or "*" in if_none):
+            return self._send(304, b"", {"ETag": quoted})
+        headers = {
+            "ETag": quoted,
+            "Last-Modified": formatdate(obj.last_modified, usegmt=True),
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
+        start, end, status = 0, obj.size - 1, 200
+        if "partNumber" in query:
+            try:
+                n = int(query["partNumber"])
+            except ValueError:
+                raise S3Error(400, "InvalidArgument", "partNumber must be an integer") from None
+            if not 1 <= n <= obj.parts:
+                raise S3Error(
+                    416, "InvalidPartNumber", "The requested partnumber is not satisfiable"
+                )
+            size = obj.part_size or obj.size
+            start, end = (n - 1) * size, min(n * size, obj.size) - 1
+            status = 206 if obj.part_size is not None else 200
+            if obj.part_size is not None:
+                headers["x-amz-mp-parts-count"] = str(obj.parts)
+        elif (rng := self.headers.get("Range")) and _if_range_holds(
+            self.headers.get("If-Range"), quoted, headers["Last-Modified"]
+        ):
+            start, end = _parse_range(rng, obj.size)
+            status = 206
+        length = max(0, end - start + 1)
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
+        return self._send(status, obj, headers, start=start, length=length)
+
+    # ------------------------------------------------------------ answers
+    def _send(
+        self,
+        status: int,
+        body: bytes | S3Object,
+        headers: dict[str, str],
+        *,
+        start: int = 0,
+        length: int | None = None,
+    ) -> int:
+        size = len(body) if isinstance(body, bytes) else (length or 0)
+        self.send_response(status)
+        self.send_header("x-amz-request-id", uuid.uuid4().hex[:16].upper())
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if self.command == "HEAD" or status == 304 or size == 0:
+            return status
+        if isinstance(body, bytes):
+            self.wfile.write(body)
+        elif body.path is not None:
+            # sendfile: the kernel copies page cache to socket, the server costs ~nothing
+            with body.path.open("rb") as fh:
+                self.connection.sendfile(fh, start, size)
+        else:
+            assert body.data is not None
+            self.wfile.write(memoryview(body.data)[start : start + size])
+        return status
+
+    def _error(self, e: S3Error) -> None:
+        request_id = uuid.uuid4().hex[:16].upper()
+        extra = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in e.extra.items())
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{e.code}</Code><Message>{escape(e.message)}</Message>{extra}"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers = {"Content-Type": "application/xml"}
+        if e.code == "InvalidRange":
+            headers["Content-Range"] = f"bytes */{e.extra.get('ActualObjectSize', '')}"
+        self._send(e.status, body, headers)
+
+
+def _etags(header: str) -> list[str]:
+    return [t.strip().removeprefix("W/") for t in header.split(",")]
+
+
+def _if_range_holds(if_range: str | None, etag: str, last_modified: str) -> bool:
+    """Serve the range only when If-Range is absent or still names this object."""
+    return if_range is None or if_range.strip() in (etag, last_modified)
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if m is None or (m.group(1) == "" and m.group(2) == ""):
+        raise S3Error(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+            ActualObjectSize=str(size),
+        )
+    if m.group(1) == "":
+        return max(0, size - int(m.group(2))), size - 1
+    start = int(m.group(1))
+    end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    if start >= size or start > end:
+        raise S3Error(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+            ActualObjectSize=str(size),
+        )
+    return start, end
+
+
+def _list_v2(bucket: str, objects: dict[str, S3Object], q: dict[str, str]) -> bytes:
+    """ListObjectsV2 over the sorted keys; the continuation token is the last key sent."""
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    url_encode = q.get("encoding-type") == "url"
+    try:
+        max_keys = min(1000, int(q.get("max-keys", "1000")))
+    except ValueError:
+        raise S3Error(400, "InvalidArgument", "max-keys must be an integer") from None
+    token = q.get("continuation-token")
+    after = q.get("start-after", "")
+    if token is not None:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise S3Error(
+                400, "InvalidArgument", "The continuation token provided is incorrect"
+            ) from None
+
+    def enc(s: str) -> str:
+        return escape(quote_plus(s, safe="/") if url_encode else s)
+
+    contents: list[str] = []
+    prefixes: list[str] = []
+    last = ""
+    truncated = False
+    for key in sorted(objects):
+        if not key.startswith(prefix) or key <= after:
+            continue
+        if delimiter and (cut := key.find(delimiter, len(prefix))) >= 0:
+            common = key[: cut + len(delimiter)]
+            if common <= after or (prefixes and prefixes[-1] == common):
+                continue
+            entry = common
+        else:
+            entry = ""
+        if len(contents) + len(prefixes) == max_keys:
+            truncated = True
+            break
+        if entry:
+            prefixes.append(entry)
+            last = entry + "\U0010ffff"  # past every key under this common prefix
+            continue
+        obj = objects[key]
+        contents.append(
+            f"<Contents><Key>{enc(key)}</Key><LastModified>{_iso(obj.last_modified)}"
+            f"</LastModified><ETag>&quot;{obj.etag}&quot;</ETag><Size>{obj.size}</Size>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+        )
+        last = key
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{_XMLNS}">',
+        f"<Name>{escape(bucket)}</Name><Prefix>{enc(prefix)}</Prefix>",
+        f"<KeyCount>{len(contents) + len(prefixes)}</KeyCount><MaxKeys>{max_keys}</MaxKeys>",
+    ]
+    if delimiter:
+        parts.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+    if url_encode:
+        parts.append("<EncodingType>url</EncodingType>")
+    parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+    if token is not None:
+        parts.append(f"<ContinuationToken>{escape(token)}</ContinuationToken>")
+    if truncated:
+        next_token = base64.urlsafe_b64encode(last.encode()).decode()
+        parts.append(f"<NextContinuationToken>{next_token}</NextContinuationToken>")
+    if "start-after" in q:
+        parts.append(f"<StartAfter>{enc(q['start-after'])}</StartAfter>")
+    parts += contents
+    parts += [f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>" for p in prefixes]
+    parts.append("</ListBucketResult>")
+    return "".join(parts).encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fast S3 read server for tests and benchmarks.")
+    parser.add_argument("--root", required=True, type=Path, help="DIR/bucket/key... = objects")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
+    parser.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    parser.add_argument(
+        "--part-size",
+        type=int,
+        default=None,
+        help="objects larger than this are multipart uploads of such parts (ETag hex-N)",
+    )
+    args = parser.parse_args(argv)
+    if not args.access_key or not args.secret_key:
+        parser.error("--access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    server = S3FastServer(
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        region=args.region,
+        host=args.host,
+        port=args.port,
+    )
+    for bucket in sorted(p for p in args.root.iterdir() if p.is_dir()):
+        server.add_tree(bucket.name, bucket, part_size=args.part_size)
+    with server:
+        print(f"AWS_ENDPOINT_URL={server.endpoint}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
