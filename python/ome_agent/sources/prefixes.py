@@ -1,0 +1,63 @@
+"""``scheme://bucket/prefix`` URIs and what a prefix selects (sources layer, S3 and GCS).
+
+Shared by the ``s3`` and ``gcs`` backends, whose stores have flat key spaces:
+- a prefix that names one object selects that object alone (it lands under its
+  last path segment);
+- otherwise it selects every object under ``prefix/``, each landing at its key
+  relative to that folder (an empty prefix: the whole bucket);
+- keys ending in "/" are the "folder" markers consoles create: they hold no model
+  bytes and are skipped.
+Names are not sanitised here: ``transfer.confine`` refuses unsafe ones later.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ome_agent.errors import BadInput
+
+# loose on purpose: legacy S3 buckets allow upper case and "_"; the store itself
+# rejects what it does not know, here we only refuse what cannot be a bucket name
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,220}[A-Za-z0-9]$")
+
+
+def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
+    """``scheme://bucket/prefix`` → (bucket, prefix); BadInput naming the form."""
+    form = f"{scheme}://{{bucket}}/{{prefix}}"
+    head, sep, rest = uri.strip().partition("://")
+    if not sep or head.lower() != scheme:
+        raise BadInput(f"storage URI {uri!r} is not of the form {form}")
+    if "?" in rest or "#" in rest:
+        raise BadInput(
+            f"storage URI {uri!r} has a query or fragment: give only {form} "
+            "(region, endpoint, ... go in spec.storage.parameters)"
+        )
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise BadInput(f"storage URI {uri!r} names no bucket: use {form}")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise BadInput(
+            f"storage URI {uri!r}: {bucket!r} is not a bucket name (3-222 letters, digits, "
+            f"'.', '-', '_'): use {form}"
+        )
+    if any(ord(c) < 32 for c in prefix):
+        raise BadInput(f"storage URI {uri!r} has a control character in its prefix")
+    return bucket, prefix.lstrip("/")
+
+
+def folder_of(prefix: str) -> str:
+    """The key prefix that lists a folder: "a/b" → "a/b/", "" → "" (whole bucket)."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def single_object_name(prefix: str) -> str:
+    """Where an object named by the prefix itself lands: its last path segment."""
+    return prefix.rsplit("/", 1)[-1]
+
+
+def relative_path(key: str, folder: str) -> str | None:
+    """``key`` relative to ``folder``; None for folder markers and keys outside it."""
+    if not key.startswith(folder) or key.endswith("/"):
+        return None
+    rel = key[len(folder) :]
+    return rel or None

@@ -1,0 +1,168 @@
+"""A reverse proxy on 127.0.0.1 that answers some requests with an error, for tests.
+
+Where it sits: in front of a real store's emulator (moto, the GCS emulator) when a
+test needs throttling the emulator cannot produce: the first ``times`` requests
+matching a method and path get ``status`` with ``Retry-After`` (and S3's
+``x-amz-retry-after`` in milliseconds); every other request is forwarded as is,
+``Host`` header included, so signatures made for the proxy's address still verify
+upstream. GET and HEAD only (what sources and the engine send); bodies are
+streamed. Every request is recorded (time, method, path, status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+CHUNK = 256 * 1024
+_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
+
+
+@dataclass
+class Throttle:
+    method: str
+    path: str  # without query string
+    times: int
+    status: int = 503
+    retry_after: int = 1  # seconds
+    # S3's error code: botocore backs off from 1 s for "SlowDown" (a throttling
+    # code) and from 50 ms for "ServiceUnavailable" (a transient one)
+    code: str = "SlowDown"
+    hits: int = field(default=0, init=False)
+
+
+@dataclass(frozen=True)
+class Seen:
+    time: float
+    method: str
+    path: str
+    status: int
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host = parts.hostname or "127.0.0.1"
+        self.upstream_port = parts.port or 80
+        self.throttles: list[Throttle] = []
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def throttle(
+        self,
+        method: str,
+        path: str,
+        times: int,
+        *,
+        status: int = 503,
+        retry_after: int = 1,
+        code: str = "SlowDown",
+    ) -> Throttle:
+        t = Throttle(method, path, times, status, retry_after, code)
+        with self.lock:
+            self.throttles.append(t)
+        return t
+
+    def requests(self, method: str, path: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.method == method and s.path == path]
+
+    def _claim(self, method: str, path: str) -> Throttle | None:
+        with self.lock:
+            for t in self.throttles:
+                if t.method == method and t.path == path and t.hits < t.times:
+                    t.hits += 1
+                    return t
+        return None
+
+    def _record(self, method: str, path: str, status: int) -> None:
+        with self.lock:
+            self.seen.append(Seen(time.monotonic(), method, path, status))
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: the tests read proxy.seen
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_HEAD(self) -> None:
+            self._serve()
+
+        def _serve(self) -> None:
+            path = urlsplit(self.path).path
+            throttle = proxy._claim(self.command, path)
+            if throttle is not None:
+                body = f"<Error><Code>{throttle.code}</Code></Error>".encode()
+                self.send_response(throttle.status)
+                self.send_header("Retry-After", str(throttle.retry_after))
+                self.send_header("x-amz-retry-after", str(throttle.retry_after * 1000))
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                proxy._record(self.command, path, throttle.status)
+                return
+            conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
+            try:
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in self.headers.items():
+                    if name.lower() not in _HOP:
+                        conn.putheader(name, value)
+                conn.endheaders()
+                resp = conn.getresponse()
+                self.send_response(resp.status, resp.reason)
+                length = resp.getheader("Content-Length")
+                for name, value in resp.getheaders():
+                    if name.lower() not in _HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                if self.command == "HEAD" or length is not None:
+                    self.send_header("Content-Length", length or "0")
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                if self.command != "HEAD":
+                    while chunk := resp.read(CHUNK):
+                        self.wfile.write(chunk)
+                proxy._record(self.command, path, resp.status)
+            except OSError:
+                self.close_connection = True
+            finally:
+                with contextlib.suppress(OSError):
+                    conn.close()
+
+    return Handler
