@@ -1,20 +1,29 @@
-"""``ome-agent status``: what the node agent reports, for people (DESIGN.md §1, layer 6).
+"""``ome-agent status``: what the node agents report, for people (DESIGN.md §1, layer 6).
 
-Standalone mode: reads the state file written by ``ome-agent run --standalone`` and
-prints one row per model (state, path, size, parameter count, message), or the whole
-document with ``--json``. Cluster mode (no ``--state-file``) is not available yet.
+Standalone mode (``--state-file``): reads the state file written by ``ome-agent run
+--standalone`` and prints one row per model (state, path, size, parameter count,
+message), or the whole document with ``--json``.
+
+Cluster mode (otherwise): reads the model resources, the agents' per-node ConfigMaps
+in ``--namespace`` and the Nodes, and prints models by nodes — each model's state
+computed as the controller computes it, then each node's state, progress and error
+(``ome_agent.controller.view``); ``--json`` prints the same rows as JSON. Read-only.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ome_agent.errors import BadInput, OmeAgentError
+
+if TYPE_CHECKING:
+    from ome_agent.adapters.kube.client import Kube
 
 
 def _size(n: Any) -> str:
@@ -49,15 +58,23 @@ def _detail(model: dict[str, Any]) -> str:
 
 @click.command(name="status")
 @click.option("--state-file", type=click.Path(dir_okay=False), help="Standalone state file.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Cluster mode: kubeconfig.")
+@click.option(
+    "--namespace",
+    default="ome",
+    show_default=True,
+    help="Cluster mode: the agents' namespace (their ConfigMaps).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
-def status(state_file: str | None, as_json: bool) -> None:
-    """Show each model's state on this node."""
+def status(state_file: str | None, kubeconfig: str | None, namespace: str, as_json: bool) -> None:
+    """Show each model's state: on every node of the cluster, or (with --state-file)
+    on this standalone node."""
+    if state_file is None:
+        _cluster(kubeconfig, namespace, as_json)
+        return
     try:
-        if state_file is None:
-            raise BadInput(
-                "status of a cluster node is not available yet: pass --state-file FILE "
-                "of a standalone run, or read the node's ConfigMap in the agent's namespace"
-            )
+        if kubeconfig is not None:
+            raise BadInput("--kubeconfig is for cluster mode: drop it or drop --state-file")
         from ome_agent.adapters.standalone.state import read_state
 
         data = read_state(Path(state_file))
@@ -88,6 +105,93 @@ def status(state_file: str | None, as_json: bool) -> None:
     # as wide as the table needs, even into a pipe: paths are long and worth one line
     natural = Console(width=1000).measure(table).maximum
     Console(width=max(Console().width, natural)).print(table)
+
+
+def _cluster(kubeconfig: str | None, namespace: str, as_json: bool) -> None:
+    import asyncio
+
+    from ome_agent.adapters.kube.client import KubeError
+
+    try:
+        model_rows = asyncio.run(_read_cluster(kubeconfig, namespace))
+    except OmeAgentError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KubeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(model_rows, indent=2))
+        return
+    from rich.console import Console
+
+    from ome_agent.controller.view import table
+
+    grid = table(model_rows)
+    natural = Console(width=1000).measure(grid).maximum
+    Console(width=max(Console().width, natural)).print(grid)
+
+
+# a one-shot command: a busy or starting API server (429, 5xx) gets a few quick retries,
+# as kubectl would, before the error is shown
+LIST_ATTEMPTS = 5
+LIST_RETRY_SECONDS = 0.5
+
+
+async def _list(kube: Kube, path: str, query: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    import asyncio
+
+    from ome_agent.adapters.kube.client import KubeError
+
+    for attempt in range(1, LIST_ATTEMPTS + 1):
+        try:
+            return await kube.request("GET", path, verb="list", query=query)
+        except KubeError as e:
+            if attempt == LIST_ATTEMPTS or not (e.status == 429 or e.status >= 500):
+                raise
+            await asyncio.sleep(LIST_RETRY_SECONDS * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str, Any]]:
+    """Everything the view needs, in one list call per kind (read-only)."""
+    from ome_agent.adapters.kube.client import KubeError, connect
+    from ome_agent.api import ModelResource, parse_resource
+    from ome_agent.api.resources import GROUP, PLURALS, VERSION
+    from ome_agent.controller.status import entries_of_configmap, node_view
+    from ome_agent.controller.view import rows
+    from ome_agent.wire.naming import NODE_NAME_ANNOTATION, STATUS_LABEL
+
+    kube = await connect(kubeconfig)
+    try:
+        models: list[ModelResource] = []
+        for kind, plural in PLURALS.items():
+            try:
+                found = await _list(kube, f"/apis/{GROUP}/{VERSION}/{plural}")
+            except KubeError as e:
+                if e.status == 404:  # that CRD is not installed: no models of the kind
+                    continue
+                raise
+            for item in found.get("items") or []:
+                try:
+                    models.append(parse_resource({"kind": kind, **item}))
+                except BadInput as e:
+                    click.echo(f"warning: skipped: {e}", err=True)
+        maps = await _list(
+            kube,
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            [("labelSelector", f"{STATUS_LABEL}=true")],
+        )
+        listed = await _list(kube, "/api/v1/nodes")
+    finally:
+        await kube.close()
+    nodes = {view.name: view for view in map(node_view, listed.get("items") or [])}
+    entries = {}
+    for cm in maps.get("items") or []:
+        meta = cm.get("metadata") or {}
+        node = (meta.get("annotations") or {}).get(NODE_NAME_ANNOTATION) or meta.get("name", "")
+        entries[node] = entries_of_configmap(node, cm.get("data") or {})
+    return rows(models, entries, nodes)
 
 
 __all__ = ["status"]

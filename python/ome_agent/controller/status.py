@@ -97,6 +97,23 @@ class NodeEntry:
     path: str | None = None  # where the files are on the node (ours write it)
 
 
+def node_view(node: Mapping[str, Any]) -> NodeView:
+    """A Node object (as the API server returns it) → :class:`NodeView`. Live: its
+    ``Ready`` condition is True and it is not being deleted."""
+    meta = node.get("metadata") or {}
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in conditions
+    )
+    labels = meta.get("labels") or {}
+    return NodeView(
+        name=str(meta.get("name", "")),
+        labels={str(k): str(v) for k, v in labels.items()},
+        live=ready and not meta.get("deletionTimestamp"),
+    )
+
+
 def entry_key(resource: ModelResource) -> str:
     """The data key of ``resource`` in every node's ConfigMap."""
     return config_map_key(resource.key)

@@ -3,8 +3,8 @@
 
 Each model's overall state is computed here with :func:`status.aggregate` from the
 same inputs the controller uses, so the view is current even when no controller runs
-(or it lags). Below each model, one line per node that reports it: state, progress
-(percent, bytes, speed) or the error.
+(or it lags). Below each model, one line per existing node that reports it: state,
+progress (percent, bytes, speed) or the error.
 Pure: builds rows and a rich Table, prints nothing.
 """
 
@@ -39,7 +39,8 @@ def rows(
     out = []
     for model in sorted(models, key=lambda m: (m.kind, m.namespace or "", m.name)):
         key = entry_key(model)
-        mine = {node: found[key] for node, found in entries.items() if key in found}
+        # as in the controller, entries of Nodes that no longer exist are left out
+        mine = {n: found[key] for n, found in entries.items() if key in found and n in nodes}
         status = aggregate(model, mine, nodes, None, now, base=_base(model, by_key))
         out.append(
             {
