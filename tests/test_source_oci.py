@@ -1,0 +1,445 @@
+"""oci:// sources against the protocol-faithful Object Storage server (tests/servers/oci_server.py).
+
+Listing (forms, prefixes, pagination), the digests each file is checked against,
+per-request signatures verified by the server, errors that name the fix and never a
+secret, throttling with Retry-After, and downloads through the real transfer runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+import pytest
+import requests
+
+from ome_agent.errors import BadInput, SourceNotFound
+from ome_agent.sources.auth import StorageAuth
+from ome_agent.sources.model import MultipartMd5
+from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
+from tests.servers.oci_server import ApiKey, OciServer, Status, verify_signature
+
+TENANCY = "ocid1.tenancy.oc1..aaaaaaaatenancyfortests"
+USER = "ocid1.user.oc1..aaaaaaaauserfortests"
+PASSPHRASE = "correct-horse-battery"  # noqa: S105 - test key material
+
+
+@pytest.fixture(scope="module")
+def api_key() -> ApiKey:
+    return ApiKey.generate()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, api_key: ApiKey) -> Iterator[OciServer]:
+    with OciServer(tmp_path_factory.mktemp("oci")) as s:
+        s.add_user(TENANCY, USER, api_key.fingerprint, api_key.public_pem)
+        yield s
+
+
+@pytest.fixture
+def oci(server: OciServer) -> Iterator[OciServer]:
+    server.set_faults()
+    server.requests.clear()
+    yield server
+    server.set_faults()
+
+
+def secret_of(api_key: ApiKey, **extra: str) -> dict[str, str]:
+    return {
+        "user": USER,
+        "tenancy": TENANCY,
+        "fingerprint": api_key.fingerprint,
+        "key": api_key.private_pem,
+        **extra,
+    }
+
+
+def user_auth(server: OciServer, key: ApiKey, **params: str) -> StorageAuth:
+    return StorageAuth(
+        {"auth": "UserPrincipal", "region": "us-phoenix-1", "endpoint": server.endpoint, **params},
+        secret_of(key),
+        "oci-creds",
+    )
+
+
+def b64_md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324
+
+
+# ---------------------------------------------------------------- URI forms
+@pytest.mark.parametrize(
+    ("uri", "ref"),
+    [
+        ("oci://n/ns/b/bkt/o/meta/llama-3/", OciRef("ns", "bkt", "meta/llama-3/")),
+        ("oci://n/ns/b/bkt/o/meta/llama-3", OciRef("ns", "bkt", "meta/llama-3")),
+        ("oci://n/ns/b/bkt/o/", OciRef("ns", "bkt", "")),
+        ("oci://n/ns/b/bkt/o", OciRef("ns", "bkt", "")),
+        ("oci://n/ns/b/bkt", OciRef("ns", "bkt", "")),
+        ("oci://n/ns/b/bkt/", OciRef("ns", "bkt", "")),
+        ("  oci://n/ns/b/bkt/o/a  ", OciRef("ns", "bkt", "a")),
+        ("OCI://n/ns/b/bkt/o/a", OciRef("ns", "bkt", "a")),
+        ("oci://ns@us-phoenix-1/bkt/models/x", OciRef("ns", "bkt", "models/x", "us-phoenix-1")),
+        ("oci://ns@us-phoenix-1/bkt", OciRef("ns", "bkt", "", "us-phoenix-1")),
+        ("oci://bkt/models/x", OciRef("", "bkt", "models/x")),
+    ],
+)
+def test_parse_accepts_omes_forms(uri: str, ref: OciRef) -> None:
+    assert parse_oci(uri) == ref
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "oci://",
+        "oci://n/ns",
+        "oci://n/ns/x/bkt/o/a",
+        "oci://n/ns/b/bkt/x/a",
+        "oci://n//b/bkt/o/a",
+        "oci://n/ns/b//o/a",
+        "oci://n/ns/b/bkt/o/a?versionId=1",
+        "oci://n/ns/b/bk t/o/a",
+        "oci://ns@/bkt/a",
+        "oci://@us-phoenix-1/bkt/a",
+        "oci://n/ns/b/bkt/o/a\x00b",
+        "s3://bkt/a",
+    ],
+)
+def test_parse_rejects_with_the_field_and_forms(uri: str) -> None:
+    with pytest.raises(BadInput) as e:
+        parse_oci(uri)
+    assert "spec.storage.storageUri" in str(e.value)
+
+
+def test_display_is_the_documented_form() -> None:
+    assert parse_oci("oci://ns@us-phoenix-1/b/p/").display == "oci://n/ns/b/b/o/p/"
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("128Mi", 128 << 20), ("134217728", 128 << 20), ("64M", 64 << 20)]
+)
+def test_part_size(text: str, size: int) -> None:
+    assert parse_part_size(text) == size
+
+
+def test_part_size_rejects_nonsense() -> None:
+    with pytest.raises(BadInput, match="multipart_part_size"):
+        parse_part_size("big")
+
+
+# ---------------------------------------------------------------- listing
+def test_listing_paginates_past_one_page(oci: OciServer, api_key: ApiKey) -> None:
+    names = [f"many/shard-{i:05d}.bin" for i in range(2100)]
+    for n in names:
+        oci.add_object("paged", n, n.encode())
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/paged/o/many"), user_auth(oci, api_key))
+    assert sorted(f.path for f in resolved.files) == sorted(n[len("many/") :] for n in names)
+    lists = oci.records("list")
+    assert len(lists) == 3  # 1000 + 1000 + 100, following nextStartWith
+    assert "start=" not in lists[0].target
+    assert "start=many%2Fshard-01000.bin" in lists[1].target
+    assert all(r.auth_error is None for r in oci.requests)
+    assert resolved.scheme == "oci"
+    assert resolved.source == "oci://n/testns/b/paged/o/many"
+
+
+def test_prefix_selects_a_folder_or_one_object(oci: OciServer, api_key: ApiKey) -> None:
+    for name in ("llama/a.json", "llama/sub/b.bin", "llama-2/c.bin", "llama/", "other.bin"):
+        oci.add_object("sel", name, name.encode())
+    auth = user_auth(oci, api_key)
+    folder = resolve_oci(parse_oci("oci://n/testns/b/sel/o/llama"), auth)
+    assert sorted(f.path for f in folder.files) == ["a.json", "sub/b.bin"]
+    one = resolve_oci(parse_oci("oci://n/testns/b/sel/o/llama/sub/b.bin"), auth)
+    assert [f.path for f in one.files] == ["b.bin"]
+    assert one.files[0].url.endswith("/n/testns/b/sel/o/llama%2Fsub%2Fb.bin")
+    whole = resolve_oci(parse_oci("oci://n/testns/b/sel/o/"), auth)
+    assert sorted(f.path for f in whole.files) == [
+        "llama-2/c.bin",
+        "llama/a.json",
+        "llama/sub/b.bin",
+        "other.bin",
+    ]
+
+
+def test_short_forms_resolve(oci: OciServer, api_key: ApiKey) -> None:
+    oci.add_object("short", "m/config.json", b"{}")
+    auth = StorageAuth(
+        {"auth": "user_principal", "endpoint": oci.endpoint}, secret_of(api_key), "oci-creds"
+    )
+    with_region = resolve_oci(parse_oci("oci://testns@us-phoenix-1/short/m"), auth)
+    assert [f.path for f in with_region.files] == ["config.json"]
+    # no namespace in the URI: GetNamespace asks the service
+    oci.requests.clear()
+    no_ns = resolve_oci(parse_oci("oci://short/m"), user_auth(oci, api_key))
+    assert no_ns.source == "oci://n/testns/b/short/o/m"
+    assert oci.records("namespace")
+
+
+def test_region_conflict_is_bad_input(oci: OciServer, api_key: ApiKey) -> None:
+    with pytest.raises(BadInput, match="give only one"):
+        resolve_oci(parse_oci("oci://testns@us-ashburn-1/short/m"), user_auth(oci, api_key))
+
+
+# ---------------------------------------------------------------- digests
+def test_digests_for_single_and_multipart_objects(oci: OciServer, api_key: ApiKey) -> None:
+    part = 1 << 20
+    single = os.urandom(5000)
+    multi = os.urandom(3 * part + 17)
+    oci.add_object("dig", "m/single.bin", single)
+    oci.add_object("dig", "m/crc.bin", multi, multipart_part_size=part)
+    oci.add_object("dig", "m/md5only.bin", multi, multipart_part_size=part, crc32c=False)
+    auth = user_auth(oci, api_key)
+    files = {f.path: f for f in resolve_oci(parse_oci("oci://n/testns/b/dig/o/m"), auth).files}
+
+    assert files["single.bin"].md5 == b64_md5(single)
+    assert files["single.bin"].unverified is None
+    assert files["single.bin"].etag == oci.get_object("dig", "m/single.bin").etag
+
+    crc = files["crc.bin"]
+    assert crc.crc32c == google_crc32c.Checksum(multi).digest().hex()
+    assert crc.md5 is None
+    assert crc.unverified is None
+
+    # multipart MD5 without CRC32C: not checkable without the part size, and said so
+    assert files["md5only.bin"].crc32c is None
+    assert files["md5only.bin"].md5_multipart is None
+    assert "multipart_part_size" in (files["md5only.bin"].unverified or "")
+
+    expected = hashlib.md5(  # noqa: S324
+        b"".join(
+            hashlib.md5(multi[i : i + part]).digest()  # noqa: S324
+            for i in range(0, len(multi), part)
+        )
+    ).hexdigest()
+    sized = resolve_oci(
+        parse_oci("oci://n/testns/b/dig/o/m/md5only.bin"),
+        user_auth(oci, api_key, multipart_part_size="1Mi"),
+    ).files[0]
+    assert sized.md5_multipart == MultipartMd5(part, f"{expected}-4")
+    assert sized.unverified is None
+
+    wrong = resolve_oci(
+        parse_oci("oci://n/testns/b/dig/o/m/md5only.bin"),
+        user_auth(oci, api_key, multipart_part_size="64Mi"),
+    ).files[0]
+    assert wrong.md5_multipart is None
+    assert "was not uploaded in parts" in (wrong.unverified or "")
+    # the listing's MD5 suffices for single-part objects: HEAD only for multipart ones
+    heads = [r.target for r in oci.records("head")]
+    assert all("single.bin" not in t for t in heads)
+
+
+# ---------------------------------------------------------------- signing
+def test_sign_gives_sdk_signed_headers_the_server_accepts(oci: OciServer, api_key: ApiKey) -> None:
+    oci.add_object("sig", "m/w.bin", b"weights")
+    f = resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), user_auth(oci, api_key)).files[0]
+    assert f.sign is not None
+    headers = dict(f.sign())
+    assert set(headers) == {"date", "host", "authorization"}
+    assert 'headers="date (request-target) host"' in headers["authorization"]
+    assert f'keyId="{TENANCY}/{USER}/{api_key.fingerprint}"' in headers["authorization"]
+    r = requests.get(f.url, headers=headers, timeout=10)
+    assert (r.status_code, r.content) == (200, b"weights")
+    # the same headers do not authorize another object, nor the request without them
+    other = f.url.replace("w.bin", "x.bin")
+    assert requests.get(other, headers=headers, timeout=10).status_code == 401
+    assert requests.get(f.url, timeout=10).status_code == 401
+    # a new call signs anew (a new date once a second has passed)
+    time.sleep(1.05)
+    assert dict(f.sign())["date"] != headers["date"]
+
+
+def test_server_rejects_stale_dates_and_tampering(api_key: ApiKey) -> None:
+    import oci as sdk  # type: ignore[import-untyped]
+    from cryptography.hazmat.primitives import serialization
+
+    from ome_agent.sources.oci import _sign_fn
+
+    signer = sdk.signer.Signer(
+        TENANCY, USER, api_key.fingerprint, None, private_key_content=api_key.private_pem
+    )
+    url = "http://127.0.0.1:1/n/ns/b/b/o/x"
+    headers = dict(_sign_fn(signer, url)())
+    public = serialization.load_pem_public_key(api_key.public_pem.encode())
+
+    def lookup(key_id: str) -> Any:
+        return public if key_id == f"{TENANCY}/{USER}/{api_key.fingerprint}" else None
+
+    assert verify_signature("GET", "/n/ns/b/b/o/x", headers, b"", lookup) == (
+        f"{TENANCY}/{USER}/{api_key.fingerprint}",
+        None,
+    )
+    late = verify_signature("GET", "/n/ns/b/b/o/x", headers, b"", lookup, now=time.time() + 301)
+    assert late[1] == "date more than 5 minutes off"
+    moved = verify_signature("GET", "/n/ns/b/b/o/y", headers, b"", lookup)
+    assert moved[1] == "signature does not verify"
+
+
+# ---------------------------------------------------------------- errors
+def assert_no_secret(text: str, key: ApiKey) -> None:
+    body = "".join(key.private_pem.splitlines()[1:-1])
+    assert key.private_pem not in text
+    assert body[:40] not in text
+    assert PASSPHRASE not in text
+
+
+def test_wrong_key_is_a_clear_401_without_secrets(
+    oci: OciServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    oci.add_object("sig", "m/w.bin", b"weights")
+    stranger = ApiKey.generate()  # same user and fingerprint, another private key
+    auth = StorageAuth(
+        {"auth": "UserPrincipal", "region": "us-phoenix-1", "endpoint": oci.endpoint},
+        {**secret_of(stranger), "fingerprint": oci_fingerprint(oci)},
+        "oci-creds",
+    )
+    with pytest.raises(BadInput) as e:
+        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+    message = str(e.value)
+    assert "401 NotAuthenticated" in message
+    assert "Secret 'oci-creds'" in message
+    assert "fingerprint" in message
+    assert_no_secret(message + caplog.text, stranger)
+    assert oci.records("list")[0].auth_error == "signature does not verify"
+
+
+def oci_fingerprint(server: OciServer) -> str:
+    """The fingerprint of the user the module's server knows."""
+    key_id = next(k for k in server._keys if k.startswith(f"{TENANCY}/{USER}/"))
+    return key_id.rsplit("/", 1)[1]
+
+
+def test_missing_bucket_and_objects(oci: OciServer, api_key: ApiKey) -> None:
+    auth = user_auth(oci, api_key)
+    with pytest.raises(SourceNotFound) as e:
+        resolve_oci(parse_oci("oci://n/testns/b/nosuch/o/m"), auth)
+    assert "bucket 'nosuch' in namespace 'testns'" in str(e.value)
+    assert "404 BucketNotFound" in str(e.value)
+    with pytest.raises(SourceNotFound) as e:
+        resolve_oci(parse_oci("oci://n/othertenancy/b/sig/o/m"), auth)
+    assert "namespace 'othertenancy'" in str(e.value)
+    oci.add_object("empty-prefix", "x/y.bin", b"y")
+    with pytest.raises(SourceNotFound, match="no object 'nothing'"):
+        resolve_oci(parse_oci("oci://n/testns/b/empty-prefix/o/nothing"), auth)
+
+
+def test_throttled_listing_waits_for_retry_after(oci: OciServer, api_key: ApiKey) -> None:
+    oci.add_object("slow", "m/a.bin", b"a")
+    oci.set_faults(Status(code=429, retry_after=1.2, on=("list",), times=1))
+    started = time.monotonic()
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/slow/o/m"), user_auth(oci, api_key))
+    assert [f.path for f in resolved.files] == ["a.bin"]
+    lists = oci.records("list")
+    assert [r.status for r in lists] == [429, 200]
+    assert lists[1].time - lists[0].time >= 1.15
+    assert time.monotonic() - started < 10
+
+
+# ---------------------------------------------------------------- credentials
+@pytest.mark.parametrize(
+    ("drop", "named"), [("fingerprint", "'fingerprint'"), ("key", "'key'"), ("user", "'user'")]
+)
+def test_secret_missing_keys_are_named(
+    oci: OciServer, api_key: ApiKey, drop: str, named: str
+) -> None:
+    secret = secret_of(api_key)
+    del secret[drop]
+    auth = StorageAuth(
+        {"auth": "UserPrincipal", "region": "r-1", "endpoint": oci.endpoint}, secret, "creds"
+    )
+    with pytest.raises(BadInput) as e:
+        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+    assert "Secret 'creds'" in str(e.value)
+    assert named in str(e.value)
+    assert_no_secret(str(e.value), api_key)
+
+
+def test_malformed_secret_values_are_named_not_echoed(oci: OciServer, api_key: ApiKey) -> None:
+    secret = secret_of(api_key, fingerprint="not-a-fingerprint", tenancy_ocid="x")
+    auth = StorageAuth({"auth": "UserPrincipal", "region": "r-1"}, secret, "creds")
+    with pytest.raises(BadInput) as e:
+        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+    assert "Secret 'creds' key 'fingerprint' is malformed" in str(e.value)
+    assert "not-a-fingerprint" not in str(e.value)
+
+    garbage = StorageAuth(
+        {"auth": "UserPrincipal", "region": "r-1"},
+        secret_of(api_key, key="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
+        "creds",
+    )
+    with pytest.raises(BadInput, match="'key' is not a PEM private key"):
+        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), garbage)
+
+
+def test_encrypted_key_needs_its_passphrase(
+    oci: OciServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    locked = ApiKey.generate(passphrase=PASSPHRASE)
+    oci.add_user(TENANCY, USER, locked.fingerprint, locked.public_pem)
+    oci.add_object("locked", "m/w.bin", b"w")
+    params = {"auth": "UserPrincipal", "region": "us-phoenix-1", "endpoint": oci.endpoint}
+    with pytest.raises(BadInput) as e:
+        resolve_oci(
+            parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, secret_of(locked), "c")
+        )
+    assert "give its passphrase in Secret 'c' key 'passphrase'" in str(e.value)
+    wrong = secret_of(locked, passphrase="not-it")  # noqa: S106
+    with pytest.raises(BadInput) as e:
+        resolve_oci(parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, wrong, "c"))
+    assert "'passphrase' is wrong" in str(e.value)
+    assert "not-it" not in str(e.value)
+    right = secret_of(locked, passphrase=PASSPHRASE)
+    files = resolve_oci(parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, right, "c"))
+    assert [f.path for f in files.files] == ["w.bin"]
+    assert_no_secret(caplog.text + repr(files), locked)
+
+
+def test_config_file_profile(
+    oci: OciServer, api_key: ApiKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(api_key.private_pem)
+    config = tmp_path / "config"
+    config.write_text(
+        f"[DEFAULT]\nuser={USER}\nfingerprint=00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\n"
+        f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={key_file}\n"
+        f"[MODELS]\nuser={USER}\nfingerprint={api_key.fingerprint}\n"
+        f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={key_file}\n"
+    )
+    monkeypatch.setenv("OCI_CONFIG_FILE", str(config))
+    oci.add_object("cfg", "m/w.bin", b"w")
+    # no auth parameter, no Secret: the config file is the default
+    auth = StorageAuth({"endpoint": oci.endpoint, "profile": "MODELS"})
+    assert [f.path for f in resolve_oci(parse_oci("oci://n/testns/b/cfg/o/m"), auth).files] == [
+        "w.bin"
+    ]
+    with pytest.raises(BadInput, match=r"\[DEFAULT\].*401 NotAuthenticated"):
+        resolve_oci(parse_oci("oci://n/testns/b/cfg/o/m"), StorageAuth({"endpoint": oci.endpoint}))
+    with pytest.raises(BadInput, match="no such profile"):
+        resolve_oci(
+            parse_oci("oci://n/testns/b/cfg/o/m"),
+            StorageAuth({"endpoint": oci.endpoint, "profile": "NOPE"}),
+        )
+
+
+def test_no_credentials_at_all_names_the_auth_parameter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCI_CONFIG_FILE", str(tmp_path / "absent"))
+    with pytest.raises(BadInput, match=r"spec\.storage\.parameters\.auth"):
+        resolve_oci(parse_oci("oci://n/ns/b/b/o/m"), StorageAuth({"region": "us-phoenix-1"}))
+    with pytest.raises(BadInput, match="is not an OCI principal"):
+        resolve_oci(parse_oci("oci://n/ns/b/b/o/m"), StorageAuth({"auth": "Kerberos"}))
+
+
+def test_region_is_required(oci: OciServer, api_key: ApiKey) -> None:
+    auth = StorageAuth({"auth": "UserPrincipal"}, secret_of(api_key), "c")
+    with pytest.raises(BadInput, match=r"spec\.storage\.parameters\.region"):
+        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
