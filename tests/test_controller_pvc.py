@@ -10,9 +10,16 @@ from typing import Any
 import pytest
 
 from ome_agent.api import ModelResource, parse_resource
-from ome_agent.controller.pvc import PvcRef, inspect_job, job_result, parse_pvc_uri, pvc_status
+from ome_agent.controller.pvc import (
+    PvcRef,
+    inspect_job,
+    job_name,
+    job_result,
+    parse_pvc_uri,
+    pvc_status,
+)
 from ome_agent.errors import BadInput
-from tests.cluster.kube import Cluster, unique_name
+from tests.cluster.kube import Cluster
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 CONFIG = {"modelType": "llama", "maxTokens": 8192}
@@ -111,7 +118,7 @@ def test_inspect_job_shape() -> None:
 def test_inspect_job_accepted_by_the_api_server(cluster: Cluster, kube_namespace: str) -> None:
     uri = f"pvc://{kube_namespace}:models/llama"
     model = resource(uri, namespace=kube_namespace)
-    name = unique_name("inspect")
+    name = job_name(model)  # the namespace is fresh: no clash with earlier runs
     job = inspect_job(
         parse_pvc_uri(uri, model, "ome"), model, image="ome-agent:test", job_name=name
     )
@@ -217,3 +224,19 @@ def test_pvc_status_bound_while_inspecting() -> None:
     )
     assert status["state"] == "In_Transit"
     assert cond(status, "Progressing")["status"] == "True"
+
+
+def test_job_name_is_short_and_changes_with_the_generation() -> None:
+    model = resource("pvc://models/llama")
+    name = job_name(model)
+    assert name.startswith("ome-inspect-")
+    assert len(name) <= 63
+    assert job_name(model) == name
+    newer = parse_resource(
+        {
+            "kind": "BaseModel",
+            "metadata": {"name": "llama", "namespace": "team-a", "uid": model.uid, "generation": 3},
+            "spec": {"storage": {"storageUri": "pvc://models/other"}},
+        }
+    )
+    assert job_name(newer) != name

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rich.console import Console
+
 from ome_agent.api import ModelKey, ModelResource, parse_resource
 from ome_agent.controller.status import (
     NodeEntry,
@@ -12,9 +14,11 @@ from ome_agent.controller.status import (
     aggregate,
     entries_of_configmap,
     entry_key,
+    node_view,
     set_condition,
     status_changed,
 )
+from ome_agent.controller.view import rows, table
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire.entry import encode_entry
 
@@ -309,3 +313,69 @@ def test_entry_key_is_the_wire_key() -> None:
     assert entry_key(model()) == "clusterbasemodel.llama"
     assert entry_key(model("m", kind="BaseModel")) == "team-a.basemodel.m"
     assert ModelKey("ClusterBaseModel", None, "llama") == model().key
+
+
+def test_entry_of_an_earlier_resource_with_the_same_name_is_ignored() -> None:
+    stale = NodeEntry("n1", "Ready", None, None, None, uid="uid-of-the-deleted-one")
+    current = NodeEntry("n2", "Updating", None, None, None, uid="uid-llama")
+    omes = NodeEntry("n3", "Failed", "x", None, None)  # OME writes no uid: taken as is
+    status = aggregate(
+        model(), {"n1": stale, "n2": current, "n3": omes}, nodes("n1", "n2", "n3"), None, NOW
+    )
+    assert status["nodesReady"] == []
+    assert status["nodesFailed"] == ["n3"]
+    assert status["state"] == "Failed"
+
+
+def test_node_view_from_a_node_object() -> None:
+    ready = {"type": "Ready", "status": "True"}
+    obj = {"metadata": {"name": "n1", "labels": {"gpu": "a100"}}, "status": {"conditions": [ready]}}
+    assert node_view(obj) == NodeView("n1", {"gpu": "a100"}, True)
+    not_ready = {
+        "metadata": {"name": "n2"},
+        "status": {"conditions": [{**ready, "status": "Unknown"}]},
+    }
+    assert not node_view(not_ready).live
+    deleting = {
+        "metadata": {"name": "n3", "deletionTimestamp": "2026-11-27T10:00:00Z"},
+        "status": {"conditions": [ready]},
+    }
+    assert not node_view(deleting).live
+    assert not node_view({"metadata": {"name": "bare"}}).live
+
+
+def test_view_rows_and_table() -> None:
+    base = model("base")
+    ftw = parse_resource(
+        {
+            "kind": "FineTunedWeight",
+            "metadata": {"name": "lora"},
+            "spec": {"baseModelRef": {"name": "base"}, "storage": {"storageUri": "hf://a/lora"}},
+        }
+    )
+    all_nodes = {**nodes("n1", "n2"), **nodes("down", live=False)}
+    by_node = {
+        "n1": {entry_key(base): entry("n1", "Updating", done=500_000_000)},
+        "down": {entry_key(base): entry("down", "Failed", error="disk [full]")},
+        "gone": {entry_key(base): entry("gone", "Ready")},
+    }
+    model_rows = rows([ftw, base], by_node, all_nodes, now=NOW)
+    assert [r["kind"] for r in model_rows] == ["ClusterBaseModel", "FineTunedWeight"]
+    base_row, ftw_row = model_rows
+    assert base_row["state"] == "Failed"
+    assert [n["node"] for n in base_row["nodes"]] == ["down", "n1"]  # "gone" is left out
+    n1 = base_row["nodes"][1]
+    assert (n1["percent"], n1["completedBytes"], n1["speedBytesPerSec"]) == (
+        50.0,
+        500_000_000,
+        50_000_000,
+    )
+    assert ftw_row["eligibleNodeCount"] == 2  # placed where its base is
+    assert ftw_row["nodes"] == []
+    console = Console(width=200, record=True)
+    console.print(table(model_rows))
+    text = console.export_text()
+    assert "Downloading 50% (500.0 MB of 1.0 GB)" in text
+    assert "50.0 MB/s" in text
+    assert "disk [full]" in text  # shown verbatim, not as markup
+    assert "FineTunedWeight/lora" in text

@@ -20,6 +20,7 @@ Pure: builds and reads objects, no I/O.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import re
@@ -95,6 +96,14 @@ def _sub_path(sub: str, where: str, uri: str) -> str:
     if ".." in parts:
         raise BadInput(f"{where} {uri!r}: '..' would leave the claim: name a folder inside it")
     return "/".join(parts)
+
+
+def job_name(resource: ModelResource) -> str:
+    """A Job name for inspecting ``resource`` at its current generation: a spec change
+    gives a new name (a new inspection), a retry of the same one finds the old Job.
+    Short enough for the ``job-name`` label of its Pod (63 characters)."""
+    digest = hashlib.sha256(f"{resource.key}/{resource.uid}/{resource.generation}".encode())
+    return f"ome-inspect-{digest.hexdigest()[:16]}"
 
 
 def model_dir(ref: PvcRef) -> str:

@@ -16,7 +16,8 @@ Rules
   ``PartiallyReady`` (some ready, the rest failed or silent, nothing downloading),
   ``Failed`` (failures, nothing ready or downloading), ``NoEligibleNodes``,
   ``Disabled``, ``Deleting`` (deletion requested; the finalizer waits for the nodes).
-- Entries of nodes the controller does not know (deleted Nodes) are ignored. A known
+- Entries of nodes the controller does not know (deleted Nodes) are ignored, and so
+  are entries naming another ``uid`` (an earlier resource of the same name). A known
   node that is not live (NotReady, being deleted) still lists its entry — the files
   are there — but does not count as eligible: eligibility is over live nodes only.
 - ``nodesReady`` / ``nodesFailed`` sorted; ``readyNodeCount`` / ``failedNodeCount``
@@ -176,7 +177,7 @@ def aggregate(
     ``entries``: node name → this resource's entry on that node. ``previous``: the
     current ``.status`` (keeps each condition's ``lastTransitionTime``). ``base``: for a
     FineTunedWeight, its BaseModel / ClusterBaseModel (None when it does not exist)."""
-    known = {n: e for n, e in entries.items() if n in nodes}
+    known = {n: e for n, e in entries.items() if n in nodes and _same_resource(resource, e)}
     ready = sorted(n for n, e in known.items() if e.state == NodeState.READY)
     failed = sorted(n for n, e in known.items() if e.state == NodeState.FAILED)
     updating = sorted(n for n, e in known.items() if e.state == NodeState.UPDATING)
@@ -290,6 +291,13 @@ def node_list(names: Iterable[str]) -> str:
     shown = ", ".join(names[:MAX_NODES_SHOWN])
     rest = len(names) - MAX_NODES_SHOWN
     return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _same_resource(resource: ModelResource, entry: NodeEntry) -> bool:
+    """False for an entry written for an earlier resource of the same name (deleted and
+    recreated): until the agent reports the new one, it says nothing about it. OME's
+    entries carry no uid and are taken as they are."""
+    return not entry.uid or not resource.uid or entry.uid == resource.uid
 
 
 def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
