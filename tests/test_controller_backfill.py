@@ -39,12 +39,11 @@ def resource(
 def test_fills_every_empty_discoverable_field() -> None:
     patch = backfill_patch(resource(), CONFIG)
     assert patch is not None
-    assert set(patch) == {"spec"}
-    assert set(patch["spec"]) == set(DISCOVERABLE_FIELDS)
-    assert patch["spec"]["maxTokens"] == 131072
-    assert patch["spec"]["modelFormat"] == {"name": "safetensors", "version": "1.0.0"}
+    assert set(patch) == set(DISCOVERABLE_FIELDS)  # the fields of .spec, not {"spec": ...}
+    assert patch["maxTokens"] == 131072
+    assert patch["modelFormat"] == {"name": "safetensors", "version": "1.0.0"}
     # never fields outside the list (apiCapabilities, the decoded configuration)
-    assert "apiCapabilities" not in patch["spec"]
+    assert "apiCapabilities" not in patch
 
 
 def test_never_overrides_what_the_user_wrote() -> None:
@@ -57,8 +56,8 @@ def test_never_overrides_what_the_user_wrote() -> None:
     patch = backfill_patch(resource(user), CONFIG)
     assert patch is not None
     for field in user:
-        assert field not in patch["spec"]
-    assert patch["spec"]["modelArchitecture"] == "LlamaForCausalLM"
+        assert field not in patch
+    assert patch["modelArchitecture"] == "LlamaForCausalLM"
 
 
 def test_nothing_to_fill_is_none() -> None:
@@ -70,8 +69,8 @@ def test_nothing_to_fill_is_none() -> None:
 def test_empty_user_values_count_as_empty() -> None:
     patch = backfill_patch(resource({"modelType": "", "modelCapabilities": []}), CONFIG)
     assert patch is not None
-    assert patch["spec"]["modelType"] == "llama"
-    assert patch["spec"]["modelCapabilities"] == ["TEXT_TO_TEXT"]
+    assert patch["modelType"] == "llama"
+    assert patch["modelCapabilities"] == ["TEXT_TO_TEXT"]
 
 
 @pytest.mark.parametrize(
@@ -93,12 +92,12 @@ def test_invalid_reported_values_are_dropped_not_patched() -> None:
         "modelArchitecture": "X",
     }
     patch = backfill_patch(resource(), bad)
-    assert patch == {"spec": {"modelFramework": {"name": "transformers"}, "modelArchitecture": "X"}}
+    assert patch == {"modelFramework": {"name": "transformers"}, "modelArchitecture": "X"}
 
 
 def test_capabilities_normalised() -> None:
     patch = backfill_patch(resource(), {"modelCapabilities": ["text-generation", "embedding"]})
-    assert patch == {"spec": {"modelCapabilities": ["TEXT_TO_TEXT", "EMBEDDING"]}}
+    assert patch == {"modelCapabilities": ["TEXT_TO_TEXT", "EMBEDDING"]}
 
 
 def test_finetunedweight_is_not_back_filled() -> None:

@@ -4,7 +4,7 @@
 A node agent that finished a model writes what discovery learned into the ``config``
 of its ConfigMap entry. The controller turns the config of the first Ready node
 (by name, so every controller replica picks the same one) into a JSON merge patch of
-the resource: only the discoverable fields (``DISCOVERABLE_FIELDS``) that are empty in
+the spec: only the discoverable fields (``DISCOVERABLE_FIELDS``) that are empty in
 the spec, only values of the CRD's types. A field the user wrote is never touched,
 and once filled a field is no longer empty, so the patch is written once. The
 skip-config-parsing annotation (either spelling, DESIGN.md §3) turns it off.
@@ -40,8 +40,8 @@ def ready_config(entries: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def backfill_patch(resource: ModelResource, config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``{"spec": {...}}``, a JSON merge patch of the resource (apply it to the object,
-    not to ``.spec``) setting the empty discoverable fields from ``config``.
+    """A JSON merge patch of ``.spec`` (the fields only: wrap it in ``{"spec": ...}``
+    to patch the object) setting the empty discoverable fields from ``config``.
 
     None when nothing is left to fill, when the resource is not a BaseModel /
     ClusterBaseModel, or when the skip-config-parsing annotation is set."""
@@ -57,7 +57,7 @@ def backfill_patch(resource: ModelResource, config: Mapping[str, Any]) -> dict[s
         value = _valid(field, config.get(field))
         if value is not None:
             fill[field] = value
-    return {"spec": fill} if fill else None
+    return fill or None
 
 
 def _empty(value: Any) -> bool:
