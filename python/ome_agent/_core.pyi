@@ -5,7 +5,7 @@ Every long call releases the GIL and checks for signals (Ctrl-C raises
 KeyboardInterrupt in the calling thread and cancels the transfer).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Self, final
 
 __all__ = [
@@ -47,9 +47,9 @@ class ChecksumMismatch(EngineError, ValueError):
 
     The file never appears under its final name."""
 
-    algorithm: str  # "sha256" | "md5" | "git-sha1" | "size"
+    algorithm: str  # "sha256" | "md5" | "git-sha1" | "crc32c" | "md5-multipart" | "size" | "etag"
     expected: str
-    actual: str
+    actual: str  # for "etag": the ETag the server answers with now (changed upstream)
 
 class Cancelled(EngineError):
     """The transfer was cancelled (``Transfer.cancel`` or a signal)."""
@@ -85,12 +85,21 @@ class Engine:
         length: int,
         *,
         headers: Mapping[str, str] | None = None,
+        sign: Callable[[], Mapping[str, str]] | None = None,
     ) -> bytes:
-        """GET bytes [start, start+length) (fewer at end of file); retried like a range."""
+        """GET bytes [start, start+length) (fewer at end of file); retried like a range.
+
+        ``sign``: as for ``Transfer``, called before each request (retries included)."""
     def head(
-        self, url: str, *, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        sign: Callable[[], Mapping[str, str]] | None = None,
     ) -> dict[str, str | int | None]:
-        """Probe a URL: {"size", "etag", "last_modified", "accept_ranges", "final_url"}."""
+        """Probe a URL: {"size", "etag", "last_modified", "accept_ranges", "final_url"}.
+
+        ``sign``: as for ``Transfer``, called before each request (retries included)."""
 
 @final
 class Transfer:
@@ -101,6 +110,30 @@ class Transfer:
     what is missing. On success: fsync, atomic rename to ``dest``.
     ``connections=None`` / ``chunk_size=None`` mean adaptive; ``direct_io=None``
     means O_DIRECT for files of 64 MiB or more outside tmpfs, buffered otherwise.
+
+    Expected digests are verified while the bytes stream (hash=True); each one
+    checked lands in ``TransferResult.verified`` and a difference raises
+    ``ChecksumMismatch`` with the file never published:
+
+    - ``sha256`` / ``md5`` / ``git_sha1``: hex digests of the whole file.
+    - ``crc32c``: CRC32C (Castagnoli) of the whole file, 8 hex digits big-endian
+      (the base64 value of GCS/OCI/S3, decoded, in hex); algorithm "crc32c".
+    - ``md5_multipart``: ``(part_size, "hex-N")``, the digest S3/OCI give for
+      multipart uploads: md5 over the concatenated binary md5 of each part
+      (``part_size`` bytes, the last shorter), then "-N" with N parts; a part
+      count that does not fit the size is a mismatch too; "md5-multipart".
+
+    ``expected_etag``: the ETag the listing gave. A different ETag on the first
+    response (compared without quotes and a W/ prefix), or the object changing
+    mid-transfer (If-Range answered 200 with another ETag), raises
+    ``ChecksumMismatch(algorithm="etag")``: changed upstream since the listing.
+
+    ``sign``: called before every request of the transfer (probe, each range,
+    retries included), from an engine thread with the GIL taken for the call;
+    the headers it returns are merged over ``headers`` for that request. It is
+    not sent on past a redirect to another origin (nor are Authorization and
+    Cookie). An exception from it fails the transfer with ``TransferError``
+    ("signing the request failed: <exception type>"), header values never shown.
     """
 
     def __new__(
@@ -114,6 +147,10 @@ class Transfer:
         sha256: str | None = None,
         md5: str | None = None,
         git_sha1: str | None = None,
+        crc32c: str | None = None,
+        md5_multipart: tuple[int, str] | None = None,
+        expected_etag: str | None = None,
+        sign: Callable[[], Mapping[str, str]] | None = None,
         hash: bool = True,
         connections: int | None = None,
         chunk_size: int | None = None,
@@ -146,6 +183,7 @@ class TransferResult:
     md5: str | None
     git_sha1: str | None
     xxh3_128: str | None
+    crc32c: str | None  # 8 hex digits, big-endian; computed whenever hash=True
     verified: list[str]  # algorithms compared against an expected value
     ranged: bool  # False when the server ignored Range (one stream)
     direct_io: bool  # the bulk of the file was written with O_DIRECT

@@ -4,7 +4,8 @@
 //!
 //! Redirects are followed by reqwest, which keeps our headers (so Range
 //! survives) but drops Authorization/Cookie when the redirect leaves the
-//! original scheme+host+port.
+//! original scheme+host+port. A second client of the same engine follows no
+//! redirect: signed requests handle them in `fetch::get`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub struct ClientConfig<'a> {
     pub connect_timeout: Duration,
     pub user_agent: Option<&'a str>,
     pub max_connections: usize,
+    pub follow_redirects: bool,
 }
 
 fn default_user_agent() -> String {
@@ -36,6 +38,9 @@ pub fn build(cfg: &ClientConfig<'_>) -> Result<reqwest::Client> {
                 .map(str::to_string)
                 .unwrap_or_else(default_user_agent),
         );
+    if !cfg.follow_redirects {
+        b = b.redirect(reqwest::redirect::Policy::none());
+    }
     if let Some(path) = cfg.ca_bundle {
         let pem = std::fs::read(path).map_err(|e| {
             Error::InvalidInput(format!(

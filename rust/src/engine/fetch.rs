@@ -5,15 +5,16 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE,
-    RETRY_AFTER,
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED,
+    LOCATION, RANGE, RETRY_AFTER,
 };
 use reqwest::{Client, Response, StatusCode, Url};
 
 use super::buffers::Buffer;
 use super::client::error_chain;
 use super::progress::Progress;
-use super::retry;
+use super::sign::{same_origin, RequestHeaders};
+use super::{retry, Engine};
 use crate::error::{redact_url, Error};
 
 /// How an exchange failed.
@@ -26,8 +27,9 @@ pub enum Failure {
     },
     /// Not worth retrying.
     Fatal(Error),
-    /// The object changed under us (If-Range answered with the whole body).
-    Changed,
+    /// The object changed under us (If-Range answered with the whole body);
+    /// the ETag of that answer, if it had one.
+    Changed(Option<String>),
 }
 
 impl Failure {
@@ -76,19 +78,72 @@ pub fn if_range_value(etag: Option<&str>, last_modified: Option<&str>) -> Option
     }
 }
 
+/// Hops a signed request follows itself (reqwest's own limit is 10 too).
+const MAX_REDIRECTS: usize = 10;
+
 /// Send a GET, optionally ranged (`[start, end)`), within `timeout` for the
-/// response head.
+/// response head of each hop.
+///
+/// Unsigned requests let the client follow redirects (it drops
+/// Authorization/Cookie on the way to another origin). Signed requests
+/// follow them here: re-signed for the same origin, and with neither the
+/// signature nor other credentials once a redirect leaves it.
 pub async fn get(
+    engine: &Engine,
+    url: &Url,
+    headers: &RequestHeaders,
+    range: Option<(u64, u64)>,
+    if_range: Option<&HeaderValue>,
+    timeout: Duration,
+) -> Result<Response, Failure> {
+    if headers.sign.is_none() {
+        let h = headers.base.clone();
+        return send(&engine.client, url, h, range, if_range, timeout).await;
+    }
+    let mut target = url.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let h = headers.build().map_err(|message| {
+            Failure::Fatal(Error::Transfer {
+                url: redact_url(url.as_str()),
+                message,
+            })
+        })?;
+        let resp = send(&engine.client_manual, &target, h, range, if_range, timeout).await?;
+        if !resp.status().is_redirection() {
+            return Ok(resp);
+        }
+        let next = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| target.join(l).ok());
+        let Some(next) = next else {
+            return Ok(resp);
+        };
+        if !same_origin(&target, &next) {
+            let h = headers.for_other_origin().base;
+            return send(&engine.client, &next, h, range, if_range, timeout).await;
+        }
+        target = next;
+    }
+    Err(Failure::Fatal(Error::Transfer {
+        url: redact_url(url.as_str()),
+        message: format!("more than {MAX_REDIRECTS} redirects"),
+    }))
+}
+
+/// One request with `client`, within `timeout` for the response head.
+async fn send(
     client: &Client,
     url: &Url,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     range: Option<(u64, u64)>,
     if_range: Option<&HeaderValue>,
     timeout: Duration,
 ) -> Result<Response, Failure> {
     let mut req = client
         .get(url.clone())
-        .headers(headers.clone())
+        .headers(headers)
         .header(ACCEPT_ENCODING, "identity");
     if let Some((a, b)) = range {
         req = req.header(RANGE, format!("bytes={a}-{}", b.saturating_sub(1)));
@@ -155,9 +210,9 @@ pub async fn next_chunk(
 /// advancing `*got` as bytes arrive so a retry continues where this stopped.
 #[allow(clippy::too_many_arguments)]
 pub async fn fetch_piece(
-    client: &Client,
+    engine: &Engine,
     url: &Url,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     if_range: Option<&HeaderValue>,
     start: u64,
     end: u64,
@@ -167,12 +222,14 @@ pub async fn fetch_piece(
     progress: &Progress,
 ) -> Result<(), Failure> {
     let from = start + *got as u64;
-    let resp = get(client, url, headers, Some((from, end)), if_range, stall).await?;
+    let resp = get(engine, url, headers, Some((from, end)), if_range, stall).await?;
     match resp.status() {
         StatusCode::PARTIAL_CONTENT => {}
         // If-Range did not match (or Range is no longer honoured): the
         // bytes we already hold may belong to another version.
-        StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => return Err(Failure::Changed),
+        StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
+            return Err(Failure::Changed(header_str(resp.headers(), ETAG)))
+        }
         _ => return Err(status_failure(&resp)),
     }
     let cr = header_str(resp.headers(), CONTENT_RANGE).and_then(|v| parse_content_range(&v));
@@ -243,14 +300,14 @@ pub struct Probe {
 /// not signed, e.g. presigned GET URLs): size from Content-Range,
 /// validators, final URL; the body is left unread for the caller.
 pub async fn probe(
-    client: &Client,
+    engine: &Engine,
     url: &Url,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     timeout: Duration,
     first_len: u64,
 ) -> Result<Probe, Failure> {
     let resp = get(
-        client,
+        engine,
         url,
         headers,
         Some((0, first_len.max(1))),

@@ -31,6 +31,8 @@ pub struct Wanted {
     /// git blob sha1 of a file of this size ("blob <size>\0" prefix)
     pub git_sha1_size: Option<u64>,
     pub xxh3: bool,
+    /// S3/OCI multipart digest with parts of this size (see [`PartMd5`])
+    pub md5_part_size: Option<u64>,
 }
 
 /// Hex digests of a finished stream.
@@ -40,6 +42,11 @@ pub struct DigestHex {
     pub md5: Option<String>,
     pub git_sha1: Option<String>,
     pub xxh3_128: Option<String>,
+    /// CRC32C of the whole stream, 8 hex digits big-endian (as GCS gives it,
+    /// base64-decoded); set by the hasher thread, which always computes it
+    pub crc32c: Option<String>,
+    /// "hex-N", see [`PartMd5`]
+    pub md5_multipart: Option<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -52,12 +59,68 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The digest S3 and OCI give for an object uploaded in parts: the md5 of
+/// the concatenated binary md5s of the parts (all of `part_size` bytes but
+/// the last), then "-" and the number of parts.
+pub struct PartMd5 {
+    part_size: u64,
+    in_part: u64,
+    parts: u64,
+    part: Md5,
+    outer: Md5,
+}
+
+impl PartMd5 {
+    pub fn new(part_size: u64) -> Self {
+        Self {
+            part_size: part_size.max(1),
+            in_part: 0,
+            parts: 0,
+            part: Md5::new(),
+            outer: Md5::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = (self.part_size - self.in_part).min(data.len() as u64) as usize;
+            self.part.update(&data[..room]);
+            self.in_part += room as u64;
+            data = &data[room..];
+            if self.in_part == self.part_size {
+                self.close_part();
+            }
+        }
+    }
+
+    fn close_part(&mut self) {
+        let d = std::mem::replace(&mut self.part, Md5::new()).finalize();
+        self.outer.update(&d[..]);
+        self.parts += 1;
+        self.in_part = 0;
+    }
+
+    pub fn finish(mut self) -> String {
+        // an empty object is one empty part
+        if self.in_part > 0 || self.parts == 0 {
+            self.close_part();
+        }
+        format!("{}-{}", hex(&self.outer.finalize()), self.parts)
+    }
+}
+
+/// A CRC32C as 8 hex digits, big-endian.
+pub fn crc_hex(c: u32) -> String {
+    format!("{c:08x}")
+}
+
 /// The running digests.
 pub struct Digests {
     sha256: Option<Sha256>,
     md5: Option<Md5>,
     sha1: Option<Sha1>,
     xxh3: Option<Box<Xxh3>>,
+    multipart: Option<PartMd5>,
 }
 
 impl Digests {
@@ -72,6 +135,7 @@ impl Digests {
             md5: w.md5.then(Md5::new),
             sha1,
             xxh3: w.xxh3.then(|| Box::new(Xxh3::new())),
+            multipart: w.md5_part_size.map(PartMd5::new),
         }
     }
 
@@ -88,6 +152,9 @@ impl Digests {
         if let Some(h) = &mut self.xxh3 {
             h.update(data);
         }
+        if let Some(h) = &mut self.multipart {
+            h.update(data);
+        }
     }
 
     pub fn finish(self) -> DigestHex {
@@ -96,6 +163,8 @@ impl Digests {
             md5: self.md5.map(|h| hex(&h.finalize())),
             git_sha1: self.sha1.map(|h| hex(&h.finalize())),
             xxh3_128: self.xxh3.map(|h| format!("{:032x}", h.digest128())),
+            crc32c: None,
+            md5_multipart: self.multipart.map(PartMd5::finish),
         }
     }
 }
@@ -195,6 +264,8 @@ fn feed(d: &mut Digests, crc: u32, data: &[u8]) -> u32 {
 
 fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, journal: Option<Sender<Record>>) -> Outcome {
     let mut d = Digests::new(wanted);
+    // whole-file CRC32C, combined from the per-range ones computed anyway
+    let mut whole = 0u32;
     let mut order = InOrder::new(0);
     let mut scratch: Vec<u8> = Vec::new();
     while let Ok(m) = rx.recv() {
@@ -208,6 +279,7 @@ fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, journal: Option<Sender<Re
                     }
                     // dropping `buf` returns its slabs and budget
                     drop(buf);
+                    whole = crc32c::crc32c_combine(whole, c, len as usize);
                     // The piece's crc32c is computed here, off the network
                     // threads; its journal record follows from here too.
                     if let Some(j) = &journal {
@@ -235,12 +307,15 @@ fn run(wanted: Wanted, file: &File, rx: Receiver<Msg>, journal: Option<Sender<Re
                     if crc.is_some_and(|want| want != c) {
                         return Outcome::Corrupt { offset: off };
                     }
+                    whole = crc32c::crc32c_combine(whole, c, len as usize);
                 }
             }
         }
     }
+    let mut digests = d.finish();
+    digests.crc32c = Some(crc_hex(whole));
     Outcome::Done {
-        digests: d.finish(),
+        digests,
         hashed: order.frontier(),
     }
 }
@@ -257,6 +332,7 @@ mod tests {
             md5: true,
             git_sha1_size: Some(6),
             xxh3: true,
+            md5_part_size: None,
         });
         d.update(b"hel");
         d.update(b"lo\n");
@@ -345,10 +421,13 @@ mod tests {
         drop(tx);
         let mut one = Digests::new(w);
         one.update(&data);
+        let mut want = one.finish();
+        // the whole-file crc32c combined from the three ranges
+        want.crc32c = Some(crc_hex(crc32c::crc32c(&data)));
         match h.join().unwrap() {
             Outcome::Done { digests, hashed } => {
                 assert_eq!(hashed, data.len() as u64);
-                assert_eq!(digests, one.finish());
+                assert_eq!(digests, want);
             }
             o => panic!("{o:?}"),
         }

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod retry;
 pub mod runtime;
+pub mod sign;
 pub mod simple;
 pub mod stream;
 pub mod transfer;
@@ -61,6 +62,9 @@ impl Default for EngineConfig {
 /// One HTTP client and the limits shared by all its transfers.
 pub struct Engine {
     pub(crate) client: reqwest::Client,
+    /// same settings, redirects not followed: signed requests follow them
+    /// themselves (see `fetch::get`)
+    pub(crate) client_manual: reqwest::Client,
     pub(crate) cfg: EngineConfig,
     /// one permit per request in progress, over all transfers
     pub(crate) conns: Arc<Semaphore>,
@@ -88,15 +92,19 @@ impl Engine {
                 "stall_timeout and connect_timeout must be positive".into(),
             ));
         }
-        let client = client::build(&client::ClientConfig {
+        let client_cfg = |follow_redirects| client::ClientConfig {
             ca_bundle: cfg.ca_bundle.as_deref(),
             connect_timeout: cfg.connect_timeout,
             user_agent: cfg.user_agent.as_deref(),
             max_connections: cfg.max_connections,
-        })?;
+            follow_redirects,
+        };
+        let client = client::build(&client_cfg(true))?;
+        let client_manual = client::build(&client_cfg(false))?;
         let budget_slabs = (cfg.max_in_flight_bytes / SLAB as u64) as usize;
         Ok(Arc::new(Self {
             client,
+            client_manual,
             conns: Arc::new(Semaphore::new(cfg.max_connections)),
             budget: Arc::new(Semaphore::new(budget_slabs)),
             budget_slabs,

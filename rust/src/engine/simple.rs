@@ -5,11 +5,11 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 
 use super::fetch::{self, Failure};
 use super::progress::Cancel;
+use super::sign::RequestHeaders;
 use super::{retry, Engine};
 use crate::error::{redact_url, Error, Result};
 
@@ -60,7 +60,7 @@ where
 pub(crate) fn failure_to_error(f: Failure, url: &Url) -> Error {
     match f {
         Failure::Fatal(e) => e,
-        Failure::Changed => Error::Transfer {
+        Failure::Changed(_) => Error::Transfer {
             url: redact_url(url.as_str()),
             message: "the object changed during the request".into(),
         },
@@ -75,7 +75,7 @@ pub(crate) fn failure_to_error(f: Failure, url: &Url) -> Error {
 pub async fn fetch_range(
     engine: &Engine,
     url: &Url,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     start: u64,
     length: u64,
 ) -> Result<Vec<u8>> {
@@ -87,15 +87,7 @@ pub async fn fetch_range(
     let retries = AtomicU64::new(0);
     let end = start.saturating_add(length);
     with_retries(engine.cfg.max_retries, None, &retries, url, || async {
-        let mut resp = fetch::get(
-            &engine.client,
-            url,
-            headers,
-            Some((start, end)),
-            None,
-            stall,
-        )
-        .await?;
+        let mut resp = fetch::get(engine, url, headers, Some((start, end)), None, stall).await?;
         // a server ignoring Range sends the whole body: skip to `start`
         let mut skip = match resp.status() {
             StatusCode::PARTIAL_CONTENT => 0,
@@ -132,11 +124,11 @@ pub struct HeadInfo {
 }
 
 /// Probe a URL (ranged GET of the first byte, see `fetch::probe`).
-pub async fn head(engine: &Engine, url: &Url, headers: &HeaderMap) -> Result<HeadInfo> {
+pub async fn head(engine: &Engine, url: &Url, headers: &RequestHeaders) -> Result<HeadInfo> {
     let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
     let retries = AtomicU64::new(0);
     let mut p = with_retries(engine.cfg.max_retries, None, &retries, url, || {
-        fetch::probe(&engine.client, url, headers, engine.cfg.stall_timeout, 1)
+        fetch::probe(engine, url, headers, engine.cfg.stall_timeout, 1)
     })
     .await
     .map_err(|f| failure_to_error(f, url))?;

@@ -7,7 +7,6 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -15,9 +14,10 @@ use super::buffers::{Buffer, SLAB};
 use super::fetch::{self, Failure};
 use super::file::{partial_paths, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome};
+use super::sign::RequestHeaders;
 use super::transfer::{
-    io_err, join_thread, size_mismatch, verify, wanted, AttemptError, Stats, TransferOutcome,
-    TransferSpec, TransferState,
+    io_err, join_thread, on_changed, size_mismatch, verify, wanted, AttemptError, Stats,
+    TransferOutcome, TransferSpec, TransferState,
 };
 use super::Engine;
 use crate::error::Error;
@@ -29,7 +29,7 @@ pub(super) async fn stream(
     state: &Arc<TransferState>,
     stats: &Arc<Stats>,
     probe: fetch::Probe,
-    headers: &HeaderMap,
+    headers: &RequestHeaders,
     probe_conn: Option<OwnedSemaphorePermit>,
 ) -> std::result::Result<TransferOutcome, AttemptError> {
     let cfg = &engine.cfg;
@@ -47,13 +47,13 @@ pub(super) async fn stream(
     };
     let as_retry = |f: Failure| match f {
         Failure::Retry { msg, retry_after } => AttemptError::StreamRetry(msg, retry_after),
-        Failure::Changed => AttemptError::Restart("the object changed on the server"),
+        Failure::Changed(etag) => on_changed(spec, etag),
         Failure::Fatal(e) => AttemptError::Fatal(e),
     };
     let mut resp = match probe.whole {
         Some(r) => r,
         None => {
-            let r = fetch::get(&engine.client, &url, headers, None, None, stall)
+            let r = fetch::get(engine, &url, headers, None, None, stall)
                 .await
                 .map_err(as_retry)?;
             if r.status() != StatusCode::OK {

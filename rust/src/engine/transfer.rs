@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use reqwest::Url;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
@@ -30,6 +30,7 @@ use super::hasher::{self, DigestHex, Item, Msg, Outcome, Wanted};
 use super::journal::{self, JournalWriter, Record, Validator};
 use super::plan::{Planner, RangeSet};
 use super::progress::{Cancel, Progress};
+use super::sign::{same_origin, RequestHeaders, Signer};
 use super::simple::{failure_to_error, with_retries};
 use super::worker::{piece_len, transfer_window, FirstPiece, Shared, Worker};
 use super::{retry, Engine};
@@ -46,6 +47,14 @@ pub struct TransferSpec {
     pub sha256: Option<String>,
     pub md5: Option<String>,
     pub git_sha1: Option<String>,
+    /// lowercase hex, 8 digits (big-endian)
+    pub crc32c: Option<String>,
+    /// (part size, lowercase "hex-N"): S3/OCI multipart upload digest
+    pub md5_multipart: Option<(u64, String)>,
+    /// the ETag the listing gave; another one at fetch time = changed upstream
+    pub expected_etag: Option<String>,
+    /// fresh headers before every request (merged over `headers`)
+    pub sign: Option<Signer>,
     pub hash: bool,
     pub connections: Option<usize>,
     pub chunk_size: Option<u64>,
@@ -177,17 +186,39 @@ pub async fn run(
     }
 }
 
-/// Same origin (scheme, host, port)? Credentials never cross origins.
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
+impl TransferSpec {
+    pub fn request_headers(&self) -> RequestHeaders {
+        RequestHeaders::new(self.headers.clone(), self.sign.clone())
+    }
 }
 
-fn strip_credentials(h: &mut HeaderMap) {
-    h.remove(AUTHORIZATION);
-    h.remove(COOKIE);
-    h.remove(PROXY_AUTHORIZATION);
+/// An ETag as compared: without a W/ prefix and quotes (listings and GETs
+/// of the same object disagree on both).
+pub fn normalize_etag(e: &str) -> &str {
+    let e = e.trim();
+    let e = e.strip_prefix("W/").unwrap_or(e);
+    e.trim_matches('"')
+}
+
+fn etag_mismatch(expected: &str, actual: &str) -> Error {
+    Error::ChecksumMismatch {
+        algorithm: "etag".into(),
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+    }
+}
+
+/// The object changed during the transfer (If-Range answered with the
+/// whole body). Against a listed ETag that is an error, never a silent
+/// restart on the new object; without one, start over.
+pub(super) fn on_changed(spec: &TransferSpec, etag: Option<String>) -> AttemptError {
+    match (&spec.expected_etag, etag) {
+        (Some(exp), Some(act)) if normalize_etag(exp) != normalize_etag(&act) => {
+            AttemptError::Fatal(etag_mismatch(exp, &act))
+        }
+        // no ETag to compare: the next probe checks it
+        _ => AttemptError::Restart("the object changed on the server"),
+    }
 }
 
 pub(super) fn size_mismatch(expected: u64, actual: u64) -> Error {
@@ -217,6 +248,7 @@ pub(super) fn wanted(spec: &TransferSpec, size: Option<u64>) -> std::result::Res
         md5: spec.md5.is_some(),
         git_sha1_size,
         xxh3: true,
+        md5_part_size: spec.md5_multipart.as_ref().map(|(p, _)| *p),
     })
 }
 
@@ -232,10 +264,13 @@ pub(super) fn verify(spec: &TransferSpec, d: &DigestHex, size: u64) -> Result<Ve
     if !spec.hash {
         return Ok(verified);
     }
+    let multipart = spec.md5_multipart.as_ref().map(|(_, d)| d.clone());
     let checks = [
         ("sha256", &spec.sha256, &d.sha256),
         ("md5", &spec.md5, &d.md5),
         ("git-sha1", &spec.git_sha1, &d.git_sha1),
+        ("crc32c", &spec.crc32c, &d.crc32c),
+        ("md5-multipart", &multipart, &d.md5_multipart),
     ];
     for (alg, expected, actual) in checks {
         if let Some(exp) = expected {
@@ -302,21 +337,14 @@ async fn attempt(
             .await
             .map_err(|_| Error::Cancelled)?,
     );
+    let request_headers = spec.request_headers();
     let mut probe = {
         with_retries(
             cfg.max_retries,
             Some(&state.cancel),
             &stats.retries,
             url,
-            || {
-                fetch::probe(
-                    &engine.client,
-                    url,
-                    &spec.headers,
-                    cfg.stall_timeout,
-                    first_len,
-                )
-            },
+            || fetch::probe(engine, url, &request_headers, cfg.stall_timeout, first_len),
         )
         .await
         .map_err(|f| failure_to_error(f, url))?
@@ -327,10 +355,16 @@ async fn attempt(
             return Err(size_mismatch(exp, size).into());
         }
     }
-    let mut headers = spec.headers.clone();
-    if !same_origin(url, &probe.final_url) {
-        strip_credentials(&mut headers);
+    if let (Some(exp), Some(act)) = (&spec.expected_etag, &probe.etag) {
+        if normalize_etag(exp) != normalize_etag(act) {
+            return Err(etag_mismatch(exp, act).into());
+        }
     }
+    let headers = if same_origin(url, &probe.final_url) {
+        request_headers
+    } else {
+        request_headers.for_other_origin()
+    };
     let first = probe.first.take();
     if !probe.ranged {
         return super::stream::stream(engine, spec, state, stats, probe, &headers, probe_conn)
@@ -423,6 +457,7 @@ async fn attempt(
         if_range: fetch::if_range_value(probe.etag.as_deref(), probe.last_modified.as_deref()),
         url: probe.final_url.clone(),
         headers,
+        spec: spec.clone(),
         fixed_chunk: spec.chunk_size,
     });
     // Adaptive growth stops where each connection would still get two

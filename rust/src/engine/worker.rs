@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use reqwest::Url;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
@@ -17,7 +17,8 @@ use super::file::PartialFile;
 use super::hasher::{Item, Msg};
 use super::journal::Record;
 use super::plan::Planner;
-use super::transfer::{io_err, AttemptError, Stats, TransferState};
+use super::sign::RequestHeaders;
+use super::transfer::{io_err, on_changed, AttemptError, Stats, TransferSpec, TransferState};
 use super::{retry, Engine};
 use crate::error::{redact_url, Error};
 
@@ -29,7 +30,8 @@ pub(super) struct Shared {
     pub(super) target: AtomicUsize,
     pub(super) if_range: Option<HeaderValue>,
     pub(super) url: Url,
-    pub(super) headers: HeaderMap,
+    pub(super) headers: RequestHeaders,
+    pub(super) spec: Arc<TransferSpec>,
     pub(super) fixed_chunk: Option<u64>,
 }
 
@@ -202,7 +204,7 @@ impl Worker {
                 .await
             } else {
                 fetch::fetch_piece(
-                    &self.engine.client,
+                    &self.engine,
                     &self.shared.url,
                     &self.shared.headers,
                     self.shared.if_range.as_ref(),
@@ -217,9 +219,7 @@ impl Worker {
             };
             match r {
                 Ok(()) => return Ok(()),
-                Err(Failure::Changed) => {
-                    return Err(AttemptError::Restart("the object changed on the server"))
-                }
+                Err(Failure::Changed(etag)) => return Err(on_changed(&self.shared.spec, etag)),
                 Err(Failure::Fatal(e)) => return Err(e.into()),
                 Err(Failure::Retry { msg, retry_after }) => {
                     if attempt >= cfg.max_retries {

@@ -19,6 +19,7 @@ use reqwest::Url;
 
 use super::errors::to_py_err;
 use crate::engine::runtime::runtime;
+use crate::engine::sign::{RequestHeaders, Signer};
 use crate::engine::transfer::{self, TransferOutcome, TransferSpec, TransferState};
 use crate::engine::{simple, Engine, EngineConfig};
 use crate::error::{redact_url, Error};
@@ -89,31 +90,69 @@ fn parse_url(url: &str) -> PyResult<Url> {
 }
 
 /// Mapping[str, str] → HeaderMap; values are never echoed (they may be tokens).
-fn to_headers(headers: Option<&Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+fn headers_from(h: &Bound<'_, PyAny>) -> Result<HeaderMap, String> {
     let mut out = HeaderMap::new();
-    let Some(h) = headers else {
-        return Ok(out);
-    };
-    if h.is_none() {
-        return Ok(out);
-    }
     let items = h
         .call_method0("items")
-        .map_err(|_| invalid("headers: pass a mapping of str to str"))?;
-    for item in items.try_iter()? {
-        let (k, v): (String, String) = item?
-            .extract()
-            .map_err(|_| invalid("headers: every name and value must be a str"))?;
+        .map_err(|_| "pass a mapping of str to str".to_string())?;
+    let items = items
+        .try_iter()
+        .map_err(|_| "pass a mapping of str to str".to_string())?;
+    for item in items {
+        let (k, v): (String, String) = item
+            .and_then(|i| i.extract())
+            .map_err(|_| "every name and value must be a str".to_string())?;
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| invalid(format!("headers: {k:?} is not a valid header name")))?;
+            .map_err(|_| format!("{k:?} is not a valid header name"))?;
         let value = HeaderValue::from_str(&v).map_err(|_| {
-            invalid(format!(
-                "headers: the value of {k:?} contains characters not allowed in a header"
-            ))
+            format!("the value of {k:?} contains characters not allowed in a header")
         })?;
         out.append(name, value);
     }
     Ok(out)
+}
+
+fn to_headers(headers: Option<&Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+    match headers {
+        Some(h) if !h.is_none() => headers_from(h).map_err(|e| invalid(format!("headers: {e}"))),
+        _ => Ok(HeaderMap::new()),
+    }
+}
+
+/// A Python callable returning request headers → a `Signer` the engine calls
+/// before every request, from its own threads: the GIL is taken for the call
+/// only. Failures name the exception type, never its text or a header value.
+fn to_signer(sign: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Signer>> {
+    let Some(f) = sign.filter(|f| !f.is_none()) else {
+        return Ok(None);
+    };
+    if !f.is_callable() {
+        return Err(invalid(
+            "sign: pass a callable taking no argument and returning a mapping of str to str",
+        ));
+    }
+    let f: Py<PyAny> = f.clone().unbind();
+    Ok(Some(Signer::new(move || {
+        Python::attach(|py| {
+            let out = f.bind(py).call0().map_err(|e| {
+                let ty = e
+                    .get_type(py)
+                    .qualname()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "exception".into());
+                format!("signing the request failed: {ty}")
+            })?;
+            headers_from(&out)
+                .map_err(|e| format!("signing the request failed: the returned headers: {e}"))
+        })
+    })))
+}
+
+fn request_headers(
+    headers: Option<&Bound<'_, PyAny>>,
+    sign: Option<&Bound<'_, PyAny>>,
+) -> PyResult<RequestHeaders> {
+    Ok(RequestHeaders::new(to_headers(headers)?, to_signer(sign)?))
 }
 
 fn non_negative(name: &str, v: i64) -> PyResult<u64> {
@@ -135,10 +174,33 @@ fn hex_digest(name: &str, v: Option<String>, len: usize) -> PyResult<Option<Stri
     if v.len() != len || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid(format!(
             "{name}: expected {len} hexadecimal characters, got {:?}",
-            if v.len() > 80 { &v[..80] } else { &v }
+            v.chars().take(80).collect::<String>()
         )));
     }
     Ok(Some(v))
+}
+
+/// `(part_size, "hex-N")` as S3/OCI give it for a multipart upload.
+fn multipart_digest((part_size, digest): (i64, String)) -> PyResult<(u64, String)> {
+    if part_size < 1 {
+        return Err(invalid(format!(
+            "md5_multipart: the part size must be at least 1, got {part_size}"
+        )));
+    }
+    let d = digest.trim().to_ascii_lowercase();
+    let ok = d.split_once('-').is_some_and(|(h, n)| {
+        h.len() == 32
+            && h.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !ok {
+        return Err(invalid(format!(
+            "md5_multipart: expected \"<32 hex digits>-<number of parts>\", got {:?}",
+            d.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok((part_size as u64, d))
 }
 
 /// One process-wide HTTP client: keep-alive pool, TLS roots, proxies.
@@ -197,7 +259,8 @@ impl PyEngine {
     }
 
     /// GET bytes [start, start+length) (fewer at end of file); retried like a range.
-    #[pyo3(signature = (url, start, length, *, headers = None))]
+    #[pyo3(signature = (url, start, length, *, headers = None, sign = None))]
+    #[allow(clippy::too_many_arguments)]
     fn fetch_range<'py>(
         &self,
         py: Python<'py>,
@@ -205,11 +268,12 @@ impl PyEngine {
         start: i64,
         length: i64,
         headers: Option<&Bound<'py, PyAny>>,
+        sign: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let url = parse_url(url)?;
         let start = non_negative("start", start)?;
         let length = non_negative("length", length)?;
-        let headers = to_headers(headers)?;
+        let headers = request_headers(headers, sign)?;
         let engine = self.inner.clone();
         let data = block_on(
             py,
@@ -220,15 +284,16 @@ impl PyEngine {
     }
 
     /// Probe a URL: {"size", "etag", "last_modified", "accept_ranges", "final_url"}.
-    #[pyo3(signature = (url, *, headers = None))]
+    #[pyo3(signature = (url, *, headers = None, sign = None))]
     fn head<'py>(
         &self,
         py: Python<'py>,
         url: &str,
         headers: Option<&Bound<'py, PyAny>>,
+        sign: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let url = parse_url(url)?;
-        let headers = to_headers(headers)?;
+        let headers = request_headers(headers, sign)?;
         let engine = self.inner.clone();
         let info = block_on(
             py,
@@ -275,6 +340,10 @@ impl PyTransfer {
         sha256 = None,
         md5 = None,
         git_sha1 = None,
+        crc32c = None,
+        md5_multipart = None,
+        expected_etag = None,
+        sign = None,
         hash = true,
         connections = None,
         chunk_size = None,
@@ -291,6 +360,10 @@ impl PyTransfer {
         sha256: Option<String>,
         md5: Option<String>,
         git_sha1: Option<String>,
+        crc32c: Option<String>,
+        md5_multipart: Option<(i64, String)>,
+        expected_etag: Option<String>,
+        sign: Option<&Bound<'_, PyAny>>,
         hash: bool,
         connections: Option<i64>,
         chunk_size: Option<i64>,
@@ -334,6 +407,10 @@ impl PyTransfer {
             sha256: hex_digest("sha256", sha256, 64)?,
             md5: hex_digest("md5", md5, 32)?,
             git_sha1: hex_digest("git_sha1", git_sha1, 40)?,
+            crc32c: hex_digest("crc32c", crc32c, 8)?,
+            md5_multipart: md5_multipart.map(multipart_digest).transpose()?,
+            expected_etag: expected_etag.filter(|e| !e.trim().is_empty()),
+            sign: to_signer(sign)?,
             hash,
             connections,
             chunk_size,
@@ -407,6 +484,7 @@ pub(crate) struct PyTransferResult {
     md5: Option<String>,
     git_sha1: Option<String>,
     xxh3_128: Option<String>,
+    crc32c: Option<String>,
     verified: Vec<String>,
     ranged: bool,
     direct_io: bool,
@@ -427,6 +505,7 @@ impl From<TransferOutcome> for PyTransferResult {
             md5: o.digests.md5,
             git_sha1: o.digests.git_sha1,
             xxh3_128: o.digests.xxh3_128,
+            crc32c: o.digests.crc32c,
             verified: o.verified,
             ranged: o.ranged,
             direct_io: o.direct_io,
