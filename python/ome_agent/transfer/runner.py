@@ -39,6 +39,7 @@ class Outcome:
 def _make_transfer(engine: _core.Engine, job: Job, settings: TransferSettings) -> _core.Transfer:
     f = job.file
     check = settings.verify  # --no-verify: no expected digests, no hashing at all
+    multipart = f.md5_multipart
     return _core.Transfer(
         engine,
         f.url,
@@ -48,6 +49,11 @@ def _make_transfer(engine: _core.Engine, job: Job, settings: TransferSettings) -
         sha256=f.sha256 if check else None,
         md5=f.md5 if check else None,
         git_sha1=f.git_sha1 if check else None,
+        crc32c=f.crc32c if check else None,
+        md5_multipart=(multipart.part_size, multipart.digest) if check and multipart else None,
+        # not a digest: a changed object is refused even with --no-verify
+        expected_etag=f.etag,
+        sign=f.sign,
         **settings.transfer_kwargs(),
     )
 

@@ -14,7 +14,8 @@ from typing import Any
 class FileSummary:
     path: str  # relative to DEST
     size: int
-    verified: list[str]  # "sha256" | "git-sha1" | "md5" | "size"
+    # "sha256" | "git-sha1" | "md5" | "crc32c" | "md5-multipart" | "size"
+    verified: list[str]
     sha256: str | None
     md5: str | None
     git_sha1: str | None
@@ -25,6 +26,9 @@ class FileSummary:
     retries: int
     connections: int
     direct_io: bool  # written with O_DIRECT
+    crc32c: str | None = None  # 8 hex digits; computed whenever hashing is on
+    # why a digest the service usually gives could not be checked (RemoteFile.unverified)
+    unverified: str | None = None
 
 
 @dataclass(frozen=True)
