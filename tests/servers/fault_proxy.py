@@ -6,7 +6,7 @@ matching a method and path get ``status`` with ``Retry-After`` (and S3's
 ``x-amz-retry-after`` in milliseconds); every other request is forwarded as is,
 ``Host`` header included, so signatures made for the proxy's address still verify
 upstream. GET and HEAD only (what sources and the engine send); bodies are
-streamed. Every request is recorded (time, method, path, status).
+streamed. Every request is recorded (time, method, path, status, headers).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Seen:
     method: str
     path: str
     status: int
+    headers: dict[str, str]  # lower-cased names, as the client sent them
 
 
 class FaultProxy:
@@ -89,9 +90,9 @@ class FaultProxy:
                     return t
         return None
 
-    def _record(self, method: str, path: str, status: int) -> None:
+    def _record(self, method: str, path: str, status: int, headers: dict[str, str]) -> None:
         with self.lock:
-            self.seen.append(Seen(time.monotonic(), method, path, status))
+            self.seen.append(Seen(time.monotonic(), method, path, status, headers))
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()
@@ -123,6 +124,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             path = urlsplit(self.path).path
+            sent = {k.lower(): v for k, v in self.headers.items()}
             throttle = proxy._claim(self.command, path)
             if throttle is not None:
                 body = f"<Error><Code>{throttle.code}</Code></Error>".encode()
@@ -134,7 +136,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
-                proxy._record(self.command, path, throttle.status)
+                proxy._record(self.command, path, throttle.status, sent)
                 return
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
@@ -158,7 +160,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 if self.command != "HEAD":
                     while chunk := resp.read(CHUNK):
                         self.wfile.write(chunk)
-                proxy._record(self.command, path, resp.status)
+                proxy._record(self.command, path, resp.status, sent)
             except OSError:
                 self.close_connection = True
             finally:
