@@ -1,0 +1,404 @@
+"""deploy/helm/ome-agent: the chart lints, renders what deploy/ installs (same
+containers, arguments, RBAC rules and admission policy, the names and namespace
+templated), honours its values, and every rendered object is accepted by the real
+API server.
+
+The `helm` binary is the pinned one scripts/build-helm.sh builds from the Go module
+proxy into .cache/helm/<version>/; the fixture runs the script, which returns at once
+when the binary is there. The ServiceMonitor is checked as rendered but not applied:
+the session's API server has no monitoring.coreos.com CRDs (the test says so).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.kube import CRD_DIR, DEPLOY_DIR, Cluster, load_manifests, unique_name
+
+CHART = DEPLOY_DIR / "helm" / "ome-agent"
+BUILD_HELM = DEPLOY_DIR.parent / "scripts" / "build-helm.sh"
+GV = "ome.io/v1beta1"
+
+# agents only on GPU nodes, scraped by the Prometheus Operator, no controller
+OVERRIDES: dict[str, Any] = {
+    "agent": {
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "models"}],
+        "modelsRootDirs": ["/mnt/nvme/models", "/mnt/models"],
+        "extraArgs": ["--verify-interval=3600"],
+    },
+    "controller": {"enabled": False},
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+}
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned helm binary (built on first use; a few minutes cold)."""
+    out = subprocess.run(
+        [str(BUILD_HELM)], capture_output=True, text=True, timeout=1800, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def values_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("helm") / "overrides.yaml"
+    path.write_text(yaml.safe_dump(OVERRIDES))
+    return path
+
+
+Render = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def render(helm: Path) -> Render:
+    """`helm template` of the chart (CRDs included) → the parsed documents."""
+
+    def run(release: str, namespace: str, values: Path | None = None) -> list[dict[str, Any]]:
+        cmd = [str(helm), "template", release, str(CHART), "--namespace", namespace]
+        cmd += ["--include-crds"] + (["--values", str(values)] if values else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+    return run
+
+
+def _one(docs: list[dict[str, Any]], kind: str, component: str | None = None) -> dict[str, Any]:
+    (found,) = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and component in (None, d["metadata"].get("labels", {}).get("app.kubernetes.io/component"))
+    ]
+    return found
+
+
+def _kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(d["kind"] for d in docs)
+
+
+def _container(workload: dict[str, Any]) -> dict[str, Any]:
+    (c,) = workload["spec"]["template"]["spec"]["containers"]
+    assert isinstance(c, dict)
+    return c
+
+
+def _run_params(args: list[str]) -> dict[str, Any]:
+    """The container's arguments as `ome-agent run` parses them (the kubelet expands
+    $(POD_NAMESPACE) first)."""
+    from ome_agent.cli.run import run
+
+    assert args[0] == "run"
+    expanded = [a.replace("$(POD_NAMESPACE)", "ome") for a in args[1:]]
+    params: dict[str, Any] = run.make_context("run", expanded).params
+    return params
+
+
+# ------------------------------------------------------------------ offline checks
+
+
+def test_lint(helm: Path, values_file: Path) -> None:
+    for extra in ([], ["--values", str(values_file)]):
+        out = subprocess.run(
+            [str(helm), "lint", "--strict", str(CHART), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_crds_identical_to_deploy() -> None:
+    """crds/ is a copy (Helm packages only the chart folder); they never drift."""
+    chart = {p.name: p.read_bytes() for p in (CHART / "crds").iterdir()}
+    deploy = {p.name: p.read_bytes() for p in CRD_DIR.glob("*.yaml")}
+    assert chart.keys() == deploy.keys()
+    for name, body in deploy.items():
+        assert chart[name] == body, f"copy deploy/crds/{name} to {CHART / 'crds'}"
+
+
+def test_default_render(render: Render) -> None:
+    docs = render("ome-agent", "ome")
+    assert _kinds(docs) == sorted(
+        ["CustomResourceDefinition"] * 3
+        + ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] * 2
+        + ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+        + ["DaemonSet", "Deployment"]
+    )
+    assert [d for d in docs if d["kind"] == "CustomResourceDefinition"] == load_manifests([CRD_DIR])
+    for d in docs:
+        namespaced = d["kind"] in ("ServiceAccount", "Role", "RoleBinding", "DaemonSet")
+        if namespaced or d["kind"] == "Deployment":
+            assert d["metadata"]["namespace"] == "ome", d["metadata"]["name"]
+
+
+def test_agent_mirrors_deploy_manifests(render: Render) -> None:
+    """Released as `ome-agent` into `ome`, the chart's agent is deploy/agent/: the same
+    container (arguments compared as parsed options), pod settings, RBAC rules and
+    admission policy."""
+    docs = render("ome-agent", "ome")
+    manifests = load_manifests([DEPLOY_DIR / "agent"])
+
+    ds, want_ds = _one(docs, "DaemonSet"), _one(manifests, "DaemonSet")
+    c, want = _container(ds), _container(want_ds)
+    assert _run_params(c["args"]) == _run_params(want["args"])
+    for field in (
+        "command",
+        "env",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "securityContext",
+    ):
+        assert c[field] == want[field], field
+    pod, want_pod = ds["spec"]["template"]["spec"], want_ds["spec"]["template"]["spec"]
+    for field in ("serviceAccountName", "terminationGracePeriodSeconds", "tolerations"):
+        assert pod[field] == want_pod[field], field
+    assert "nodeSelector" not in pod  # every node unless the operator opts in
+    assert ds["spec"]["updateStrategy"] == want_ds["spec"]["updateStrategy"]
+    annotations = ds["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == want_ds["spec"]["template"]["metadata"]["annotations"]
+    assert c["volumeMounts"] == want["volumeMounts"]
+    assert pod["volumes"] == want_pod["volumes"]
+
+    for kind in ("ClusterRole", "Role"):
+        assert _one(docs, kind, "node-agent")["rules"] == _one(manifests, kind)["rules"], kind
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        got, exp = _one(docs, kind, "node-agent"), _one(manifests, kind)
+        assert (got["roleRef"], got["subjects"]) == (exp["roleRef"], exp["subjects"]), kind
+    for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+        assert _one(docs, kind)["spec"] == _one(manifests, kind)["spec"], kind
+
+
+def _controller_params(args: list[str]) -> dict[str, Any]:
+    """The container's arguments as `ome-agent controller` parses them."""
+    from ome_agent.cli.controller import controller
+
+    assert args[0] == "controller"
+    expanded = [a.replace("$(POD_NAMESPACE)", "ome") for a in args[1:]]
+    params: dict[str, Any] = controller.make_context("controller", expanded).params
+    return params
+
+
+def test_controller_mirrors_deploy_manifests(render: Render) -> None:
+    """Released as `ome-agent` into `ome`, the chart's controller is deploy/controller/."""
+    docs = render("ome-agent", "ome")
+    manifests = load_manifests([DEPLOY_DIR / "controller"])
+
+    dep, want_dep = _one(docs, "Deployment"), _one(manifests, "Deployment")
+    assert dep["metadata"]["name"] == want_dep["metadata"]["name"]
+    assert dep["spec"]["replicas"] == want_dep["spec"]["replicas"] == 2
+    c, want = _container(dep), _container(want_dep)
+    assert _controller_params(c["args"]) == _controller_params(want["args"])
+    # the pvc:// inspection Jobs run the controller's own image
+    env = {e["name"]: e for e in c["env"]}
+    assert env.pop("OME_AGENT_IMAGE")["value"] == c["image"]
+    want_env = {e["name"]: e for e in want["env"] if e["name"] != "OME_AGENT_IMAGE"}
+    assert env == want_env
+    for field in (
+        "command",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "securityContext",
+    ):
+        assert c[field] == want[field], field
+    pod, want_pod = dep["spec"]["template"]["spec"], want_dep["spec"]["template"]["spec"]
+    for field in ("serviceAccountName", "terminationGracePeriodSeconds"):
+        assert pod[field] == want_pod[field], field
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == want_dep["spec"]["template"]["metadata"]["annotations"]
+    # the standby on another node when it can; the selector names the release too
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"] == dep["spec"]["selector"]
+
+    for kind in ("ClusterRole", "Role"):
+        assert _one(docs, kind, "controller")["rules"] == _one(manifests, kind)["rules"], kind
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        got, exp = _one(docs, kind, "controller"), _one(manifests, kind)
+        assert (got["roleRef"], got["subjects"]) == (exp["roleRef"], exp["subjects"]), kind
+    # agent and controller pods are told apart by their selectors
+    ds = _one(docs, "DaemonSet")
+    assert dep["spec"]["selector"] != ds["spec"]["selector"]
+    assert dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "controller"
+
+
+def test_names_follow_the_release(render: Render) -> None:
+    docs = render("rel", "models")
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "rel-ome-agent-controller") in names
+    assert ("DaemonSet", "rel-ome-agent") in names
+    assert ("ValidatingAdmissionPolicy", "rel-ome-agent-node-labels") in names
+    policy = _one(docs, "ValidatingAdmissionPolicy")
+    (match,) = policy["spec"]["matchConditions"]
+    assert "'system:serviceaccount:models:rel-ome-agent'" in match["expression"]
+    binding = _one(docs, "ClusterRoleBinding", "controller")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-ome-agent-controller", "namespace": "models"}
+    ]
+
+
+def test_overrides_render(render: Render, values_file: Path) -> None:
+    docs = render("gpu", "ome", values_file)
+    assert "Deployment" not in _kinds(docs)
+    components = {d["metadata"].get("labels", {}).get("app.kubernetes.io/component") for d in docs}
+    assert "controller" not in components
+    ds = _one(docs, "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == OVERRIDES["agent"]["nodeSelector"]
+    assert pod["tolerations"] == OVERRIDES["agent"]["tolerations"]
+    params = _run_params(_container(ds)["args"])
+    assert params["models_roots"] == ("/mnt/nvme/models", "/mnt/models")
+    assert params["verify_interval"] == 3600
+    mounts = {m["mountPath"]: m["name"] for m in _container(ds)["volumeMounts"]}
+    host = {v["name"]: v.get("hostPath", {}).get("path") for v in pod["volumes"]}
+    assert {p: host[n] for p, n in mounts.items() if host[n]} == {
+        "/mnt/nvme/models": "/mnt/nvme/models",
+        "/mnt/models": "/mnt/models",
+    }
+
+    # the ServiceMonitor finds the agent's metrics Service, which finds the agent pods
+    monitor, service = _one(docs, "ServiceMonitor"), _one(docs, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ome"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = service["spec"]["ports"]
+    assert endpoint["port"] == port["name"] == _container(ds)["ports"][0]["name"]
+    assert (
+        service["spec"]["selector"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_bad_values_are_one_clear_error(helm: Path) -> None:
+    out = subprocess.run(
+        [str(helm), "template", "x", str(CHART), "--set", "agent.serviceAccount.create=false"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "agent.serviceAccount.name: set the name of an existing ServiceAccount" in out.stderr
+
+
+# ------------------------------------------------------------------ real API server
+
+
+def _apply_all(cluster: Cluster, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Server-side apply of every document except ServiceMonitors, which this API
+    server cannot store (no monitoring.coreos.com CRD); asserted, not assumed."""
+    crds = cluster.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+    assert "servicemonitors.monitoring.coreos.com" not in {
+        c["metadata"]["name"] for c in crds["items"]
+    }
+    return [cluster.apply(d) for d in docs if d["kind"] != "ServiceMonitor"]
+
+
+def test_applied_to_api_server(
+    cluster: Cluster, render: Render, values_file: Path, kube_namespace: str
+) -> None:
+    release = unique_name("rel")
+    stored = _apply_all(cluster, render(release, kube_namespace))
+    assert len(stored) == 17
+    second = cluster.make_namespace()
+    gpu = unique_name("gpu")
+    stored_gpu = _apply_all(cluster, render(gpu, second, values_file))
+    assert _kinds(stored_gpu).count("Service") == 1
+
+    ds = cluster.get("apps/v1", "DaemonSet", f"{release}-ome-agent", kube_namespace)
+    assert _container(ds)["args"][0] == "run"
+    dep = cluster.get("apps/v1", "Deployment", f"{release}-ome-agent-controller", kube_namespace)
+    assert dep["spec"]["replicas"] == 2
+    gpu_ds = cluster.get("apps/v1", "DaemonSet", f"{gpu}-ome-agent", second)
+    assert gpu_ds["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+    agent = f"system:serviceaccount:{kube_namespace}:{release}-ome-agent"
+    controller = f"system:serviceaccount:{kube_namespace}:{release}-ome-agent-controller"
+    checks = {
+        (agent, "patch", "nodes", "", None, ""): True,
+        (agent, "create", "configmaps", "", kube_namespace, ""): True,
+        (agent, "create", "configmaps", "", second, ""): False,
+        (agent, "patch", "clusterbasemodels", "ome.io", None, "status"): False,
+        (controller, "patch", "clusterbasemodels", "ome.io", None, "status"): True,
+        (controller, "patch", "basemodels", "ome.io", "team-a", ""): True,
+        (controller, "update", "leases", "coordination.k8s.io", kube_namespace, ""): True,
+        (controller, "delete", "configmaps", "", kube_namespace, ""): True,
+        (controller, "get", "secrets", "", kube_namespace, ""): False,
+        (controller, "patch", "nodes", "", None, ""): False,
+    }
+    got = {
+        key: cluster.can(key[0], key[1], key[2], group=key[3], namespace=key[4], subresource=key[5])
+        for key in checks
+    }
+    assert got == checks
+
+
+def test_wide_printer_columns(cluster: Cluster) -> None:
+    """`kubectl get cbm -o wide` answers "is it ready, where": counts, node names and
+    the Ready condition's message."""
+    name = unique_name("m")
+    stored = cluster.create(
+        {
+            "apiVersion": GV,
+            "kind": "ClusterBaseModel",
+            "metadata": {"name": name},
+            "spec": {"vendor": "meta", "modelParameterSize": "8.03B"},
+        }
+    )
+    stored["status"] = {
+        "state": "Ready",
+        "nodesReady": ["a", "b"],
+        "nodesFailed": ["c"],
+        "eligibleNodeCount": 4,
+        "readyNodeCount": 2,
+        "failedNodeCount": 1,
+        "conditions": [
+            {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "Downloading",
+                "message": "1 node downloading",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            },
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "NodesNotReady",
+                "message": "2/4 nodes ready",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            },
+        ],
+    }
+    path = cluster.path(GV, "ClusterBaseModel", None, name)
+    cluster.request("PUT", path + "/status", stored)
+    table = cluster.request("GET", path, accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+    cells = dict(
+        zip(
+            [c["name"] for c in table["columnDefinitions"]],
+            table["rows"][0]["cells"],
+            strict=True,
+        )
+    )
+    assert {k: cells[k] for k in ("State", "Ready", "Eligible", "Failed", "Message")} == {
+        "State": "Ready",
+        "Ready": 2,
+        "Eligible": 4,
+        "Failed": 1,
+        "Message": "2/4 nodes ready",
+    }
+    assert (cells["Ready-Nodes"], cells["Failed-Nodes"]) == ('["a","b"]', '["c"]')
