@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from ome_agent.api import ModelResource, parse_resource
 from ome_agent.controller.deletion import FINALIZER, DeletionDecision, deletion_decision
-from ome_agent.controller.status import NodeEntry, NodeView
+from ome_agent.controller.status import (
+    NodeEntry,
+    NodeView,
+    aggregate,
+    set_condition,
+    status_changed,
+)
 
 SINCE = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 TIMEOUT = timedelta(minutes=10)
@@ -59,7 +65,8 @@ def test_waits_for_live_nodes_with_an_entry() -> None:
         "WaitingForNodes",
     )
     assert (
-        condition["message"] == "waiting for 2 nodes to remove the files: a, b (gives up in 7m00s)"
+        condition["message"]
+        == "waiting for 2 nodes to remove the files: a, b (gives up at 2026-11-27T10:10:00Z)"
     )
     assert condition["observedGeneration"] == 4
 
@@ -101,4 +108,24 @@ def test_timeout_is_done_anyway_and_names_the_nodes() -> None:
 def test_just_before_timeout_still_waits() -> None:
     decision = decide({"b": entry("b")}, {"b": view("b")}, TIMEOUT - timedelta(seconds=1))
     assert not decision.done
-    assert "(gives up in 1s)" in decision.condition["message"]
+    assert "(gives up at 2026-11-27T10:10:00Z)" in decision.condition["message"]
+
+
+def test_repeated_deletion_reconcile_changes_nothing() -> None:
+    """The controller's deletion path (aggregate, then the Deleting condition) gives
+    the same status on the next reconcile while nothing changed: no write."""
+    nodes = {"b": view("b")}
+    entries = {"b": entry("b")}
+    first_at = SINCE + timedelta(seconds=5)
+    decision = decide(entries, nodes, timedelta(seconds=5))
+    first = set_condition(
+        aggregate(resource(), entries, nodes, None, first_at), decision.condition, first_at
+    )
+    later = SINCE + timedelta(minutes=4)
+    decision = decide(entries, nodes, timedelta(minutes=4))
+    second = set_condition(
+        aggregate(resource(), entries, nodes, first, later), decision.condition, later
+    )
+    assert not status_changed(first, second)
+    (deleting,) = [c for c in second["conditions"] if c["type"] == "Deleting"]
+    assert deleting["lastTransitionTime"] == "2026-11-27T10:00:05Z"

@@ -65,10 +65,11 @@ def deletion_decision(
         )
         condition = _condition("False", "TimedOut", message, resource, now)
         return DeletionDecision(True, waiting, True, condition)
-    left = _duration(timeout - elapsed)
+    # an absolute deadline, not the time left: the message (and so the status) stays
+    # the same from one reconcile to the next while nothing changes
     message = (
         f"waiting for {len(waiting)} node{'s' if len(waiting) != 1 else ''} to remove "
-        f"the files: {node_list(waiting)} (gives up in {left})"
+        f"the files: {node_list(waiting)} (gives up at {rfc3339(deleting_since + timeout)})"
     )
     condition = _condition("True", "WaitingForNodes", message, resource, now)
     return DeletionDecision(False, waiting, False, condition)

@@ -225,15 +225,11 @@ def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> boo
 def set_condition(
     status: Mapping[str, Any], condition: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """``status`` with ``condition`` added or replacing the one of the same type; the
-    ``lastTransitionTime`` of the old one is kept when its status did not change (for
-    the caller's own conditions, e.g. the deletion one)."""
-    out = dict(status)
-    others = [c for c in status.get("conditions") or [] if c.get("type") != condition["type"]]
+    """``status`` with ``condition`` added or replacing the one of the same type (for
+    the caller's own conditions, e.g. the deletion one); its ``lastTransitionTime``
+    stays when its status did not change."""
     generation = condition.get("observedGeneration", status.get("observedGeneration", 0))
-    (merged,) = merge_conditions(status, [dict(condition)], now, generation)
-    out["conditions"] = sorted([*others, merged], key=lambda c: str(c.get("type")))
-    return out
+    return {**status, "conditions": merge_conditions(status, [condition], now, generation)}
 
 
 def merge_conditions(
@@ -242,13 +238,17 @@ def merge_conditions(
     now: datetime,
     generation: int,
 ) -> list[dict[str, Any]]:
-    """``conditions`` (type, status, reason, message) completed with
-    ``observedGeneration`` and a ``lastTransitionTime`` that moves only on a status
-    change. Sorted by type, so equal inputs give equal lists."""
+    """``previous``'s conditions with ``conditions`` (type, status, reason, message)
+    put in: each completed with ``observedGeneration`` and a ``lastTransitionTime`` that
+    moves only on a status change. Conditions of other types are kept as they were
+    (the caller's own, e.g. ``Deleting``). Sorted by type, so equal inputs give equal
+    lists."""
     before = {
         c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, Mapping)
     }
-    out = []
+    merged: dict[str, dict[str, Any]] = {
+        str(kind): dict(c) for kind, c in before.items() if isinstance(kind, str)
+    }
     for condition in conditions:
         old = before.get(condition["type"])
         since = (
@@ -258,17 +258,15 @@ def merge_conditions(
             and old.get("lastTransitionTime")
             else rfc3339(now)
         )
-        out.append(
-            {
-                "type": condition["type"],
-                "status": condition["status"],
-                "reason": condition["reason"],
-                "message": condition["message"],
-                "observedGeneration": generation,
-                "lastTransitionTime": since,
-            }
-        )
-    return sorted(out, key=lambda c: str(c["type"]))
+        merged[condition["type"]] = {
+            "type": condition["type"],
+            "status": condition["status"],
+            "reason": condition["reason"],
+            "message": condition["message"],
+            "observedGeneration": generation,
+            "lastTransitionTime": since,
+        }
+    return [merged[kind] for kind in sorted(merged)]
 
 
 def rfc3339(when: datetime) -> str:
