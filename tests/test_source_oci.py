@@ -19,11 +19,15 @@ import google_crc32c
 import pytest
 import requests
 
-from ome_agent.errors import BadInput, SourceNotFound
+from ome_agent import _core
+from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
-from ome_agent.sources.model import MultipartMd5
+from ome_agent.sources.model import MultipartMd5, ResolvedSource
 from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
-from tests.servers.oci_server import ApiKey, OciServer, Status, verify_signature
+from ome_agent.transfer.pull import confined_jobs
+from ome_agent.transfer.runner import Outcome, Runner
+from ome_agent.transfer.settings import TransferSettings
+from tests.servers.oci_server import ApiKey, ChangeObject, OciServer, Status, verify_signature
 
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaatenancyfortests"
 USER = "ocid1.user.oc1..aaaaaaaauserfortests"
@@ -134,15 +138,19 @@ def test_part_size_rejects_nonsense() -> None:
 
 # ---------------------------------------------------------------- listing
 def test_listing_paginates_past_one_page(oci: OciServer, api_key: ApiKey) -> None:
-    names = [f"many/shard-{i:05d}.bin" for i in range(2100)]
+    names = [f"many/shard-{i:05d}.bin" for i in range(210)]
     for n in names:
         oci.add_object("paged", n, n.encode())
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/paged/o/many"), user_auth(oci, api_key))
+    oci.add_object("paged", "many-more/x.bin", b"x")  # after the folder, not in it
+    resolved = resolve_oci(
+        parse_oci("oci://n/testns/b/paged/o/many"), user_auth(oci, api_key), page_size=100
+    )
     assert sorted(f.path for f in resolved.files) == sorted(n[len("many/") :] for n in names)
     lists = oci.records("list")
-    assert len(lists) == 3  # 1000 + 1000 + 100, following nextStartWith
+    assert len(lists) == 3  # 100 + 100 + 10, following nextStartWith
     assert "start=" not in lists[0].target
-    assert "start=many%2Fshard-01000.bin" in lists[1].target
+    assert "start=many%2Fshard-00100.bin" in lists[1].target
+    assert "start=many%2Fshard-00200.bin" in lists[2].target
     assert all(r.auth_error is None for r in oci.requests)
     assert resolved.scheme == "oci"
     assert resolved.source == "oci://n/testns/b/paged/o/many"
@@ -443,3 +451,93 @@ def test_region_is_required(oci: OciServer, api_key: ApiKey) -> None:
     auth = StorageAuth({"auth": "UserPrincipal"}, secret_of(api_key), "c")
     with pytest.raises(BadInput, match=r"spec\.storage\.parameters\.region"):
         resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+
+
+# ---------------------------------------------------------------- downloads
+def fetch(resolved: ResolvedSource, dest: Path, **settings: Any) -> list[Outcome]:
+    """The real transfer path of a pull: confine every name, run the engine."""
+    options: dict[str, Any] = {"connections": 2, "chunk_size": 256 * 1024} | settings
+    engine = _core.Engine(max_connections=8)
+    return Runner(engine, confined_jobs(dest, resolved), TransferSettings(**options)).run()
+
+
+def test_download_verifies_every_digest_and_signs_every_request(
+    oci: OciServer, api_key: ApiKey, tmp_path: Path
+) -> None:
+    part = 1 << 20
+    blobs = {
+        "m/single.bin": (os.urandom(2 * part + 3), None, True),
+        "m/crc.bin": (os.urandom(3 * part + 17), part, True),
+        "m/parts.bin": (os.urandom(2 * part + 5), part, False),
+    }
+    for name, (data, part_size, crc) in blobs.items():
+        oci.add_object("dl", name, data, multipart_part_size=part_size, crc32c=crc)
+    auth = user_auth(oci, api_key, multipart_part_size="1Mi")
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/dl/o/m"), auth)
+    oci.requests.clear()
+    outcomes = {o.job.file.path: o.result for o in fetch(resolved, tmp_path / "model")}
+
+    for name, (data, _, _) in blobs.items():
+        assert (tmp_path / "model" / name[2:]).read_bytes() == data
+    assert "md5" in outcomes["single.bin"].verified
+    assert "crc32c" in outcomes["crc.bin"].verified
+    assert "md5-multipart" in outcomes["parts.bin"].verified
+    gets = oci.records("get")
+    assert len(gets) >= sum(len(d) // (256 * 1024) for d, _, _ in blobs.values())
+    assert all(r.auth_error is None and r.status in (200, 206) for r in gets)
+    assert all(r.key_id == f"{TENANCY}/{USER}/{api_key.fingerprint}" for r in gets)
+
+
+def test_download_waits_for_retry_after(oci: OciServer, api_key: ApiKey, tmp_path: Path) -> None:
+    data = os.urandom(600 * 1024)
+    oci.add_object("dl429", "m/w.bin", data)
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/dl429/o/m"), user_auth(oci, api_key))
+    oci.requests.clear()
+    oci.set_faults(Status(code=429, retry_after=1.0, on=("get",), times=1))
+    fetch(resolved, tmp_path / "model")
+    assert (tmp_path / "model" / "w.bin").read_bytes() == data
+    gets = oci.records("get")
+    assert gets[0].status == 429
+    assert gets[1].time - gets[0].time >= 0.95  # a fresh signature for the retry, too
+    assert all(r.auth_error is None for r in gets)
+
+
+@pytest.mark.parametrize("if_range", [True, False], ids=["if-range", "no-if-range"])
+def test_object_changed_during_download_fails(
+    oci: OciServer, api_key: ApiKey, tmp_path: Path, if_range: bool
+) -> None:
+    oci.add_object("chg", "m/w.bin", os.urandom(2 << 20))
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/chg/o/m"), user_auth(oci, api_key))
+    oci.honor_if_range = if_range
+    oci.set_faults(ChangeObject(after_gets=2, body=os.urandom(2 << 20), bucket="chg", times=None))
+    try:
+        with pytest.raises(TransferFailed) as e:
+            fetch(resolved, tmp_path / "model", connections=1)
+    finally:
+        oci.honor_if_range = True
+    # with If-Range the engine sees the change itself; without, the object's MD5 does
+    expected = "changed upstream since it was listed" if if_range else "md5 mismatch"
+    assert expected in str(e.value)
+    assert not (tmp_path / "model" / "w.bin").exists()
+    assert [r.status for r in oci.records("get")][:2] == [206, 206]
+
+
+def test_revoked_key_mid_pull_is_a_clear_error(
+    oci: OciServer, api_key: ApiKey, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    revoked = ApiKey.generate()
+    oci.add_user(TENANCY, USER, revoked.fingerprint, revoked.public_pem)
+    oci.add_object("rev", "m/w.bin", b"w" * 1000)
+    auth = StorageAuth(
+        {"auth": "UserPrincipal", "region": "us-phoenix-1", "endpoint": oci.endpoint},
+        secret_of(revoked),
+        "oci-creds",
+    )
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/rev/o/m"), auth)
+    # the user's key is replaced between listing and download
+    oci.add_user(TENANCY, USER, revoked.fingerprint, ApiKey.generate().public_pem)
+    with pytest.raises(TransferFailed) as e:
+        fetch(resolved, tmp_path / "model")
+    assert "401" in str(e.value)
+    assert_no_secret(str(e.value) + caplog.text, revoked)

@@ -289,6 +289,9 @@ class OciServer:
         self.host = host
         self.port = int(self._httpd.server_address[1])
         self._thread: threading.Thread | None = None
+        # False: ignore If-Range, as a server that does not implement it would (the
+        # answer is then a 206 of the new object: only its ETag tells the change)
+        self.honor_if_range = True
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> OciServer:
@@ -376,6 +379,7 @@ class OciServer:
         )
         with self._lock:
             self._buckets.setdefault(bucket, {})[name] = obj
+            self._gets.pop((bucket, name), None)  # ChangeObject counts GETs of this one
         return obj
 
     def get_object(self, bucket: str, name: str) -> StoredObject:
@@ -679,7 +683,12 @@ class _Handler(BaseHTTPRequestHandler):
         status = 200
         range_header = h.get("range")
         if_range = h.get("if-range")
-        if range_header and (if_range is None or if_range.strip('"') == obj.etag):
+        stale = (
+            if_range is not None
+            and if_range.strip('"') != obj.etag
+            and self.server.owner.honor_if_range
+        )
+        if range_header and not stale:
             m = _RANGE.match(range_header.strip())
             if m and (m.group(1) or m.group(2)):
                 a, b = m.group(1), m.group(2)

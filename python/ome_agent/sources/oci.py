@@ -135,8 +135,10 @@ def parse_part_size(text: str) -> int:
 
 
 # ------------------------------------------------------------------- resolve
-def resolve_oci(ref: OciRef, auth: StorageAuth) -> ResolvedSource:
-    """List the objects under ``ref`` with the credentials ``auth`` names."""
+def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> ResolvedSource:
+    """List the objects under ``ref`` with the credentials ``auth`` names.
+
+    ``page_size``: objects per ListObjects call (tests page through small listings)."""
     import oci  # type: ignore[import-untyped]  # slow import: only for oci:// sources
 
     part_size_text = auth.param("multipart_part_size")
@@ -155,7 +157,7 @@ def resolve_oci(ref: OciRef, auth: StorageAuth) -> ResolvedSource:
         retry_strategy=retry_after_strategy(),
         timeout=(10, 60),
     )
-    lister = _Lister(client, ref, creds, endpoint)
+    lister = _Lister(client, ref, creds, endpoint, page_size)
     namespace = ref.namespace or lister.namespace()
     objects = lister.objects(namespace)
     sign_with = creds.signer
@@ -272,8 +274,11 @@ def _retry_after(headers: Any) -> float | None:
 class _Lister:
     """Listing and HEAD calls, with the service's errors turned into clear ones."""
 
-    def __init__(self, client: Any, ref: OciRef, creds: OciCredentials, endpoint: str) -> None:
+    def __init__(
+        self, client: Any, ref: OciRef, creds: OciCredentials, endpoint: str, page_size: int
+    ) -> None:
         self.client = client
+        self.page_size = page_size
         self.ref = ref
         self.creds = creds
         self.endpoint = endpoint
@@ -308,7 +313,7 @@ class _Lister:
         out: list[Any] = []
         start = None
         while True:
-            kwargs: dict[str, Any] = {"fields": LIST_FIELDS, "limit": PAGE}
+            kwargs: dict[str, Any] = {"fields": LIST_FIELDS, "limit": self.page_size}
             if prefix:
                 kwargs["prefix"] = prefix
             if start:
