@@ -202,3 +202,25 @@ def write_status(cluster: Cluster, obj: dict[str, Any], status: dict[str, Any]) 
         "PATCH", path, {"status": status}, content_type="application/merge-patch+json"
     )
     return written["status"]
+
+
+def test_status_with_the_agents_account_and_a_clear_forbidden(
+    cluster: Cluster, kube_namespace: str, scene: dict[str, Any]
+) -> None:
+    """Run from inside an agent Pod, the agent's own account is enough; an account
+    that may not list ConfigMaps gets one line saying what it needs."""
+    agent = cluster.service_account_kubeconfig(kube_namespace, "agent")
+    done = cli_process(
+        "status", "--kubeconfig", str(agent), "--namespace", kube_namespace, "--json"
+    )
+    assert done.code == 0, done.stderr
+    assert scene["model"].name in done.stdout
+    limited = cluster.service_account_kubeconfig(
+        kube_namespace, "limited", without=("configmaps", "list")
+    )
+    denied = cli_process("status", "--kubeconfig", str(limited), "--namespace", kube_namespace)
+    assert denied.code == 1
+    assert denied.stderr.count("\n") == 1
+    assert "403 Forbidden" in denied.stderr
+    assert f"configmaps in namespace {kube_namespace}" in denied.stderr
+    assert "eyJ" not in denied.stderr  # no token in the message

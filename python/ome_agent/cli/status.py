@@ -23,7 +23,7 @@ import click
 from ome_agent.errors import BadInput, OmeAgentError
 
 if TYPE_CHECKING:
-    from ome_agent.adapters.kube.client import Kube
+    from ome_agent.adapters.kube.client import Kube, KubeError
 
 
 def _size(n: Any) -> str:
@@ -115,10 +115,13 @@ def _cluster(kubeconfig: str | None, namespace: str, as_json: bool) -> None:
     try:
         model_rows = asyncio.run(_read_cluster(kubeconfig, namespace))
     except OmeAgentError as e:
-        click.echo(f"error: {e}", err=True)
+        # no cluster found: the user may have meant a standalone node
+        hint = "; for a standalone node pass --state-file FILE" if kubeconfig is None else ""
+        click.echo(f"error: {e}{hint}", err=True)
         sys.exit(e.exit_code)
     except KubeError as e:
-        click.echo(f"error: {e}", err=True)
+        hint = _kube_hint(e, namespace)
+        click.echo(f"error: {e}{hint}", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(model_rows, indent=2))
@@ -130,6 +133,17 @@ def _cluster(kubeconfig: str | None, namespace: str, as_json: bool) -> None:
     grid = table(model_rows)
     natural = Console(width=1000).measure(grid).maximum
     Console(width=max(Console().width, natural)).print(grid)
+
+
+def _kube_hint(error: KubeError, namespace: str) -> str:
+    if error.status == 403:
+        return (
+            "; the account needs list on basemodels, clusterbasemodels, finetunedweights "
+            f"(ome.io), nodes, and configmaps in namespace {namespace}"
+        )
+    if error.status == 0:
+        return "; is the API server in the kubeconfig reachable from here?"
+    return ""
 
 
 # a one-shot command: a busy or starting API server (429, 5xx) gets a few quick retries,
