@@ -350,6 +350,76 @@ mod tests {
         assert_eq!(h.xxh3_128.unwrap().len(), 32);
     }
 
+    /// md5(concat(md5(part_i))) + "-N", computed the plain way.
+    fn multipart_reference(data: &[u8], part: usize) -> String {
+        let mut outer = Md5::new();
+        let mut n = 0;
+        for p in data.chunks(part) {
+            outer.update(&Md5::digest(p)[..]);
+            n += 1;
+        }
+        if n == 0 {
+            outer.update(&Md5::digest(b"")[..]);
+            n = 1;
+        }
+        format!("{}-{n}", hex(&outer.finalize()))
+    }
+
+    #[test]
+    fn multipart_md5_known_shapes() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for part in [1usize, 7, 4096, 5000, 9_999, 10_000, 10_001] {
+            let mut h = PartMd5::new(part as u64);
+            h.update(&data);
+            assert_eq!(h.finish(), multipart_reference(&data, part), "part {part}");
+        }
+        // exact multiple: no empty trailing part
+        let mut h = PartMd5::new(5000);
+        h.update(&data);
+        assert!(h.finish().ends_with("-2"));
+        // one part: md5 of the md5, "-1" (what S3 gives for a 1-part upload)
+        let mut h = PartMd5::new(1 << 20);
+        h.update(b"hello\n");
+        let inner = Md5::digest(b"hello\n");
+        assert_eq!(h.finish(), format!("{}-1", hex(&Md5::digest(&inner[..]))));
+        assert_eq!(PartMd5::new(8).finish(), multipart_reference(b"", 8));
+    }
+
+    #[test]
+    fn crc32c_combine_of_ranges_is_the_whole_crc() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 256) as u8).collect();
+        let whole = crc32c::crc32c(&data);
+        // the hasher starts from 0: combining into "nothing yet" gives the range's crc
+        let c = crc32c::crc32c(&data[..10]);
+        assert_eq!(crc32c::crc32c_combine(0, c, 10), c);
+        let mut acc = 0u32;
+        for r in data.chunks(7_777) {
+            acc = crc32c::crc32c_combine(acc, crc32c::crc32c(r), r.len());
+        }
+        assert_eq!(acc, whole);
+        assert_eq!(crc_hex(0x0012_abcd), "0012abcd");
+    }
+
+    proptest! {
+        #[test]
+        fn multipart_md5_ignores_how_bytes_arrive(
+            len in 0usize..20_000,
+            part in 1u64..6_000,
+            cuts in proptest::collection::vec(0usize..20_000, 0..12),
+        ) {
+            let data: Vec<u8> = (0..len as u32).map(|i| (i * 13 % 256) as u8).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(len)).collect();
+            cuts.push(0);
+            cuts.push(len);
+            cuts.sort_unstable();
+            let mut h = PartMd5::new(part);
+            for w in cuts.windows(2) {
+                h.update(&data[w[0]..w[1]]);
+            }
+            prop_assert_eq!(h.finish(), multipart_reference(&data, part as usize));
+        }
+    }
+
     #[test]
     fn nothing_wanted_gives_nothing() {
         assert_eq!(

@@ -589,3 +589,72 @@ async fn attempt(
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_compare_without_quotes_and_weak_prefix() {
+        assert_eq!(normalize_etag("\"abc-3\""), "abc-3");
+        assert_eq!(normalize_etag("W/\"abc-3\""), "abc-3");
+        assert_eq!(normalize_etag(" abc-3 "), "abc-3");
+        let spec = TransferSpec {
+            expected_etag: Some("abc".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            on_changed(&spec, Some("\"def\"".into())),
+            AttemptError::Fatal(Error::ChecksumMismatch { ref algorithm, .. }) if algorithm == "etag"
+        ));
+        // same ETag (e.g. only Last-Modified moved) or none: the next probe decides
+        assert!(matches!(
+            on_changed(&spec, Some("W/\"abc\"".into())),
+            AttemptError::Restart(_)
+        ));
+        assert!(matches!(on_changed(&spec, None), AttemptError::Restart(_)));
+        let plain = TransferSpec::default();
+        assert!(matches!(
+            on_changed(&plain, Some("x".into())),
+            AttemptError::Restart(_)
+        ));
+    }
+
+    #[test]
+    fn verify_names_the_new_algorithms() {
+        let d = DigestHex {
+            crc32c: Some("0000abcd".into()),
+            md5_multipart: Some("00112233445566778899aabbccddeeff-3".into()),
+            ..Default::default()
+        };
+        let mut spec = TransferSpec {
+            hash: true,
+            crc32c: Some("0000abcd".into()),
+            md5_multipart: Some((8, "00112233445566778899aabbccddeeff-3".into())),
+            ..Default::default()
+        };
+        assert_eq!(verify(&spec, &d, 20).unwrap(), ["crc32c", "md5-multipart"]);
+        spec.md5_multipart = Some((8, "00112233445566778899aabbccddeeff-4".into()));
+        match verify(&spec, &d, 20) {
+            Err(Error::ChecksumMismatch { algorithm, .. }) => {
+                assert_eq!(algorithm, "md5-multipart")
+            }
+            r => panic!("{r:?}"),
+        }
+        spec.crc32c = Some("ffffffff".into());
+        match verify(&spec, &d, 20) {
+            Err(Error::ChecksumMismatch {
+                algorithm, actual, ..
+            }) => {
+                assert_eq!(
+                    (algorithm.as_str(), actual.as_str()),
+                    ("crc32c", "0000abcd")
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+        // hash=False: nothing is compared
+        spec.hash = false;
+        assert!(verify(&spec, &d, 20).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,294 @@
+"""Engine: CRC32C and multipart-MD5 verification (object-store digests), and the
+listed ETag (an object changed upstream since the listing is refused).
+
+Proves on the fault-injection server: the right CRC32C / S3-style multipart MD5
+pass and land in ``verified``; a wrong value or one flipped byte fails with the
+algorithm named and leaves no file under the final name (nor a partial to
+resume from); a resumed transfer still verifies both over the whole file; the
+one-stream path verifies too; a different ETag at the probe fails fast with
+nothing written; an object replaced mid-transfer fails with algorithm "etag"
+instead of restarting on the new object. The transfer layer's messages for
+these failures are checked at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+import pytest
+
+from ome_agent.transfer.failures import describe
+from tests.servers.fault_server import ChangeObject, FaultServer, IgnoreRange, Throttle, WrongBytes
+from tests.servers.http_fixtures import core
+
+MiB = 1024 * 1024
+BODY = os.urandom(6 * MiB + 4321)
+PATH = "/bucket/model.bin"
+PART = 5 * MiB // 2 + 17  # not aligned with the engine's pieces on purpose
+
+
+def crc32c_hex(data: bytes) -> str:
+    return f"{google_crc32c.value(data):08x}"
+
+
+def multipart_md5(data: bytes, part: int) -> str:
+    """What S3/OCI report for an object uploaded in parts of ``part`` bytes."""
+    parts = [data[i : i + part] for i in range(0, len(data), part)] or [b""]
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f"{hashlib.md5(joined).hexdigest()}-{len(parts)}"
+
+
+CRC = crc32c_hex(BODY)
+MULTI = multipart_md5(BODY, PART)
+
+
+def _transfer(engine: Any, server: FaultServer, dest: Path, **kw: Any) -> Any:
+    kw.setdefault("chunk_size", MiB)
+    kw.setdefault("connections", 3)
+    return core().Transfer(engine, server.url(PATH), str(dest), **kw)
+
+
+def _assert_nothing_kept(tmp_path: Path) -> None:
+    assert list(tmp_path.iterdir()) == [], "wrong bytes must leave no file, partial or journal"
+
+
+# ---------------------------------------------------------------- right values
+def test_right_crc32c_and_multipart_md5_are_verified(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    dest = tmp_path / "m.bin"
+    res = _transfer(
+        engine, fault_server, dest, crc32c=CRC.upper(), md5_multipart=(PART, MULTI)
+    ).run()
+    assert dest.read_bytes() == BODY
+    assert "crc32c" in res.verified
+    assert "md5-multipart" in res.verified
+    assert res.crc32c == CRC
+
+
+def test_crc32c_is_computed_whenever_hashing_is_on(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    res = _transfer(engine, fault_server, tmp_path / "m.bin").run()
+    assert res.crc32c == CRC
+    assert "crc32c" not in res.verified  # nothing to compare against
+    res = _transfer(engine, fault_server, tmp_path / "n.bin", hash=False).run()
+    assert res.crc32c is None
+
+
+def test_one_stream_path_verifies_too(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    fault_server.set_faults(PATH, IgnoreRange())
+    dest = tmp_path / "m.bin"
+    res = _transfer(engine, fault_server, dest, crc32c=CRC, md5_multipart=(PART, MULTI)).run()
+    assert not res.ranged
+    assert {"crc32c", "md5-multipart"} <= set(res.verified)
+
+
+def test_single_part_and_empty_objects(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    small = b"hello multipart"
+    fault_server.add("/s", small)
+    url = fault_server.url("/s")
+    res = (
+        core()
+        .Transfer(engine, url, str(tmp_path / "s"), md5_multipart=(MiB, multipart_md5(small, MiB)))
+        .run()
+    )
+    assert "md5-multipart" in res.verified
+    fault_server.add("/e", b"")
+    res = (
+        core()
+        .Transfer(engine, fault_server.url("/e"), str(tmp_path / "e"), crc32c="00000000")
+        .run()
+    )
+    assert res.size == 0
+    assert "crc32c" in res.verified
+
+
+# ---------------------------------------------------------------- wrong values
+@pytest.mark.parametrize(
+    ("kw", "algorithm"),
+    [
+        ({"crc32c": "deadbeef"}, "crc32c"),
+        ({"md5_multipart": (PART, "0" * 32 + MULTI[32:])}, "md5-multipart"),
+        # right parts, wrong count: the part size the service gave does not fit
+        ({"md5_multipart": (PART, MULTI.split("-")[0] + "-9")}, "md5-multipart"),
+        ({"md5_multipart": (PART + 1, MULTI)}, "md5-multipart"),
+    ],
+)
+def test_wrong_value_fails_and_keeps_nothing(
+    engine: Any, fault_server: FaultServer, tmp_path: Path, kw: dict[str, Any], algorithm: str
+) -> None:
+    fault_server.add(PATH, BODY)
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, tmp_path / "m.bin", **kw).run()
+    assert info.value.algorithm == algorithm
+    _assert_nothing_kept(tmp_path)
+
+
+@pytest.mark.parametrize("which", ["crc32c", "md5_multipart"])
+def test_one_flipped_byte_fails(
+    engine: Any, fault_server: FaultServer, tmp_path: Path, which: str
+) -> None:
+    fault_server.add(PATH, BODY)
+    fault_server.set_faults(PATH, WrongBytes(offset=PART + 5, count=1))
+    kw: dict[str, Any] = {"crc32c": CRC} if which == "crc32c" else {"md5_multipart": (PART, MULTI)}
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, tmp_path / "m.bin", **kw).run()
+    assert info.value.algorithm == which.replace("_", "-")
+    assert info.value.expected == (CRC if which == "crc32c" else MULTI)
+    _assert_nothing_kept(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"crc32c": "12345"}, "crc32c"),
+        ({"crc32c": "zzzzzzzz"}, "crc32c"),
+        ({"md5_multipart": (0, MULTI)}, "md5_multipart"),
+        ({"md5_multipart": (PART, "abc-2")}, "md5_multipart"),
+        ({"md5_multipart": (PART, MULTI.split("-")[0])}, "md5_multipart"),
+    ],
+)
+def test_malformed_expected_values_name_the_field(
+    engine: Any, tmp_path: Path, kw: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        core().Transfer(engine, "http://127.0.0.1:9/x", str(tmp_path / "x"), **kw)
+
+
+# ---------------------------------------------------------------- resume
+def test_resumed_transfer_still_verifies(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    fault_server.set_faults(PATH, Throttle(bytes_per_sec=6 * MiB))
+    dest = tmp_path / "m.bin"
+    t = _transfer(engine, fault_server, dest, connections=2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            t.run()
+        except BaseException as e:
+            errors.append(e)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 10
+    while t.done_bytes < len(BODY) // 2:
+        assert th.is_alive(), f"transfer ended early: {errors}"
+        assert time.monotonic() < deadline, "transfer too slow to reach half"
+        time.sleep(0.01)
+    t.cancel()
+    th.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], core().Cancelled), errors
+    assert dest.with_name(dest.name + ".partial.journal").exists()
+    fault_server.clear_faults(PATH)
+
+    res = _transfer(engine, fault_server, dest, crc32c=CRC, md5_multipart=(PART, MULTI)).run()
+    assert res.resumed_bytes > 0, "the rerun must resume, not start over"
+    assert {"crc32c", "md5-multipart"} <= set(res.verified)
+    assert res.crc32c == CRC
+    assert dest.read_bytes() == BODY
+
+
+def test_resumed_transfer_with_damaged_bytes_fails(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """Bytes flipped on the wire in the first run are caught by the rerun's CRC32C."""
+    fault_server.add(PATH, BODY)
+    fault_server.set_faults(PATH, WrongBytes(offset=10), Throttle(bytes_per_sec=6 * MiB))
+    dest = tmp_path / "m.bin"
+    t = _transfer(engine, fault_server, dest, connections=2)
+    th = threading.Thread(target=lambda: pytest.raises(core().Cancelled, t.run), daemon=True)
+    th.start()
+    deadline = time.monotonic() + 10
+    while t.done_bytes < len(BODY) // 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    t.cancel()
+    th.join(5)
+    fault_server.clear_faults(PATH)
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, dest, crc32c=CRC).run()
+    assert info.value.algorithm == "crc32c"
+    _assert_nothing_kept(tmp_path)
+
+
+# ---------------------------------------------------------------- listed ETag
+@pytest.mark.parametrize("form", ["same", "bare", "weak"])
+def test_listed_etag_matches_in_any_spelling(
+    engine: Any, fault_server: FaultServer, tmp_path: Path, form: str
+) -> None:
+    fault_server.add(PATH, BODY)
+    etag = fault_server.etag(PATH)
+    listed = {"same": etag, "bare": etag.strip('"'), "weak": "W/" + etag}[form]
+    res = _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag=listed).run()
+    assert res.size == len(BODY)
+
+
+def test_etag_changed_since_listing_fails_at_the_probe(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag='"listed-1"').run()
+    assert info.value.algorithm == "etag"
+    assert info.value.expected == '"listed-1"'
+    assert info.value.actual == fault_server.etag(PATH)
+    assert len(fault_server.requests_for(PATH)) == 1, "fail fast: the probe only"
+    _assert_nothing_kept(tmp_path)
+
+
+def test_object_replaced_mid_transfer_fails_with_etag(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    listed = fault_server.etag(PATH)
+    new = os.urandom(len(BODY))
+    fault_server.set_faults(PATH, ChangeObject(after_requests=1, body=new))
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(
+            engine, fault_server, tmp_path / "m.bin", connections=1, expected_etag=listed
+        ).run()
+    assert info.value.algorithm == "etag"
+    assert info.value.actual == fault_server.etag(PATH) != listed
+    _assert_nothing_kept(tmp_path)
+
+
+def test_object_replaced_mid_transfer_without_listed_etag_restarts(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """Unchanged behaviour for plain URLs: start over and end with the new object."""
+    fault_server.add(PATH, BODY)
+    new = os.urandom(len(BODY))
+    fault_server.set_faults(PATH, ChangeObject(after_requests=1, body=new))
+    dest = tmp_path / "m.bin"
+    res = _transfer(engine, fault_server, dest, connections=1).run()
+    assert dest.read_bytes() == new
+    assert res.crc32c == crc32c_hex(new)
+
+
+# ---------------------------------------------------------------- messages
+def test_messages_of_the_transfer_layer(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag='"old"').run()
+    msg = str(describe("model.bin", info.value))
+    assert msg.startswith("model.bin: changed upstream since it was listed")
+    assert msg.endswith("rerun to fetch the new version")
