@@ -379,3 +379,12 @@ def test_view_rows_and_table() -> None:
     assert "50.0 MB/s" in text
     assert "disk [full]" in text  # shown verbatim, not as markup
     assert "FineTunedWeight/lora" in text
+
+
+def test_view_pvc_model_shows_the_stored_status() -> None:
+    pvc = model("on-claim", spec={"storage": {"storageUri": "pvc://models/llama"}})
+    stored = {pvc.key: {"state": "Ready", "lifecycle": "Ready"}}
+    (row,) = rows([pvc], {}, nodes("n1"), stored=stored, now=NOW)
+    assert (row["state"], row["lifecycle"], row["eligibleNodeCount"]) == ("Ready", "Ready", 0)
+    (unknown,) = rows([pvc], {}, nodes("n1"), now=NOW)
+    assert unknown["state"] == "Unknown"

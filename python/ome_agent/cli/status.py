@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +170,7 @@ async def _list(kube: Kube, path: str, query: Sequence[tuple[str, str]] = ()) ->
 async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str, Any]]:
     """Everything the view needs, in one list call per kind (read-only)."""
     from ome_agent.adapters.kube.client import KubeError, connect
-    from ome_agent.api import ModelResource, parse_resource
+    from ome_agent.api import ModelKey, ModelResource, parse_resource
     from ome_agent.api.resources import GROUP, PLURALS, VERSION
     from ome_agent.controller.status import entries_of_configmap, node_view
     from ome_agent.controller.view import rows
@@ -179,6 +179,7 @@ async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str
     kube = await connect(kubeconfig)
     try:
         models: list[ModelResource] = []
+        stored: dict[ModelKey, Mapping[str, Any]] = {}
         for kind, plural in PLURALS.items():
             try:
                 found = await _list(kube, f"/apis/{GROUP}/{VERSION}/{plural}")
@@ -188,9 +189,12 @@ async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str
                 raise
             for item in found.get("items") or []:
                 try:
-                    models.append(parse_resource({"kind": kind, **item}))
+                    model = parse_resource({"kind": kind, **item})
                 except BadInput as e:
                     click.echo(f"warning: skipped: {e}", err=True)
+                    continue
+                models.append(model)
+                stored[model.key] = item.get("status") or {}
         maps = await _list(
             kube,
             f"/api/v1/namespaces/{namespace}/configmaps",
@@ -205,7 +209,7 @@ async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str
         meta = cm.get("metadata") or {}
         node = (meta.get("annotations") or {}).get(NODE_NAME_ANNOTATION) or meta.get("name", "")
         entries[node] = entries_of_configmap(node, cm.get("data") or {})
-    return rows(models, entries, nodes)
+    return rows(models, entries, nodes, stored=stored)
 
 
 __all__ = ["status"]

@@ -3,7 +3,8 @@
 
 Each model's overall state is computed here with :func:`status.aggregate` from the
 same inputs the controller uses, so the view is current even when no controller runs
-(or it lags). Below each model, one line per existing node that reports it: state,
+(or it lags); a pvc:// model shows the status the controller wrote from its claim.
+Below each model, one line per existing node that reports it: state,
 progress (percent, bytes, speed) or the error.
 Pure: builds rows and a rich Table, prints nothing.
 """
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ome_agent.api import ModelKey, ModelResource
+from ome_agent.controller.pvc import SCHEME as PVC_SCHEME
 from ome_agent.controller.status import NodeEntry, NodeView, aggregate, entry_key, human_bytes
 
 _STYLE = {"Ready": "green", "Failed": "red", "Updating": "yellow"}
@@ -28,12 +30,15 @@ def rows(
     entries: Mapping[str, Mapping[str, NodeEntry]],
     nodes: Mapping[str, NodeView],
     *,
+    stored: Mapping[ModelKey, Mapping[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """One JSON-ready row per model: its aggregated state and its nodes' reports.
 
     ``entries``: node name → that node's ConfigMap entries by data key (as
-    :func:`status.entries_of_configmap` returns them)."""
+    :func:`status.entries_of_configmap` returns them). ``stored``: each resource's
+    ``.status`` as written, used for pvc:// models, whose state comes from their claim
+    (which only the controller inspects), not from nodes."""
     now = now or datetime.now(UTC)
     by_key = {m.key: m for m in models}
     out = []
@@ -41,7 +46,12 @@ def rows(
         key = entry_key(model)
         # as in the controller, entries of Nodes that no longer exist are left out
         mine = {n: found[key] for n, found in entries.items() if key in found and n in nodes}
-        status = aggregate(model, mine, nodes, None, now, base=_base(model, by_key))
+        if _on_claim(model):
+            status = dict((stored or {}).get(model.key) or {})
+            status.setdefault("state", "Unknown")
+            status.setdefault("lifecycle", "Unknown")
+        else:
+            status = aggregate(model, mine, nodes, None, now, base=_base(model, by_key))
         out.append(
             {
                 "kind": model.kind,
@@ -49,9 +59,9 @@ def rows(
                 "name": model.name,
                 "state": status["state"],
                 "lifecycle": status["lifecycle"],
-                "eligibleNodeCount": status["eligibleNodeCount"],
-                "readyNodeCount": status["readyNodeCount"],
-                "failedNodeCount": status["failedNodeCount"],
+                "eligibleNodeCount": status.get("eligibleNodeCount", 0),
+                "readyNodeCount": status.get("readyNodeCount", 0),
+                "failedNodeCount": status.get("failedNodeCount", 0),
                 "nodes": [_node_row(node, mine[node], nodes) for node in sorted(mine)],
             }
         )
@@ -118,6 +128,11 @@ def _progress_cell(node: Mapping[str, Any]) -> str:
         return node["phase"] or ""
     done, total = human_bytes(node["completedBytes"]), human_bytes(node["totalBytes"])
     return f"{node['phase'] or ''} {node['percent']:.0f}% ({done} of {total})".strip()
+
+
+def _on_claim(model: ModelResource) -> bool:
+    uri = model.storage.storage_uri if model.storage is not None else None
+    return bool(uri and uri.startswith(PVC_SCHEME))
 
 
 def _base(model: ModelResource, by_key: Mapping[ModelKey, ModelResource]) -> ModelResource | None:
