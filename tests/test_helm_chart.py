@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.kube import CRD_DIR, DEPLOY_DIR, Cluster, load_manifests, unique_name
 
@@ -423,3 +424,49 @@ def test_wide_printer_columns(cluster: Cluster) -> None:
         "Message": "2/4 nodes ready",
     }
     assert (cells["Ready-Nodes"], cells["Failed-Nodes"]) == ('["a","b"]', '["c"]')
+
+
+def test_helm_install_upgrade_uninstall(
+    cluster: Cluster, helm: Path, values_file: Path, kube_namespace: str
+) -> None:
+    """The release life cycle through Helm itself: install (the CRDs exist already,
+    Helm leaves them), upgrade to the overrides (the controller goes; the
+    ServiceMonitor only where its CRD exists), uninstall (everything of the release
+    goes, the CRDs stay)."""
+    release = unique_name("rel")
+    base = [str(helm), "--kubeconfig", str(cluster.admin_kubeconfig), "-n", kube_namespace]
+
+    def run(*args: str, ok: bool = True) -> str:
+        out = subprocess.run(
+            [*base, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert (out.returncode == 0) is ok, out.stdout + out.stderr
+        return out.stdout + out.stderr
+
+    def workloads() -> set[tuple[str, str]]:
+        found = set()
+        for kind, plural in (("DaemonSet", "daemonsets"), ("Deployment", "deployments")):
+            items = cluster.request("GET", f"/apis/apps/v1/namespaces/{kube_namespace}/{plural}")
+            found |= {(kind, i["metadata"]["name"]) for i in items["items"]}
+        return found
+
+    run("install", release, str(CHART))
+    assert workloads() == {
+        ("DaemonSet", f"{release}-ome-agent"),
+        ("Deployment", f"{release}-ome-agent-controller"),
+    }
+    # a ServiceMonitor without the Prometheus Operator's CRD: refused, and said why
+    refused = run("upgrade", release, str(CHART), "--values", str(values_file), ok=False)
+    assert 'no matches for kind "ServiceMonitor"' in refused
+    no_monitor = ["--set", "metrics.serviceMonitor.enabled=false"]
+    run("upgrade", release, str(CHART), "--values", str(values_file), *no_monitor)
+    assert workloads() == {("DaemonSet", f"{release}-ome-agent")}
+    ds = cluster.get("apps/v1", "DaemonSet", f"{release}-ome-agent", kube_namespace)
+    assert ds["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert "STATUS: deployed" in run("status", release)
+    run("uninstall", release)
+    assert workloads() == set()
+    with pytest.raises(ApiException) as gone:
+        cluster.get("rbac.authorization.k8s.io/v1", "ClusterRole", f"{release}-ome-agent")
+    assert gone.value.status == 404
+    assert cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "basemodels.ome.io")
