@@ -240,3 +240,19 @@ def test_job_name_is_short_and_changes_with_the_generation() -> None:
         }
     )
     assert job_name(newer) != name
+
+
+def test_pvc_status_skip_config_parsing_needs_no_inspection() -> None:
+    obj = {
+        "kind": "BaseModel",
+        "metadata": {
+            "name": "llama",
+            "namespace": "team-a",
+            "annotations": {"ome.io/skip-config-parsing": "true"},
+        },
+        "spec": {"storage": {"storageUri": "pvc://models/llama"}},
+    }
+    model = parse_resource(obj)
+    assert pvc_status(model, claim("Bound"), None, None, None, None, NOW)["state"] == "Ready"
+    assert pvc_status(model, claim("Bound"), "Failed", None, "x", None, NOW)["state"] == "Ready"
+    assert pvc_status(model, claim("Pending"), None, None, None, None, NOW)["state"] == "In_Transit"

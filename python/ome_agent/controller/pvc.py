@@ -277,9 +277,10 @@ def pvc_status(
 
     ``pvc``: the claim object (None when it does not exist); ``job_state``, ``config``,
     ``error``: :func:`job_result` of the inspection (``job_state`` None before a Job
-    ran). Bound with a config → Ready; Pending → In_Transit; missing or Lost → Failed
-    naming the claim; inspection failed → Failed with its message. Node fields stay
-    empty: the model is on a volume, not on nodes."""
+    ran). Bound with a config → Ready; Bound under the skip-config-parsing annotation →
+    Ready without an inspection (no Job needed); Pending → In_Transit; missing or Lost →
+    Failed naming the claim; inspection failed → Failed with its message. Node fields
+    stay empty: the model is on a volume, not on nodes."""
     claim = _claim_name(pvc, resource)
     phase = _phase(pvc)
     ready = False
@@ -298,6 +299,10 @@ def pvc_status(
     elif phase != "Bound":
         state, lifecycle = st.IN_TRANSIT, st.LC_PENDING
         cond = ("ClaimPending", f"PersistentVolumeClaim {claim} is {phase or 'not bound yet'}")
+    elif resource.skip_config_parsing:
+        # the user asked for no config reading: a bound claim is all there is to check
+        state, lifecycle, ready = st.READY, st.LC_READY, True
+        cond = ("ClaimReady", f"PersistentVolumeClaim {claim} is Bound (config parsing skipped)")
     elif job_state == "Failed":
         state, lifecycle = st.FAILED, st.LC_FAILED
         cond = (
