@@ -12,6 +12,7 @@ does not: there it is left out of the apply (see ``_apply_all``).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +119,41 @@ def test_lint(helm: Path, values_file: Path) -> None:
             check=False,
         )
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _documented_keys(values_yaml: str) -> dict[str, bool]:
+    """Dotted path of every key in values.yaml (down to where values are free
+    Kubernetes objects) → whether a comment line sits right above it."""
+    found: dict[str, bool] = {}
+    stack: list[tuple[int, str]] = []
+    previous = ""
+    for line in values_yaml.splitlines():
+        stripped = line.strip()
+        key, colon, _ = stripped.partition(":")
+        if colon and stripped[0].isalpha() and " " not in key:
+            indent = len(line) - len(line.lstrip())
+            stack = [(i, k) for i, k in stack if i < indent] + [(indent, key)]
+            found[".".join(k for _, k in stack)] = previous.startswith("#")
+        if stripped:
+            previous = stripped
+    return found
+
+
+def _schema_leaves(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    leaves = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        leaves += _schema_leaves(sub, f"{path}.") if "properties" in sub else [path]
+    return leaves
+
+
+def test_every_value_documented_and_in_the_schema() -> None:
+    keys = _documented_keys((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    leaves = [k for k in _schema_leaves(schema) if k != "global"]
+    assert sorted(set(leaves) - keys.keys()) == []  # in the schema, not in values.yaml
+    undocumented = [k for k in leaves if not keys[k]]
+    assert undocumented == []
 
 
 def test_crds_identical_to_deploy() -> None:
