@@ -27,12 +27,9 @@ if TYPE_CHECKING:
 
 
 def _size(n: Any) -> str:
-    if not isinstance(n, int):
-        return "-"
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+    from ome_agent.controller.status import human_bytes
+
+    return human_bytes(n) if isinstance(n, int) else "-"
 
 
 def _params(n: Any) -> str:
