@@ -445,7 +445,7 @@ async def test_unknown_and_malformed_schemes_fail_fast_and_claims_stay_off_the_n
     rec.set_node("node-a", {})
     uris = {
         "z": "weird://x",
-        "o": "oci://not-the-form",
+        "o": "oci://n/ns/b/",
         "p": "pvc://claim/sub",
     }
     rec.replace_all(("ClusterBaseModel",), [model(n, u) for n, u in uris.items()])
@@ -453,7 +453,7 @@ async def test_unknown_and_malformed_schemes_fail_fast_and_claims_stay_off_the_n
     assert not await asyncio.wait_for(rec.run_until_idle(), 10)
     assert "weird:// is not a storage scheme this agent knows" in (reporter.report("z").error or "")
     assert reporter.report("o").state is NodeState.FAILED
-    assert "spec.storage.storageUri" in (reporter.report("o").error or "")
+    assert (reporter.report("o").error or "").startswith("spec.storage.storageUri 'oci://n/ns/b/'")
     # a claim's files never belong on a node: no entry at all (the controller reports it)
     assert reporter.state("p") is None
     assert not any(r.state is NodeState.UPDATING for r in reporter.history)

@@ -37,6 +37,9 @@ SUPPORTED = (
 )
 
 
+FIELD = "spec.storage.storageUri"
+
+
 class Unsupported(BadInput):
     """The storage scheme has no implementation in this agent version."""
 
@@ -88,7 +91,10 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
         try:
             ref_objects = parse_source(uri)
         except BadInput as e:
-            raise BadInput(f"spec.storage.storageUri: {e}") from None
+            text = str(e)
+            if text.startswith(FIELD):
+                raise
+            raise BadInput(f"{FIELD}: {text}") from None
         assert isinstance(ref_objects, ObjectSource)
         return SourcePlan(scheme, ref_objects.display, None, objects=ref_objects)
     if scheme == "hf":
