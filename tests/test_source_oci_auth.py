@@ -16,9 +16,13 @@ import oci.auth.rpt_path_providers as rpt  # type: ignore[import-untyped]
 import pytest
 import requests
 
+from ome_agent import _core
 from ome_agent.errors import BadInput
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.oci import parse_oci, resolve_oci
+from ome_agent.transfer.pull import confined_jobs
+from ome_agent.transfer.runner import Runner
+from ome_agent.transfer.settings import TransferSettings
 from tests.servers.oci_metadata import (
     IdentityServer,
     ProxymuxServer,
@@ -28,13 +32,14 @@ from tests.servers.oci_metadata import (
 from tests.servers.oci_server import OciServer
 
 URI = "oci://n/testns/b/models/o/llama"
+BIG = bytes(range(256)) * 1024  # 256 KiB: several ranges of 64 KiB
 
 
 @pytest.fixture
 def oci(tmp_path: Path) -> Iterator[OciServer]:
     with OciServer(tmp_path / "store") as s:
         s.add_object("models", "llama/config.json", b'{"model_type": "llama"}')
-        s.add_object("models", "llama/model.safetensors", b"\0" * 4096)
+        s.add_object("models", "llama/model.safetensors", BIG)
         yield s
 
 
@@ -100,6 +105,16 @@ def test_resource_principal(
     token = Path(env["OCI_RESOURCE_PRINCIPAL_RPST"]).read_text()
     auth = StorageAuth({"auth": "ResourcePrincipal", "endpoint": oci.endpoint})
     check_signed_with_tokens(oci, [token], auth)
+    # and through the engine: every range request signed with the session key
+    oci.requests.clear()
+    resolved = resolve_oci(parse_oci(URI), auth)
+    engine = _core.Engine()
+    settings = TransferSettings(chunk_size=64 * 1024)
+    Runner(engine, confined_jobs(tmp_path / "model", resolved), settings).run()
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == BIG
+    gets = oci.records("get")
+    assert len(gets) >= len(BIG) // (64 * 1024)
+    assert {(r.key_id, r.auth_error) for r in gets} == {(f"ST${token}", None)}
 
 
 def test_resource_principal_without_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:

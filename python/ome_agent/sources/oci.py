@@ -44,7 +44,9 @@ FORMS = "oci://n/{namespace}/b/{bucket}/o/{prefix} or oci://{namespace}@{region}
 FIELD = "spec.storage.storageUri"
 LIST_FIELDS = "name,size,etag,md5,timeCreated"
 PAGE = 1000  # the service's maximum page size
-MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is capped, the SDK keeps its limits
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is capped
+RETRY_ATTEMPTS = 5  # SDK calls (listing, HEAD): tries per call
+RETRY_SECONDS = 120  # and the time they may take
 
 # bucket: letters, digits, "-", "_", "." (up to 256); namespace: the tenancy's name
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
@@ -223,16 +225,26 @@ def _sign_fn(signer: Any, url: str) -> SignFn:
 
 
 def retry_after_strategy() -> Any:
-    """The SDK's default retry strategy, sleeping what a 429/503 Retry-After asks.
+    """The SDK's retry strategy (its checks: 429, 5xx, timeouts, connection errors),
+    bounded for a node agent, and sleeping what a 429/503 Retry-After asks.
 
-    The SDK's own strategies back off by formula only; the service sends Retry-After
-    when it throttles, and waiting less just earns another 429."""
+    The SDK's default tries 8 times over up to 10 minutes, which turns a wrong
+    endpoint into a long hang (the agent retries failed models itself); and its
+    strategies back off by formula only, while the service says when to come back."""
     import oci
 
-    default = oci.retry.DEFAULT_RETRY_STRATEGY
-    base = type(default)
+    built = (
+        oci.retry.RetryStrategyBuilder()
+        .add_max_attempts(max_attempts=RETRY_ATTEMPTS)
+        .add_total_elapsed_time(total_elapsed_time_seconds=RETRY_SECONDS)
+        .add_service_error_check(
+            service_error_retry_config=oci.retry.retry_checkers.RETRYABLE_STATUSES_AND_CODES,
+            service_error_retry_on_any_5xx=True,
+        )
+        .get_retry_strategy()
+    )
 
-    class RetryAfter(base):  # type: ignore[misc, valid-type]
+    class RetryAfter(type(built)):  # type: ignore[misc]
         def do_sleep(self, attempt: int, exception: Exception) -> None:
             wait = _retry_after(getattr(exception, "headers", None))
             if wait is None:
@@ -242,13 +254,9 @@ def retry_after_strategy() -> Any:
 
                 time.sleep(wait)
 
-    return RetryAfter(
-        default.base_sleep_time_seconds,
-        default.exponent_growth_factor,
-        default.max_wait_between_calls_seconds,
-        default.checkers,
-        decorrelated_jitter=getattr(default, "decorrelated_jitter", 1),
-    )
+    strategy = RetryAfter.__new__(RetryAfter)
+    strategy.__dict__.update(built.__dict__)
+    return strategy
 
 
 def _retry_after(headers: Any) -> float | None:
