@@ -25,7 +25,7 @@ Rules
 - conditions: ``Ready`` is True only when every eligible node is ready ("3/5 nodes
   ready") — OME calls a model Ready at 1 of 50, our ``state`` keeps that for
   compatibility, the condition tells the truth; ``Progressing`` (downloads running,
-  with bytes and speed); ``Degraded`` (failed nodes, up to 3 distinct errors with their
+  with bytes); ``Degraded`` (failed nodes, up to 3 distinct errors with their
   node counts). ``lastTransitionTime`` moves only when a condition's status changes.
 - FineTunedWeight: eligible where its base model is (the caller passes the base).
 
@@ -358,19 +358,17 @@ def _progressing_condition(known: Mapping[str, NodeEntry], updating: list[str]) 
     if not updating:
         return _cond(COND_PROGRESSING, False, "Idle", "no download running")
     total = done = 0
-    speed = 0.0
     for node in updating:
         progress = known[node].progress
         if progress is not None:
             total += progress.total_bytes
             done += progress.completed_bytes
-            speed += progress.speed_bytes_per_sec
     message = f"{len(updating)} node{'s' if len(updating) != 1 else ''} downloading"
     message += f" ({node_list(updating)})"
+    # bytes at 0.1 GB and no speed: the message (so the status) changes only when the
+    # download moves on, not on every report (`ome-agent status` shows the speed)
     if total > 0:
         message += f": {human_bytes(done)} of {human_bytes(total)} ({100 * done / total:.0f}%)"
-    if speed > 0:
-        message += f", {human_bytes(speed)}/s"
     return _cond(COND_PROGRESSING, True, "Downloading", message)
 
 
