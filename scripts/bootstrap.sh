@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything a profile needs on a fresh Debian machine, idempotently:
 #   run   - the package and its native core (a Python venv in .venv)
-#   test  - run + linters, pytest and the servers the tests start (nginx, and etcd +
-#           kube-apiserver built from the Go module proxy, cached in .cache/control-plane)
+#   test  - run + linters, pytest and the servers the tests start (nginx; etcd +
+#           kube-apiserver and helm built from the Go module proxy; Azurite from npm;
+#           moto and the GCS emulator from PyPI), cached in .cache/
 #   bench - test + the peers the benchmarks compare against (aria2c, hf_transfer, ...)
 set -euo pipefail
 profile=${1:-run}
@@ -31,6 +32,10 @@ if [ "$profile" != run ]; then
   # the integration tests run the agent against a real API server; the first build
   # takes ~12 min on 2 cores, later runs reuse the cached binaries
   scripts/build-control-plane.sh >/dev/null
+  # the Helm chart tests render and install with a real helm (~5 min cold, cached)
+  scripts/build-helm.sh >/dev/null
+  # the az:// tests run Azurite, Microsoft's Azure Storage emulator, from npm
+  scripts/install-azurite.sh >/dev/null
 fi
 
 python=${PYTHON:-python3}
