@@ -180,7 +180,7 @@ def test_progressing_reports_bytes_and_speed() -> None:
     status = aggregate(model(), entries, nodes("n1", "n2"), None, NOW)
     progressing = cond(status, "Progressing")
     assert progressing["status"] == "True"
-    assert progressing["message"] == "2 nodes downloading (n1, n2): 1.0 GB of 2.0 GB (50%)"
+    assert progressing["message"] == "2 nodes downloading (n1, n2): 50% of 2.0 GB"
     idle = aggregate(model(), {}, nodes("n1"), None, NOW)
     assert cond(idle, "Progressing")["status"] == "False"
 

@@ -365,10 +365,11 @@ def _progressing_condition(known: Mapping[str, NodeEntry], updating: list[str]) 
             done += progress.completed_bytes
     message = f"{len(updating)} node{'s' if len(updating) != 1 else ''} downloading"
     message += f" ({node_list(updating)})"
-    # bytes at 0.1 GB and no speed: the message (so the status) changes only when the
-    # download moves on, not on every report (`ome-agent status` shows the speed)
+    # whole percents of the total and no speed: the message (so the status) changes at
+    # most a hundred times per download, not on every progress report; `ome-agent
+    # status` shows the bytes and speed of each node
     if total > 0:
-        message += f": {human_bytes(done)} of {human_bytes(total)} ({100 * done / total:.0f}%)"
+        message += f": {100 * done // total}% of {human_bytes(total)}"
     return _cond(COND_PROGRESSING, True, "Downloading", message)
 
 
