@@ -34,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from tests.servers.nginx import NginxServer
 
-from benches import data, report
+from benches import data, objectstore, report
 from benches.hub import hub_server
 from benches.measure import Run, run_measured
 
@@ -68,6 +68,9 @@ class Tool:
     argv: Callable[[Ctx], list[str]]
     env: dict[str, str] = field(default_factory=dict)
     sync: bool = False  # fsync the output inside the timed window (durable scenario)
+    # ours: at least one file verified by sha256 (object stores give md5/crc32c instead)
+    require_sha256: bool = True
+    subdir: str = ""  # where under DEST the tool puts the files (oci-cli keeps the prefix)
 
 
 @dataclass
@@ -99,6 +102,15 @@ SCENARIOS = {
         "S4", "HF-style repo through the local HF Hub server, destination on tmpfs", TMPFS, hf=True
     ),
 }
+# Object stores (benches/objectstore.py): run by the same rounds, in their own section.
+OBJECT_STORE_SCENARIOS = ("O1", "O2")
+
+METHOD = (
+    "fresh subprocess and fresh destination per run; tools interleaved "
+    "round-robin with a rotating start; page cache warm for all; "
+    "median of ok runs; GB/s = bytes/1e9/median seconds; CPU = user+sys "
+    "of the child tree (wait4); peak RSS = max ru_maxrss over runs"
+)
 
 # Peers must not pick up a user's hf_transfer switch or draw progress bars we'd pay for.
 HF_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_ENABLE_HF_TRANSFER": "0"}
@@ -324,7 +336,11 @@ def check_ours_json(tool: Tool, run: Run) -> str | None:
             return f"{f.get('path')}: {f['resumed_bytes']} bytes resumed in a fresh destination"
         if tool.id != "ours-noverify" and not set(f.get("verified", [])) - {"size"}:
             return f"{f.get('path')}: not verified by a digest ({f.get('verified')})"
-    if tool.id in ("ours", "ours-directio") and not any("sha256" in f["verified"] for f in files):
+    if (
+        tool.id in ("ours", "ours-directio")
+        and tool.require_sha256
+        and not any("sha256" in f["verified"] for f in files)
+    ):
         return "no file was verified by sha256"
     return None
 
@@ -389,7 +405,8 @@ def run_scenario(
                 elif run.exit_code != 0:
                     error = f"exit {run.exit_code}: {run.stderr.strip()[-300:]}"
                 elif expected_files is not None:
-                    error = check_repo(ctx, expected_files) or check_ours_json(tool, run)
+                    out = Ctx(ctx.url, ctx.src, ctx.dest / tool.subdir, ctx.sha256, ctx.size)
+                    error = check_repo(out, expected_files) or check_ours_json(tool, run)
                 else:
                     # Peers' bytes are hashed on the first round (and with --check-all):
                     # a tool that writes garbage is caught without doubling every run.
@@ -435,7 +452,9 @@ def run_scenario(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benches.run", description=__doc__)
-    p.add_argument("--scenarios", default="S1,S2,S3,S4", help="comma-separated, e.g. S1,S3")
+    p.add_argument(
+        "--scenarios", default="S1,S2,S3,S4,O1,O2", help="comma-separated, e.g. S1,S3,O2"
+    )
     p.add_argument("--runs", type=int, default=None, help="runs per tool (default 5, quick 3)")
     p.add_argument(
         "--quick", action="store_true", help="256 MiB files, 3 runs: checks the harness itself"
@@ -451,12 +470,18 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.readme_only:
         report.update_readme()
+        objectstore.update_readme()
         console.print(f"updated {report.README}")
         return 0
+    everything = [*SCENARIOS, *OBJECT_STORE_SCENARIOS]
     keys = [k.strip().upper() for k in a.scenarios.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in SCENARIOS]
+    unknown = [k for k in keys if k not in everything]
     if unknown or not keys:
-        p.error(f"--scenarios: unknown {unknown}; choose from {', '.join(SCENARIOS)}")
+        p.error(f"--scenarios: unknown {unknown}; choose from {', '.join(everything)}")
+    store_keys = [k for k in keys if k in OBJECT_STORE_SCENARIOS]
+    keys = [k for k in keys if k in SCENARIOS]
+    if store_keys and (missing := objectstore.missing_peers()):
+        p.error(f"{', '.join(missing)} missing: run scripts/install-bench-peers.sh first")
     runs = a.runs if a.runs is not None else (3 if a.quick else 5)
     if runs < 1:
         p.error("--runs: must be at least 1")
@@ -464,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     shards, shard_size = (4, 32 * 1024 * 1024) if a.quick else (16, 128 * 1024 * 1024)
 
     machine, versions = machine_facts(), tool_versions()
+    if store_keys:
+        versions |= objectstore.peer_versions()
     console.print(f"machine: {machine}", markup=False)
     console.print(f"versions: {versions}", markup=False)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
@@ -500,6 +527,37 @@ def main(argv: list[str] | None = None) -> int:
                 if repo_files
                 else ""
             )
+
+            def base_doc(key: str, title: str) -> dict[str, Any]:
+                return {
+                    "scenario": key,
+                    "title": title,
+                    "date": date,
+                    "quick": a.quick,
+                    "runs_per_tool": runs,
+                    "machine": {
+                        **machine,
+                        "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                    },
+                    "versions": versions,
+                    "method": METHOD,
+                }
+
+            for doc in objectstore.run(
+                store_keys,
+                runs=runs,
+                quick=a.quick,
+                check_all=a.check_all,
+                workdir=workdir,
+                base_doc=base_doc,
+            ):
+                doc["ratios"] = report.ratios(doc["tools"])
+                doc["targets"] = objectstore.targets(doc)
+                path = out_dir / f"{doc['scenario']}-{date}.json"
+                path.write_text(json.dumps(doc, indent=2) + "\n")
+                doc["results_file"] = str(path)
+                report.print_table(doc, console)
+                console.print(f"results: {path.relative_to(ROOT)}")
             for key in keys:
                 sc = SCENARIOS[key]
                 console.print(f"[bold]{key}[/]: {sc.title}")
@@ -540,12 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                         "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                     },
                     "versions": versions,
-                    "method": (
-                        "fresh subprocess and fresh destination per run; tools interleaved "
-                        "round-robin with a rotating start; page cache warm for all; "
-                        "median of ok runs; GB/s = bytes/1e9/median seconds; CPU = user+sys "
-                        "of the child tree (wait4); peak RSS = max ru_maxrss over runs"
-                    ),
+                    "method": METHOD,
                     **body,
                 }
                 doc["ratios"] = report.ratios(doc["tools"])
@@ -557,8 +610,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"results: {path.relative_to(ROOT)}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if not a.quick and report.update_readme():
-        console.print(f"updated the results section of {report.README.relative_to(ROOT)}")
+    if not a.quick and report.update_readme() and objectstore.update_readme():
+        console.print(f"updated the results sections of {report.README.relative_to(ROOT)}")
     return 0
 
 

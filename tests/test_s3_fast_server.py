@@ -224,6 +224,7 @@ def test_signed_header_changed_after_signing_is_refused(server: S3FastServer) ->
     status, body = http_get(base, headers)
     assert (status, len(body)) == (206, 10)
     refused(http_get(base, {**headers, "Range": "bytes=0-99"}), 403, b"SignatureDoesNotMatch")
+    assert server.requests[-1].error == "SignatureDoesNotMatch"
 
 
 def signed_headers(

@@ -107,6 +107,7 @@ class Recorded:
     status: int
     auth: str  # "header" | "query" | "none"
     range: str | None
+    error: str | None  # the S3 error code answered, if any
 
 
 def s3_etag(chunks: Iterable[bytes], part_size: int | None) -> str:
@@ -163,8 +164,7 @@ class S3FastServer:
         self.requests: collections.deque[Recorded] = collections.deque(maxlen=10000)
         self._lock = threading.Lock()
         handler = type("_BoundHandler", (_Handler,), {"s3": self})
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ set-up
@@ -339,6 +339,13 @@ class S3FastServer:
             raise S3Error(403, "AccessDenied", "Request has expired")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the default backlog of 5 drops the SYNs of a client opening dozens of
+    # connections at once, which then waits a second to retransmit
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     s3: S3FastServer  # set on the bound subclass
@@ -355,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ routing
     def _serve(self) -> None:
         url = urlsplit(self.path)
-        status, kind = 500, "none"
+        status, kind, code = 500, "none", None
         try:
             headers: dict[str, list[str]] = {}
             for name, value in self.headers.items():
@@ -386,13 +393,15 @@ class _Handler(BaseHTTPRequestHandler):
                     raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
                 status = self._object(obj, query)
         except S3Error as e:
-            status = e.status
+            status, code = e.status, e.code
             self._error(e)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
             self.s3.requests.append(
-                Recorded(self.command, url.path, url.query, status, kind, self.headers.get("Range"))
+                Recorded(
+                    self.command, url.path, url.query, status, kind, self.headers.get("Range"), code
+                )
             )
 
     def _bucket(self, name: str, objects: dict[str, S3Object], query: dict[str, str]) -> int:
