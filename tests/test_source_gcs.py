@@ -211,6 +211,17 @@ def test_throttled_listing_is_retried(gcs_emulator: GcsEmulator, tokens: TokenSe
     assert statuses == [429, 200]
 
 
+def test_denied_listing_names_the_roles(gcs_emulator: GcsEmulator, tokens: TokenServer) -> None:
+    """The emulator checks no rights: the proxy answers 403 as GCS does for them."""
+    bucket = gcs_emulator.new_bucket()
+    listing = f"/storage/v1/b/{bucket.name}/o"
+    with FaultProxy(gcs_emulator.endpoint) as proxy:
+        proxy.throttle("GET", listing, times=1, status=403)
+        auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
+        with pytest.raises(SourceNotFound, match=r"access denied.*storage\.objects\.list"):
+            resolve_gcs(parse_gcs(f"gs://{bucket.name}/m/"), auth)
+
+
 # ------------------------------------------------------------------ downloads
 def test_download_with_refreshed_tokens_and_retry_after(
     gcs_emulator: GcsEmulator, tmp_path: Path

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,15 @@ def test_digests_single_part_multipart_and_crc32c(moto_s3: MotoS3) -> None:
     assert all(f.sign is not None and not f.headers for f in files.values())
 
 
+def test_sse_kms_etag_is_not_taken_for_an_md5(moto_s3: MotoS3) -> None:
+    c, bucket = moto_s3.client(), moto_s3.new_bucket()
+    c.put_object(Bucket=bucket, Key="m/a", Body=b"a", ServerSideEncryption="aws:kms")
+    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth()).files
+    assert f.md5 is None
+    assert f.unverified is not None
+    assert "aws:kms" in f.unverified
+
+
 def test_signer_makes_fresh_valid_headers(moto_s3: MotoS3) -> None:
     import urllib.request
 
@@ -246,8 +256,10 @@ def _clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_environment_endpoint_and_credentials(
     moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """No Secret, no parameters: botocore's own AWS_ENDPOINT_URL and key variables."""
-    c, bucket = moto_s3.client(), moto_s3.new_bucket()
+    """No Secret, no parameters: botocore's own AWS_ENDPOINT_URL and key variables;
+    the bucket's region (not AWS_REGION's) goes into the signatures."""
+    c, bucket = moto_s3.client(), f"eu-{uuid.uuid4().hex[:12]}"
+    c.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     c.put_object(Bucket=bucket, Key="m/a", Body=b"a")
     _clean_aws_env(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3.endpoint)
@@ -256,6 +268,8 @@ def test_environment_endpoint_and_credentials(
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), StorageAuth()).files
     assert f.url.startswith(moto_s3.endpoint + "/")
+    assert f.sign is not None
+    assert "/eu-west-1/s3/aws4_request" in f.sign()["Authorization"]
 
 
 def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

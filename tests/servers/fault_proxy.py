@@ -133,10 +133,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.send_header("x-amz-retry-after", str(throttle.retry_after * 1000))
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(body)))
+                # recorded before the body: the client may act on it before we return
+                proxy._record(self.command, path, throttle.status, sent)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
-                proxy._record(self.command, path, throttle.status, sent)
                 return
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
@@ -156,11 +157,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 else:
                     self.send_header("Connection", "close")
                     self.close_connection = True
+                proxy._record(self.command, path, resp.status, sent)
                 self.end_headers()
                 if self.command != "HEAD":
                     while chunk := resp.read(CHUNK):
                         self.wfile.write(chunk)
-                proxy._record(self.command, path, resp.status, sent)
             except OSError:
                 self.close_connection = True
             finally:

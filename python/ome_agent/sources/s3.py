@@ -14,8 +14,8 @@ Credentials, in order:
    container and instance metadata.
 
 ``spec.storage.parameters``:
-- ``region``: the bucket's region (else the chain's, e.g. ``AWS_REGION``; a bucket
-  elsewhere is found through the ``x-amz-bucket-region`` header S3 returns);
+- ``region``: the bucket's region (else the chain's, e.g. ``AWS_REGION``; without
+  an endpoint override, the region S3 gives in HeadBucket wins);
 - ``endpoint`` (or ``endpoint_url``): an S3-compatible store. Without it botocore
   honours ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` itself. OCI Object
   Storage's S3 compatibility endpoint is
@@ -133,15 +133,17 @@ def resolve_s3(ref: S3Ref, auth: StorageAuth, *, page_size: int = PAGE_SIZE) -> 
             raise NoCredentialsError()
         client = _client(session, settings)
         where.endpoint = client.meta.endpoint_url
-        listed, bucket_region = _list(client, ref, page_size)
+        listed = _list(client, ref, page_size)
         if not listed:
             raise SourceNotFound(
                 f"no object at {ref.display} or under it (bucket {ref.bucket!r} at "
                 f"{where.endpoint_text}): check the prefix"
             )
         heads = _head_all(client, ref.bucket, listed)
-        if settings.endpoint is None and bucket_region and bucket_region != client.meta.region_name:
-            # URLs and signatures must name the bucket's own region
+        bucket_region = _bucket_region(client, ref.bucket) if settings.endpoint is None else None
+        if bucket_region and bucket_region != client.meta.region_name:
+            # the SDK's own calls follow S3's region redirects; our URLs and
+            # signatures must name the bucket's region themselves
             client = _client(session, _Settings(bucket_region, None, settings.addressing_style))
         signer = _Signer(credentials, client.meta.region_name)
         files = [
@@ -236,16 +238,14 @@ def _client(session: Any, settings: _Settings) -> Any:
 
 
 # ------------------------------------------------------------------ listing
-def _list(client: Any, ref: S3Ref, page_size: int) -> tuple[list[_Listed], str | None]:
-    """The selected keys, and the bucket's region if the store told it."""
-    region: str | None = None
+def _list(client: Any, ref: S3Ref, page_size: int) -> list[_Listed]:
+    """The selected keys."""
     if ref.prefix and not ref.prefix.endswith("/"):
         # keys sort byte-wise, so an object named exactly by the prefix comes first
         first = client.list_objects_v2(Bucket=ref.bucket, Prefix=ref.prefix, MaxKeys=1)
-        region = _bucket_region(first)
         contents = first.get("Contents") or []
         if contents and contents[0]["Key"] == ref.prefix:
-            return [_Listed(single_object_name(ref.prefix), ref.prefix)], region
+            return [_Listed(single_object_name(ref.prefix), ref.prefix)]
     folder = folder_of(ref.prefix)
     listed: list[_Listed] = []
     paginator = client.get_paginator("list_objects_v2")
@@ -253,17 +253,18 @@ def _list(client: Any, ref: S3Ref, page_size: int) -> tuple[list[_Listed], str |
         Bucket=ref.bucket, Prefix=folder, PaginationConfig={"PageSize": page_size}
     )
     for page in pages:
-        region = region or _bucket_region(page)
         for obj in page.get("Contents") or []:
             rel = relative_path(obj["Key"], folder)
             if rel is not None:
                 listed.append(_Listed(rel, obj["Key"]))
-    return listed, region
+    return listed
 
 
-def _bucket_region(response: Mapping[str, Any]) -> str | None:
+def _bucket_region(client: Any, bucket: str) -> str | None:
+    """Where the bucket lives, as S3 tells (HeadBucket always carries it)."""
+    response = client.head_bucket(Bucket=bucket)
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    region = headers.get("x-amz-bucket-region")
+    region = response.get("BucketRegion") or headers.get("x-amz-bucket-region")
     return str(region) if region else None
 
 
