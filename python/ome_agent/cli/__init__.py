@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "inspect": ("ome_agent.cli.inspect", "inspect"),
     "run": ("ome_agent.cli.run", "run"),
     "status": ("ome_agent.cli.status", "status"),
+    "controller": ("ome_agent.cli.controller", "controller"),
 }
 
 

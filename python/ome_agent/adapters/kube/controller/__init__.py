@@ -1,0 +1,15 @@
+"""``ome-agent controller`` on Kubernetes (DESIGN.md §1, layer 5).
+
+The node agents' ConfigMaps become each model resource's ``.status``; the pure
+decisions (aggregation, back-fill, deletion, pvc://) are in
+:mod:`ome_agent.controller`, this package does the I/O around them:
+
+- ``leader``: one active replica, through a coordination.k8s.io Lease;
+- ``watches``: what is watched (the node agent's informers, with label selectors);
+- ``cache``: the informer caches, and which model keys each change touches;
+- ``controller``: the work queue and the reconcile of one model key;
+- ``writer``: status / spec / finalizer patches and deletes;
+- ``events``: Kubernetes Events on state transitions, deduplicated;
+- ``pvcjobs``: the inspection Job of ``pvc://`` models;
+- ``telemetry``: its counters; ``main``: the process (signals, health, Lease → work).
+"""

@@ -1,0 +1,136 @@
+"""``ome-agent controller`` under test as a real subprocess, and what tests read of
+the resources it writes.
+
+Where it sits: glue between the controller integration tests and ``tests.cluster``
+(the real control plane). The controller runs as in its Pod: a ServiceAccount
+kubeconfig bound to deploy/controller/rbac.yaml, so a missing rule fails a test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from tests.cluster.controlplane import free_port
+from tests.cluster.kube import DEPLOY_DIR, Cluster
+from tests.integration.agent_process import API, OME_AGENT, Agent, sum_metric, wait_for
+
+RBAC = DEPLOY_DIR / "controller" / "rbac.yaml"
+
+
+class ControllerProcess(Agent):
+    """One ``ome-agent controller`` replica; probes and logs as :class:`Agent`'s."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        namespace: str,
+        identity: str,
+        log_path: Path,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(
+            kubeconfig=kubeconfig,
+            node=identity,
+            namespace=namespace,
+            models_root=log_path.parent,
+            log_path=log_path,
+            extra_args=extra_args,
+        )
+        self.identity = identity
+
+    def start(self, wait_ready: bool = True) -> ControllerProcess:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "POD_"))}
+        env.update(KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
+        cmd = [
+            str(OME_AGENT),
+            "controller",
+            "--namespace",
+            self.namespace,
+            "--identity",
+            self.identity,
+            "--health-port",
+            str(self.port),
+            *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: a replica that dies without releasing its Lease."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def leading(self) -> bool:
+        status, text = self.get("/metrics")
+        return status == 200 and sum_metric(text, "ome_agent_controller_leader", {}) == 1
+
+
+def controller_kubeconfig(cluster: Cluster, namespace: str, name: str) -> Path:
+    return cluster.service_account_kubeconfig(namespace, name, rbac_manifest=RBAC)
+
+
+def model_object(cluster: Cluster, kind: str, name: str, namespace: str | None = None) -> Any:
+    try:
+        return cluster.get(API, kind, name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def status_of(cluster: Cluster, kind: str, name: str, namespace: str | None = None) -> Any:
+    obj = model_object(cluster, kind, name, namespace)
+    return (obj or {}).get("status") or {}
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    for c in status.get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+def mark_node_ready(cluster: Cluster, node: str, ready: bool = True) -> None:
+    """Write the Ready condition as a kubelet would (no kubelet runs here)."""
+    cluster.request(
+        "PATCH",
+        f"/api/v1/nodes/{node}/status",
+        {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True" if ready else "False",
+                        "reason": "KubeletReady" if ready else "KubeletNotReady",
+                        "message": "set by the test",
+                    }
+                ]
+            }
+        },
+        content_type="application/strategic-merge-patch+json",
+    )
+
+
+__all__ = [
+    "ControllerProcess",
+    "condition",
+    "controller_kubeconfig",
+    "mark_node_ready",
+    "model_object",
+    "status_of",
+    "wait_for",
+]
