@@ -21,7 +21,7 @@ from ome_agent.controller.status import (
 )
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire.entry import encode_entry
-from ome_agent.wire.naming import config_map_metadata
+from ome_agent.wire.naming import config_map_key, config_map_metadata
 from tests.cluster.kube import Cluster, unique_name
 from tests.pull_helpers import cli_process
 
@@ -55,16 +55,10 @@ def write_configmap(cluster: Cluster, namespace: str, node: str, reports: list[N
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": config_map_metadata(node, namespace),
-            "data": {entry_key_of(r): encode_entry(r) for r in reports},
+            "data": {config_map_key(r.key): encode_entry(r) for r in reports},
         },
         namespace=namespace,
     )
-
-
-def entry_key_of(report: NodeReport) -> str:
-    from ome_agent.wire.naming import config_map_key
-
-    return config_map_key(report.key)
 
 
 @pytest.fixture
