@@ -387,12 +387,15 @@ class _Signer:
     def __init__(self, credentials: Any, region: str) -> None:
         self._credentials = credentials
         self._region = region
+        self._request = _sdk("botocore.awsrequest").AWSRequest
+        self._auth = _sdk("botocore.auth").S3SigV4Auth
 
     def for_url(self, url: str) -> SignFn:
         def sign() -> Mapping[str, str]:
-            request = _sdk("botocore.awsrequest").AWSRequest(method="GET", url=url)
+            request = self._request(method="GET", url=url)
+            # refreshes expiring credentials (IRSA, instance profile) when due
             frozen = self._credentials.get_frozen_credentials()
-            _sdk("botocore.auth").S3SigV4Auth(frozen, "s3", self._region).add_auth(request)
+            self._auth(frozen, "s3", self._region).add_auth(request)
             return {k: str(v) for k, v in request.headers.items()}
 
         return sign
