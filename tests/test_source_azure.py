@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -367,7 +367,7 @@ def test_blob_overwritten_after_listing_is_not_mixed(
     ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
     resolved = resolve_azure(ref, key_auth(azurite))
     staged(container, "m/w.bin", new, MiB)
-    with pytest.raises(TransferFailed, match="HTTP 412") as e:
+    with pytest.raises(TransferFailed, match=r"HTTP 412|changed upstream") as e:
         download(resolved, tmp_path)
     assert "sig=" not in str(e.value)
     assert not (tmp_path / "w.bin").exists()
@@ -377,20 +377,38 @@ def test_blob_overwritten_after_listing_is_not_mixed(
 
 
 # ---------------------------------------------------------------- throttling
-class _ThrottlingProxy(http.server.ThreadingHTTPServer):
-    """Answers 503 ServerBusy + Retry-After to the first ``busy`` requests, then
-    forwards to Azurite: how Azure tells a client to slow down."""
+class _Proxy(http.server.ThreadingHTTPServer):
+    """Forwards to Azurite, answering 503 ServerBusy + Retry-After to the first
+    ``busy`` requests (how Azure tells a client to slow down); ``after_first_range``
+    runs once, between Azurite's answer to the first ranged GET and its relay."""
 
-    def __init__(self, upstream: str, ca: str, busy: int) -> None:
-        self.upstream = upstream
-        self.ca = ca
+    def __init__(
+        self,
+        server: Azurite,
+        *,
+        busy: int = 0,
+        after_first_range: Callable[[], None] | None = None,
+    ) -> None:
+        self.upstream = f"https://127.0.0.1:{server.port}"
+        self.ca = str(server.ca_path)
         self.busy = busy
+        self.after_first_range = after_first_range
         self.seen: list[str] = []
+        self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{ACCOUNT}"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
-    server: _ThrottlingProxy
+    server: _Proxy
 
     def do_GET(self) -> None:
         self._forward()
@@ -399,9 +417,11 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         self._forward()
 
     def _forward(self) -> None:
-        self.server.seen.append(f"{self.command} {self.path}")
-        if self.server.busy > 0:
-            self.server.busy -= 1
+        with self.server.lock:
+            self.server.seen.append(f"{self.command} {self.path} {self.headers.get('Range')}")
+            busy = self.server.busy > 0
+            self.server.busy -= busy
+        if busy:
             self.send_response(503)
             self.send_header("Retry-After", "1")
             self.send_header("x-ms-error-code", "ServerBusy")
@@ -416,6 +436,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             timeout=10,
             verify=self.server.ca,
         )
+        hook = self.server.after_first_range
+        if hook is not None and "Range" in self.headers:
+            self.server.after_first_range = None
+            hook()
         self.send_response(r.status_code)
         for k, v in r.headers.items():
             if k.lower() not in ("connection", "keep-alive", "transfer-encoding"):
@@ -433,14 +457,10 @@ def test_throttled_listing_and_download_are_retried(
 ) -> None:
     data = os.urandom(256 * 1024)
     container.upload_blob("m/a.bin", data)
-    upstream = f"https://127.0.0.1:{azurite.port}"
-    proxy = _ThrottlingProxy(upstream, str(azurite.ca_path), busy=2)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
+    proxy = _Proxy(azurite, busy=2)
     try:
-        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}/{ACCOUNT}"
         ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
-        auth = StorageAuth(parameters={"endpoint": endpoint}, secret={"AZURE_STORAGE_KEY": KEY})
+        auth = StorageAuth(parameters={"endpoint": proxy.endpoint}, secret={"accountKey": KEY})
         resolved = resolve_azure(ref, auth)  # HEAD, HEAD (both 503), then through
         assert [f.path for f in resolved.files] == ["a.bin"]
         assert len(proxy.seen) >= 4
@@ -449,8 +469,31 @@ def test_throttled_listing_and_download_are_retried(
         assert (tmp_path / "a.bin").read_bytes() == data
         assert proxy.busy == 0
     finally:
-        proxy.shutdown()
-        proxy.server_close()
+        proxy.close()
+
+
+def test_blob_overwritten_during_the_download_is_not_mixed(
+    azurite: Azurite, container: ContainerClient, tmp_path: Path
+) -> None:
+    old = os.urandom(6 * MiB)
+    new = os.urandom(6 * MiB)
+    staged(container, "m/w.bin", old, MiB)  # no Content-MD5: only the ETag can tell
+    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    proxy = _Proxy(azurite, after_first_range=lambda: staged(container, "m/w.bin", new, MiB))
+    try:
+        auth = StorageAuth(parameters={"endpoint": proxy.endpoint}, secret={"accountKey": KEY})
+        resolved = resolve_azure(ref, auth)
+        settings = TransferSettings(
+            ca_bundle=str(azurite.ca_path), chunk_size=MiB, connections=2, resume=False
+        )
+        runner = Runner(make_engine(settings), confined_jobs(tmp_path, resolved), settings)
+        with pytest.raises(TransferFailed, match=r"HTTP 412|changed upstream"):
+            runner.run()
+    finally:
+        proxy.close()
+    ranges = [r for r in proxy.seen if r.startswith("GET") and not r.endswith("None")]
+    assert len(ranges) >= 2, proxy.seen  # old bytes were served, then the change was seen
+    assert not (tmp_path / "w.bin").exists()
 
 
 # ---------------------------------------------------------------- Entra ID tokens
@@ -469,7 +512,7 @@ class _FakeCredential:
 
 
 def test_token_credential_signs_every_request(
-    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     svc = BlobServiceClient(
         azurite.endpoint,
@@ -503,6 +546,9 @@ def test_token_credential_signs_every_request(
     assert r.content == data[10:20]
     r = requests.get(f.url, verify=str(azurite.ca_path), timeout=10)
     assert r.status_code in (401, 403, 404)  # the URL alone grants nothing
+    (outcome,) = download(resolved, tmp_path)  # the engine signs each request itself
+    assert (tmp_path / "a.bin").read_bytes() == data
+    assert "md5" in outcome.result.verified
 
     short = _FakeCredential(lifetime=60)  # inside the refresh margin: renewed every call
     signer = azure._BearerSigner(short, "2025-01-05")
