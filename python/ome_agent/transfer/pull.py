@@ -188,6 +188,8 @@ def _summarize(
                 md5=r.md5,
                 git_sha1=r.git_sha1,
                 xxh3_128=r.xxh3_128,
+                crc32c=r.crc32c,
+                unverified=o.job.file.unverified,
                 resumed_bytes=r.resumed_bytes,
                 fetched_bytes=r.fetched_bytes,
                 seconds=r.seconds,
