@@ -310,13 +310,18 @@ def check_file(ctx: Ctx, *, full: bool) -> str | None:
     return None
 
 
-def check_repo(ctx: Ctx, expected: dict[str, int]) -> str | None:
+def check_repo(
+    ctx: Ctx, expected: dict[str, int], digests: dict[str, str] | None = None
+) -> str | None:
+    """Every file there with its size; with ``digests`` (name -> sha256) its bytes too."""
     for name, size in expected.items():
         p = ctx.dest / name
         if not p.is_file():
             return f"missing {name}"
         if p.stat().st_size != size:
             return f"{name}: size {p.stat().st_size} != {size}"
+        if digests is not None and _sha256(p) != digests[name]:
+            return f"{name}: sha256 differs from the source"
     return None
 
 
@@ -375,6 +380,7 @@ def run_scenario(
     *,
     runs: int,
     expected_files: dict[str, int] | None,
+    expected_digests: dict[str, str] | None = None,
     workdir: Path,
     check_all: bool,
 ) -> dict[str, Any]:
@@ -406,7 +412,10 @@ def run_scenario(
                     error = f"exit {run.exit_code}: {run.stderr.strip()[-300:]}"
                 elif expected_files is not None:
                     out = Ctx(ctx.url, ctx.src, ctx.dest / tool.subdir, ctx.sha256, ctx.size)
-                    error = check_repo(out, expected_files) or check_ours_json(tool, run)
+                    # as for single files: peers' bytes hashed on the first round
+                    full = tool.role != "ours" and (r == 0 or check_all)
+                    digests = expected_digests if full else None
+                    error = check_repo(out, expected_files, digests) or check_ours_json(tool, run)
                 else:
                     # Peers' bytes are hashed on the first round (and with --check-all):
                     # a tool that writes garbage is caught without doubling every run.
