@@ -187,6 +187,17 @@ def test_signer_makes_fresh_valid_headers(moto_s3: MotoS3) -> None:
         assert resp.read() == b"234"
 
 
+def test_key_escaping_the_destination_is_refused(moto_s3: MotoS3, tmp_path: Path) -> None:
+    from ome_agent.errors import UnsafePath
+
+    c, bucket = moto_s3.client(), moto_s3.new_bucket()
+    c.put_object(Bucket=bucket, Key="m/../../etc/cron.d/x", Body=b"x")
+    resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
+    assert [f.path for f in resolved.files] == ["../../etc/cron.d/x"]  # not sanitised here
+    with pytest.raises(UnsafePath):
+        confined_jobs(tmp_path / "dest", resolved)
+
+
 # ------------------------------------------------------------------ credentials and errors
 def test_lower_case_secret_keys(moto_s3: MotoS3) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
@@ -336,11 +347,13 @@ def test_download_verifies_every_kind(moto_s3: MotoS3, tmp_path: Path) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     small, big, crc_body = body_of(3000, 4), body_of(2 * PART + 777, 5), body_of(9 * MiB, 6)
     c.put_object(Bucket=bucket, Key="m/config.json", Body=small)
+    c.put_object(Bucket=bucket, Key="m/empty.txt", Body=b"")
     put_multipart(c, bucket, "m/shards/model-1.safetensors", big)
     put_crc32c(c, bucket, "m/shards/model-2.safetensors", crc_body)
     resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
     outcomes = download(resolved, tmp_path / "dest")
     assert (tmp_path / "dest/config.json").read_bytes() == small
+    assert (tmp_path / "dest/empty.txt").read_bytes() == b""
     assert (tmp_path / "dest/shards/model-1.safetensors").read_bytes() == big
     assert (tmp_path / "dest/shards/model-2.safetensors").read_bytes() == crc_body
     assert "md5" in outcomes["config.json"].result.verified
