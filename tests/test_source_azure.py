@@ -91,6 +91,7 @@ def test_env(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> None:
         if name.startswith(("AZURE_STORAGE_", "AZURE_CLIENT_", "AZURE_TENANT_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azurite.ca_path))
+    azure.default_credential.cache_clear()  # tests put their own in its place
 
 
 def staged(client: ContainerClient, name: str, data: bytes, block: int) -> None:
@@ -566,3 +567,5 @@ def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     ref = parse_azure(f"az://{ACCOUNT}/models/m")
     with pytest.raises(BadInput, match="no Azure credentials for az://"):
         resolve_azure(ref, StorageAuth(parameters={"endpoint": "https://127.0.0.1:9/x"}))
+    with pytest.raises(BadInput, match=r"Entra ID tokens .* only sent over HTTPS"):
+        resolve_azure(ref, StorageAuth(parameters={"endpoint": "http://127.0.0.1:9/x"}))

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import re
 import threading
@@ -157,9 +158,16 @@ def _credential(ref: AzureRef, auth: StorageAuth) -> _Credential:
     found = _from_mapping(ref, env, lambda k: f"environment variable {k}", camel=False)
     if found is not None:
         return found
+    return _Credential("DefaultAzureCredential", token=default_credential())
+
+
+@functools.cache
+def default_credential() -> TokenCredential:
+    """One DefaultAzureCredential per process: its token cache then serves every model
+    (and its first use, which may probe several identity sources, happens once)."""
     from azure.identity import DefaultAzureCredential
 
-    return _Credential("DefaultAzureCredential", token=DefaultAzureCredential())
+    return DefaultAzureCredential()
 
 
 def _from_mapping(
@@ -319,6 +327,12 @@ def resolve_azure(
 
     cred = _credential(ref, auth)
     endpoint = _endpoint(ref, auth, cred)
+    if cred.token is not None and not endpoint.startswith("https://"):
+        raise BadInput(
+            f"{ref.display}: Entra ID tokens ({cred.origin}) are only sent over HTTPS but "
+            f"storage.parameters.endpoint is {endpoint!r}: use an https:// endpoint, or "
+            f"name a Secret in storage.key with {CREDENTIAL_NAMES}"
+        )
     client = ContainerClient(
         endpoint,
         ref.container,
@@ -327,15 +341,16 @@ def resolve_azure(
         connection_timeout=10,
         read_timeout=60,
     )
-    try:
-        blobs = _list(client, ref, page_size)
-    except OmeAgentError:
-        raise
-    except Exception as e:
-        error = _translate(e, ref, endpoint, cred)
-        if error is None:
+    with client:
+        try:
+            blobs = _list(client, ref, page_size)
+        except OmeAgentError:
             raise
-        raise error from None
+        except Exception as e:
+            error = _translate(e, ref, endpoint, cred)
+            if error is None:
+                raise
+            raise error from None
     files = [_remote_file(ref, endpoint, cred, client.api_version, rel, b) for rel, b in blobs]
     return ResolvedSource(source=ref.display, scheme="az", files=files)
 
