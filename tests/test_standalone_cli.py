@@ -150,9 +150,9 @@ def test_bad_manifest_and_unsupported_scheme_exit_non_zero(
         "kind: ClusterBaseModel\nmetadata: {name: t}\nspec: {disabled: maybe}\n",
     )
     write(
-        dirs["manifests"] / "oci.json",
+        dirs["manifests"] / "odd.json",
         json.dumps({"kind": "ClusterBaseModel", "metadata": {"name": "o"},
-                    "spec": {"storage": {"storageUri": "oci://n/x/b/y/o/z/"}}}),
+                    "spec": {"storage": {"storageUri": "weird://x/y"}}}),
     )  # fmt: skip
     done = cli(*run_args(dirs, "--once"))
     assert done.code == 1, done.stderr
@@ -162,9 +162,9 @@ def test_bad_manifest_and_unsupported_scheme_exit_non_zero(
     state = json.loads(dirs["state"].read_text())["models"]
     assert state["ClusterBaseModel/web"]["state"] == "Ready"
     assert state["ClusterBaseModel/o"]["state"] == "Failed"
-    assert "oci:// is not supported" in state["ClusterBaseModel/o"]["message"]
+    assert "weird:// is not a storage scheme" in state["ClusterBaseModel/o"]["message"]
     shown = cli("status", "--state-file", str(dirs["state"]))
-    assert "oci:// is" in shown.stdout
+    assert "weird:// is" in shown.stdout
     assert "[@revision]" in shown.stdout  # messages are shown verbatim, not as markup
 
 
@@ -175,9 +175,11 @@ def test_usage_errors_are_one_line(dirs: dict[str, Path]) -> None:
     no_state = cli("status", "--state-file", str(dirs["state"]))
     assert no_state.code == 2
     assert "run `ome-agent run --standalone` first" in no_state.stderr
-    cluster = cli("status")
+    # no --state-file and no cluster to read: one line pointing at both
+    cluster = cli("status", env={"HOME": str(dirs["models"]), "KUBECONFIG": ""})
     assert cluster.code == 2
-    assert "not available yet" in cluster.stderr
+    assert "no cluster configuration" in cluster.stderr
+    assert "--state-file" in cluster.stderr
 
 
 def _wait_state(path: Path, check: Any, timeout: float = 30) -> dict[str, Any]:
