@@ -162,6 +162,24 @@ def test_digests_single_part_multipart_and_crc32c(moto_s3: MotoS3) -> None:
     assert all(f.sign is not None and not f.headers for f in files.values())
 
 
+def test_multipart_with_unequal_parts_is_left_unverified(moto_s3: MotoS3) -> None:
+    c, bucket = moto_s3.client(), moto_s3.new_bucket()
+    upload = c.create_multipart_upload(Bucket=bucket, Key="m/odd.bin")["UploadId"]
+    parts = []
+    for n, size in enumerate((PART, PART + MiB, 10), 1):
+        r = c.upload_part(
+            Bucket=bucket, Key="m/odd.bin", UploadId=upload, PartNumber=n, Body=b"p" * size
+        )
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    c.complete_multipart_upload(
+        Bucket=bucket, Key="m/odd.bin", UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth()).files
+    assert f.md5_multipart is None
+    assert f.unverified is not None
+    assert "not all of one size" in f.unverified
+
+
 def test_sse_kms_etag_is_not_taken_for_an_md5(moto_s3: MotoS3) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="m/a", Body=b"a", ServerSideEncryption="aws:kms")

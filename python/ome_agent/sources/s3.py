@@ -35,8 +35,8 @@ concurrently for all objects:
 - a plain ETag (32 hex) → ``md5``, unless the object is encrypted with SSE-KMS or
   SSE-C, whose ETags are not MD5s;
 - a multipart ETag (``hex-N``) → ``md5_multipart`` with the part size from a second
-  HEAD of part 1 (``PartNumber=1``), if N parts of that
-  size make up the object;
+  HEAD of part 1 (``PartNumber=1``), if N parts of that size make up the object
+  (with N ≥ 3, part N-1 is looked at too: equal parts are assumed, not proven);
 - anything else is recorded in ``unverified`` (size still checked).
 
 Listing retries: botocore's "standard" mode (5 attempts, exponential backoff with
@@ -277,6 +277,8 @@ class _Head:
     checksum_type: str | None  # FULL_OBJECT | COMPOSITE
     part_size: int | None = None  # multipart only: size of part 1
     parts_count: int | None = None
+    # the next-to-last part has part 1's size too (always true below 3 parts)
+    uniform: bool = True
 
 
 def _head_all(client: Any, bucket: str, listed: list[_Listed]) -> list[_Head]:
@@ -300,20 +302,30 @@ def _head(client: Any, bucket: str, key: str) -> _Head:
         crc32c=h.get("ChecksumCRC32C"),
         checksum_type=h.get("ChecksumType"),
     )
-    if not _MULTIPART.match(etag) or encryption in _KMS:
+    many = _MULTIPART.match(etag)
+    if not many or encryption in _KMS:
         return head
-    # an object replaced between the two HEADs gives a wrong part size: the engine's
+    # an object replaced between these HEADs gives a wrong part size: the engine's
     # md5-multipart or ETag check then fails the file, never passes wrong bytes
     part = client.head_object(Bucket=bucket, Key=key, PartNumber=1)
+    part_size = int(part["ContentLength"])
     count = part.get("PartsCount")
+    parts = int(many.group(1))
+    uniform = True
+    if parts >= 3:
+        # uploaders cut equal parts (aws CLI, boto3, SDK transfer managers); one that
+        # did not would fail every download on a wrong md5-multipart: look at one more
+        last_full = client.head_object(Bucket=bucket, Key=key, PartNumber=parts - 1)
+        uniform = int(last_full["ContentLength"]) == part_size
     return _Head(
         head.size,
         head.etag,
         head.encryption,
         head.crc32c,
         head.checksum_type,
-        part_size=int(part["ContentLength"]),
+        part_size=part_size,
         parts_count=int(count) if count is not None else None,
+        uniform=uniform,
     )
 
 
@@ -330,7 +342,7 @@ def _remote_file(item: _Listed, head: _Head, url: str, signer: _Signer) -> Remot
         md5 = head.etag
     elif many:
         parts = int(many.group(1))
-        if _parts_fit(head.size, head.part_size, parts, head.parts_count):
+        if head.uniform and _parts_fit(head.size, head.part_size, parts, head.parts_count):
             assert head.part_size is not None
             multipart = MultipartMd5(head.part_size, head.etag)
         else:
