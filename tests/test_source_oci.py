@@ -162,14 +162,18 @@ def test_prefix_selects_a_folder_or_one_object(oci: OciServer, api_key: ApiKey) 
     auth = user_auth(oci, api_key)
     folder = resolve_oci(parse_oci("oci://n/testns/b/sel/o/llama"), auth)
     assert sorted(f.path for f in folder.files) == ["a.json", "sub/b.bin"]
+    oci.add_object("sel", "llama/sub/b.bin.sig", b"after b.bin, with its name as prefix")
+    oci.requests.clear()
     one = resolve_oci(parse_oci("oci://n/testns/b/sel/o/llama/sub/b.bin"), auth)
     assert [f.path for f in one.files] == ["b.bin"]
+    assert "limit=1&" in oci.records("list")[-1].target
     assert one.files[0].url.endswith("/n/testns/b/sel/o/llama%2Fsub%2Fb.bin")
     whole = resolve_oci(parse_oci("oci://n/testns/b/sel/o/"), auth)
     assert sorted(f.path for f in whole.files) == [
         "llama-2/c.bin",
         "llama/a.json",
         "llama/sub/b.bin",
+        "llama/sub/b.bin.sig",
         "other.bin",
     ]
 

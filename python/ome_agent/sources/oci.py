@@ -308,8 +308,10 @@ class _Lister:
                     f"no objects under {self._where(namespace)}: check the prefix in {FIELD}"
                 )
             return found
-        # the prefix may name one object
-        exact = [o for o in self._list(namespace, self.ref.prefix) if o.name == self.ref.prefix]
+        # the prefix may name one object: it sorts first among the names it starts
+        exact = [
+            o for o in self._list(namespace, self.ref.prefix, limit=1) if o.name == self.ref.prefix
+        ]
         if not exact:
             raise SourceNotFound(
                 f"no object {self.ref.prefix!r} and no objects under {self.ref.prefix + '/'!r} "
@@ -317,11 +319,12 @@ class _Lister:
             )
         return [(exact[0], single_object_name(self.ref.prefix))]
 
-    def _list(self, namespace: str, prefix: str) -> list[Any]:
+    def _list(self, namespace: str, prefix: str, limit: int | None = None) -> list[Any]:
+        """Every object under ``prefix``; with ``limit``: the first ``limit`` only."""
         out: list[Any] = []
         start = None
         while True:
-            kwargs: dict[str, Any] = {"fields": LIST_FIELDS, "limit": self.page_size}
+            kwargs: dict[str, Any] = {"fields": LIST_FIELDS, "limit": limit or self.page_size}
             if prefix:
                 kwargs["prefix"] = prefix
             if start:
@@ -331,7 +334,7 @@ class _Lister:
             ).data
             out.extend(page.objects or [])
             start = page.next_start_with
-            if not start:
+            if not start or limit is not None:
                 return out
 
     def head(self, namespace: str, name: str) -> Mapping[str, str]:
