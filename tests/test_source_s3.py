@@ -307,6 +307,13 @@ def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         resolve_s3(parse_s3("s3://bucket/m"), StorageAuth(parameters={"region": "us-east-1"}))
 
 
+def test_missing_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _clean_aws_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(TransferFailed, match=r"ProfileNotFound.*credential chain"):
+        resolve_s3(parse_s3("s3://bucket/m"), StorageAuth(parameters={"region": "us-east-1"}))
+
+
 def test_endpoint_override_path_style(moto_s3: MotoS3) -> None:
     """The mechanism OCI's S3 compatibility endpoint needs, against moto as a stand-in."""
     c, bucket = moto_s3.client(), moto_s3.new_bucket()

@@ -120,14 +120,17 @@ def resolve_s3(ref: S3Ref, auth: StorageAuth, *, page_size: int = PAGE_SIZE) -> 
 
     settings = _settings(auth)
     keys = _secret_credentials(auth)
-    session = boto3.session.Session(
-        aws_access_key_id=keys["access_key_id"][1] if keys else None,
-        aws_secret_access_key=keys["secret_access_key"][1] if keys else None,
-        aws_session_token=keys["session_token"][1] if keys and "session_token" in keys else None,
-        region_name=settings.region,
-    )
     where = _Where(ref, auth, keys)
     try:
+        # inside the try: a missing AWS_PROFILE or a broken config file raises here
+        session = boto3.session.Session(
+            aws_access_key_id=keys["access_key_id"][1] if keys else None,
+            aws_secret_access_key=keys["secret_access_key"][1] if keys else None,
+            aws_session_token=keys["session_token"][1]
+            if keys and "session_token" in keys
+            else None,
+            region_name=settings.region,
+        )
         credentials = session.get_credentials()
         if credentials is None:
             raise NoCredentialsError()
