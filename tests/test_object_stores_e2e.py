@@ -1,0 +1,145 @@
+"""Object stores end to end through the user-facing paths, against moto's real S3
+server: ``ome-agent pull s3://...`` and ``ome-agent inspect s3://...`` as processes
+with the vendor's own environment variables (``AWS_ENDPOINT_URL`` included), and the
+node agent in standalone mode reading the model's Secret document and reporting the
+model Ready with what each file was verified against."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.data.safetensors_fixtures import shard_bytes
+from tests.pull_helpers import cli_process
+from tests.servers import moto_server
+from tests.servers.moto_server import REGION, MotoS3
+
+moto_s3 = moto_server.moto_s3  # the session fixture, used by name below
+
+CONFIG = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 1000,
+    "max_position_embeddings": 4096,
+    "torch_dtype": "bfloat16",
+}
+SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (1000, 64))})
+
+
+@pytest.fixture
+def bucket(moto_s3: MotoS3) -> str:
+    name = moto_s3.new_bucket()
+    s3 = moto_s3.client()
+    s3.put_object(Bucket=name, Key="llama/config.json", Body=json.dumps(CONFIG).encode())
+    s3.put_object(Bucket=name, Key="llama/model.safetensors", Body=SHARD)
+    s3.put_object(Bucket=name, Key="other/ignored.bin", Body=b"x")
+    return name
+
+
+def aws_env(moto_s3: MotoS3, home: Path) -> dict[str, str]:
+    """Only the SDK's standard variables: no ome-agent flag names the endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        HOME=str(home),
+        AWS_ENDPOINT_URL=moto_s3.endpoint,
+        AWS_REGION=REGION,
+        AWS_ACCESS_KEY_ID=moto_s3.access_key_id,
+        AWS_SECRET_ACCESS_KEY=moto_s3.secret_access_key,
+    )
+    return env
+
+
+def test_pull_and_inspect_an_s3_prefix(moto_s3: MotoS3, bucket: str, tmp_path: Path) -> None:
+    env = aws_env(moto_s3, tmp_path)
+    dest = tmp_path / "dest"
+    run = cli_process("pull", f"s3://{bucket}/llama", str(dest), "--json", env=env)
+    assert run.code == 0, run.stderr
+    summary = run.json()
+    assert summary["scheme"] == "s3"
+    files = {f["path"]: f for f in summary["files"]}
+    assert sorted(files) == ["config.json", "model.safetensors"]
+    assert "md5" in files["model.safetensors"]["verified"]
+    assert (dest / "model.safetensors").read_bytes() == SHARD
+    assert moto_s3.secret_access_key not in run.stdout + run.stderr
+
+    shown = cli_process("inspect", f"s3://{bucket}/llama", "--json", env=env)
+    assert shown.code == 0, shown.stderr
+    described = shown.json()
+    assert described["modelArchitecture"] == "LlamaForCausalLM"
+    assert described["parameterCount"] == 1000 * 64
+    assert described["maxTokens"] == 4096
+
+
+def test_pull_with_wrong_key_is_one_line_without_the_secret(
+    moto_s3: MotoS3, bucket: str, tmp_path: Path
+) -> None:
+    env = aws_env(moto_s3, tmp_path)
+    env["AWS_SECRET_ACCESS_KEY"] = "wrong-" + moto_s3.secret_access_key
+    run = cli_process("pull", f"s3://{bucket}/llama", str(tmp_path / "d"), env=env)
+    assert run.code != 0
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "secret access key" in run.stderr
+    assert "does not match" in run.stderr
+    assert moto_s3.secret_access_key not in run.stderr
+
+
+def test_param_flag_is_for_object_stores_only(tmp_path: Path) -> None:
+    run = cli_process("pull", "http://127.0.0.1:1/x.bin", str(tmp_path), "--param", "region=x")
+    assert run.code == 2
+    assert "--param applies to object stores" in run.stderr
+    run = cli_process("pull", "s3://bucket/x", str(tmp_path), "--param", "novalue")
+    assert run.code == 2
+    assert "give KEY=VALUE" in run.stderr
+
+
+def test_standalone_agent_reads_the_models_secret_and_reports_verified_files(
+    moto_s3: MotoS3, bucket: str, tmp_path: Path
+) -> None:
+    manifests, models, state = tmp_path / "m", tmp_path / "models", tmp_path / "state.json"
+    manifests.mkdir()
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s3-creds", "namespace": "team"},
+            "stringData": moto_s3.secret(),
+        },
+        {
+            "apiVersion": "ome.io/v1beta1",
+            "kind": "BaseModel",
+            "metadata": {"name": "llama", "namespace": "team"},
+            "spec": {
+                "storage": {
+                    "storageUri": f"s3://{bucket}/llama",
+                    "storageKey": "s3-creds",
+                    "parameters": {"endpoint": moto_s3.endpoint, "region": REGION},
+                }
+            },
+        },
+    ]
+    (manifests / "models.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)  # no shared AWS config: the Secret is the only key
+    run = cli_process(
+        "run", "--standalone", "--once", "--manifests", str(manifests),
+        "--models-root-dir", str(models), "--state-file", str(state), "--node-name", "box",
+        env=env,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    entry = json.loads(state.read_text())["models"]["BaseModel/team/llama"]
+    assert entry["state"] == "Ready"
+    assert moto_s3.secret_access_key not in state.read_text() + run.stderr + run.stdout
+    (manifest_file,) = (models / ".ome-agent" / "manifests").glob("BaseModel.team.llama.json")
+    manifest = json.loads(manifest_file.read_text())
+    verified = {f["path"]: f["verified"] for f in manifest["files"]}
+    assert "md5" in verified["model.safetensors"]
+    assert (models / "team" / "llama" / "model.safetensors").read_bytes() == SHARD
