@@ -113,13 +113,18 @@ def test_listing_pages_nested_prefixes_and_markers(moto_s3: MotoS3) -> None:
         c.put_object(Bucket=bucket, Key=k, Body=k.encode())
     c.put_object(Bucket=bucket, Key="m/sub/", Body=b"")  # console folder marker
     c.put_object(Bucket=bucket, Key="m-other/x.bin", Body=b"not selected")
-    resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(), page_size=2)
+    with FaultProxy(moto_s3.endpoint) as proxy:  # counts the listing requests
+        auth = moto_s3.auth(endpoint=proxy.url)
+        resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), auth, page_size=2)
+        listings = proxy.requests("GET", f"/{bucket}")
+    # the one-object probe, then 6 keys (with the marker) in pages of 2
+    assert len(listings) == 4
     assert resolved.scheme == "s3"
     assert resolved.source == f"s3://{bucket}/m"
     assert sorted(f.path for f in resolved.files) == sorted(k[2:] for k in keys)
     by_path = {f.path: f for f in resolved.files}
     assert by_path["sub/deep/b.bin"].size == len(b"m/sub/deep/b.bin")
-    assert "tok%20en.json" in by_path["tok en.json"].url
+    assert "/m/tok%20en.json" in by_path["tok en.json"].url
     # the same folder given with a trailing "/" lists the same
     again = resolve_s3(parse_s3(f"s3://{bucket}/m/sub/"), moto_s3.auth(), page_size=1)
     assert sorted(f.path for f in again.files) == ["c.bin", "deep/b.bin"]
