@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -569,3 +570,24 @@ def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_azure(ref, StorageAuth(parameters={"endpoint": "https://127.0.0.1:9/x"}))
     with pytest.raises(BadInput, match=r"Entra ID tokens .* only sent over HTTPS"):
         resolve_azure(ref, StorageAuth(parameters={"endpoint": "http://127.0.0.1:9/x"}))
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), ("0", 0.0), ("3600", 60.0), ("soon", None), (None, None)],
+)
+def test_retry_after_header(header: str | None, seconds: float | None) -> None:
+    assert azure._retry_after(header) == seconds
+
+
+def test_retry_after_as_http_date_and_in_the_listing_policy() -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    date = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    wait = azure._retry_after(date)
+    assert wait is not None
+    assert 27 <= wait <= 30
+    policy = azure._retry_policy()
+    busy = SimpleNamespace(http_response=SimpleNamespace(headers={"Retry-After": "4"}))
+    assert policy.get_backoff_time({"history": [busy], "count": 1}) == 4.0
+    plain = SimpleNamespace(http_response=SimpleNamespace(headers={}))
+    assert 0 <= policy.get_backoff_time({"history": [plain], "count": 0}) <= 2
