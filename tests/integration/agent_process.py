@@ -69,7 +69,7 @@ class Agent:
 
     def start(self, wait_ready: bool = True) -> Agent:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "KUBE"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "KUBE", "AWS_"))}
         env.update(
             KUBECONFIG=str(self.kubeconfig),
             HF_HUB_DISABLE_TELEMETRY="1",

@@ -41,6 +41,9 @@ from tests.integration.agent_process import (
 from tests.servers.fault_server import FaultServer, Throttle
 from tests.servers.hf_fixtures import HF_TEST_TOKEN
 from tests.servers.hf_hub_server import HubServer
+from tests.servers.moto_server import MotoS3, moto_s3
+
+__all__ = ["moto_s3"]  # the session fixture, used by name
 
 SEL = "ome-test/node"  # every model selects its node by this label
 CONFIG = json.loads(
@@ -335,3 +338,34 @@ def test_fine_tuned_weight_is_placed_with_its_base_and_reported(env: Env) -> Non
     wait_for(lambda: env.entry(key) is None, 30, f"{key} withdrawn")
     wait_for(lambda: label not in env.labels(), 30, f"{label} removed")
     env.cluster.delete(API, "FineTunedWeight", name)
+
+
+def test_object_store_key_material_comes_from_the_models_namespace(
+    env: Env, moto_s3: MotoS3
+) -> None:
+    """s3:// against moto's real S3 server: the agent process has no AWS credentials of
+    its own, so the only key is the Secret in the model's namespace."""
+    bucket = moto_s3.new_bucket()
+    moto_s3.client().put_object(Bucket=bucket, Key="m/config.json", Body=json.dumps(CONFIG))
+    model_ns = env.cluster.make_namespace()
+    other_ns = env.cluster.make_namespace()
+    env.cluster.make_secret(model_ns, "s3-creds", moto_s3.secret())
+    storage = {
+        "storageKey": "s3-creds",
+        "parameters": {"endpoint": moto_s3.endpoint, "region": "us-east-1"},
+        "nodeSelector": env.selector(),
+    }
+    ok, denied = unique_name("s3"), unique_name("s3")
+    env.cluster.apply(namespaced_model(model_ns, ok, f"s3://{bucket}/m", **storage))
+    env.cluster.apply(namespaced_model(other_ns, denied, f"s3://{bucket}/m", **storage))
+    ok_key, denied_key = f"{model_ns}.basemodel.{ok}", f"{other_ns}.basemodel.{denied}"
+    wait_for(lambda: env.status_of(ok_key) == "Ready", 60, f"s3 model Ready:\n{env.agent.log()}")
+    wait_for(lambda: env.status_of(denied_key) == "Failed", 60, "other namespace Failed")
+    assert f"{other_ns}/s3-creds" in env.entry(denied_key)["message"]  # type: ignore[index]
+    assert env.entry(ok_key)["config"]["modelArchitecture"] == "LlamaForCausalLM"  # type: ignore[index]
+    secret = moto_s3.secret_access_key
+    assert secret not in env.agent.log()
+    assert secret not in json.dumps(config_map(env.cluster, env.namespace, env.node).data)
+    env.cluster.delete(API, "BaseModel", ok, model_ns)
+    env.cluster.delete(API, "BaseModel", denied, other_ns)
+    wait_for(lambda: env.entry(ok_key) is None and env.entry(denied_key) is None, 30, "removed")
