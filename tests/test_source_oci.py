@@ -27,6 +27,7 @@ from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oc
 from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
+from tests.pull_helpers import pull_process
 from tests.servers.oci_server import ApiKey, ChangeObject, OciServer, Status, verify_signature
 
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaatenancyfortests"
@@ -385,7 +386,7 @@ def test_malformed_secret_values_are_named_not_echoed(oci: OciServer, api_key: A
         secret_of(api_key, key="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
         "creds",
     )
-    with pytest.raises(BadInput, match="'key' is not a PEM private key"):
+    with pytest.raises(BadInput, match="Secret 'creds': key 'key' is not a PEM private key"):
         resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), garbage)
 
 
@@ -401,7 +402,8 @@ def test_encrypted_key_needs_its_passphrase(
         resolve_oci(
             parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, secret_of(locked), "c")
         )
-    assert "give its passphrase in Secret 'c' key 'passphrase'" in str(e.value)
+    assert "Secret 'c': key 'key' is an encrypted private key" in str(e.value)
+    assert "give its passphrase in key 'passphrase'" in str(e.value)
     wrong = secret_of(locked, passphrase="not-it")  # noqa: S106
     with pytest.raises(BadInput) as e:
         resolve_oci(parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, wrong, "c"))
@@ -545,3 +547,37 @@ def test_revoked_key_mid_pull_is_a_clear_error(
         fetch(resolved, tmp_path / "model")
     assert "401" in str(e.value)
     assert_no_secret(str(e.value) + caplog.text, revoked)
+
+
+# ---------------------------------------------------------------- CLI
+def test_pull_cli_with_config_file_never_prints_the_key(oci: OciServer, tmp_path: Path) -> None:
+    locked = ApiKey.generate(passphrase=PASSPHRASE)
+    oci.add_user(TENANCY, USER, locked.fingerprint, locked.public_pem)
+    data = os.urandom(3 << 20)
+    oci.add_object("cli", "m/w.bin", data, multipart_part_size=1 << 20)
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(locked.private_pem)
+    config = tmp_path / "config"
+    profile = (
+        f"user={USER}\ntenancy={TENANCY}\nfingerprint={locked.fingerprint}\n"
+        f"region=us-phoenix-1\nkey_file={key_file}\n"
+    )
+    config.write_text(
+        f"[DEFAULT]\n{profile}pass_phrase={PASSPHRASE}\n[WRONG]\n{profile}pass_phrase=nope\n"
+    )
+    env = {"OCI_CONFIG_FILE": str(config)}
+    uri = "oci://n/testns/b/cli/o/m"
+    ok = pull_process(
+        uri, str(tmp_path / "out"), "--param", f"endpoint={oci.endpoint}", "--json", env=env
+    )
+    assert ok.code == 0, ok.stderr
+    assert ok.json()["files"][0]["verified"] == ["size", "crc32c"]
+    assert (tmp_path / "out" / "w.bin").read_bytes() == data
+    bad = pull_process(
+        uri, str(tmp_path / "out2"), "--param", f"endpoint={oci.endpoint}", "--param",
+        "profile=WRONG", env=env,
+    )  # fmt: skip
+    assert bad.code == 2
+    assert "[WRONG]: key_file is not a PEM private key, or pass_phrase is wrong" in bad.stderr
+    for run in (ok, bad):
+        assert_no_secret(run.stdout + run.stderr, locked)

@@ -161,9 +161,7 @@ def _user_from_secret(auth: StorageAuth) -> OciCredentials:
         )
     except (oci.exceptions.MissingPrivateKeyPassphrase, oci.exceptions.InvalidPrivateKey) as e:
         raise BadInput(
-            _key_problem(
-                e, f"{where} key {source_key['key_content']!r}", f"{where} key 'passphrase'"
-            )
+            _key_problem(e, where, f"key {source_key['key_content']!r}", "key 'passphrase'")
         ) from None
     if region:
         config["region"] = region
@@ -196,7 +194,7 @@ def _user_from_config_file(auth: StorageAuth) -> OciCredentials:
     try:
         signer = oci.signer.Signer.from_config(config)
     except (oci.exceptions.MissingPrivateKeyPassphrase, oci.exceptions.InvalidPrivateKey) as e:
-        raise BadInput(_key_problem(e, f"{where} key_file", f"{where} pass_phrase")) from None
+        raise BadInput(_key_problem(e, where, "key_file", "pass_phrase")) from None
     except OSError:
         raise BadInput(f"{where}: cannot read its key_file: fix the path in the profile") from None
     return OciCredentials(USER, signer, region, where, dict(config))
@@ -223,14 +221,18 @@ def _config_errors(e: Exception, name: Any) -> str:
     )
 
 
-def _key_problem(e: Exception, key_name: str, passphrase_name: str) -> str:
+def _key_problem(e: Exception, where: str, key_name: str, passphrase_name: str) -> str:
     import oci
 
     if isinstance(e, oci.exceptions.MissingPrivateKeyPassphrase):
-        return f"{key_name} is an encrypted private key: give its passphrase in {passphrase_name}"
+        return (
+            f"{where}: {key_name} is an encrypted private key: give its passphrase in "
+            f"{passphrase_name}"
+        )
     return (
-        f"{key_name} is not a PEM private key, or {passphrase_name} is wrong: give the API "
-        "signing key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)"
+        f"{where}: {key_name} is not a PEM private key, or {passphrase_name} is wrong: give "
+        "the API signing key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----) "
+        "and its passphrase"
     )
 
 
