@@ -122,7 +122,9 @@ def test_parse_forms() -> None:
     assert parse_azure("az://acct01.blob.core.windows.net/models/llama") == AzureRef(
         "acct01", "models", "llama"
     )
-    assert parse_azure("az://acct01/models").prefix == ""
+    whole = parse_azure("az://acct01/models/")
+    assert whole.prefix == ""
+    assert whole.display == "az://acct01/models"
 
 
 @pytest.mark.parametrize(

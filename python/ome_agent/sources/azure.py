@@ -90,7 +90,8 @@ class AzureRef:
 
     @property
     def display(self) -> str:
-        return f"az://{self.account}/{self.container}/{self.prefix}"
+        tail = f"/{self.prefix}" if self.prefix else ""
+        return f"az://{self.account}/{self.container}{tail}"
 
 
 def parse_azure(uri: str) -> AzureRef:
