@@ -76,6 +76,31 @@ def test_instance_principal(
         assert ids.tokens[0] not in caplog.text
 
 
+def test_instance_principal_renews_tokens_during_a_download(
+    oci: OciServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with IdentityServer(oci) as ids:
+        ids.token_lifetime = 59  # expired for the SDK at once: renewed before each request
+        monkeypatch.setenv("OCI_METADATA_BASE_URL", ids.metadata_base_url)
+        auth = StorageAuth(
+            {
+                "auth": "InstancePrincipal",
+                "endpoint": oci.endpoint,
+                "federation_endpoint": ids.federation_endpoint,
+            }
+        )
+        resolved = resolve_oci(parse_oci(URI), auth)
+        oci.requests.clear()
+        settings = TransferSettings(connections=1, chunk_size=64 * 1024)
+        Runner(_core.Engine(), confined_jobs(tmp_path / "model", resolved), settings).run()
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == BIG
+    gets = oci.records("get")
+    assert all(r.auth_error is None for r in gets)
+    used = {r.key_id for r in gets}
+    assert len(used) == len(gets) >= len(BIG) // (64 * 1024)  # one fresh token per request
+    assert used <= {f"ST${t}" for t in ids.tokens}
+
+
 def test_instance_principal_refused_by_the_auth_service(
     oci: OciServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

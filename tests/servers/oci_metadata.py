@@ -172,6 +172,9 @@ class IdentityServer:
         self.tokens: list[str] = []
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self.fail_federation: int | None = None  # answer this status to federation calls
+        # seconds each token lives; the SDK renews a token with less than 60 s left
+        # before signing, so under 60 means a new token for every request
+        self.token_lifetime = 3600.0
         owner = self
 
         class Handler(_Quiet):
@@ -212,7 +215,7 @@ class IdentityServer:
                 leaf_der = owner.leaf.public_bytes(serialization.Encoding.DER)
                 if base64.b64decode(request.get("certificate", "")) != leaf_der:
                     return self._error(401, "NotAuthenticated", "unknown certificate")
-                token = issue_token(owner.tenancy, owner.instance)
+                token = issue_token(owner.tenancy, owner.instance, owner.token_lifetime)
                 owner.oci.add_session_token(token, _pem_public(request["publicKey"]))
                 owner.tokens.append(token)
                 self._send(200, json.dumps({"token": token}).encode())
