@@ -20,6 +20,8 @@ from ome_agent import discovery
 from ome_agent.cli.params import parse_params
 from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
+from ome_agent.transfer.pull import make_engine
+from ome_agent.transfer.settings import TransferSettings
 
 TERMINATION_LOG_LIMIT = 4096
 
@@ -72,6 +74,11 @@ def _cell(key: str, value: object) -> str:
     help="Object-store parameter, as in spec.storage.parameters (repeatable).",
 )
 @click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of extra CA certificates (private endpoints, emulators).",
+)
+@click.option(
     "--termination-log",
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the node-report config (compact JSON) to this file, e.g. "
@@ -83,6 +90,7 @@ def inspect(
     schema_path: str | None,
     revision: str | None,
     params: tuple[str, ...],
+    ca_bundle: str | None,
     termination_log: str | None,
 ) -> None:
     """Describe a model: type, architecture, exact parameter count, context length,
@@ -95,8 +103,8 @@ def inspect(
     """
     try:
         parameters = parse_params(params)
-        if parameters and "://" not in target:
-            raise BadInput("--param applies to object-store URIs: drop it for a directory")
+        if (parameters or ca_bundle) and "://" not in target:
+            raise BadInput("--param/--ca-bundle apply to remote models: drop them for a directory")
         if schema_path is not None:
             try:
                 check_schema_path(schema_path)
@@ -104,7 +112,11 @@ def inspect(
                 raise BadInput(f"--schema-path: {e}") from None
         if "://" in target:
             result = discovery.inspect_remote(
-                target, revision=revision, schema_path=schema_path, params=parameters
+                target,
+                revision=revision,
+                schema_path=schema_path,
+                params=parameters,
+                engine=make_engine(TransferSettings(ca_bundle=ca_bundle)),
             )
         else:
             if revision is not None:

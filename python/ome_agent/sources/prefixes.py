@@ -1,6 +1,7 @@
-"""``scheme://bucket/prefix`` URIs and what a prefix selects (sources layer, S3 and GCS).
+"""``scheme://bucket/prefix`` URIs and what a prefix selects (sources layer, object stores).
 
-Shared by the ``s3`` and ``gcs`` backends, whose stores have flat key spaces:
+Shared by the ``s3``, ``gcs``, ``azure`` and ``oci`` backends, whose stores have flat
+key spaces:
 - a prefix that names one object selects that object alone (it lands under its
   last path segment);
 - otherwise it selects every object under ``prefix/``, each landing at its key

@@ -52,6 +52,12 @@ def describe(path: str, exc: BaseException) -> OmeAgentError:
             hint = _refused_hint(exc.url)
         elif exc.status == 404:
             hint = ": the object does not exist; check the URL"
+        elif exc.status == 412:  # If-Match on the listed ETag (az://) refused the request
+            return TransferFailed(
+                f"{path}: changed upstream since it was listed (HTTP 412 from {exc.url}): "
+                "rerun to fetch the new version",
+                path=path,
+            )
         return TransferFailed(f"{path}: HTTP {exc.status} from {exc.url}{hint}", path=path)
     if isinstance(exc, _core.TransferError):
         if _THROTTLED.search(str(exc)):
