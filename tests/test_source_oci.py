@@ -354,6 +354,24 @@ def test_throttled_listing_waits_for_retry_after(oci: OciServer, api_key: ApiKey
     assert time.monotonic() - started < 10
 
 
+def test_denied_and_unavailable_listings(oci: OciServer, api_key: ApiKey) -> None:
+    oci.add_object("deny", "m/a.bin", b"a")
+    auth = user_auth(oci, api_key)
+    ref = parse_oci("oci://n/testns/b/deny/o/m")
+    oci.set_faults(Status(code=403, on=("list",), times=1))
+    with pytest.raises(BadInput, match=r"may not list bucket 'deny' .*403 NotAuthorized"):
+        resolve_oci(ref, auth)
+    oci.requests.clear()
+    oci.set_faults(Status(code=503, retry_after=0.1, on=("list",), times=2))
+    assert [f.path for f in resolve_oci(ref, auth).files] == ["a.bin"]
+    assert [r.status for r in oci.records("list")] == [503, 503, 200]
+    oci.requests.clear()
+    oci.set_faults(Status(code=503, retry_after=0.1, on=("list",), times=None))
+    with pytest.raises(TransferFailed, match=r"503 ServiceUnavailable.*retry later"):
+        resolve_oci(ref, auth)
+    assert len(oci.records("list")) == 5  # the SDK's tries, bounded
+
+
 # ---------------------------------------------------------------- credentials
 @pytest.mark.parametrize(
     ("drop", "named"), [("fingerprint", "'fingerprint'"), ("key", "'key'"), ("user", "'user'")]
