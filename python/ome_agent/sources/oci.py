@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
-from ome_agent.sources.oci_auth import OciCredentials, oci_credentials
+from ome_agent.sources.oci_auth import USER, OciCredentials, oci_credentials
 from ome_agent.sources.prefixes import folder_of, relative_path, single_object_name
 
 FORMS = "oci://n/{namespace}/b/{bucket}/o/{prefix} or oci://{namespace}@{region}/{bucket}/{prefix}"
@@ -149,9 +149,7 @@ def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> Res
     creds = oci_credentials(auth)
     region = _region(ref, auth, creds, explicit)
     endpoint = explicit or oci.regions.endpoint_for("object_storage", region)
-    config: dict[str, Any] = dict(creds.config)
-    if region:
-        config["region"] = region
+    config: dict[str, Any] = {**creds.config, "region": region}
     client = oci.object_storage.ObjectStorageClient(
         config,
         signer=creds.signer,
@@ -162,13 +160,11 @@ def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> Res
     lister = _Lister(client, ref, creds, endpoint, page_size)
     namespace = ref.namespace or lister.namespace()
     objects = lister.objects(namespace)
-    sign_with = creds.signer
     files = []
     for obj, path in objects:
         url = f"{endpoint}/n/{_q(namespace)}/b/{_q(ref.bucket)}/o/{_q(obj.name)}"
-        files.append(
-            _remote_file(obj, path, url, _sign_fn(sign_with, url), lister, namespace, part_size)
-        )
+        sign = _sign_fn(creds.signer, url)
+        files.append(_remote_file(obj, path, url, sign, lister, namespace, part_size))
     display = OciRef(namespace, ref.bucket, ref.prefix).display
     return ResolvedSource(source=display, scheme="oci", files=files)
 
@@ -365,10 +361,15 @@ class _Lister:
                 "and the principal's policy (e.g. 'allow ... to read objects in compartment ...')"
             )
         if e.status == 401:
+            fix = (
+                "check user, tenancy, fingerprint and key (the fingerprint of the public key "
+                "uploaded for the user)"
+                if self.creds.kind == USER
+                else "the security token was refused: check the principal's tenancy"
+            )
             return BadInput(
                 f"OCI refused the credentials ({self.creds.kind} of {self.creds.origin}) listing "
-                f"{where} ({what}): check user, tenancy, fingerprint and key (the fingerprint "
-                "of the public key uploaded for the user), and this node's clock"
+                f"{where} ({what}): {fix}, and this node's clock"
             )
         if e.status == 403:
             return BadInput(
