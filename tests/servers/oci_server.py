@@ -17,8 +17,9 @@ What it speaks, as the real service does (REST API 20160918):
   ``opc-multipart-md5`` (``<base64>-<parts>``) for multipart ones,
   ``opc-content-crc32c`` (base64 CRC32C of the whole object, multipart included)
   when the object has one; ``Range`` → 206 + ``Content-Range``, unsatisfiable →
-  416; ``If-Match`` → 412 on another ETag; ``If-Range`` (RFC 9110: a stale
-  validator gets the whole object with 200);
+  416; ``If-Match`` → 412 ``IfMatchFailed`` on another ETag (documented for
+  GetObject); ``If-Range`` is not in the service's documented API and is ignored
+  unless ``honor_if_range`` is set (then RFC 9110: a stale validator gets 200);
 - every answer carries ``opc-request-id``; errors are ``{"code", "message"}``
   JSON with the service's codes (404 ``BucketNotFound`` / ``ObjectNotFound``,
   401 ``NotAuthenticated``, 416 ``InvalidRange``, 412 ``IfMatchFailed``, 429
@@ -289,9 +290,10 @@ class OciServer:
         self.host = host
         self.port = int(self._httpd.server_address[1])
         self._thread: threading.Thread | None = None
-        # False: ignore If-Range, as a server that does not implement it would (the
-        # answer is then a 206 of the new object: only its ETag tells the change)
-        self.honor_if_range = True
+        # GetObject documents If-Match and If-None-Match, not If-Range: by default a
+        # stale If-Range is ignored (the answer is a 206 of the new object, only its
+        # ETag tells the change); True gives RFC 9110's 200 with the whole object
+        self.honor_if_range = False
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> OciServer:
