@@ -16,6 +16,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from ome_agent.api import GROUP
+from ome_agent.controller.deletion import FINALIZER
 from tests.cluster.controlplane import free_port
 from tests.cluster.kube import DEPLOY_DIR, Cluster
 from tests.integration.agent_process import API, OME_AGENT, Agent, sum_metric, wait_for
@@ -74,6 +76,19 @@ class ControllerProcess(Agent):
         self.proc.wait()
         self.proc = None
 
+    def wait_leading(self, timeout: float = 60.0) -> ControllerProcess:
+        """Until this replica holds the Lease and its caches are synced (a standby is
+        ready too, so /healthz's text tells them apart)."""
+
+        def synced() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"controller exited {self.proc.returncode}:\n{self.log()}")
+            return self.get("/healthz") == (200, "ok: leading\n")
+
+        wait_for(synced, timeout, f"controller {self.identity} leading and synced")
+        return self
+
     def leading(self) -> bool:
         status, text = self.get("/metrics")
         return status == 200 and sum_metric(text, "ome_agent_controller_leader", {}) == 1
@@ -125,12 +140,30 @@ def mark_node_ready(cluster: Cluster, node: str, ready: bool = True) -> None:
     )
 
 
+def release_finalizers(cluster: Cluster) -> None:
+    """The controller put its finalizer on every model of the shared API server; with
+    it stopped, take it off again so other tests' deletes are not held."""
+    for plural in ("clusterbasemodels", "basemodels", "finetunedweights"):
+        for obj in cluster.request("GET", f"/apis/{GROUP}/v1beta1/{plural}").get("items") or []:
+            meta = obj["metadata"]
+            if FINALIZER in (meta.get("finalizers") or []):
+                scope = f"namespaces/{meta['namespace']}/" if meta.get("namespace") else ""
+                left = [f for f in meta["finalizers"] if f != FINALIZER]
+                cluster.request(
+                    "PATCH",
+                    f"/apis/{GROUP}/v1beta1/{scope}{plural}/{meta['name']}",
+                    {"metadata": {"finalizers": left}},
+                    content_type="application/merge-patch+json",
+                )
+
+
 __all__ = [
     "ControllerProcess",
     "condition",
     "controller_kubeconfig",
     "mark_node_ready",
     "model_object",
+    "release_finalizers",
     "status_of",
     "wait_for",
 ]

@@ -35,6 +35,7 @@ from tests.integration.controller_process import (
     controller_kubeconfig,
     mark_node_ready,
     model_object,
+    release_finalizers,
     status_of,
     wait_for,
 )
@@ -125,7 +126,7 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
     for agent in agents.values():
         agent.start(wait_ready=False)
-    controller.start()
+    controller.start().wait_leading()
     for agent in agents.values():
         agent.wait_ready()
     env = Env(cluster, namespace, group, node_a, node_b, agents, controller, hub, fault)
@@ -138,22 +139,6 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         fault.stop()
         release_finalizers(cluster)
         assert set(codes.values()) == {0}, f"exit codes {codes}:\n{env.logs()}"
-
-
-def release_finalizers(cluster: Cluster) -> None:
-    """The controller put its finalizer on every model of the shared API server; with
-    it stopped, take it off again so other tests' deletes are not held."""
-    for plural in ("clusterbasemodels", "basemodels", "finetunedweights"):
-        for obj in cluster.request("GET", f"/apis/{GROUP}/v1beta1/{plural}").get("items") or []:
-            meta = obj["metadata"]
-            if FINALIZER in (meta.get("finalizers") or []):
-                scope = f"namespaces/{meta['namespace']}/" if meta.get("namespace") else ""
-                cluster.request(
-                    "PATCH",
-                    f"/apis/{GROUP}/v1beta1/{scope}{plural}/{meta['name']}",
-                    {"metadata": {"finalizers": [f for f in meta["finalizers"] if f != FINALIZER]}},
-                    content_type="application/merge-patch+json",
-                )
 
 
 def test_updating_then_ready_on_the_eligible_node_only(env: Env) -> None:

@@ -7,7 +7,7 @@ and the model has not been read yet, one Job (:func:`inspect_job`) mounts it
 read-only and leaves the discovered config in its Pod's termination message; the
 Pod's result (:func:`job_result`) becomes the status (:func:`pvc_status`) and the
 spec back-fill, and the Job is deleted. The result is kept per resource uid and
-generation, so a finished inspection is not repeated; after a restart a model whose
+storageUri, so a finished inspection is not repeated; after a restart a model whose
 status is already Ready for its generation is not inspected again either.
 """
 
@@ -44,15 +44,20 @@ NO_IMAGE = (
 @dataclass(frozen=True)
 class _Result:
     uid: str
-    generation: int
+    uri: str  # the storageUri read: a new one is read again, other spec edits are not
     state: str  # Succeeded | Failed
     config: Mapping[str, Any] | None
     error: str | None
 
 
+def _uri(resource: ModelResource) -> str:
+    return (resource.storage.storage_uri if resource.storage is not None else None) or ""
+
+
 def job_name(resource: ModelResource) -> str:
-    """One Job per resource and generation: a spec change inspects again."""
-    digest = hashlib.sha256(f"{resource.uid}/{resource.generation}".encode()).hexdigest()
+    """One Job per resource and storageUri (the spec back-fill, which bumps the
+    generation, must not cause a second inspection)."""
+    digest = hashlib.sha256(f"{resource.uid}/{_uri(resource)}".encode()).hexdigest()
     return f"ome-inspect-{digest[:12]}"
 
 
@@ -134,7 +139,7 @@ class PvcInspector:
                 state, error = "Failed", failed
         if state != "Running":
             self._results[resource.key] = _Result(
-                resource.uid, resource.generation, state, config, error
+                resource.uid, _uri(resource), state, config, error
             )
             await self.writer.delete("job", f"{_jobs_path(namespace)}/{name}")
             self.cache.jobs.pop((namespace, name), None)
@@ -152,10 +157,7 @@ class PvcInspector:
 
     def _current(self, resource: ModelResource) -> _Result | None:
         result = self._results.get(resource.key)
-        if result is None or (result.uid, result.generation) != (
-            resource.uid,
-            resource.generation,
-        ):
+        if result is None or (result.uid, result.uri) != (resource.uid, _uri(resource)):
             return None
         return result
 
