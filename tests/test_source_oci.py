@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,7 +278,7 @@ def test_server_rejects_stale_dates_and_tampering(api_key: ApiKey) -> None:
         TENANCY, USER, api_key.fingerprint, None, private_key_content=api_key.private_pem
     )
     url = "http://127.0.0.1:1/n/ns/b/b/o/x"
-    headers = dict(_sign_fn(signer, url)())
+    headers = dict(_sign_fn(signer, url, threading.Lock())())
     public = serialization.load_pem_public_key(api_key.public_pem.encode())
 
     def lookup(key_id: str) -> Any:

@@ -91,7 +91,7 @@ def test_instance_principal_renews_tokens_during_a_download(
         )
         resolved = resolve_oci(parse_oci(URI), auth)
         oci.requests.clear()
-        settings = TransferSettings(connections=1, chunk_size=64 * 1024)
+        settings = TransferSettings(connections=4, chunk_size=64 * 1024)
         Runner(_core.Engine(), confined_jobs(tmp_path / "model", resolved), settings).run()
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == BIG
     gets = oci.records("get")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -161,9 +162,10 @@ def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> Res
     namespace = ref.namespace or lister.namespace()
     objects = lister.objects(namespace)
     files = []
+    lock = threading.Lock()
     for obj, path in objects:
         url = f"{endpoint}/n/{_q(namespace)}/b/{_q(ref.bucket)}/o/{_q(obj.name)}"
-        sign = _sign_fn(creds.signer, url)
+        sign = _sign_fn(creds.signer, url, lock)
         files.append(_remote_file(obj, path, url, sign, lister, namespace, part_size))
     display = OciRef(namespace, ref.bucket, ref.prefix).display
     return ResolvedSource(source=display, scheme="oci", files=files)
@@ -204,13 +206,19 @@ def _region(ref: OciRef, auth: StorageAuth, creds: OciCredentials, explicit: str
     return region
 
 
-def _sign_fn(signer: Any, url: str) -> SignFn:
-    """Fresh signed headers for one GET of ``url``, made by the SDK's signer."""
+def _sign_fn(signer: Any, url: str, lock: threading.Lock) -> SignFn:
+    """Fresh signed headers for one GET of ``url``, made by the SDK's signer.
+
+    ``lock`` is shared by every file of the signer: the SDK's token signers swap
+    token and session key in place when they renew, and a signature made while
+    another thread swaps could pair the old keyId with the new key (a 401). Signing
+    holds the GIL anyway, so serialising costs nothing."""
     import requests
 
     def sign() -> Mapping[str, str]:
         request = requests.Request("GET", url).prepare()
-        signer(request)  # the SDK signer adds date, host, authorization (+ what it needs)
+        with lock:
+            signer(request)  # the SDK signer adds date, host, authorization (+ what it needs)
         return {
             k.lower(): v if isinstance(v, str) else v.decode("latin-1")
             for k, v in request.headers.items()
