@@ -211,8 +211,9 @@ def _sign_fn(signer: Any, url: str, lock: threading.Lock) -> SignFn:
 
     ``lock`` is shared by every file of the signer: the SDK's token signers swap
     token and session key in place when they renew, and a signature made while
-    another thread swaps could pair the old keyId with the new key (a 401). Signing
-    holds the GIL anyway, so serialising costs nothing."""
+    another thread swaps could pair the old keyId with the new key (a 401). A
+    signature takes well under a millisecond and comes once per range request, so
+    serialising costs little."""
     import requests
 
     def sign() -> Mapping[str, str]:
