@@ -445,6 +445,8 @@ def test_config_file_profile(
         f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={key_file}\n"
         f"[MODELS]\nuser={USER}\nfingerprint={api_key.fingerprint}\n"
         f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={key_file}\n"
+        f"[MOVED]\nuser={USER}\nfingerprint={api_key.fingerprint}\n"
+        f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={tmp_path / 'gone.pem'}\n"
     )
     monkeypatch.setenv("OCI_CONFIG_FILE", str(config))
     oci.add_object("cfg", "m/w.bin", b"w")
@@ -455,6 +457,11 @@ def test_config_file_profile(
     ]
     with pytest.raises(BadInput, match=r"\[DEFAULT\].*401 NotAuthenticated"):
         resolve_oci(parse_oci("oci://n/testns/b/cfg/o/m"), StorageAuth({"endpoint": oci.endpoint}))
+    with pytest.raises(BadInput, match=r"\[MOVED\]: its key_file is not a file"):
+        resolve_oci(
+            parse_oci("oci://n/testns/b/cfg/o/m"),
+            StorageAuth({"endpoint": oci.endpoint, "profile": "MOVED"}),
+        )
     with pytest.raises(BadInput, match="no such profile"):
         resolve_oci(
             parse_oci("oci://n/testns/b/cfg/o/m"),

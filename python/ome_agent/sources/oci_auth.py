@@ -187,6 +187,12 @@ def _user_from_config_file(auth: StorageAuth) -> OciCredentials:
         ) from None
     except oci.exceptions.ConfigFileNotFound:
         raise BadInput(f"{where}: cannot read the file") from None
+    except oci.exceptions.InvalidKeyFilePath:
+        raise BadInput(
+            f"{where}: its key_file is not a file: fix the path in the profile"
+        ) from None
+    except ValueError:  # keys a config file may not hold (e.g. key_content)
+        raise BadInput(f"{where}: the profile holds keys only a program may set") from None
     except oci.exceptions.InvalidConfig as e:
         raise BadInput(f"{where}: {_config_errors(e, lambda k: repr(k))}") from None
     region = auth.param("region") or config.get("region")
