@@ -7,6 +7,7 @@ secret, throttling with Retry-After, and downloads through the real transfer run
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import logging
 import os
@@ -321,6 +322,19 @@ def test_wrong_key_is_a_clear_401_without_secrets(
     assert "fingerprint" in message
     assert_no_secret(message + caplog.text, stranger)
     assert oci.records("list")[0].auth_error == "signature does not verify"
+
+
+def test_node_clock_off_by_more_than_five_minutes(
+    oci: OciServer, api_key: ApiKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = email.utils.formatdate
+    # the SDK dates its signatures with email.utils.formatdate: a clock 400 s behind
+    monkeypatch.setattr(
+        email.utils, "formatdate", lambda *a, **k: real(time.time() - 400, usegmt=True)
+    )
+    with pytest.raises(BadInput, match="this node's clock"):
+        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), user_auth(oci, api_key))
+    assert oci.records("list")[0].auth_error == "date more than 5 minutes off"
 
 
 def oci_fingerprint(server: OciServer) -> str:
