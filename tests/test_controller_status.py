@@ -77,7 +77,7 @@ def test_ome_state_rule_ready_if_any_node_ready() -> None:
     # the condition tells the truth that OME's state hides
     ready = cond(status, "Ready")
     assert ready["status"] == "False"
-    assert ready["message"] == "1/3 nodes ready"
+    assert ready["message"] == "1/3 nodes ready: n3"  # the kubectl Nodes column
     assert status["lifecycle"] == "PartiallyReady"
 
 
@@ -108,7 +108,7 @@ def test_all_eligible_ready_sorted_and_condition_true() -> None:
     assert (ready["status"], ready["reason"], ready["message"]) == (
         "True",
         "AllNodesReady",
-        "3/3 nodes ready",
+        "3/3 nodes ready: alpha, mid, zeta",
     )
     assert status["observedGeneration"] == 3
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
@@ -248,7 +248,7 @@ def test_finetunedweight_eligible_where_its_base_is() -> None:
     all_nodes = {**nodes("g1", "g2"), **nodes("cpu", labels={})}
     status = aggregate(ftw, {"g1": entry("g1", "Ready")}, all_nodes, None, NOW, base=base)
     assert status["eligibleNodeCount"] == 2
-    assert cond(status, "Ready")["message"] == "1/2 nodes ready"
+    assert cond(status, "Ready")["message"] == "1/2 nodes ready: g1"
     orphan = aggregate(ftw, {}, all_nodes, None, NOW)
     assert orphan["state"] == "NoEligibleNodes"
     assert cond(orphan, "Ready")["reason"] == "BaseModelNotFound"

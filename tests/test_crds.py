@@ -261,7 +261,21 @@ def test_printer_columns(cluster: Cluster) -> None:
     doc = _model("ClusterBaseModel", {"vendor": "meta", "modelParameterSize": "8.03B"})
     stored = cluster.create(doc)
     name = stored["metadata"]["name"]
-    stored["status"] = {"state": "Ready", "nodesReady": ["a", "b"], "readyNodeCount": 2}
+    stored["status"] = {
+        "state": "Ready",
+        "nodesReady": ["a", "b"],
+        "readyNodeCount": 2,
+        "eligibleNodeCount": 3,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "NodesNotReady",
+                "message": "2/3 nodes ready: a, b",
+                "lastTransitionTime": "2026-11-27T10:00:00Z",
+            }
+        ],
+    }
     cluster.request("PUT", cluster.path(GV, "ClusterBaseModel", None, name) + "/status", stored)
     table = cluster.request(
         "GET",
@@ -269,8 +283,13 @@ def test_printer_columns(cluster: Cluster) -> None:
         accept="application/json;as=Table;v=v1;g=meta.k8s.io",
     )
     columns = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
-    assert columns == ["Name", "Vendor", "Size", "State", "Ready", "Age"]
-    assert table["rows"][0]["cells"][:5] == [name, "meta", "8.03B", "Ready", 2]
+    # is it ready (on how many of the nodes that should hold it), where, how big
+    assert columns == ["Name", "Vendor", "Size", "State", "Ready", "Eligible", "Nodes", "Age"]
+    every = [c["name"] for c in table["columnDefinitions"]]  # cells hold wide ones too
+    cells = dict(zip(every, table["rows"][0]["cells"], strict=True))
+    assert [cells[c] for c in columns[:-1]] == [
+        name, "meta", "8.03B", "Ready", 2, 3, "2/3 nodes ready: a, b",
+    ]  # fmt: skip
 
 
 def test_short_names_and_categories(cluster: Cluster) -> None:

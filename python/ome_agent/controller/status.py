@@ -349,6 +349,9 @@ def _ready_condition(
             "NoEligibleNodes",
             "no live node matches storage.nodeSelector / storage.nodeAffinity",
         )
+    # the message is the `kubectl get` Nodes column: how many, and where
+    if ready_eligible:
+        counts += f": {node_list(ready_eligible)}"
     if len(ready_eligible) == len(eligible):
         return _cond(COND_READY, True, "AllNodesReady", counts)
     return _cond(COND_READY, False, "NodesNotReady", counts)
