@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any]], set[ModelKey]]
 
+# Node reports come in bursts (a rollout, many nodes finishing one model): a model
+# touched by a report is reconciled this long after, once for the whole burst (the
+# queue keeps the earliest due time, so a steady stream cannot postpone it).
+REPORT_BATCH_SECONDS = 0.5
+
 
 @dataclass(frozen=True)
 class ControllerOptions:
@@ -102,7 +107,7 @@ class Controller:
         # the two lists is then never taken for an orphan
         self.watches = [
             self._watch(cm_target, "ConfigMap", c.config_map_event, c.config_maps,
-                        _cm_node, cm_selector),
+                        _cm_node, cm_selector, REPORT_BATCH_SECONDS),
             self._watch(NODES, "Node", self._node_event, c.nodes, _name),
             *(
                 self._watch(model_target(kind), kind, c.model_event, c.models, _model_ident)
@@ -122,13 +127,14 @@ class Controller:
         store: Mapping[Any, Any],
         ident: Callable[[dict[str, Any]], Any],
         selector: str | None = None,
+        delay: float = 0.0,
     ) -> _Watch:
         w = _Watch(
             Informer(
                 LabelSelected(self.kube, selector) if selector else self.kube,
                 target,
                 on_event=lambda t, o: self._enqueue(
-                    handler(t, {**o, "kind": o.get("kind") or kind})
+                    handler(t, {**o, "kind": o.get("kind") or kind}), delay
                 ),
                 on_replace=lambda items: self._enqueue(
                     self.cache.replace(store, items_of(items, kind), handler, ident)
@@ -142,11 +148,11 @@ class Controller:
         return w
 
     # ------------------------------------------------------------ events → keys
-    def _enqueue(self, keys: set[ModelKey]) -> None:
+    def _enqueue(self, keys: set[ModelKey], delay: float = 0.0) -> None:
         if not self.synced:
             return  # the first sync queues every model once
         for key in keys:
-            self.queue.add(key, Priority.DOWNLOAD)
+            self.queue.add(key, Priority.DOWNLOAD, delay)
 
     def _node_event(self, kind: str, obj: dict[str, Any]) -> set[ModelKey]:
         keys = self.cache.node_event(kind, obj)

@@ -12,7 +12,8 @@ rest, and a release on SIGTERM is one PUT we control):
   compared with the local clock, so clock skew cannot steal a Lease);
 - every write is a PUT carrying the resourceVersion read, so two candidates racing
   for a free Lease cannot both win (the loser gets 409 Conflict);
-- the leader renews every ``retry`` seconds; when it cannot renew for ``renew_deadline``
+- the leader renews every ``retry`` seconds with one PUT of the Lease it last wrote
+  (read again only on a conflict); when it cannot renew for ``renew_deadline``
   seconds it has lost the Lease and must stop acting;
 - :meth:`LeaseElector.release` empties ``holderIdentity`` so a waiting replica takes
   over within one retry period instead of a whole lease duration.
@@ -99,7 +100,7 @@ class LeaseElector:
         while True:
             await asyncio.sleep(self.s.retry)
             try:
-                if await self._try_acquire():
+                if await self._renew() or await self._try_acquire():
                     last_ok = time.monotonic()
                     continue
                 log.error("leader election: Lease %s taken by another replica", self.s.name)
@@ -135,6 +136,23 @@ class LeaseElector:
             log.warning("leader election: releasing Lease %s failed: %s", self.s.name, e)
 
     # ------------------------------------------------------------ one attempt
+    async def _renew(self) -> bool:
+        """One PUT of the Lease as last written (no GET first); False when it changed
+        meanwhile (409), and the caller reads it again."""
+        if self._lease is None:
+            return False
+        spec = {**(self._lease.get("spec") or {}), "renewTime": _now()}
+        try:
+            updated = await self.kube.request(
+                "PUT", self.path, verb="update", body={**self._lease, "spec": spec}
+            )
+        except KubeError as e:
+            if e.status == 409:
+                return False
+            raise
+        self._remember(updated)
+        return True
+
     async def _try_acquire(self) -> bool:
         try:
             lease = await self.kube.request("GET", self.path, verb="get")
