@@ -136,3 +136,15 @@ def test_relist_deletes_what_is_gone_and_orphans_are_found() -> None:
     cache.replace(cache.nodes, [node("n1", {})], cache.node_event, lambda o: o["metadata"]["name"])
     assert set(cache.nodes) == {"n1"}
     assert cache.orphan_config_maps() == ["n2", "n3"]
+
+
+def test_a_relist_of_one_model_kind_keeps_the_others() -> None:
+    cache = Cache()
+    cluster_scoped, namespaced = model("c"), model("b", namespace="team")
+    cache.model_event("ADDED", cluster_scoped)
+    cache.model_event("ADDED", namespaced)
+    gone = cache.replace(
+        cache.models_of_kind("ClusterBaseModel"), [], cache.model_event, lambda o: None
+    )
+    assert gone == {key("c")}
+    assert list(cache.models) == [ModelKey("BaseModel", "team", "b")]

@@ -106,6 +106,9 @@ class Cache:
             if not (e.uid and resource.uid and e.uid != resource.uid)
         }
 
+    def models_of_kind(self, kind: str) -> dict[ModelKey, Model]:
+        return {k: m for k, m in self.models.items() if k.kind == kind}
+
     def base_of(self, resource: ModelResource) -> ModelResource | None:
         """The BaseModel / ClusterBaseModel a FineTunedWeight names, if it exists."""
         spec = resource.spec

@@ -22,6 +22,7 @@ that no longer exist are deleted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ class _Watch:
     informer: Informer
     kind: str  # the kind to put on list items (lists come without it)
     handler: Handler
-    store: Mapping[Any, Any]
+    store: Callable[[], Mapping[Any, Any]]  # this watch's objects in the cache, now
     ident: Callable[[dict[str, Any]], Any]
 
 
@@ -106,16 +107,19 @@ class Controller:
         # ConfigMaps are listed before Nodes: a ConfigMap whose Node appears between
         # the two lists is then never taken for an orphan
         self.watches = [
-            self._watch(cm_target, "ConfigMap", c.config_map_event, c.config_maps,
+            self._watch(cm_target, "ConfigMap", c.config_map_event, lambda: c.config_maps,
                         _cm_node, cm_selector, REPORT_BATCH_SECONDS),
-            self._watch(NODES, "Node", self._node_event, c.nodes, _name),
+            self._watch(NODES, "Node", self._node_event, lambda: c.nodes, _name),
+            # the three model kinds share one store: a relist of one kind must see only
+            # its own kind, or it would take the others for deleted
             *(
-                self._watch(model_target(kind), kind, c.model_event, c.models, _model_ident)
+                self._watch(model_target(kind), kind, c.model_event,
+                            functools.partial(c.models_of_kind, kind), _model_ident)
                 for kind in KINDS
             ),
-            self._watch(PVCS, "PersistentVolumeClaim", c.pvc_event, c.pvcs, _ns_name),
-            self._watch(JOBS[0], "Job", c.job_event, c.jobs, _ns_name, JOBS[1]),
-            self._watch(PODS[0], "Pod", c.pod_event, c.pods, _ns_name, PODS[1]),
+            self._watch(PVCS, "PersistentVolumeClaim", c.pvc_event, lambda: c.pvcs, _ns_name),
+            self._watch(JOBS[0], "Job", c.job_event, lambda: c.jobs, _ns_name, JOBS[1]),
+            self._watch(PODS[0], "Pod", c.pod_event, lambda: c.pods, _ns_name, PODS[1]),
         ]  # fmt: skip
         kube.health.expected_watches = len(self.watches)
 
@@ -124,7 +128,7 @@ class Controller:
         target: Target,
         kind: str,
         handler: Handler,
-        store: Mapping[Any, Any],
+        store: Callable[[], Mapping[Any, Any]],
         ident: Callable[[dict[str, Any]], Any],
         selector: str | None = None,
         delay: float = 0.0,
@@ -137,7 +141,7 @@ class Controller:
                     handler(t, {**o, "kind": o.get("kind") or kind}), delay
                 ),
                 on_replace=lambda items: self._enqueue(
-                    self.cache.replace(store, items_of(items, kind), handler, ident)
+                    self.cache.replace(store(), items_of(items, kind), handler, ident)
                 ),
             ),
             kind,
@@ -165,7 +169,7 @@ class Controller:
         """First lists into the caches, every model queued once, orphans collected."""
         for w in self.watches:
             items = await w.informer.list_until_ok()
-            self.cache.replace(w.store, items_of(items, w.kind), w.handler, w.ident)
+            self.cache.replace(w.store(), items_of(items, w.kind), w.handler, w.ident)
         self.synced = True
         for key in self.cache.models:
             self.queue.add(key, Priority.DOWNLOAD)
