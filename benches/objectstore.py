@@ -472,17 +472,20 @@ def moto_ceiling(src: Path, rel_names: list[str], workdir: Path, runs: int) -> d
 
 
 def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's target (ours, verifying, vs each vendor tool), and the same like for
+    like: the vendor tools verify no digest, so ours without verification beside it."""
     out = []
-    for peer, goal in GOALS.get(doc["scenario"], []):
-        value = doc.get("ratios", {}).get("ours", {}).get(peer)
-        out.append(
-            {
-                "target": f"ours (verified) vs {peer}",
-                "goal": f">= {goal}x",
-                "value": None if value is None else f"{value:.2f}x",
-                "met": None if value is None else value >= goal,
-            }
-        )
+    for ours, what in (("ours", "ours (verified)"), ("ours-noverify", "ours (no verify)")):
+        for peer, goal in GOALS.get(doc["scenario"], []):
+            value = doc.get("ratios", {}).get(ours, {}).get(peer)
+            out.append(
+                {
+                    "target": f"{what} vs {peer}",
+                    "goal": f">= {goal}x",
+                    "value": None if value is None else f"{value:.2f}x",
+                    "met": None if value is None else value >= goal,
+                }
+            )
     return out
 
 
@@ -580,7 +583,8 @@ def missing_peers() -> list[str]:
 def markdown(doc: dict[str, Any]) -> str:
     from benches import report
 
-    text = report.markdown(doc)
+    # ours verifies with the service's digests here, not sha256
+    text = report.markdown(doc).replace("ours (sha256) ÷ tool", "ours (verified) ÷ tool")
     extra = [f"Objects: {doc['object_layout']}."]
     moto = doc.get("moto_ceiling")
     if moto and moto.get("gb_per_s"):
