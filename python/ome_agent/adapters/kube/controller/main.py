@@ -97,7 +97,7 @@ async def _lead(elector: LeaseElector, controller: Controller, stop: asyncio.Eve
     for t in (work, hold, stopping):
         t.cancel()
     await asyncio.gather(work, hold, stopping, return_exceptions=True)
-    if code == 0:
+    if hold not in done:  # still ours: hand it over now rather than at expiry
         await elector.release()
     log.info("controller stopped")
     return code
