@@ -7,8 +7,11 @@ algorithm named and leaves no file under the final name (nor a partial to
 resume from); a resumed transfer still verifies both over the whole file; the
 one-stream path verifies too; a different ETag at the probe fails fast with
 nothing written; an object replaced mid-transfer fails with algorithm "etag"
-instead of restarting on the new object. The transfer layer's messages for
-these failures are checked at the end.
+instead of restarting on the new object, also behind a server that ignores
+If-Range (OCI, Azure: 206 bytes of the new object) and one that answers If-Match
+with 412; every request of a transfer with a listed ETag carries If-Match
+(retries, the one-stream path and redirects to another host included). The
+transfer layer's messages for these failures are checked at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +27,19 @@ import google_crc32c
 import pytest
 
 from ome_agent.transfer.failures import describe
-from tests.servers.fault_server import ChangeObject, FaultServer, IgnoreRange, Throttle, WrongBytes
+from tests.servers.fault_server import (
+    ChangeObject,
+    FaultServer,
+    HonorIfMatch,
+    IgnoreIfRange,
+    IgnoreRange,
+    Redirect,
+    Reset,
+    Status,
+    Throttle,
+    Truncate,
+    WrongBytes,
+)
 from tests.servers.http_fixtures import core
 
 MiB = 1024 * 1024
@@ -286,6 +301,165 @@ def test_object_replaced_mid_transfer_without_listed_etag_restarts(
     res = _transfer(engine, fault_server, dest, connections=1).run()
     assert dest.read_bytes() == new
     assert res.crc32c == crc32c_hex(new)
+
+
+@pytest.mark.parametrize("hash_on", [True, False])
+def test_object_replaced_behind_a_server_ignoring_if_range_fails_with_etag(
+    engine: Any, fault_server: FaultServer, tmp_path: Path, hash_on: bool
+) -> None:
+    """The second range gets 206 bytes of the new object: its ETag gives it away."""
+    fault_server.add(PATH, BODY)
+    listed = fault_server.etag(PATH)
+    new = os.urandom(len(BODY))
+    fault_server.set_faults(PATH, IgnoreIfRange(), ChangeObject(after_requests=1, body=new))
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(
+            engine,
+            fault_server,
+            tmp_path / "m.bin",
+            connections=1,
+            expected_etag=listed,
+            hash=hash_on,
+        ).run()
+    assert info.value.algorithm == "etag"
+    assert info.value.expected == listed
+    assert info.value.actual == fault_server.etag(PATH) != listed
+    reqs = fault_server.requests_for(PATH)
+    assert [r.status for r in reqs] == [206, 206], "no restart onto the new object"
+    _assert_nothing_kept(tmp_path)
+
+
+def test_server_answering_412_to_if_match_fails_with_etag(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    listed = fault_server.etag(PATH)
+    new = os.urandom(len(BODY))
+    fault_server.set_faults(
+        PATH, HonorIfMatch(), IgnoreIfRange(), ChangeObject(after_requests=1, body=new)
+    )
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(
+            engine, fault_server, tmp_path / "m.bin", connections=1, expected_etag=listed
+        ).run()
+    assert info.value.algorithm == "etag"
+    assert info.value.expected == listed
+    assert info.value.actual == "changed (HTTP 412)"
+    assert [r.status for r in fault_server.requests_for(PATH)] == [206, 412]
+    _assert_nothing_kept(tmp_path)
+
+
+def test_412_at_the_probe_fails_fast(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    fault_server.set_faults(PATH, HonorIfMatch())
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag='"listed-1"').run()
+    assert (info.value.algorithm, info.value.actual) == ("etag", "changed (HTTP 412)")
+    reqs = fault_server.requests_for(PATH)
+    assert [r.header("if-match") for r in reqs] == ['"listed-1"']
+    _assert_nothing_kept(tmp_path)
+
+
+def test_every_request_carries_if_match(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """Probe, ranges and retries of both, against a server evaluating If-Match."""
+    fault_server.add(PATH, BODY)
+    etag = fault_server.etag(PATH)
+    fault_server.set_faults(
+        PATH, HonorIfMatch(), Status(code=503, times=1), Reset(after_bytes=100_000, times=1)
+    )
+    dest = tmp_path / "m.bin"
+    res = _transfer(engine, fault_server, dest, expected_etag=etag).run()
+    assert dest.read_bytes() == BODY
+    assert res.retries >= 2
+    reqs = fault_server.requests_for(PATH)
+    assert len(reqs) >= 2 + len(BODY) // MiB
+    assert [r.header("if-match") for r in reqs] == [etag] * len(reqs)
+    assert 503 in [r.status for r in reqs]
+    assert 412 not in [r.status for r in reqs]
+
+
+def test_if_match_takes_the_server_spelling_after_the_probe(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """The probe sends the listed ETag as given (the listing's spelling); the
+    ranges after it the probe's ETag exactly as the server sent it."""
+    fault_server.add(PATH, BODY)
+    etag = fault_server.etag(PATH)
+    _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag=etag.strip('"')).run()
+    sent = [r.header("if-match") for r in fault_server.requests_for(PATH)]
+    assert len(sent) > 2
+    assert sent == [etag.strip('"')] + [etag] * (len(sent) - 1)
+
+
+def test_no_if_match_without_a_listed_etag(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    _transfer(engine, fault_server, tmp_path / "m.bin").run()
+    reqs = fault_server.requests_for(PATH)
+    assert all(r.header("if-match") is None for r in reqs)
+    assert all(r.header("if-range") == fault_server.etag(PATH) for r in reqs[1:])
+
+
+def test_one_stream_path_sends_if_match_on_its_retry(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    etag = fault_server.etag(PATH)
+    fault_server.set_faults(PATH, HonorIfMatch(), IgnoreRange(), Truncate(after_bytes=MiB, times=1))
+    dest = tmp_path / "m.bin"
+    res = _transfer(engine, fault_server, dest, expected_etag=etag).run()
+    assert not res.ranged
+    assert dest.read_bytes() == BODY
+    reqs = fault_server.requests_for(PATH)
+    assert len(reqs) == 2
+    assert [r.header("if-match") for r in reqs] == [etag, etag]
+
+
+def test_object_replaced_before_a_one_stream_retry_fails_with_etag(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.add(PATH, BODY)
+    listed = fault_server.etag(PATH)
+    new = os.urandom(len(BODY))
+    fault_server.set_faults(
+        PATH,
+        IgnoreRange(),
+        Truncate(after_bytes=MiB, times=1),
+        ChangeObject(after_requests=1, body=new),
+    )
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag=listed, hash=False).run()
+    assert (info.value.algorithm, info.value.actual) == ("etag", fault_server.etag(PATH))
+    _assert_nothing_kept(tmp_path)
+
+
+def test_if_match_follows_a_redirect_to_another_host(
+    engine: Any, fault_server: FaultServer, fault_server_b: FaultServer, tmp_path: Path
+) -> None:
+    """If-Match names the object, not the caller: kept where Authorization is not."""
+    fault_server.add(PATH, BODY)
+    fault_server_b.add(PATH, BODY)
+    etag = fault_server_b.etag(PATH)
+    fault_server.set_faults(PATH, Redirect(target=fault_server_b.base_url, code=307))
+    fault_server_b.set_faults(PATH, HonorIfMatch())
+    dest = tmp_path / "m.bin"
+    _transfer(
+        engine,
+        fault_server,
+        dest,
+        expected_etag=etag,
+        headers={"Authorization": "Bearer not-for-b"},
+    ).run()
+    assert dest.read_bytes() == BODY
+    second = fault_server_b.requests_for(PATH)
+    assert len(second) >= 2
+    assert all(r.header("if-match") == etag for r in second)
+    assert all(r.header("authorization") is None for r in second)
 
 
 # ---------------------------------------------------------------- messages

@@ -49,7 +49,7 @@ class ChecksumMismatch(EngineError, ValueError):
 
     algorithm: str  # "sha256" | "md5" | "git-sha1" | "crc32c" | "md5-multipart" | "size" | "etag"
     expected: str
-    actual: str  # for "etag": the ETag the server answers with now (changed upstream)
+    actual: str  # for "etag": the ETag the server answers with now, or "changed (HTTP 412)"
 
 class Cancelled(EngineError):
     """The transfer was cancelled (``Transfer.cancel`` or a signal)."""
@@ -123,10 +123,18 @@ class Transfer:
       (``part_size`` bytes, the last shorter), then "-N" with N parts; a part
       count that does not fit the size is a mismatch too; "md5-multipart".
 
-    ``expected_etag``: the ETag the listing gave. A different ETag on the first
-    response (compared without quotes and a W/ prefix), or the object changing
-    mid-transfer (If-Range answered 200 with another ETag), raises
-    ``ChecksumMismatch(algorithm="etag")``: changed upstream since the listing.
+    ``expected_etag``: the ETag the listing gave, spelt as that server spells it
+    (quoted or not). Every request of the transfer (probe, each range, retries,
+    the one-stream path, redirect hops to other hosts too: it names the object,
+    not the caller) carries ``If-Match``: on the probe this value as given, after
+    it the probe's ETag exactly as the server sent it; none for a weak ETag
+    (If-Match compares strongly, a weak one never matches). An ``If-Match`` in
+    ``headers`` or from ``sign`` is left as given. Every 200/206 answer is
+    compared with it (without quotes and a W/ prefix): another ETag, or a 412,
+    raises ``ChecksumMismatch(algorithm="etag")`` with ``actual`` the new ETag
+    or "changed (HTTP 412)", never a restart onto the new object, so servers
+    that ignore If-Range (OCI, Azure) cannot mix two versions into one file.
+    Without it, If-Range alone guards resumed and parallel ranges.
 
     ``sign``: called before every request of the transfer (probe, each range,
     retries included), from an engine thread with the GIL taken for the call;

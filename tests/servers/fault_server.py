@@ -28,7 +28,11 @@ first ``times`` matching requests (``None`` = every request):
   and a new ETag/Last-Modified;
 - ``Redirect``: 301/302/307 to the same path on another server (e.g. 127.0.0.2);
 - ``Throttle``: cap the body rate per response (gives tests time to observe a
-  running transfer: progress, cancel, kill).
+  running transfer: progress, cancel, kill);
+- ``IgnoreIfRange``: serve ranges whatever If-Range says (as OCI and Azure do:
+  their GetObject documents only If-Match/If-None-Match);
+- ``HonorIfMatch``: evaluate ``If-Match`` (RFC 9110 strong comparison): 412
+  unless it lists the current ETag or ``*``. By default If-Match is ignored.
 
 Every request is recorded (``requests``): time, method, path, headers, status and
 body bytes sent, so tests assert what the client really did.
@@ -155,6 +159,20 @@ class Throttle(Fault):
     """Send the body at about ``bytes_per_sec`` per response."""
 
     bytes_per_sec: float = 10e6
+
+
+@dataclass
+class IgnoreIfRange(Fault):
+    """Serve the requested range even when If-Range names another version."""
+
+    methods: tuple[str, ...] = ("GET", "HEAD")
+
+
+@dataclass
+class HonorIfMatch(Fault):
+    """Answer 412 when ``If-Match`` lists neither the current ETag nor ``*``."""
+
+    methods: tuple[str, ...] = ("GET", "HEAD")
 
 
 # ---------------------------------------------------------------- objects, records
@@ -541,7 +559,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._simple(rec, 404, {}, head)
             return
 
+        if_match = self.headers.get("If-Match")
+        honor_if_match = any(isinstance(f, HonorIfMatch) for f in faults)
+        if honor_if_match and if_match is not None and not _if_match_holds(if_match, obj.etag):
+            rec.fault = "HonorIfMatch"
+            self._simple(rec, 412, {}, head)
+            return
         ignore_range = any(isinstance(f, IgnoreRange) for f in faults)
+        ignore_if_range = any(isinstance(f, IgnoreIfRange) for f in faults)
         ncl = next((f for f in faults if isinstance(f, NoContentLength)), None)
         size = obj.size
         start, end = 0, size - 1
@@ -549,7 +574,11 @@ class _Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         if rng is not None and not ignore_range and ncl is None:
             if_range = self.headers.get("If-Range")
-            validator_ok = if_range is None or if_range.strip() in (obj.etag, obj.last_modified)
+            validator_ok = (
+                if_range is None
+                or ignore_if_range
+                or if_range.strip() in (obj.etag, obj.last_modified)
+            )
             parsed = _parse_range(rng, size) if validator_ok else None
             if parsed == "unsatisfiable":
                 self._simple(rec, 416, {"Content-Range": f"bytes */{size}"}, head)
@@ -649,6 +678,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+
+def _if_match_holds(header: str, etag: str) -> bool:
+    """RFC 9110 §13.1.1: ``*``, or a listed strong tag equal to the current one."""
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _chunks(obj: _Object, start: int, length: int, step: int) -> Iterator[bytes]:

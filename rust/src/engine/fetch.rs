@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED,
-    LOCATION, RANGE, RETRY_AFTER,
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_RANGE, ETAG, IF_MATCH, IF_RANGE,
+    LAST_MODIFIED, LOCATION, RANGE, RETRY_AFTER,
 };
 use reqwest::{Client, Response, StatusCode, Url};
 
@@ -71,10 +71,102 @@ fn header_str(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String
 }
 
 /// The validator to send in If-Range: a strong ETag, else Last-Modified.
-pub fn if_range_value(etag: Option<&str>, last_modified: Option<&str>) -> Option<HeaderValue> {
+fn if_range_value(etag: Option<&str>, last_modified: Option<&str>) -> Option<HeaderValue> {
     match etag {
         Some(e) if !e.starts_with("W/") => HeaderValue::from_str(e).ok(),
         _ => last_modified.and_then(|l| HeaderValue::from_str(l).ok()),
+    }
+}
+
+/// An ETag as compared: without a W/ prefix and quotes (listings and GETs
+/// of the same object disagree on both).
+pub fn normalize_etag(e: &str) -> &str {
+    let e = e.trim();
+    let e = e.strip_prefix("W/").unwrap_or(e);
+    e.trim_matches('"')
+}
+
+pub(super) fn etag_mismatch(expected: &str, actual: &str) -> Error {
+    Error::ChecksumMismatch {
+        algorithm: "etag".into(),
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+    }
+}
+
+/// The validator to send in If-Match: the ETag as the server spells it (OCI
+/// gives them unquoted and compares them so). None for a weak one: If-Match
+/// compares strongly (RFC 9110 §13.1.1), so a weak tag would always fail.
+fn if_match_value(etag: &str) -> Option<HeaderValue> {
+    let e = etag.trim();
+    if e.starts_with("W/") {
+        return None;
+    }
+    HeaderValue::from_str(e).ok()
+}
+
+/// The preconditions every request of one transfer carries.
+#[derive(Clone, Debug, Default)]
+pub struct Conditions {
+    /// If-Range (ranged requests only): a changed object answers 200.
+    pub if_range: Option<HeaderValue>,
+    /// The listed ETag: every 200/206 must carry it (or none), and a 412 or
+    /// another ETag means the object changed since the listing. Servers that
+    /// ignore If-Range (OCI, Azure) would otherwise answer a later range with
+    /// 206 bytes of the new object.
+    pub expected_etag: Option<String>,
+    /// If-Match on every request: the server then refuses (412) to serve
+    /// another version at all.
+    pub if_match: Option<HeaderValue>,
+}
+
+impl Conditions {
+    /// The probe's: If-Match with the listed ETag as the caller gave it (it
+    /// comes from the same server, so in its spelling).
+    pub fn for_probe(expected_etag: Option<&str>) -> Self {
+        Self {
+            if_range: None,
+            expected_etag: expected_etag.map(str::to_string),
+            if_match: expected_etag.and_then(if_match_value),
+        }
+    }
+
+    /// Those of the requests after the probe: If-Range from its validators,
+    /// If-Match with its ETag exactly as the server sent it (it equals the
+    /// listed one, or the probe already failed).
+    pub fn after_probe(&self, etag: Option<&str>, last_modified: Option<&str>) -> Self {
+        let if_match = match (&self.expected_etag, etag) {
+            (None, _) => None,
+            (Some(_), Some(e)) => if_match_value(e),
+            (Some(_), None) => self.if_match.clone(),
+        };
+        Self {
+            if_range: if_range_value(etag, last_modified),
+            expected_etag: self.expected_etag.clone(),
+            if_match,
+        }
+    }
+
+    /// A response of another object than the listed one fails the transfer:
+    /// never resumed onto, never restarted onto.
+    fn check(&self, resp: &Response) -> Result<(), Failure> {
+        let Some(exp) = &self.expected_etag else {
+            return Ok(());
+        };
+        let got = header_str(resp.headers(), ETAG);
+        let differs = |a: &String| normalize_etag(a) != normalize_etag(exp);
+        let actual = match resp.status() {
+            StatusCode::PRECONDITION_FAILED => match got {
+                Some(a) if differs(&a) => a,
+                _ => "changed (HTTP 412)".to_string(),
+            },
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => match got {
+                Some(a) if differs(&a) => a,
+                _ => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        Err(Failure::Fatal(etag_mismatch(exp, &actual)))
     }
 }
 
@@ -87,18 +179,35 @@ const MAX_REDIRECTS: usize = 10;
 /// Unsigned requests let the client follow redirects (it drops
 /// Authorization/Cookie on the way to another origin). Signed requests
 /// follow them here: re-signed for the same origin, and with neither the
-/// signature nor other credentials once a redirect leaves it.
+/// signature nor other credentials once a redirect leaves it. The
+/// conditions (If-Match, If-Range) go to every hop: they name the object,
+/// not the caller, and S3/CDN redirects serve the same object.
+///
+/// The final response is checked against the listed ETag (`Conditions::check`).
 pub async fn get(
     engine: &Engine,
     url: &Url,
     headers: &RequestHeaders,
     range: Option<(u64, u64)>,
-    if_range: Option<&HeaderValue>,
+    cond: &Conditions,
+    timeout: Duration,
+) -> Result<Response, Failure> {
+    let resp = follow(engine, url, headers, range, cond, timeout).await?;
+    cond.check(&resp)?;
+    Ok(resp)
+}
+
+async fn follow(
+    engine: &Engine,
+    url: &Url,
+    headers: &RequestHeaders,
+    range: Option<(u64, u64)>,
+    cond: &Conditions,
     timeout: Duration,
 ) -> Result<Response, Failure> {
     if headers.sign.is_none() {
         let h = headers.base.clone();
-        return send(&engine.client, url, h, range, if_range, timeout).await;
+        return send(&engine.client, url, h, range, cond, timeout).await;
     }
     let mut target = url.clone();
     for _ in 0..=MAX_REDIRECTS {
@@ -108,7 +217,7 @@ pub async fn get(
                 message,
             })
         })?;
-        let resp = send(&engine.client_manual, &target, h, range, if_range, timeout).await?;
+        let resp = send(&engine.client_manual, &target, h, range, cond, timeout).await?;
         if !resp.status().is_redirection() {
             return Ok(resp);
         }
@@ -122,7 +231,7 @@ pub async fn get(
         };
         if !same_origin(&target, &next) {
             let h = headers.for_other_origin().base;
-            return send(&engine.client, &next, h, range, if_range, timeout).await;
+            return send(&engine.client, &next, h, range, cond, timeout).await;
         }
         target = next;
     }
@@ -136,18 +245,25 @@ pub async fn get(
 async fn send(
     client: &Client,
     url: &Url,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     range: Option<(u64, u64)>,
-    if_range: Option<&HeaderValue>,
+    cond: &Conditions,
     timeout: Duration,
 ) -> Result<Response, Failure> {
+    // an If-Match of the caller's (or its signer's, which may have signed
+    // it) names the same object and is left as given
+    if let Some(v) = &cond.if_match {
+        if !headers.contains_key(IF_MATCH) {
+            headers.insert(IF_MATCH, v.clone());
+        }
+    }
     let mut req = client
         .get(url.clone())
         .headers(headers)
         .header(ACCEPT_ENCODING, "identity");
     if let Some((a, b)) = range {
         req = req.header(RANGE, format!("bytes={a}-{}", b.saturating_sub(1)));
-        if let Some(v) = if_range {
+        if let Some(v) = &cond.if_range {
             req = req.header(IF_RANGE, v.clone());
         }
     }
@@ -213,7 +329,7 @@ pub async fn fetch_piece(
     engine: &Engine,
     url: &Url,
     headers: &RequestHeaders,
-    if_range: Option<&HeaderValue>,
+    cond: &Conditions,
     start: u64,
     end: u64,
     buf: &mut Buffer,
@@ -222,7 +338,7 @@ pub async fn fetch_piece(
     progress: &Progress,
 ) -> Result<(), Failure> {
     let from = start + *got as u64;
-    let resp = get(engine, url, headers, Some((from, end)), if_range, stall).await?;
+    let resp = get(engine, url, headers, Some((from, end)), cond, stall).await?;
     match resp.status() {
         StatusCode::PARTIAL_CONTENT => {}
         // If-Range did not match (or Range is no longer honoured): the
@@ -303,6 +419,7 @@ pub async fn probe(
     engine: &Engine,
     url: &Url,
     headers: &RequestHeaders,
+    cond: &Conditions,
     timeout: Duration,
     first_len: u64,
 ) -> Result<Probe, Failure> {
@@ -311,7 +428,7 @@ pub async fn probe(
         url,
         headers,
         Some((0, first_len.max(1))),
-        None,
+        cond,
         timeout,
     )
     .await?;
@@ -377,6 +494,25 @@ mod tests {
         assert_eq!(parse_content_range("bytes 9-5/10"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);
         assert_eq!(parse_content_range("bytes x-1/2"), None);
+    }
+
+    #[test]
+    fn if_match_follows_the_server_spelling_and_skips_weak_tags() {
+        let c = Conditions::for_probe(Some("abc-1"));
+        assert_eq!(c.if_match.as_ref().unwrap(), "abc-1");
+        // after the probe: the server's own spelling
+        let after = c.after_probe(Some("\"abc-1\""), Some("d"));
+        assert_eq!(after.if_match.unwrap(), "\"abc-1\"");
+        assert_eq!(after.if_range.unwrap(), "\"abc-1\"");
+        // no ETag in the probe's answer: keep the listed one
+        assert_eq!(c.after_probe(None, None).if_match.unwrap(), "abc-1");
+        // weak tags never match If-Match (strong comparison)
+        assert!(Conditions::for_probe(Some("W/\"a\"")).if_match.is_none());
+        assert!(c.after_probe(Some("W/\"abc-1\""), None).if_match.is_none());
+        // no listed ETag: no If-Match, If-Range as before
+        let plain = Conditions::for_probe(None).after_probe(Some("\"x\""), None);
+        assert!(plain.if_match.is_none());
+        assert_eq!(plain.if_range.unwrap(), "\"x\"");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use reqwest::{StatusCode, Url};
 
-use super::fetch::{self, Failure};
+use super::fetch::{self, Conditions, Failure};
 use super::progress::Cancel;
 use super::sign::RequestHeaders;
 use super::{retry, Engine};
@@ -87,7 +87,15 @@ pub async fn fetch_range(
     let retries = AtomicU64::new(0);
     let end = start.saturating_add(length);
     with_retries(engine.cfg.max_retries, None, &retries, url, || async {
-        let mut resp = fetch::get(engine, url, headers, Some((start, end)), None, stall).await?;
+        let mut resp = fetch::get(
+            engine,
+            url,
+            headers,
+            Some((start, end)),
+            &Conditions::default(),
+            stall,
+        )
+        .await?;
         // a server ignoring Range sends the whole body: skip to `start`
         let mut skip = match resp.status() {
             StatusCode::PARTIAL_CONTENT => 0,
@@ -127,8 +135,9 @@ pub struct HeadInfo {
 pub async fn head(engine: &Engine, url: &Url, headers: &RequestHeaders) -> Result<HeadInfo> {
     let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
     let retries = AtomicU64::new(0);
+    let cond = Conditions::default();
     let mut p = with_retries(engine.cfg.max_retries, None, &retries, url, || {
-        fetch::probe(engine, url, headers, engine.cfg.stall_timeout, 1)
+        fetch::probe(engine, url, headers, &cond, engine.cfg.stall_timeout, 1)
     })
     .await
     .map_err(|f| failure_to_error(f, url))?;

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::buffers::{Buffer, SLAB};
-use super::fetch::{self, Failure};
+use super::fetch::{self, Conditions, Failure};
 use super::file::{partial_paths, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome};
 use super::sign::RequestHeaders;
@@ -23,6 +23,7 @@ use super::Engine;
 use crate::error::Error;
 
 /// One stream, no Range: the server ignored it or the size is unknown.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn stream(
     engine: &Arc<Engine>,
     spec: &Arc<TransferSpec>,
@@ -30,6 +31,7 @@ pub(super) async fn stream(
     stats: &Arc<Stats>,
     probe: fetch::Probe,
     headers: &RequestHeaders,
+    cond: &Conditions,
     probe_conn: Option<OwnedSemaphorePermit>,
 ) -> std::result::Result<TransferOutcome, AttemptError> {
     let cfg = &engine.cfg;
@@ -53,7 +55,7 @@ pub(super) async fn stream(
     let mut resp = match probe.whole {
         Some(r) => r,
         None => {
-            let r = fetch::get(engine, &url, headers, None, None, stall)
+            let r = fetch::get(engine, &url, headers, None, cond, stall)
                 .await
                 .map_err(as_retry)?;
             if r.status() != StatusCode::OK {

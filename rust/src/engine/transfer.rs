@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use super::adaptive::{self, Controller};
 use super::buffers::{slabs_for, Buffer, SLAB};
-use super::fetch;
+use super::fetch::{self, etag_mismatch, normalize_etag, Conditions};
 use super::file::{partial_paths, sync_dir, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome, Wanted};
 use super::journal::{self, JournalWriter, Record, Validator};
@@ -192,22 +192,6 @@ impl TransferSpec {
     }
 }
 
-/// An ETag as compared: without a W/ prefix and quotes (listings and GETs
-/// of the same object disagree on both).
-pub fn normalize_etag(e: &str) -> &str {
-    let e = e.trim();
-    let e = e.strip_prefix("W/").unwrap_or(e);
-    e.trim_matches('"')
-}
-
-fn etag_mismatch(expected: &str, actual: &str) -> Error {
-    Error::ChecksumMismatch {
-        algorithm: "etag".into(),
-        expected: expected.to_string(),
-        actual: actual.to_string(),
-    }
-}
-
 /// The object changed during the transfer (If-Range answered with the
 /// whole body). Against a listed ETag that is an error, never a silent
 /// restart on the new object; without one, start over.
@@ -338,13 +322,25 @@ async fn attempt(
             .map_err(|_| Error::Cancelled)?,
     );
     let request_headers = spec.request_headers();
+    // a probe answered with another ETag than the listed one (or 412) has
+    // already failed in `fetch::get`
+    let probe_cond = Conditions::for_probe(spec.expected_etag.as_deref());
     let mut probe = {
         with_retries(
             cfg.max_retries,
             Some(&state.cancel),
             &stats.retries,
             url,
-            || fetch::probe(engine, url, &request_headers, cfg.stall_timeout, first_len),
+            || {
+                fetch::probe(
+                    engine,
+                    url,
+                    &request_headers,
+                    &probe_cond,
+                    cfg.stall_timeout,
+                    first_len,
+                )
+            },
         )
         .await
         .map_err(|f| failure_to_error(f, url))?
@@ -355,20 +351,18 @@ async fn attempt(
             return Err(size_mismatch(exp, size).into());
         }
     }
-    if let (Some(exp), Some(act)) = (&spec.expected_etag, &probe.etag) {
-        if normalize_etag(exp) != normalize_etag(act) {
-            return Err(etag_mismatch(exp, act).into());
-        }
-    }
     let headers = if same_origin(url, &probe.final_url) {
         request_headers
     } else {
         request_headers.for_other_origin()
     };
+    let cond = probe_cond.after_probe(probe.etag.as_deref(), probe.last_modified.as_deref());
     let first = probe.first.take();
     if !probe.ranged {
-        return super::stream::stream(engine, spec, state, stats, probe, &headers, probe_conn)
-            .await;
+        return super::stream::stream(
+            engine, spec, state, stats, probe, &headers, &cond, probe_conn,
+        )
+        .await;
     }
     let size = probe.size.unwrap_or(0);
     let validator = Validator {
@@ -454,7 +448,7 @@ async fn attempt(
         window: Arc::new(Semaphore::new(window_slabs)),
         window_slabs,
         target: AtomicUsize::new(1),
-        if_range: fetch::if_range_value(probe.etag.as_deref(), probe.last_modified.as_deref()),
+        cond,
         url: probe.final_url.clone(),
         headers,
         spec: spec.clone(),

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use reqwest::header::HeaderValue;
 use reqwest::Url;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::buffers::{slabs_for, Buffer, SLAB};
-use super::fetch::{self, Failure};
+use super::fetch::{self, Conditions, Failure};
 use super::file::PartialFile;
 use super::hasher::{Item, Msg};
 use super::journal::Record;
@@ -28,7 +27,7 @@ pub(super) struct Shared {
     pub(super) window: Arc<Semaphore>,
     pub(super) window_slabs: usize,
     pub(super) target: AtomicUsize,
-    pub(super) if_range: Option<HeaderValue>,
+    pub(super) cond: Conditions,
     pub(super) url: Url,
     pub(super) headers: RequestHeaders,
     pub(super) spec: Arc<TransferSpec>,
@@ -207,7 +206,7 @@ impl Worker {
                     &self.engine,
                     &self.shared.url,
                     &self.shared.headers,
-                    self.shared.if_range.as_ref(),
+                    &self.shared.cond,
                     start,
                     end,
                     buf,
