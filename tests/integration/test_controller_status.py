@@ -167,7 +167,15 @@ def test_updating_then_ready_on_the_eligible_node_only(env: Env) -> None:
     assert ready["nodesReady"] == [env.node_a]
     assert ready["nodesFailed"] == []
     assert (ready["eligibleNodeCount"], ready["readyNodeCount"]) == (1, 1)
-    assert ready["observedGeneration"] == obj["metadata"]["generation"]
+    # the back-fill makes a new generation, which the next status then observes
+    wait_for(
+        lambda: (
+            env.status(name).get("observedGeneration")
+            == model_object(env.cluster, "ClusterBaseModel", name)["metadata"]["generation"]
+        ),
+        10,
+        "observedGeneration",
+    )
     assert condition(ready, "Ready")["status"] == "True"
     assert "1/1 nodes ready" in condition(ready, "Ready")["message"]
     # the other node's agent never reported it
