@@ -362,7 +362,7 @@ def _remote_file(item: _Listed, head: _Head, url: str, signer: _Signer) -> Remot
         md5=md5,
         crc32c=crc32c,
         md5_multipart=multipart,
-        etag=head.etag,
+        etag=f'"{head.etag}"',  # S3's own spelling: the engine sends it back in If-Match
         sign=signer.for_url(url),
         unverified=unverified,
     )
