@@ -335,3 +335,28 @@ def test_config_map_of_a_deleted_node_is_collected(env: Env) -> None:
         return node not in {cm.metadata.name for cm in cms}
 
     wait_for(collected, 10, f"ConfigMap collected:\n{env.controller.log()[-2000:]}")
+
+
+def test_fine_tuned_weight_placed_where_its_base_is(env: Env) -> None:
+    base, ftw = unique_name("base"), unique_name("ftw")
+    manifest = {
+        "apiVersion": API,
+        "kind": "FineTunedWeight",
+        "metadata": {"name": ftw},
+        "spec": {"baseModelRef": {"name": base}, "storage": {"storageUri": "hf://org/lora"}},
+    }
+    env.cluster.apply(manifest)
+
+    def ftw_status() -> dict[str, Any]:
+        return dict(status_of(env.cluster, "FineTunedWeight", ftw))
+
+    missing = wait_for(lambda: (s := ftw_status()).get("state") and s, 15, env.logs())
+    assert condition(missing, "Ready")["reason"] == "BaseModelNotFound"
+    # the base appears (selecting node a only): the weights' eligibility follows it
+    env.cluster.apply(env.model(base, "hf://org/none-such", role="a"))
+    placed = wait_for(
+        lambda: (s := ftw_status()).get("eligibleNodeCount") == 1 and s, 15, env.logs()
+    )
+    assert condition(placed, "Ready")["reason"] != "BaseModelNotFound"
+    for kind, name in (("FineTunedWeight", ftw), ("ClusterBaseModel", base)):
+        env.cluster.delete(API, kind, name)

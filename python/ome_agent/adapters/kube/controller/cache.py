@@ -117,13 +117,11 @@ class Cache:
         ref = spec.base_model_ref
         if not ref.name:
             return None
-        kinds = [ref.kind] if ref.kind else ["ClusterBaseModel", "BaseModel"]
-        for kind in kinds:
-            ns = (ref.namespace or "default") if kind == "BaseModel" else None
-            found = self.models.get(ModelKey(kind, ns, ref.name))  # type: ignore[arg-type]
-            if found is not None:
-                return found.resource
-        return None
+        # the CRD's rule: a namespace names a BaseModel, none a ClusterBaseModel
+        kind = ref.kind or ("BaseModel" if ref.namespace else "ClusterBaseModel")
+        ns = (ref.namespace or "default") if kind == "BaseModel" else None
+        found = self.models.get(ModelKey(kind, ns, ref.name))  # type: ignore[arg-type]
+        return found.resource if found is not None else None
 
     def pvc_ref(self, resource: ModelResource) -> PvcRef | None:
         """The claim a pvc:// model names; None for other schemes or a malformed URI
