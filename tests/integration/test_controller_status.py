@@ -246,9 +246,13 @@ def test_backfill_sorted_nodes_and_clean_delete(env: Env) -> None:
 
 def test_steady_state_writes_and_lists_nothing(env: Env) -> None:
     name = unique_name("steady")
-    env.cluster.apply(env.model(name, "hf://org/tiny", role="b"))
+    manifest = env.model(name, "hf://org/tiny", role="b")
+    manifest["metadata"]["annotations"] = {"ome.io/skip-config-parsing": "true"}
+    env.cluster.apply(manifest)
     wait_for(lambda: env.status(name).get("state") == "Ready", 60, "Ready")
     time.sleep(1.0)  # the last reports settle
+    # the annotation: nothing discovered is written into the spec
+    assert "modelArchitecture" not in model_object(env.cluster, "ClusterBaseModel", name)["spec"]
     writes = env.metric("ome_agent_controller_writes_total")
     lists = env.metric("ome_agent_kube_requests_total", verb="list")
     time.sleep(3.0)
