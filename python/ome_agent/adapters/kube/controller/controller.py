@@ -48,7 +48,7 @@ from ome_agent.adapters.kube.informer import Informer, Target, items_of
 from ome_agent.api import KINDS, ModelKey
 from ome_agent.controller.backfill import backfill_patch, ready_config
 from ome_agent.controller.deletion import FINALIZER, deletion_decision
-from ome_agent.controller.status import aggregate, set_condition, status_changed
+from ome_agent.controller.status import aggregate, node_list, set_condition, status_changed
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.workqueue import Priority, WorkQueue
 
@@ -133,7 +133,7 @@ class Controller:
         selector: str | None = None,
         delay: float = 0.0,
     ) -> _Watch:
-        w = _Watch(
+        return _Watch(
             Informer(
                 LabelSelected(self.kube, selector) if selector else self.kube,
                 target,
@@ -149,7 +149,6 @@ class Controller:
             store,
             ident,
         )
-        return w
 
     # ------------------------------------------------------------ events → keys
     def _enqueue(self, keys: set[ModelKey], delay: float = 0.0) -> None:
@@ -208,9 +207,11 @@ class Controller:
     # ------------------------------------------------------------ reconcile
     async def _work(self, key: ModelKey, priority: Priority) -> None:
         model = self.cache.models.get(key)
-        if model is None:
+        if model is None:  # deleted: forget what was kept for it
             telemetry.RECONCILES.labels(result="gone").inc()
             self.retries.reset(key)
+            self.events.forget(key)
+            self.pvc.forget(key)
             return
         try:
             if model.resource.deleting:
@@ -302,7 +303,6 @@ class Controller:
         meta = model.raw.get("metadata") or {}
         left = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
         await self.writer.finalizers(resource.key, str(meta.get("resourceVersion")), left)
-        self.events.forget(resource.uid)
         log.info("%s: cleanup finalizer removed%s", resource.key,
                  " (timed out)" if decision.timed_out else "")  # fmt: skip
 
@@ -315,8 +315,8 @@ class Controller:
             return
         if state == "Ready":
             message = str((conditions.get("Ready") or {}).get("message") or "ready")
-            await self._event(model, "Ready", f"ready on {', '.join(new.get('nodesReady') or [])}"
-                              f" ({message})")  # fmt: skip
+            where = node_list(new.get("nodesReady") or [])
+            await self._event(model, "Ready", f"ready on {where} ({message})")
         elif state == "Failed":
             message = str((conditions.get("Degraded") or {}).get("message") or "failed")
             await self._event(model, "Failed", message, True)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ome_agent.adapters.kube.client import Kube, KubeError
-from ome_agent.api import GROUP, VERSION, ModelResource
+from ome_agent.api import GROUP, VERSION, ModelKey, ModelResource
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ class EventRecorder:
     def __init__(self, kube: Kube, identity: str) -> None:
         self.kube = kube
         self.identity = identity
-        # (resource uid, reason) -> the message last recorded
-        self._last: dict[tuple[str, str], str] = {}
+        # resource -> (its uid, reason -> the message last recorded); a resource
+        # deleted and created again under the same name starts afresh
+        self._last: dict[ModelKey, tuple[str, dict[str, str]]] = {}
 
     async def record(
         self, resource: ModelResource, reason: str, message: str, *, warning: bool = False
@@ -40,8 +41,10 @@ class EventRecorder:
         """Record an Event unless this resource's last one for ``reason`` said the same;
         whether one was written."""
         message = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
-        seen = (resource.uid, reason)
-        if self._last.get(seen) == message:
+        uid, recorded = self._last.get(resource.key, (resource.uid, {}))
+        if uid != resource.uid:
+            recorded = {}
+        if recorded.get(reason) == message:
             return False
         namespace = resource.namespace or CLUSTER_EVENTS_NAMESPACE
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -79,9 +82,8 @@ class EventRecorder:
             if e.status != 409:
                 log.warning("event %s on %s not recorded: %s", reason, resource.key, e)
                 return False
-        self._last[seen] = message
+        self._last[resource.key] = (resource.uid, {**recorded, reason: message})
         return True
 
-    def forget(self, uid: str) -> None:
-        for seen in [s for s in self._last if s[0] == uid]:
-            del self._last[seen]
+    def forget(self, key: ModelKey) -> None:
+        self._last.pop(key, None)

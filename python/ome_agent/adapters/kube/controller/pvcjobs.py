@@ -155,6 +155,9 @@ class PvcInspector:
                 await self.writer.delete("job", f"{_jobs_path(namespace)}/{name}")
                 self.cache.jobs.pop((namespace, name), None)
 
+    def forget(self, key: ModelKey) -> None:
+        self._results.pop(key, None)
+
     def _current(self, resource: ModelResource) -> _Result | None:
         result = self._results.get(resource.key)
         if result is None or (result.uid, result.uri) != (resource.uid, _uri(resource)):
