@@ -40,11 +40,12 @@ MIN_WATCH_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Target:
-    """What to watch: a collection path and an optional field selector."""
+    """What to watch: a collection path and optional field and label selectors."""
 
     name: str  # for logs and counters, e.g. "clusterbasemodels", "node n1"
     path: str  # e.g. /apis/ome.io/v1beta1/clusterbasemodels
     field_selector: str | None = None
+    label_selector: str | None = None
 
 
 class Gone(Exception):
@@ -81,6 +82,8 @@ class Informer:
         query: list[tuple[str, str]] = []
         if self.target.field_selector:
             query.append(("fieldSelector", self.target.field_selector))
+        if self.target.label_selector:
+            query.append(("labelSelector", self.target.label_selector))
         body = await self.kube.request(
             "GET", self.target.path, verb="list", query=query, timeout=LIST_TIMEOUT
         )
@@ -134,6 +137,8 @@ class Informer:
         ]
         if self.target.field_selector:
             query.append(("fieldSelector", self.target.field_selector))
+        if self.target.label_selector:
+            query.append(("labelSelector", self.target.label_selector))
         try:
             resp = await self.kube.stream(
                 self.target.path, query=query, server_timeout=int(query[3][1])

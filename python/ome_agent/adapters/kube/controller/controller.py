@@ -39,7 +39,6 @@ from ome_agent.adapters.kube.controller.watches import (
     NODES,
     PODS,
     PVCS,
-    LabelSelected,
     config_map_target,
     model_target,
 )
@@ -102,13 +101,13 @@ class Controller:
         self.retries = Backoff(base=0.5, cap=60.0)
         self.synced = False
         telemetry.QUEUE_DEPTH.set_function(lambda: self.queue.depth)
-        cm_target, cm_selector = config_map_target(options.namespace)
+        cm_target = config_map_target(options.namespace)
         c = self.cache
         # ConfigMaps are listed before Nodes: a ConfigMap whose Node appears between
         # the two lists is then never taken for an orphan
         self.watches = [
             self._watch(cm_target, "ConfigMap", c.config_map_event, lambda: c.config_maps,
-                        _cm_node, cm_selector, REPORT_BATCH_SECONDS),
+                        _cm_node, REPORT_BATCH_SECONDS),
             self._watch(NODES, "Node", self._node_event, lambda: c.nodes, _name),
             # the three model kinds share one store: a relist of one kind must see only
             # its own kind, or it would take the others for deleted
@@ -118,8 +117,8 @@ class Controller:
                 for kind in KINDS
             ),
             self._watch(PVCS, "PersistentVolumeClaim", c.pvc_event, lambda: c.pvcs, _ns_name),
-            self._watch(JOBS[0], "Job", c.job_event, lambda: c.jobs, _ns_name, JOBS[1]),
-            self._watch(PODS[0], "Pod", c.pod_event, lambda: c.pods, _ns_name, PODS[1]),
+            self._watch(JOBS, "Job", c.job_event, lambda: c.jobs, _ns_name),
+            self._watch(PODS, "Pod", c.pod_event, lambda: c.pods, _ns_name),
         ]  # fmt: skip
         kube.health.expected_watches = len(self.watches)
 
@@ -130,12 +129,11 @@ class Controller:
         handler: Handler,
         store: Callable[[], Mapping[Any, Any]],
         ident: Callable[[dict[str, Any]], Any],
-        selector: str | None = None,
         delay: float = 0.0,
     ) -> _Watch:
         return _Watch(
             Informer(
-                LabelSelected(self.kube, selector) if selector else self.kube,
+                self.kube,
                 target,
                 on_event=lambda t, o: self._enqueue(
                     handler(t, {**o, "kind": o.get("kind") or kind}), delay
