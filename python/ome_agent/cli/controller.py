@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sys
 from datetime import timedelta
 
 import click
 
-from ome_agent.cli.run import _event_loop_runner, configure_logging
-from ome_agent.errors import BadInput, OmeAgentError
+from ome_agent.cli.params import exit_with
+from ome_agent.cli.run import configure_logging, event_loop_runner
+from ome_agent.errors import BadInput
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -89,7 +89,8 @@ def controller(
 ) -> None:
     """Write model resources' status from the nodes' reports (one active replica)."""
     configure_logging(log_level)
-    try:
+
+    def work() -> int:
         from ome_agent.adapters.kube.controller.controller import ControllerOptions
         from ome_agent.adapters.kube.controller.leader import LeaseSettings
         from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller
@@ -116,16 +117,9 @@ def controller(
                 workers=workers,
             ),
         )
-        code = _event_loop_runner()(run_controller(options))
-    except KeyboardInterrupt:
-        code = 130
-    except OmeAgentError as e:
-        click.echo(f"error: {e}", err=True)
-        code = e.exit_code
-    except Exception as e:  # one line, never a traceback
-        click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
-        code = 1
-    sys.exit(code)
+        return event_loop_runner()(run_controller(options))
+
+    exit_with(work)
 
 
 __all__ = ["controller", "parse_duration"]

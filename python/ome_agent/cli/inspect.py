@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ome_agent import discovery
-from ome_agent.cli.params import parse_params
+from ome_agent.cli.params import param_option, parse_params
 from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
 from ome_agent.transfer.pull import make_engine
@@ -66,13 +66,7 @@ def _cell(key: str, value: object) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--schema-path", help="Where the config lives inside the model (storage.schemaPath).")
 @click.option("--revision", help="hf:// branch, tag or commit (same as URI@REV).")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Object-store parameter, as in spec.storage.parameters (repeatable).",
-)
+@param_option
 @click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),

@@ -1,8 +1,24 @@
-"""``--param KEY=VALUE`` of ``pull`` and ``inspect``: an object store's storage parameters."""
+"""What several subcommands share: ``--param KEY=VALUE`` (an object store's storage
+parameters, for ``pull`` and ``inspect``) and the exit of the long-running ones
+(``run``, ``controller``): one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
-from ome_agent.errors import BadInput
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+import click
+
+from ome_agent.errors import BadInput, OmeAgentError
+
+param_option = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Object-store parameter, as in spec.storage.parameters (repeatable).",
+)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -13,3 +29,18 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
             raise BadInput(f"--param {pair!r}: give KEY=VALUE, e.g. --param region=us-ashburn-1")
         out[key.strip()] = value
     return out
+
+
+def exit_with(work: Callable[[], int]) -> NoReturn:
+    """Run ``work`` and exit with its code; errors become one line and an exit code."""
+    try:
+        code = work()
+    except KeyboardInterrupt:
+        code = 130
+    except OmeAgentError as e:
+        click.echo(f"error: {e}", err=True)
+        code = e.exit_code
+    except Exception as e:  # one line, never a traceback
+        click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
+        code = 1
+    sys.exit(code)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ome_agent.cli.params import parse_params
+from ome_agent.cli.params import param_option, parse_params
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings, parse_size
 from ome_agent.transfer import pull as run_pull
@@ -111,13 +111,7 @@ def _fail(err: OmeAgentError) -> None:
 @click.option("--exclude", multiple=True, help="Skip repo files matching this glob (repeatable).")
 @click.option("--sha256", help="Expected sha256 of an http(s) file (hex).")
 @click.option("--md5", help="Expected md5 of an http(s) file (hex).")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Object-store parameter, as in spec.storage.parameters (repeatable).",
-)
+@param_option
 @click.option("--connections", type=int, help="Parallel ranges per file [default: adaptive].")
 @click.option("--chunk-size", help="Bytes per range request, e.g. 8M, 16MiB [default: adaptive].")
 @click.option(

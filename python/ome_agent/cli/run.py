@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ome_agent.errors import BadInput, OmeAgentError
+from ome_agent.cli.params import exit_with
+from ome_agent.errors import BadInput
 from ome_agent.transfer import TransferSettings, parse_size
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     try:
         import uvloop  # optional: a faster event loop
 
@@ -166,7 +167,8 @@ def run(
 ) -> None:
     """Run the node agent: keep this node's models present, verified and reported."""
     configure_logging(log_level)
-    try:
+
+    def work() -> int:
         from ome_agent.reconcile.options import AgentOptions
 
         if not standalone and (manifests or node_labels or state_file or once):
@@ -187,20 +189,13 @@ def run(
             verify_interval=verify_interval,
         )
         if standalone:
-            code = _standalone(options, manifests, node_labels, state_file, once)
+            return _standalone(options, manifests, node_labels, state_file, once)
         else:
             from ome_agent.adapters.kube.agent import run_cluster
 
-            code = run_cluster(options, kubeconfig=kubeconfig, health_port=health_port)
-    except KeyboardInterrupt:
-        code = 130
-    except OmeAgentError as e:
-        click.echo(f"error: {e}", err=True)
-        code = e.exit_code
-    except Exception as e:  # one line, never a traceback
-        click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
-        code = 1
-    sys.exit(code)
+            return run_cluster(options, kubeconfig=kubeconfig, health_port=health_port)
+
+    exit_with(work)
 
 
 def _standalone(
@@ -218,7 +213,7 @@ def _standalone(
         raise BadInput("--standalone needs --state-file FILE: where the node's reports go")
     for root in options.models_roots:
         root.mkdir(parents=True, exist_ok=True)
-    return _event_loop_runner()(
+    return event_loop_runner()(
         run_standalone(
             options,
             manifests=Path(manifests),
