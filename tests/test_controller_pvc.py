@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ome_agent.api import ModelResource, parse_resource
+from ome_agent.cli.inspect import inspect as inspect_command
 from ome_agent.controller.pvc import (
     PvcRef,
     inspect_job,
@@ -105,9 +106,14 @@ def test_inspect_job_shape() -> None:
         "/model/llama",
         "--json",
         "--termination-log",
+        "/dev/termination-log",
         "--schema-path",
         "configs/config.json",
     ]
+    # the command is one the image's CLI accepts, and writes where the kubelet reads
+    params = inspect_command.make_context("inspect", container["command"][2:]).params
+    assert params["termination_log"] == container["terminationMessagePath"]
+    assert params["schema_path"] == "configs/config.json"
     assert container["securityContext"]["runAsNonRoot"] is True
     assert {"name": "model", "mountPath": "/model", "readOnly": True} in container["volumeMounts"]
     volume = next(v for v in pod["volumes"] if v["name"] == "model")

@@ -8,8 +8,8 @@ In_Transit forever). The controller instead:
 1. parses the URI (:func:`parse_pvc_uri`) — a BaseModel may only name a claim in
    its own namespace, as a pod could only mount that one;
 2. creates a Job (:func:`inspect_job`) that mounts the claim read-only and runs
-   ``ome-agent inspect --json --termination-log``, which leaves the discovered config
-   in the container's termination message;
+   ``ome-agent inspect --json --termination-log /dev/termination-log``, which
+   leaves the discovered config in the container's termination message;
 3. reads the Pod's result (:func:`job_result`) and writes the status
    (:func:`pvc_status`); the config also feeds the spec back-fill.
 
@@ -35,6 +35,7 @@ from ome_agent.errors import BadInput
 
 SCHEME = "pvc://"
 MOUNT = "/model"
+TERMINATION_LOG = "/dev/termination-log"  # the kubelet reads the message from there
 JOB_TTL_SECONDS = 600  # the Job and its Pod linger this long for `kubectl logs`
 JOB_DEADLINE_SECONDS = 600  # a stuck inspection (unreadable volume) fails the Job
 RUN_AS = 65532  # non-root; read-only mount, so any uid that can read the files works
@@ -125,7 +126,8 @@ def inspect_job(
     }
     if resource.uid:
         labels[LABEL_MODEL_UID] = resource.uid
-    command = ["ome-agent", "inspect", model_dir(ref), "--json", "--termination-log"]
+    command = ["ome-agent", "inspect", model_dir(ref), "--json"]
+    command += ["--termination-log", TERMINATION_LOG]
     schema_path = resource.storage.schema_path if resource.storage is not None else None
     if schema_path:
         command += ["--schema-path", schema_path]
@@ -135,7 +137,7 @@ def inspect_job(
         "imagePullPolicy": "IfNotPresent",
         "command": command,
         # the result travels in the termination message, read by job_result()
-        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
         "env": [{"name": "HOME", "value": "/tmp"}],
         "resources": {
