@@ -102,3 +102,20 @@ def test_unreachable_hub_exits_1(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("error: cannot reach the Hub")
     assert "Traceback" not in proc.stderr
+
+
+def test_termination_log_holds_the_node_report_config(tmp_path: Path) -> None:
+    """What the controller's pvc:// inspection Job leaves for the kubelet to carry in
+    the Pod's status: compact JSON of the node-report config, under 4096 bytes."""
+    log = tmp_path / "termination-log"
+    (tmp_path / "m").mkdir()
+    result = CliRunner().invoke(
+        main, ["inspect", str(_model(tmp_path / "m")), "--termination-log", str(log)]
+    )
+    assert result.exit_code == 0, result.output
+    text = log.read_text()
+    assert len(text.encode()) <= 4096
+    config = json.loads(text)
+    assert text == json.dumps(config, separators=(",", ":"), sort_keys=True)  # compact
+    assert config["modelArchitecture"] == "MixtralForCausalLM"
+    assert config["decodedModelConfiguration"]["parameter_count"] == 1_000_000
