@@ -4,7 +4,8 @@
 #   test  - run + linters, pytest and the servers the tests start (nginx; etcd +
 #           kube-apiserver and helm built from the Go module proxy; Azurite from npm;
 #           moto and the GCS emulator from PyPI), cached in .cache/
-#   bench - test + the peers the benchmarks compare against (aria2c, hf_transfer, ...)
+#   bench - test + the peers the benchmarks compare against (aria2c, hf_transfer,
+#           oci-cli, awscli, ...)
 set -euo pipefail
 profile=${1:-run}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,3 +50,8 @@ esac
 # maturin develop builds the Rust core in release mode and installs the package
 # (editable for the Python sources) with its dependencies into .venv.
 VIRTUAL_ENV="$root/.venv" .venv/bin/maturin develop --release $extras
+if [ "$profile" = bench ]; then
+  # the vendors' CLIs the object-store benchmarks compare against, each in a venv of
+  # its own under .cache/bench-peers/ (they pin old versions of shared libraries)
+  scripts/install-bench-peers.sh >/dev/null
+fi
