@@ -211,6 +211,8 @@ def test_expired_unsigned_sigv2_and_skewed_requests_are_refused(
     expired = presign(server, "llama/config.json", expires=3600)
     monkeypatch.undo()
     refused(http_get(expired), 403, b"Request has expired")
+    too_long = presign(server, "llama/config.json", expires=8 * 24 * 3600)
+    refused(http_get(too_long), 400, b"AuthorizationQueryParametersError")
     refused(
         http_get(f"{base}?AWSAccessKeyId={AK}&Expires=9999999999&Signature=x"),
         400,

@@ -67,6 +67,7 @@ _HASH_BLOCK = 8 * 1024 * 1024
 _SIGV4_FORMAT = "%Y%m%dT%H%M%SZ"
 # S3 refuses a header-signed request whose date is more than 15 minutes off.
 _MAX_SKEW = 15 * 60
+_MAX_PRESIGN = 7 * 24 * 3600  # a presigned URL lives at most a week
 _XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
@@ -275,6 +276,12 @@ class S3FastServer:
                 raise S3Error(
                     400, "AuthorizationQueryParametersError", "bad X-Amz-Expires"
                 ) from None
+            if not 1 <= expires <= _MAX_PRESIGN:
+                raise S3Error(
+                    400,
+                    "AuthorizationQueryParametersError",
+                    "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+                )
             self._check_time(stamp, expires, skew=False)
             signer_cls = S3SigV4QueryAuth
             query = "&".join(
@@ -362,18 +369,11 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ routing
     def _serve(self) -> None:
         url = urlsplit(self.path)
-        status, kind, code = 500, "none", None
+        self._code: str | None = None
         try:
             headers: dict[str, list[str]] = {}
             for name, value in self.headers.items():
                 headers.setdefault(name.lower(), []).append(value)
-            kind = (
-                "header"
-                if "authorization" in headers
-                else "query"
-                if "Signature=" in url.query
-                else "none"
-            )
             self.s3.authenticate(self.command, url.path, url.query, headers)
             query = dict(parse_qsl(url.query, keep_blank_values=True))
             bucket_name, _, key = unquote(url.path).lstrip("/").partition("/")
@@ -386,23 +386,35 @@ class _Handler(BaseHTTPRequestHandler):
                     BucketName=bucket_name,
                 )
             if not key:
-                status = self._bucket(bucket_name, bucket, query)
+                self._bucket(bucket_name, bucket, query)
             else:
                 obj = bucket.get(key)
                 if obj is None:
                     raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
-                status = self._object(obj, query)
+                self._object(obj, query)
         except S3Error as e:
-            status, code = e.status, e.code
+            self._code = e.code
             self._error(e)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        finally:
-            self.s3.requests.append(
-                Recorded(
-                    self.command, url.path, url.query, status, kind, self.headers.get("Range"), code
-                )
+
+    def _record(self, status: int) -> None:
+        """Logged before the answer leaves, so a client that has it finds it logged."""
+        url = urlsplit(self.path)
+        kind = "header" if "Authorization" in self.headers else "none"
+        if kind == "none" and "Signature=" in url.query:
+            kind = "query"
+        self.s3.requests.append(
+            Recorded(
+                self.command,
+                url.path,
+                url.query,
+                status,
+                kind,
+                self.headers.get("Range"),
+                self._code,
             )
+        )
 
     def _bucket(self, name: str, objects: dict[str, S3Object], query: dict[str, str]) -> int:
         if self.command == "HEAD":
@@ -464,6 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
         length: int | None = None,
     ) -> int:
         size = len(body) if isinstance(body, bytes) else (length or 0)
+        self._record(status)
         self.send_response(status)
         self.send_header("x-amz-request-id", uuid.uuid4().hex[:16].upper())
         for k, v in headers.items():
