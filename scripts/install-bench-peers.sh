@@ -6,7 +6,7 @@
 # Both pin old versions of oci / botocore / cryptography; in .venv they would
 # downgrade what the package itself runs on, so they never go there.
 # Idempotent: an environment whose CLI already answers --version is kept.
-# Versions can be pinned: OCI_CLI_SPEC='oci-cli==3.x' AWSCLI_SPEC='awscli==1.x'.
+# Pinned to the versions benches/README.md reports; override with OCI_CLI_SPEC=... AWSCLI_SPEC=...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/.cache/bench-peers"
@@ -25,7 +25,7 @@ install_cli() {  # name, pip spec, executable
   "$env/bin/$exe" --version >/dev/null
 }
 
-install_cli oci-cli "${OCI_CLI_SPEC:-oci-cli}" oci
-install_cli awscli "${AWSCLI_SPEC:-awscli}" aws
+install_cli oci-cli "${OCI_CLI_SPEC:-oci-cli==3.95.1}" oci
+install_cli awscli "${AWSCLI_SPEC:-awscli==1.46.3}" aws
 echo "oci: $("$dest/oci-cli/bin/oci" --version 2>&1 | head -1)"
 echo "aws: $("$dest/awscli/bin/aws" --version 2>&1 | head -1)"
