@@ -155,10 +155,6 @@ def serve_oci(a: argparse.Namespace) -> None:
     """The OCI server with every file under ROOT/bucket as an object, until killed."""
     from tests.servers import oci_server
 
-    if "archivalState" not in oci_server.LIST_FIELDS:
-        # oci-cli's bulk-download asks for it; the service accepts it (and leaves it
-        # out for Standard-tier objects, as the server then does)
-        oci_server.LIST_FIELDS = (*oci_server.LIST_FIELDS, "archivalState")
     server = oci_server.OciServer(a.workdir, namespace=NAMESPACE)
     server.add_user(TENANCY, USER, a.fingerprint, Path(a.public_key).read_text())
     for bucket in sorted(p for p in a.root.iterdir() if p.is_dir()):

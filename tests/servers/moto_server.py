@@ -115,7 +115,7 @@ def start_moto(workdir: Path) -> MotoS3:
             start_new_session=True,
         )
     endpoint = f"http://127.0.0.1:{port}"
-    server = MotoS3(endpoint, "", "", log, proc)
+    server = MotoS3(endpoint, "", "", log, _proc=proc)
     try:
         _wait_up(endpoint, proc, log)
         # the next five actions go unchecked: they create the only valid key

@@ -71,7 +71,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 MAX_SKEW = 300.0  # seconds, as the service
 MAX_LIMIT = 1000
-LIST_FIELDS = ("name", "size", "etag", "md5", "timeCreated", "timeModified", "storageTier")
+# what ListObjects' `fields` may name (archivalState: asked by oci-cli's bulk-download;
+# the service leaves it out for Standard-tier objects, as this server does)
+LIST_FIELDS = (
+    "name", "size", "etag", "md5", "timeCreated", "timeModified", "storageTier", "archivalState",
+)  # fmt: skip
 READ_CHUNK = 8 * 1024 * 1024
 _SIG_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
