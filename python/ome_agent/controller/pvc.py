@@ -100,11 +100,12 @@ def _sub_path(sub: str, where: str, uri: str) -> str:
 
 
 def job_name(resource: ModelResource) -> str:
-    """A Job name for inspecting ``resource`` at its current generation: a spec change
-    gives a new name (a new inspection), a retry of the same one finds the old Job.
-    Short enough for the ``job-name`` label of its Pod (63 characters)."""
-    digest = hashlib.sha256(f"{resource.key}/{resource.uid}/{resource.generation}".encode())
-    return f"ome-inspect-{digest.hexdigest()[:16]}"
+    """One inspection Job per resource and storageUri: a new URI gives a new name (a
+    new inspection), while the spec back-fill, which bumps the generation, does not
+    cause a second one. Short enough for the ``job-name`` label of its Pod (63)."""
+    uri = (resource.storage.storage_uri if resource.storage is not None else None) or ""
+    digest = hashlib.sha256(f"{resource.uid}/{uri}".encode()).hexdigest()
+    return f"ome-inspect-{digest[:12]}"
 
 
 def model_dir(ref: PvcRef) -> str:

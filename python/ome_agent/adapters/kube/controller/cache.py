@@ -28,7 +28,13 @@ from ome_agent.adapters.kube import telemetry
 from ome_agent.api import ModelKey, ModelResource, parse_resource
 from ome_agent.api.resources import FineTunedWeightSpec
 from ome_agent.controller.pvc import LABEL_MODEL_UID, PvcRef, parse_pvc_uri
-from ome_agent.controller.status import NodeEntry, NodeView, entries_of_configmap, entry_key
+from ome_agent.controller.status import (
+    NodeEntry,
+    NodeView,
+    entries_of_configmap,
+    entry_key,
+    node_view,
+)
 from ome_agent.errors import BadInput
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.wire.naming import NODE_LABEL
@@ -55,17 +61,6 @@ def model_key_of(obj: Mapping[str, Any]) -> ModelKey | None:
         return None
     namespace = meta.get("namespace") if kind == "BaseModel" else None
     return ModelKey(kind, namespace or ("default" if kind == "BaseModel" else None), name)
-
-
-def node_view(obj: Mapping[str, Any]) -> NodeView:
-    meta = obj.get("metadata") or {}
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    return NodeView(
-        name=str(meta.get("name")),
-        labels=dict(meta.get("labels") or {}),
-        live=ready and not meta.get("deletionTimestamp"),
-    )
 
 
 def _ns_name(obj: Mapping[str, Any]) -> NsName:

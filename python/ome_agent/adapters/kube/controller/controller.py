@@ -31,7 +31,7 @@ from typing import Any
 
 from ome_agent.adapters.kube.client import Kube, KubeError
 from ome_agent.adapters.kube.controller import telemetry
-from ome_agent.adapters.kube.controller.cache import Cache, Model, model_key_of, node_view
+from ome_agent.adapters.kube.controller.cache import Cache, Model, model_key_of
 from ome_agent.adapters.kube.controller.events import EventRecorder
 from ome_agent.adapters.kube.controller.pvcjobs import PvcInspector
 from ome_agent.adapters.kube.controller.watches import (
@@ -47,7 +47,13 @@ from ome_agent.adapters.kube.informer import Informer, Target, items_of
 from ome_agent.api import KINDS, ModelKey
 from ome_agent.controller.backfill import backfill_patch, ready_config
 from ome_agent.controller.deletion import FINALIZER, deletion_decision
-from ome_agent.controller.status import aggregate, node_list, set_condition, status_changed
+from ome_agent.controller.status import (
+    aggregate,
+    node_list,
+    node_view,
+    set_condition,
+    status_changed,
+)
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.workqueue import Priority, WorkQueue
 

@@ -13,7 +13,6 @@ status is already Ready for its generation is not inspected again either.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from ome_agent.api import ModelKey, ModelResource
 from ome_agent.controller.pvc import (
     SCHEME,
     inspect_job,
+    job_name,
     job_result,
     parse_pvc_uri,
     pvc_status,
@@ -52,13 +52,6 @@ class _Result:
 
 def _uri(resource: ModelResource) -> str:
     return (resource.storage.storage_uri if resource.storage is not None else None) or ""
-
-
-def job_name(resource: ModelResource) -> str:
-    """One Job per resource and storageUri (the spec back-fill, which bumps the
-    generation, must not cause a second inspection)."""
-    digest = hashlib.sha256(f"{resource.uid}/{_uri(resource)}".encode()).hexdigest()
-    return f"ome-inspect-{digest[:12]}"
 
 
 def _jobs_path(namespace: str) -> str:
