@@ -174,7 +174,8 @@ def test_symlink_escape_is_rejected(hf_env: HubServer, tmp_path: Path) -> None:
         ("hf://org/model@nope", "revision 'nope' not found"),
         ("hf://org/na..me", "not a valid repo id"),
         ("hf:/org/model", "has no scheme"),
-        ("gs://bucket/model", "'gs://' is not supported"),
+        ("ftp://bucket/model", "'ftp://' is not supported"),
+        ("gs://b", "is not a bucket name"),
     ],
 )
 def test_bad_sources_exit_2_with_one_line(

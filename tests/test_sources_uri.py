@@ -32,7 +32,9 @@ def test_hf_source_with_revision_forms() -> None:
     ("source", "revision", "expect"),
     [
         ("org/name", None, "no scheme"),
-        ("s3://bucket/key", None, "'s3://' is not supported"),
+        ("s3://b", None, "is not a bucket name"),
+        ("pvc://claim/dir", None, "already lives on its claim"),
+        ("vendor://nvidia/models/x", None, "provided by the vendor's own system"),
         ("ftp://host/file", None, "is not supported"),
         ("hf://", None, "hf://org/name"),
         ("hf://org/name@", None, "give a revision"),
