@@ -187,7 +187,9 @@ class TransferResult:
     connections: int  # peak parallel connections used
     etag: str | None
     last_modified: str | None
-    sha256: str | None  # hex; None when hash=False
+    # hex; computed when expected, or when no other digest is expected (then it is
+    # the file's digest of record); None when hash=False
+    sha256: str | None
     md5: str | None
     git_sha1: str | None
     xxh3_128: str | None

@@ -227,8 +227,15 @@ pub(super) fn wanted(spec: &TransferSpec, size: Option<u64>) -> std::result::Res
             )
         })?),
     };
+    // sha256 is the digest of record only when nothing else proves the bytes: a file
+    // the source gives another digest for (md5, multipart md5, crc32c, git blob sha1)
+    // is verified by that, and a sha256 on top would cost ~0.7 CPU-s per GB
+    let proven_otherwise = spec.md5.is_some()
+        || spec.md5_multipart.is_some()
+        || spec.crc32c.is_some()
+        || spec.git_sha1.is_some();
     Ok(Wanted {
-        sha256: true,
+        sha256: spec.sha256.is_some() || !proven_otherwise,
         md5: spec.md5.is_some(),
         git_sha1_size,
         xxh3: true,
