@@ -15,7 +15,7 @@ from ome_agent.sources.filters import check_globs, select
 from ome_agent.sources.hf import resolve_hf
 from ome_agent.sources.http import resolve_http
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource
-from ome_agent.sources.objects import ObjectSource, is_object_uri, resolve_object
+from ome_agent.sources.objects import ObjectSource, resolve_object
 from ome_agent.sources.uri import HfRef, HttpRef, SourceRef, parse_source, redact_url
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "StorageAuth",
     "check_globs",
     "check_hex",
-    "is_object_uri",
     "parse_source",
     "redact_url",
     "resolve_hf",

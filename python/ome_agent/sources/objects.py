@@ -44,10 +44,6 @@ def scheme_of(uri: str) -> str:
     return uri.strip().partition("://")[0].lower()
 
 
-def is_object_uri(uri: str) -> bool:
-    return "://" in uri and scheme_of(uri) in SCHEMES
-
-
 def parse_object(uri: str) -> ObjectRef:
     """BadInput (naming the accepted form) for a malformed URI."""
     text = uri.strip()
