@@ -88,6 +88,11 @@ class StorageSpec(_Wire):
         return self.parameters.get("secretKey") or "token"
 
     @property
+    def on_claim(self) -> bool:
+        """``pvc://``: the model lives on a PersistentVolumeClaim, not on the nodes."""
+        return (self.storage_uri or "").strip().lower().startswith("pvc://")
+
+    @property
     def auth(self) -> str | None:
         """``parameters.auth`` (OME) or ``parameters.auth_type`` (reference doc)."""
         return self.parameters.get("auth") or self.parameters.get("auth_type")
@@ -191,6 +196,10 @@ class ModelResource:
     @property
     def disabled(self) -> bool:
         return self.spec.disabled
+
+    @property
+    def on_claim(self) -> bool:
+        return self.storage is not None and self.storage.on_claim
 
     @property
     def base_key(self) -> ModelKey | None:

@@ -19,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ome_agent.api import ModelKey, ModelResource
-from ome_agent.controller.pvc import SCHEME as PVC_SCHEME
 from ome_agent.controller.status import NodeEntry, NodeView, aggregate, entry_key, human_bytes
 
 _STYLE = {"Ready": "green", "Failed": "red", "Updating": "yellow"}
@@ -46,12 +45,19 @@ def rows(
         key = entry_key(model)
         # as in the controller, entries of Nodes that no longer exist are left out
         mine = {n: found[key] for n, found in entries.items() if key in found and n in nodes}
-        if _on_claim(model):
+        if model.on_claim:
             status = dict((stored or {}).get(model.key) or {})
             status.setdefault("state", "Unknown")
             status.setdefault("lifecycle", "Unknown")
         else:
-            status = aggregate(model, mine, nodes, None, now, base=_base(model, by_key))
+            status = aggregate(
+                model,
+                mine,
+                nodes,
+                None,
+                now,
+                base=by_key.get(model.base_key) if model.base_key else None,
+            )
         out.append(
             {
                 "kind": model.kind,
@@ -128,19 +134,3 @@ def _progress_cell(node: Mapping[str, Any]) -> str:
         return node["phase"] or ""
     done, total = human_bytes(node["completedBytes"]), human_bytes(node["totalBytes"])
     return f"{node['phase'] or ''} {node['percent']:.0f}% ({done} of {total})".strip()
-
-
-def _on_claim(model: ModelResource) -> bool:
-    uri = model.storage.storage_uri if model.storage is not None else None
-    return bool(uri and uri.startswith(PVC_SCHEME))
-
-
-def _base(model: ModelResource, by_key: Mapping[ModelKey, ModelResource]) -> ModelResource | None:
-    """The base model of a FineTunedWeight among ``by_key``, or None."""
-    spec = model.spec
-    ref = getattr(spec, "base_model_ref", None)
-    if model.kind != "FineTunedWeight" or ref is None or not ref.name:
-        return None
-    if ref.namespace:
-        return by_key.get(ModelKey("BaseModel", ref.namespace, ref.name))
-    return by_key.get(ModelKey("ClusterBaseModel", None, ref.name))

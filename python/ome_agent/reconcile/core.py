@@ -206,11 +206,9 @@ class Reconciler:
             self._evaluate(dependent)
 
     def _eligible_here(self, resource: ModelResource) -> bool:
-        storage = resource.storage
-        uri = ((storage.storage_uri if storage else None) or "").strip().lower()
-        if uri.startswith("pvc://"):
+        if resource.on_claim:
             return False  # the claim holds the files (module doc)
-        own = eligibility(storage, self._node_name, self._labels).eligible
+        own = eligibility(resource.storage, self._node_name, self._labels).eligible
         if resource.kind != FINE_TUNED:
             return own
         base = resource.base_key

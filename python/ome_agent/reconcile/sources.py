@@ -55,11 +55,6 @@ class SourcePlan:
     objects: ObjectSource | None = None
     vendor: dict[str, str] | None = None  # vendor://{vendor}/{resourceType}/{resourcePath}
 
-    @property
-    def on_node(self) -> bool:
-        """Whether the model's files belong on the nodes at all (not for a claim)."""
-        return self.scheme != "pvc"
-
 
 def plan_source(storage: StorageSpec | None) -> SourcePlan:
     """BadInput (naming ``spec.storage.storageUri``) for a missing or malformed URI."""

@@ -43,6 +43,7 @@ from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import RemoteFile, ResolvedSource, SignFn
 from ome_agent.sources.prefixes import (
+    BucketRef,
     folder_of,
     relative_path,
     single_object_name,
@@ -57,13 +58,8 @@ PAGE_SIZE = 1000  # the JSON API's maximum per page
 
 
 @dataclass(frozen=True)
-class GcsRef:
-    bucket: str
-    prefix: str  # "" = the whole bucket
-
-    @property
-    def display(self) -> str:
-        return f"gs://{self.bucket}/{self.prefix}"
+class GcsRef(BucketRef):
+    scheme = "gs"
 
 
 def parse_gcs(uri: str) -> GcsRef:

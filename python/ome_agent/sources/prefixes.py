@@ -14,12 +14,27 @@ Names are not sanitised here: ``transfer.confine`` refuses unsafe ones later.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ome_agent.errors import BadInput
 
 # loose on purpose: legacy S3 buckets allow upper case and "_"; the store itself
 # rejects what it does not know, here we only refuse what cannot be a bucket name
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,220}[A-Za-z0-9]$")
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """``{scheme}://{bucket}/{prefix}``; each backend subclasses it with its scheme."""
+
+    scheme: ClassVar[str]
+    bucket: str
+    prefix: str  # "" = the whole bucket
+
+    @property
+    def display(self) -> str:
+        return f"{self.scheme}://{self.bucket}/{self.prefix}"
 
 
 def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:

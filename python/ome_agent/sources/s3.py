@@ -61,6 +61,7 @@ from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
 from ome_agent.sources.prefixes import (
+    BucketRef,
     folder_of,
     relative_path,
     single_object_name,
@@ -84,13 +85,8 @@ _KMS = ("aws:kms", "aws:kms:dsse")
 
 
 @dataclass(frozen=True)
-class S3Ref:
-    bucket: str
-    prefix: str  # "" = the whole bucket
-
-    @property
-    def display(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+class S3Ref(BucketRef):
+    scheme = "s3"
 
 
 def parse_s3(uri: str) -> S3Ref:

@@ -26,7 +26,6 @@ from typing import Any
 
 from ome_agent.adapters.kube import telemetry
 from ome_agent.api import ModelKey, ModelResource, parse_resource
-from ome_agent.api.resources import FineTunedWeightSpec
 from ome_agent.controller.pvc import LABEL_MODEL_UID, PvcRef, parse_pvc_uri
 from ome_agent.controller.status import (
     NodeEntry,
@@ -106,26 +105,17 @@ class Cache:
 
     def base_of(self, resource: ModelResource) -> ModelResource | None:
         """The BaseModel / ClusterBaseModel a FineTunedWeight names, if it exists."""
-        spec = resource.spec
-        if not isinstance(spec, FineTunedWeightSpec) or spec.base_model_ref is None:
-            return None
-        ref = spec.base_model_ref
-        if not ref.name:
-            return None
-        # the CRD's rule: a namespace names a BaseModel, none a ClusterBaseModel
-        kind = ref.kind or ("BaseModel" if ref.namespace else "ClusterBaseModel")
-        ns = (ref.namespace or "default") if kind == "BaseModel" else None
-        found = self.models.get(ModelKey(kind, ns, ref.name))  # type: ignore[arg-type]
+        key = resource.base_key
+        found = self.models.get(key) if key is not None else None
         return found.resource if found is not None else None
 
     def pvc_ref(self, resource: ModelResource) -> PvcRef | None:
         """The claim a pvc:// model names; None for other schemes or a malformed URI
         (the controller reports that one as Failed)."""
-        uri = resource.storage.storage_uri if resource.storage else None
-        if not uri or not uri.startswith("pvc://"):
+        if not resource.on_claim or resource.storage is None:
             return None
         try:
-            return parse_pvc_uri(uri, resource, self.namespace)
+            return parse_pvc_uri(resource.storage.storage_uri or "", resource, self.namespace)
         except BadInput:
             return None
 

@@ -24,7 +24,6 @@ from ome_agent.adapters.kube.controller.cache import Cache
 from ome_agent.adapters.kube.controller.writer import Writer
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.controller.pvc import (
-    SCHEME,
     inspect_job,
     job_name,
     job_result,
@@ -67,8 +66,7 @@ class PvcInspector:
 
     @staticmethod
     def handles(resource: ModelResource) -> bool:
-        uri = resource.storage.storage_uri if resource.storage is not None else None
-        return bool(uri and uri.startswith(SCHEME))
+        return resource.on_claim
 
     def config(self, resource: ModelResource) -> Mapping[str, Any] | None:
         """The config the inspection read (for the spec back-fill), if it ran."""
