@@ -16,9 +16,10 @@ import http.client
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.servers.background import BackgroundServer
 
 CHUNK = 256 * 1024
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
@@ -46,7 +47,7 @@ class Seen:
     headers: dict[str, str]  # lower-cased names, as the client sent them
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
@@ -54,10 +55,7 @@ class FaultProxy:
         self.throttles: list[Throttle] = []
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(_handler(self))
 
     @property
     def url(self) -> str:
@@ -93,20 +91,6 @@ class FaultProxy:
     def _record(self, method: str, path: str, status: int, headers: dict[str, str]) -> None:
         with self.lock:
             self.seen.append(Seen(time.monotonic(), method, path, status, headers))
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:

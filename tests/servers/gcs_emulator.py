@@ -24,9 +24,8 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.cluster.controlplane import free_port
+from tests.servers.background import BackgroundServer
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 
@@ -105,7 +105,7 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulat
 
 
 # ------------------------------------------------------------------ OAuth token endpoint
-class TokenServer:
+class TokenServer(BackgroundServer):
     """``POST /token`` (JWT bearer grant) checked against registered public keys."""
 
     def __init__(self, lifetime: int = 3600) -> None:
@@ -114,10 +114,8 @@ class TokenServer:
         self.issued: list[str] = []
         self.refused = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _token_handler(self))
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/token"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(_token_handler(self))
+        self.url = f"http://127.0.0.1:{self.port}/token"
 
     def service_account(self, email: str = "reader@proj.iam.gserviceaccount.com") -> str:
         """A new service-account key JSON whose public half this server trusts."""
@@ -158,20 +156,6 @@ class TokenServer:
             token = f"ya29.test-{len(self.issued) + 1}"
             self.issued.append(token)
         return token
-
-    def __enter__(self) -> TokenServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 def _token_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
