@@ -346,8 +346,9 @@ def test_deleted_configmap_is_recreated_on_resync(
         before = telemetry.requests_made(WRITES)
         await asyncio.sleep(1.2)
         quiet = telemetry.requests_made(WRITES) - before
-        await asyncio.to_thread(cluster.core.delete_namespaced_config_map, node, agent_ns)
+        # counted from before the delete: a resync may repair it before the call returns
         before = telemetry.requests_made(WRITES)
+        await asyncio.to_thread(cluster.core.delete_namespaced_config_map, node, agent_ns)
         await _until(lambda: _has_entry(cluster, agent_ns, node, "clusterbasemodel.kept"))
         task.cancel()
         return quiet, telemetry.requests_made(WRITES) - before

@@ -48,7 +48,8 @@ CONFIG = json.loads(
     (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
 )
 SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (64, 32))})
-FINALIZER_TIMEOUT = 4.0
+# long enough that a loaded machine still sees the WaitingForNodes phase before it ends
+FINALIZER_TIMEOUT = 12.0
 
 
 @dataclass
@@ -285,7 +286,7 @@ def test_deletion_with_an_agent_stopped_times_out(env: Env) -> None:
                 condition(env.status(name), "Deleting").get("reason") == "WaitingForNodes"
                 and env.status(name)
             ),
-            10,
+            FINALIZER_TIMEOUT,
             f"waiting for node b:\n{env.logs()}",
         )
         assert env.node_b in condition(waiting, "Deleting")["message"]
