@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,7 +251,8 @@ def test_steady_state_writes_and_lists_nothing(env: Env) -> None:
     manifest["metadata"]["annotations"] = {"ome.io/skip-config-parsing": "true"}
     env.cluster.apply(manifest)
     wait_for(lambda: env.status(name).get("state") == "Ready", 60, "Ready")
-    time.sleep(1.0)  # the last reports settle
+    # the last reports settle: wait for one quiet second (a loaded machine takes longer)
+    wait_for(_quiet_for(env, 1.0), 30, f"the controller to stop writing:\n{env.logs()}")
     # the annotation: nothing discovered is written into the spec
     assert "modelArchitecture" not in model_object(env.cluster, "ClusterBaseModel", name)["spec"]
     writes = env.metric("ome_agent_controller_writes_total")
@@ -316,6 +317,19 @@ def test_deletion_with_an_agent_stopped_times_out(env: Env) -> None:
             content_type="application/merge-patch+json",
         )
         stopped.start()
+
+
+def _quiet_for(env: Env, seconds: float) -> Callable[[], bool]:
+    """A condition true once the controller's write count stayed put for ``seconds``."""
+    seen = {"writes": -1.0, "since": time.monotonic()}
+
+    def quiet() -> bool:
+        writes = env.metric("ome_agent_controller_writes_total")
+        if writes != seen["writes"]:
+            seen.update(writes=writes, since=time.monotonic())
+        return time.monotonic() - seen["since"] >= seconds
+
+    return quiet
 
 
 def test_config_map_of_a_deleted_node_is_collected(env: Env) -> None:
