@@ -211,6 +211,22 @@ def test_throttled_listing_is_retried(gcs_emulator: GcsEmulator, tokens: TokenSe
     assert statuses == [429, 200]
 
 
+def test_listing_follows_every_page(gcs_emulator: GcsEmulator, tokens: TokenServer) -> None:
+    """The emulator answers in one page; the proxy pages its answer as GCS does."""
+    bucket = gcs_emulator.new_bucket()
+    names = [f"m/shard-{i}" for i in range(5)]
+    for name in names:
+        bucket.blob(name).upload_from_string(name.encode())
+    listing = f"/storage/v1/b/{bucket.name}/o"
+    with FaultProxy(gcs_emulator.endpoint) as proxy:
+        proxy.page_gcs_listings()
+        auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
+        resolved = resolve_gcs(parse_gcs(f"gs://{bucket.name}/m/"), auth, page_size=2)
+        pages = proxy.requests("GET", listing)
+    assert sorted(f.path for f in resolved.files) == [n.removeprefix("m/") for n in names]
+    assert [s.status for s in pages] == [200, 200, 200]
+
+
 def test_denied_listing_names_the_roles(gcs_emulator: GcsEmulator, tokens: TokenServer) -> None:
     """The emulator checks no rights: the proxy answers 403 as GCS does for them."""
     bucket = gcs_emulator.new_bucket()

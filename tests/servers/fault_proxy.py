@@ -7,17 +7,24 @@ matching a method and path get ``status`` with ``Retry-After`` (and S3's
 ``Host`` header included, so signatures made for the proxy's address still verify
 upstream. GET and HEAD only (what sources and the engine send); bodies are
 streamed. Every request is recorded (time, method, path, status, headers).
+
+``page_gcs_listings()`` makes it split the GCS JSON API's object listings into
+pages the way GCS does (``maxResults`` items, ``nextPageToken``, the token sent
+back as ``pageToken``), which the emulator never does: it fetches the whole
+listing upstream and answers with the requested page.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from tests.servers.background import BackgroundServer
 
@@ -54,6 +61,7 @@ class FaultProxy(BackgroundServer):
         self.upstream_port = parts.port or 80
         self.throttles: list[Throttle] = []
         self.seen: list[Seen] = []
+        self.paging = False
         self.lock = threading.Lock()
         super().__init__(_handler(self))
 
@@ -75,6 +83,9 @@ class FaultProxy(BackgroundServer):
         with self.lock:
             self.throttles.append(t)
         return t
+
+    def page_gcs_listings(self) -> None:
+        self.paging = True
 
     def requests(self, method: str, path: str) -> list[Seen]:
         with self.lock:
@@ -123,6 +134,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 if self.command != "HEAD":
                     self.wfile.write(body)
                 return
+            if proxy.paging and self.command == "GET" and _GCS_LISTING.fullmatch(path):
+                self._page(path, sent)
+                return
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -152,4 +166,32 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 with contextlib.suppress(OSError):
                     conn.close()
 
+        def _page(self, path: str, sent: dict[str, str]) -> None:
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            start = int(query.pop("pageToken", "0"))
+            size = int(query.pop("maxResults", "1000"))
+            conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
+            try:
+                conn.request("GET", f"{path}?{urlencode(query)}", headers=dict(self.headers))
+                resp = conn.getresponse()
+                listing = json.loads(resp.read())
+            finally:
+                conn.close()
+            if resp.status == 200:
+                items = listing.get("items", [])
+                listing["items"] = items[start : start + size]
+                listing.pop("nextPageToken", None)
+                if start + size < len(items):
+                    listing["nextPageToken"] = str(start + size)
+            body = json.dumps(listing).encode()
+            self.send_response(resp.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            proxy._record(self.command, path, resp.status, sent)
+            self.end_headers()
+            self.wfile.write(body)
+
     return Handler
+
+
+_GCS_LISTING = re.compile(r"/storage/v1/b/[^/]+/o")
