@@ -129,7 +129,7 @@ class Transfer:
     not the caller) carries ``If-Match``: on the probe this value as given, after
     it the probe's ETag exactly as the server sent it; none for a weak ETag
     (If-Match compares strongly, a weak one never matches). An ``If-Match`` in
-    ``headers`` or from ``sign`` is left as given. Every 200/206 answer is
+    ``headers`` or from ``sign`` is left as given. Every 200/206/416 answer is
     compared with it (without quotes and a W/ prefix): another ETag, or a 412,
     raises ``ChecksumMismatch(algorithm="etag")`` with ``actual`` the new ETag
     or "changed (HTTP 412)", never a restart onto the new object, so servers

@@ -27,9 +27,8 @@ pub enum Failure {
     },
     /// Not worth retrying.
     Fatal(Error),
-    /// The object changed under us (If-Range answered with the whole body);
-    /// the ETag of that answer, if it had one.
-    Changed(Option<String>),
+    /// The object changed under us (If-Range answered with the whole body).
+    Changed,
 }
 
 impl Failure {
@@ -80,13 +79,13 @@ fn if_range_value(etag: Option<&str>, last_modified: Option<&str>) -> Option<Hea
 
 /// An ETag as compared: without a W/ prefix and quotes (listings and GETs
 /// of the same object disagree on both).
-pub fn normalize_etag(e: &str) -> &str {
+fn normalize_etag(e: &str) -> &str {
     let e = e.trim();
     let e = e.strip_prefix("W/").unwrap_or(e);
     e.trim_matches('"')
 }
 
-pub(super) fn etag_mismatch(expected: &str, actual: &str) -> Error {
+fn etag_mismatch(expected: &str, actual: &str) -> Error {
     Error::ChecksumMismatch {
         algorithm: "etag".into(),
         expected: expected.to_string(),
@@ -148,25 +147,25 @@ impl Conditions {
     }
 
     /// A response of another object than the listed one fails the transfer:
-    /// never resumed onto, never restarted onto.
-    fn check(&self, resp: &Response) -> Result<(), Failure> {
+    /// never resumed onto, never restarted onto. `etag`: the response's.
+    fn check(&self, status: StatusCode, etag: Option<&str>) -> Result<(), Failure> {
         let Some(exp) = &self.expected_etag else {
             return Ok(());
         };
-        let got = header_str(resp.headers(), ETAG);
-        let differs = |a: &String| normalize_etag(a) != normalize_etag(exp);
-        let actual = match resp.status() {
-            StatusCode::PRECONDITION_FAILED => match got {
-                Some(a) if differs(&a) => a,
-                _ => "changed (HTTP 412)".to_string(),
-            },
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT => match got {
-                Some(a) if differs(&a) => a,
-                _ => return Ok(()),
-            },
+        let other = etag.filter(|a| normalize_etag(a) != normalize_etag(exp));
+        let actual = match (status, other) {
+            // a 416 answers a range of the object as it is now (fetch_piece)
+            (
+                StatusCode::OK
+                | StatusCode::PARTIAL_CONTENT
+                | StatusCode::RANGE_NOT_SATISFIABLE
+                | StatusCode::PRECONDITION_FAILED,
+                Some(a),
+            ) => a,
+            (StatusCode::PRECONDITION_FAILED, None) => "changed (HTTP 412)",
             _ => return Ok(()),
         };
-        Err(Failure::Fatal(etag_mismatch(exp, &actual)))
+        Err(Failure::Fatal(etag_mismatch(exp, actual)))
     }
 }
 
@@ -183,21 +182,8 @@ const MAX_REDIRECTS: usize = 10;
 /// conditions (If-Match, If-Range) go to every hop: they name the object,
 /// not the caller, and S3/CDN redirects serve the same object.
 ///
-/// The final response is checked against the listed ETag (`Conditions::check`).
+/// Every answer is checked against the listed ETag (`Conditions::check`).
 pub async fn get(
-    engine: &Engine,
-    url: &Url,
-    headers: &RequestHeaders,
-    range: Option<(u64, u64)>,
-    cond: &Conditions,
-    timeout: Duration,
-) -> Result<Response, Failure> {
-    let resp = follow(engine, url, headers, range, cond, timeout).await?;
-    cond.check(&resp)?;
-    Ok(resp)
-}
-
-async fn follow(
     engine: &Engine,
     url: &Url,
     headers: &RequestHeaders,
@@ -241,7 +227,8 @@ async fn follow(
     }))
 }
 
-/// One request with `client`, within `timeout` for the response head.
+/// One request with `client`, within `timeout` for the response head, its
+/// answer checked against the listed ETag (a redirect passes the check).
 async fn send(
     client: &Client,
     url: &Url,
@@ -282,7 +269,11 @@ async fn send(
             message: error_chain(&e),
         })),
         Ok(Err(e)) => Err(Failure::retry(error_chain(&e))),
-        Ok(Ok(r)) => Ok(r),
+        Ok(Ok(r)) => {
+            let etag = r.headers().get(ETAG).and_then(|v| v.to_str().ok());
+            cond.check(r.status(), etag)?;
+            Ok(r)
+        }
     }
 }
 
@@ -343,9 +334,7 @@ pub async fn fetch_piece(
         StatusCode::PARTIAL_CONTENT => {}
         // If-Range did not match (or Range is no longer honoured): the
         // bytes we already hold may belong to another version.
-        StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
-            return Err(Failure::Changed(header_str(resp.headers(), ETAG)))
-        }
+        StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => return Err(Failure::Changed),
         _ => return Err(status_failure(&resp)),
     }
     let cr = header_str(resp.headers(), CONTENT_RANGE).and_then(|v| parse_content_range(&v));
@@ -513,6 +502,40 @@ mod tests {
         let plain = Conditions::for_probe(None).after_probe(Some("\"x\""), None);
         assert!(plain.if_match.is_none());
         assert_eq!(plain.if_range.unwrap(), "\"x\"");
+    }
+
+    #[test]
+    fn etags_compare_without_quotes_and_weak_prefix() {
+        assert_eq!(normalize_etag("\"abc-3\""), "abc-3");
+        assert_eq!(normalize_etag("W/\"abc-3\""), "abc-3");
+        assert_eq!(normalize_etag(" abc-3 "), "abc-3");
+        let c = Conditions::for_probe(Some("abc"));
+        let is_etag_mismatch = |r: Result<(), Failure>, want: &str| {
+            matches!(r, Err(Failure::Fatal(Error::ChecksumMismatch { ref algorithm, ref actual, .. }))
+                if algorithm == "etag" && actual == want)
+        };
+        // another object than the listed one: fatal, never a restart onto it
+        for status in [
+            StatusCode::OK,
+            StatusCode::PARTIAL_CONTENT,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+        ] {
+            assert!(is_etag_mismatch(
+                c.check(status, Some("\"def\"")),
+                "\"def\""
+            ));
+        }
+        assert!(is_etag_mismatch(
+            c.check(StatusCode::PRECONDITION_FAILED, Some("abc")),
+            "changed (HTTP 412)"
+        ));
+        // same ETag (e.g. only Last-Modified moved) or none: `fetch_piece`
+        // restarts on a 200/416 and the next probe decides
+        assert!(c.check(StatusCode::OK, Some("W/\"abc\"")).is_ok());
+        assert!(c.check(StatusCode::OK, None).is_ok());
+        assert!(c.check(StatusCode::FOUND, Some("x")).is_ok());
+        let plain = Conditions::default();
+        assert!(plain.check(StatusCode::OK, Some("x")).is_ok());
     }
 
     #[test]

@@ -60,7 +60,7 @@ where
 pub(crate) fn failure_to_error(f: Failure, url: &Url) -> Error {
     match f {
         Failure::Fatal(e) => e,
-        Failure::Changed(_) => Error::Transfer {
+        Failure::Changed => Error::Transfer {
             url: redact_url(url.as_str()),
             message: "the object changed during the request".into(),
         },

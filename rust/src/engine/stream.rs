@@ -16,8 +16,8 @@ use super::file::{partial_paths, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome};
 use super::sign::RequestHeaders;
 use super::transfer::{
-    io_err, join_thread, on_changed, size_mismatch, verify, wanted, AttemptError, Stats,
-    TransferOutcome, TransferSpec, TransferState,
+    io_err, join_thread, size_mismatch, verify, wanted, AttemptError, Stats, TransferOutcome,
+    TransferSpec, TransferState,
 };
 use super::Engine;
 use crate::error::Error;
@@ -49,7 +49,7 @@ pub(super) async fn stream(
     };
     let as_retry = |f: Failure| match f {
         Failure::Retry { msg, retry_after } => AttemptError::StreamRetry(msg, retry_after),
-        Failure::Changed(etag) => on_changed(spec, etag),
+        Failure::Changed => AttemptError::Restart("the object changed on the server"),
         Failure::Fatal(e) => AttemptError::Fatal(e),
     };
     let mut resp = match probe.whole {

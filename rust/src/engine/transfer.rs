@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use super::adaptive::{self, Controller};
 use super::buffers::{slabs_for, Buffer, SLAB};
-use super::fetch::{self, etag_mismatch, normalize_etag, Conditions};
+use super::fetch::{self, Conditions};
 use super::file::{partial_paths, sync_dir, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome, Wanted};
 use super::journal::{self, JournalWriter, Record, Validator};
@@ -189,19 +189,6 @@ pub async fn run(
 impl TransferSpec {
     pub fn request_headers(&self) -> RequestHeaders {
         RequestHeaders::new(self.headers.clone(), self.sign.clone())
-    }
-}
-
-/// The object changed during the transfer (If-Range answered with the
-/// whole body). Against a listed ETag that is an error, never a silent
-/// restart on the new object; without one, start over.
-pub(super) fn on_changed(spec: &TransferSpec, etag: Option<String>) -> AttemptError {
-    match (&spec.expected_etag, etag) {
-        (Some(exp), Some(act)) if normalize_etag(exp) != normalize_etag(&act) => {
-            AttemptError::Fatal(etag_mismatch(exp, &act))
-        }
-        // no ETag to compare: the next probe checks it
-        _ => AttemptError::Restart("the object changed on the server"),
     }
 }
 
@@ -458,7 +445,6 @@ async fn attempt(
         cond,
         url: probe.final_url.clone(),
         headers,
-        spec: spec.clone(),
         fixed_chunk: spec.chunk_size,
     });
     // Adaptive growth stops where each connection would still get two
@@ -594,32 +580,6 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn etags_compare_without_quotes_and_weak_prefix() {
-        assert_eq!(normalize_etag("\"abc-3\""), "abc-3");
-        assert_eq!(normalize_etag("W/\"abc-3\""), "abc-3");
-        assert_eq!(normalize_etag(" abc-3 "), "abc-3");
-        let spec = TransferSpec {
-            expected_etag: Some("abc".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            on_changed(&spec, Some("\"def\"".into())),
-            AttemptError::Fatal(Error::ChecksumMismatch { ref algorithm, .. }) if algorithm == "etag"
-        ));
-        // same ETag (e.g. only Last-Modified moved) or none: the next probe decides
-        assert!(matches!(
-            on_changed(&spec, Some("W/\"abc\"".into())),
-            AttemptError::Restart(_)
-        ));
-        assert!(matches!(on_changed(&spec, None), AttemptError::Restart(_)));
-        let plain = TransferSpec::default();
-        assert!(matches!(
-            on_changed(&plain, Some("x".into())),
-            AttemptError::Restart(_)
-        ));
-    }
 
     #[test]
     fn verify_names_the_new_algorithms() {

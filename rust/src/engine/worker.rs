@@ -17,7 +17,7 @@ use super::hasher::{Item, Msg};
 use super::journal::Record;
 use super::plan::Planner;
 use super::sign::RequestHeaders;
-use super::transfer::{io_err, on_changed, AttemptError, Stats, TransferSpec, TransferState};
+use super::transfer::{io_err, AttemptError, Stats, TransferState};
 use super::{retry, Engine};
 use crate::error::{redact_url, Error};
 
@@ -30,7 +30,6 @@ pub(super) struct Shared {
     pub(super) cond: Conditions,
     pub(super) url: Url,
     pub(super) headers: RequestHeaders,
-    pub(super) spec: Arc<TransferSpec>,
     pub(super) fixed_chunk: Option<u64>,
 }
 
@@ -218,7 +217,9 @@ impl Worker {
             };
             match r {
                 Ok(()) => return Ok(()),
-                Err(Failure::Changed(etag)) => return Err(on_changed(&self.shared.spec, etag)),
+                Err(Failure::Changed) => {
+                    return Err(AttemptError::Restart("the object changed on the server"))
+                }
                 Err(Failure::Fatal(e)) => return Err(e.into()),
                 Err(Failure::Retry { msg, retry_after }) => {
                     if attempt >= cfg.max_retries {
