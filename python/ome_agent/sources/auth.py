@@ -8,7 +8,7 @@ Secret values are kept out of ``repr`` so they never reach a log line or excepti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -27,3 +27,13 @@ class StorageAuth:
             if v:
                 return v
         return None
+
+
+def first_value(values: Mapping[str, str], names: Iterable[str]) -> tuple[str, str] | None:
+    """(name, stripped value) of the first of ``names`` with a non-blank value: a Secret
+    key (or variable) may be spelt several ways; the name goes into messages."""
+    for name in names:
+        value = (values.get(name) or "").strip()
+        if value:
+            return name, value
+    return None

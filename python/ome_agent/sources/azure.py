@@ -46,14 +46,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
-from ome_agent.sources.auth import StorageAuth
+from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.model import RemoteFile, ResolvedSource
-from ome_agent.sources.prefixes import folder_of, relative_path, single_object_name
+from ome_agent.sources.objects import retry_after as _retry_after
+from ome_agent.sources.prefixes import (
+    check_endpoint,
+    folder_of,
+    relative_path,
+    single_object_name,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -179,11 +184,7 @@ def _from_mapping(
     camel: bool = True,
 ) -> _Credential | None:
     def pick(keys: tuple[str, ...]) -> tuple[str, str] | None:
-        for k in keys if camel else keys[:1]:
-            v = values.get(k, "").strip()
-            if v:
-                return k, v
-        return None
+        return first_value(values, keys if camel else keys[:1])
 
     if (hit := pick(CONNECTION_STRING_KEYS)) is not None:
         return _from_connection_string(ref, hit[1], origin_of(hit[0]))
@@ -244,15 +245,10 @@ def _check_sas(sas: str, origin: str) -> str:
 
 
 def _endpoint(ref: AzureRef, auth: StorageAuth, cred: _Credential) -> str:
-    given = auth.param("endpoint", "account_url")
-    url = (given or cred.endpoint or f"https://{ref.account}{_HOST_SUFFIX}").rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise BadInput(
-            f"storage.parameters.endpoint {url!r} is not an http(s) URL of a Blob service: "
-            f"e.g. https://{ref.account}{_HOST_SUFFIX}"
-        )
-    return url
+    default = f"https://{ref.account}{_HOST_SUFFIX}"
+    return check_endpoint(
+        auth.param("endpoint", "account_url") or cred.endpoint or default, default
+    )
 
 
 # ---------------------------------------------------------------- signing
@@ -306,20 +302,6 @@ def _retry_policy() -> Any:
     )
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date), at most 60."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), 60.0)
-
-
 def resolve_azure(
     ref: AzureRef, auth: StorageAuth, *, page_size: int = PAGE_SIZE
 ) -> ResolvedSource:
@@ -352,7 +334,9 @@ def resolve_azure(
             if error is None:
                 raise
             raise error from None
-    files = [_remote_file(ref, endpoint, cred, client.api_version, rel, b) for rel, b in blobs]
+    # one signer for all blobs: one token cache, one renewal at a time
+    sign = _BearerSigner(cred.token, client.api_version) if cred.token is not None else None
+    files = [_remote_file(ref, endpoint, cred, sign, rel, b) for rel, b in blobs]
     return ResolvedSource(source=ref.display, scheme="az", files=files)
 
 
@@ -398,7 +382,7 @@ def _remote_file(
     ref: AzureRef,
     endpoint: str,
     cred: _Credential,
-    api_version: str,
+    sign: _BearerSigner | None,
     rel: str,
     blob: BlobProperties,
 ) -> RemoteFile:
@@ -409,13 +393,10 @@ def _remote_file(
         )
     url = f"{endpoint}/{ref.container}/{quote(blob.name, safe='/~')}"
     etag = blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"'
-    sign = None
     if cred.account_key is not None:
         url += "?" + _blob_sas(ref, cred.account_key, blob.name)
     elif cred.sas is not None:
         url += "?" + cred.sas
-    elif cred.token is not None:
-        sign = _BearerSigner(cred.token, api_version)
     md5 = blob.content_settings.content_md5
     return RemoteFile(
         path=rel,

@@ -27,8 +27,6 @@ header at all with anonymous credentials). Verified against the listing's
 
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib
 import json
 import os
@@ -36,14 +34,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ome_agent import __version__
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
+from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import RemoteFile, ResolvedSource, SignFn
 from ome_agent.sources.prefixes import (
     BucketRef,
+    check_endpoint,
     folder_of,
     relative_path,
     single_object_name,
@@ -120,19 +120,7 @@ def _emulator() -> str | None:
 
 def _endpoint(auth: StorageAuth) -> str | None:
     endpoint = auth.param("endpoint", "endpoint_url")
-    if endpoint is None:
-        return None
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadInput(
-            f"parameters.endpoint {redact_url(endpoint)!r} is not an http(s) URL: give e.g. "
-            f"{DEFAULT_ENDPOINT}"
-        )
-    if parts.username or parts.password or parts.query:
-        raise BadInput(
-            "parameters.endpoint carries user info or a query: give only scheme://host[:port]"
-        )
-    return endpoint.rstrip("/")
+    return None if endpoint is None else check_endpoint(endpoint, DEFAULT_ENDPOINT)
 
 
 def _credentials(auth: StorageAuth, ref: GcsRef) -> Any:
@@ -207,8 +195,8 @@ def _list(client: Any, ref: GcsRef, page_size: int) -> list[tuple[str, Any]]:
 
 
 def _remote_file(path: str, blob: Any, base: str, bucket: str, sign: SignFn | None) -> RemoteFile:
-    md5 = _b64_hex(blob.md5_hash, 16)
-    crc32c = _b64_hex(blob.crc32c, 4)
+    md5 = b64_hex(blob.md5_hash, 16)
+    crc32c = b64_hex(blob.crc32c, 4)
     unverified = None
     if md5 is None and crc32c is None:
         unverified = "the listing gave neither an MD5 nor a CRC32C: size only"
@@ -227,16 +215,6 @@ def _remote_file(path: str, blob: Any, base: str, bucket: str, sign: SignFn | No
         sign=sign,
         unverified=unverified,
     )
-
-
-def _b64_hex(value: str | None, length: int) -> str | None:
-    if not value:
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw.hex() if len(raw) == length else None
 
 
 def _token_signer(credentials: Any) -> SignFn:

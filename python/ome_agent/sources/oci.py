@@ -26,26 +26,31 @@ What each file is checked against (recorded in the manifest through RemoteFile):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
+from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
+from ome_agent.sources.objects import retry_after
 from ome_agent.sources.oci_auth import USER, OciCredentials, oci_credentials
-from ome_agent.sources.prefixes import folder_of, relative_path, single_object_name
+from ome_agent.sources.prefixes import (
+    check_endpoint,
+    folder_of,
+    relative_path,
+    single_object_name,
+)
 
 FORMS = "oci://n/{namespace}/b/{bucket}/o/{prefix} or oci://{namespace}@{region}/{bucket}/{prefix}"
 FIELD = "spec.storage.storageUri"
 LIST_FIELDS = "name,size,etag,md5,timeCreated"
 PAGE = 1000  # the service's maximum page size
-MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is capped
+ENDPOINT_EXAMPLE = "https://objectstorage.us-phoenix-1.oraclecloud.com"
 RETRY_ATTEMPTS = 5  # SDK calls (listing, HEAD): tries per call
 RETRY_SECONDS = 120  # and the time they may take
 
@@ -146,7 +151,8 @@ def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> Res
 
     part_size_text = auth.param("multipart_part_size")
     part_size = parse_part_size(part_size_text) if part_size_text else None
-    explicit = _explicit_endpoint(auth)
+    given = auth.param("endpoint")
+    explicit = check_endpoint(given, ENDPOINT_EXAMPLE) if given else None
     creds = oci_credentials(auth)
     region = _region(ref, auth, creds, explicit)
     endpoint = explicit or oci.regions.endpoint_for("object_storage", region)
@@ -173,19 +179,6 @@ def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> Res
 
 def _q(segment: str) -> str:
     return quote(segment, safe="")  # as the SDK does: "/" in an object name too
-
-
-def _explicit_endpoint(auth: StorageAuth) -> str | None:
-    endpoint = auth.param("endpoint")
-    if endpoint is None:
-        return None
-    parts = urlsplit(endpoint.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise BadInput(
-            f"spec.storage.parameters.endpoint {endpoint!r} is not an http(s) URL: write e.g. "
-            "https://objectstorage.us-phoenix-1.oraclecloud.com"
-        )
-    return endpoint.strip().rstrip("/")
 
 
 def _region(ref: OciRef, auth: StorageAuth, creds: OciCredentials, explicit: str | None) -> str:
@@ -251,7 +244,8 @@ def retry_after_strategy() -> Any:
 
     class RetryAfter(type(built)):  # type: ignore[misc]
         def do_sleep(self, attempt: int, exception: Exception) -> None:
-            wait = _retry_after(getattr(exception, "headers", None))
+            headers = getattr(exception, "headers", None) or {}
+            wait = retry_after(headers.get("retry-after") or headers.get("Retry-After"))
             if wait is None:
                 super().do_sleep(attempt, exception)
             else:
@@ -262,25 +256,6 @@ def retry_after_strategy() -> Any:
     strategy = RetryAfter.__new__(RetryAfter)
     strategy.__dict__.update(built.__dict__)
     return strategy
-
-
-def _retry_after(headers: Any) -> float | None:
-    if not headers:
-        return None
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        import email.utils
-        import time
-
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 # ------------------------------------------------------------------- listing
@@ -408,14 +383,14 @@ def _remote_file(
     etag = obj.etag or None
     listed_md5 = obj.md5 or None
     if listed_md5 and "-" not in listed_md5:
-        md5 = _b64_hex(listed_md5, 16)
+        md5 = b64_hex(listed_md5, 16)
         if md5 is not None:
             return RemoteFile(path=path, url=url, size=size, md5=md5, etag=etag, sign=sign)
     # multipart (or no MD5 listed): the object's own headers say what it has
     headers = lister.head(namespace, obj.name)
     etag = etag or headers.get("etag")
-    crc32c = _b64_hex(headers.get("opc-content-crc32c"), 4)
-    single_md5 = _b64_hex(headers.get("content-md5"), 16)
+    crc32c = b64_hex(headers.get("opc-content-crc32c"), 4)
+    single_md5 = b64_hex(headers.get("content-md5"), 16)
     multipart_text = headers.get("opc-multipart-md5") or (listed_md5 if listed_md5 else None)
     multipart, why = _multipart(multipart_text, size, part_size)
     if single_md5 is not None:
@@ -444,7 +419,7 @@ def _multipart(
     if not text:
         return None, None
     digest_b64, _, count_text = text.rpartition("-")
-    digest = _b64_hex(digest_b64, 16)
+    digest = b64_hex(digest_b64, 16)
     if digest is None or not count_text.isdigit():
         return None, f"OCI gave a malformed multipart MD5 {text!r}: size only"
     parts = int(count_text)
@@ -459,14 +434,3 @@ def _multipart(
             f"multipart_part_size {part_size} bytes: size only"
         )
     return MultipartMd5(part_size, f"{digest}-{parts}"), None
-
-
-def _b64_hex(value: str | None, length: int) -> str | None:
-    """Hex of a base64 digest of ``length`` bytes; None when absent or malformed."""
-    if not value:
-        return None
-    try:
-        raw = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw.hex() if len(raw) == length else None

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ome_agent.errors import BadInput, TransferFailed
-from ome_agent.sources.auth import StorageAuth
+from ome_agent.sources.auth import StorageAuth, first_value
 
 USER = "UserPrincipal"
 INSTANCE = "InstancePrincipal"
@@ -113,28 +113,16 @@ def oci_credentials(auth: StorageAuth) -> OciCredentials:
     return _token_principal(kind, auth)
 
 
-def _secret_value(secret: dict[str, str], config_key: str) -> tuple[str | None, str | None]:
-    """(value, Secret key it came from) for one config key; (None, None) if absent."""
-    for name in _SECRET_KEYS[config_key]:
-        value = secret.get(name)
-        if value is not None and value.strip():
-            return value.strip(), name
-    return None, None
-
-
 def _user_from_secret(auth: StorageAuth) -> OciCredentials:
     import oci  # type: ignore[import-untyped]
 
     assert auth.secret is not None
-    secret = dict(auth.secret)
     where = f"Secret {auth.secret_name!r}" if auth.secret_name else "the storage Secret"
     config: dict[str, str] = {}
     source_key: dict[str, str] = {}
-    for config_key in _SECRET_KEYS:
-        value, name = _secret_value(secret, config_key)
-        if value is not None and name is not None:
-            config[config_key] = value
-            source_key[config_key] = name
+    for config_key, names in _SECRET_KEYS.items():
+        if (hit := first_value(auth.secret, names)) is not None:
+            source_key[config_key], config[config_key] = hit
     missing = [
         _SECRET_KEYS[k][0]
         for k in ("user", "tenancy", "fingerprint", "key_content")

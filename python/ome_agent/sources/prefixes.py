@@ -1,4 +1,5 @@
-"""``scheme://bucket/prefix`` URIs and what a prefix selects (sources layer, object stores).
+"""``scheme://bucket/prefix`` URIs, endpoints and what a prefix selects (sources layer,
+object stores).
 
 Shared by the ``s3``, ``gcs``, ``azure`` and ``oci`` backends, whose stores have flat
 key spaces:
@@ -9,6 +10,7 @@ key spaces:
 - keys ending in "/" are the "folder" markers consoles create: they hold no model
   bytes and are skipped.
 Names are not sanitised here: ``transfer.confine`` refuses unsafe ones later.
+``parameters.endpoint`` (another host for the store's API) is checked here too.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from ome_agent.errors import BadInput
+from ome_agent.sources.uri import redact_url
 
 # loose on purpose: legacy S3 buckets allow upper case and "_"; the store itself
 # rejects what it does not know, here we only refuse what cannot be a bucket name
@@ -59,6 +63,24 @@ def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
     if any(ord(c) < 32 for c in prefix):
         raise BadInput(f"storage URI {uri!r} has a control character in its prefix")
     return bucket, prefix.lstrip("/")
+
+
+def check_endpoint(url: str, example: str) -> str:
+    """An endpoint for a store's API: an http(s) URL without user info or query (a
+    credential there would end up in logs), returned without its trailing "/"."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(
+            f"spec.storage.parameters.endpoint {redact_url(text)!r} is not an http(s) URL: "
+            f"write e.g. {example}"
+        )
+    if parts.username or parts.password or parts.query:
+        raise BadInput(
+            "spec.storage.parameters.endpoint carries user info or a query: give only "
+            "scheme://host[:port][/path]; credentials belong in the Secret named by storage.key"
+        )
+    return text.rstrip("/")
 
 
 def folder_of(prefix: str) -> str:

@@ -46,22 +46,22 @@ jitter; it waits for ``x-amz-retry-after`` when the store sends it, not for a pl
 
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib
 import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ome_agent import __version__
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
-from ome_agent.sources.auth import StorageAuth
+from ome_agent.sources.auth import StorageAuth, first_value
+from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
 from ome_agent.sources.prefixes import (
     BucketRef,
+    check_endpoint,
     folder_of,
     relative_path,
     single_object_name,
@@ -177,18 +177,8 @@ def _settings(auth: StorageAuth) -> _Settings:
     style = auth.param("addressing_style")
     region = auth.param("region")
     if endpoint is not None:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadInput(
-                f"parameters.endpoint {redact_url(endpoint)!r} is not an http(s) URL: give "
-                "e.g. https://s3.example.com"
-            )
-        if parts.username or parts.password or parts.query:
-            raise BadInput(
-                "parameters.endpoint carries user info or a query: give only "
-                "scheme://host[:port]; credentials belong in the storage.key Secret"
-            )
-        oci = _OCI_COMPAT.match(parts.hostname)
+        endpoint = check_endpoint(endpoint, "https://s3.example.com")
+        oci = _OCI_COMPAT.match(urlsplit(endpoint).hostname or "")
         if oci:
             region = region or oci.group(1)
             style = style or "path"
@@ -205,11 +195,8 @@ def _secret_credentials(auth: StorageAuth) -> dict[str, tuple[str, str]] | None:
         return None
     found: dict[str, tuple[str, str]] = {}
     for field, names in SECRET_KEYS.items():
-        for name in names:
-            value = (auth.secret.get(name) or "").strip()
-            if value:
-                found[field] = (name, value)
-                break
+        if (hit := first_value(auth.secret, names)) is not None:
+            found[field] = hit
     secret = auth.secret_name or "named by storage.key"
     for field in ("access_key_id", "secret_access_key"):
         if field not in found:
@@ -316,12 +303,8 @@ def _head(client: Any, bucket: str, key: str) -> _Head:
         # did not would fail every download on a wrong md5-multipart: look at one more
         last_full = client.head_object(Bucket=bucket, Key=key, PartNumber=parts - 1)
         uniform = int(last_full["ContentLength"]) == part_size
-    return _Head(
-        head.size,
-        head.etag,
-        head.encryption,
-        head.crc32c,
-        head.checksum_type,
+    return replace(
+        head,
         part_size=part_size,
         parts_count=int(count) if count is not None else None,
         uniform=uniform,
@@ -375,11 +358,7 @@ def _full_object_crc32c(head: _Head) -> str | None:
     value = head.crc32c
     if not value or "-" in value or head.checksum_type == "COMPOSITE":
         return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw.hex() if len(raw) == 4 else None
+    return b64_hex(value, 4)
 
 
 def _object_url(client: Any, bucket: str, key: str) -> str:
