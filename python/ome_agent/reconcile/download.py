@@ -111,19 +111,18 @@ class Fetch:
         return resolved.commit, digests
 
     def _resolve(self, plan: SourcePlan, token: str | None, auth: StorageAuth) -> ResolvedSource:
-        if plan.hf is not None or plan.objects is not None:
-            if plan.hf is not None:
-                resolved = resolve_hf(plan.hf, token=token)
-            else:
-                assert plan.objects is not None
-                resolved = resolve_object(plan.objects.ref, auth)
-            if not resolved.files:
-                at = f" at commit {resolved.commit}" if resolved.commit else ""
-                raise BadInput(f"spec.storage.storageUri: {plan.display} has no files{at}")
-            return resolved
-        assert plan.http is not None
-        assert plan.http.file_name is not None
-        return resolve_http(plan.http, file_name=plan.http.file_name)
+        if plan.hf is not None:
+            resolved = resolve_hf(plan.hf, token=token)
+        elif plan.objects is not None:
+            resolved = resolve_object(plan.objects.ref, auth)
+        else:
+            assert plan.http is not None
+            assert plan.http.file_name is not None
+            return resolve_http(plan.http, file_name=plan.http.file_name)
+        if not resolved.files:
+            at = f" at commit {resolved.commit}" if resolved.commit else ""
+            raise BadInput(f"spec.storage.storageUri: {plan.display} has no files{at}")
+        return resolved
 
     def _copy_local(self, source: Path, staging: Path) -> Digests:
         """Hard links when possible (no extra space, instant), else copies."""

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from ome_agent.api import StorageSpec
 from ome_agent.errors import BadInput
-from ome_agent.sources import HfRef, HttpRef, ObjectSource, parse_source, redact_url
+from ome_agent.sources import HfRef, HttpRef, ObjectSource, SourceRef, parse_source, redact_url
 from ome_agent.sources.objects import FORMS, SCHEMES
 
 SUPPORTED = (
@@ -83,27 +83,15 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
     if scheme == "pvc":
         return SourcePlan("pvc", uri, None)
     if scheme in SCHEMES:
-        try:
-            ref_objects = parse_source(uri)
-        except BadInput as e:
-            text = str(e)
-            if text.startswith(FIELD):
-                raise
-            raise BadInput(f"{FIELD}: {text}") from None
+        ref_objects = _parse(uri)
         assert isinstance(ref_objects, ObjectSource)
         return SourcePlan(scheme, ref_objects.display, None, objects=ref_objects)
     if scheme == "hf":
-        try:
-            ref = parse_source(uri, storage.parameters.get("revision") or None)
-        except BadInput as e:
-            raise BadInput(f"spec.storage.storageUri: {e}") from None
+        ref = _parse(uri, storage.parameters.get("revision") or None)
         assert isinstance(ref, HfRef)
         return SourcePlan("hf", ref.display, ref.revision, hf=ref)
     if scheme in ("http", "https"):
-        try:
-            ref_http = parse_source(uri)
-        except BadInput as e:
-            raise BadInput(f"spec.storage.storageUri: {e}") from None
+        ref_http = _parse(uri)
         assert isinstance(ref_http, HttpRef)
         if ref_http.file_name is None:
             raise BadInput(
@@ -115,6 +103,17 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
         f"{scheme}:// is not a storage scheme this agent knows: spec.storage.storageUri "
         f"{redact_url(uri)!r} cannot be fetched on this node; supported: {SUPPORTED}"
     )
+
+
+def _parse(uri: str, revision: str | None = None) -> SourceRef:
+    """``parse_source`` with its error naming the field (some already do)."""
+    try:
+        return parse_source(uri, revision)
+    except BadInput as e:
+        text = str(e)
+        if text.startswith(FIELD):
+            raise
+        raise BadInput(f"{FIELD}: {text}") from None
 
 
 def _vendor_parts(uri: str) -> dict[str, str]:

@@ -27,6 +27,8 @@ import aiohttp
 
 from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError
+from ome_agent.api import GROUP, VERSION
+from ome_agent.api.resources import PLURALS
 from ome_agent.reconcile.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,20 @@ class Target:
     path: str  # e.g. /apis/ome.io/v1beta1/clusterbasemodels
     field_selector: str | None = None
     label_selector: str | None = None
+
+    def selectors(self) -> list[tuple[str, str]]:
+        """Query parameters of the list and of the watches after it (the same ones)."""
+        query: list[tuple[str, str]] = []
+        if self.field_selector:
+            query.append(("fieldSelector", self.field_selector))
+        if self.label_selector:
+            query.append(("labelSelector", self.label_selector))
+        return query
+
+
+def model_target(kind: str) -> Target:
+    """Every object of a model kind (all namespaces for BaseModels)."""
+    return Target(PLURALS[kind], f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}")
 
 
 class Gone(Exception):
@@ -79,13 +95,12 @@ class Informer:
 
     async def fetch(self) -> list[dict[str, Any]]:
         """One list; remembers its resourceVersion for the watch that follows."""
-        query: list[tuple[str, str]] = []
-        if self.target.field_selector:
-            query.append(("fieldSelector", self.target.field_selector))
-        if self.target.label_selector:
-            query.append(("labelSelector", self.target.label_selector))
         body = await self.kube.request(
-            "GET", self.target.path, verb="list", query=query, timeout=LIST_TIMEOUT
+            "GET",
+            self.target.path,
+            verb="list",
+            query=self.target.selectors(),
+            timeout=LIST_TIMEOUT,
         )
         self.resource_version = str(body.get("metadata", {}).get("resourceVersion") or "")
         items: list[dict[str, Any]] = body.get("items") or []
@@ -134,11 +149,8 @@ class Informer:
             ("allowWatchBookmarks", "true"),
             ("resourceVersion", self.resource_version or ""),
             ("timeoutSeconds", str(random.randint(*WATCH_SECONDS))),  # noqa: S311
+            *self.target.selectors(),
         ]
-        if self.target.field_selector:
-            query.append(("fieldSelector", self.target.field_selector))
-        if self.target.label_selector:
-            query.append(("labelSelector", self.target.label_selector))
         try:
             resp = await self.kube.stream(
                 self.target.path, query=query, server_timeout=int(query[3][1])
