@@ -22,6 +22,7 @@ from ome_agent.api.resources import (
     ObjectRef,
     StorageSpec,
     parse_resource,
+    resource_key,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "ObjectRef",
     "StorageSpec",
     "parse_resource",
+    "resource_key",
 ]

@@ -194,6 +194,11 @@ class ModelResource:
         return self.spec.storage
 
     @property
+    def storage_uri(self) -> str:
+        """``spec.storage.storageUri``, or "" when there is none."""
+        return (self.storage.storage_uri if self.storage is not None else None) or ""
+
+    @property
     def disabled(self) -> bool:
         return self.spec.disabled
 
@@ -230,6 +235,24 @@ class ModelResource:
         return {k: dumped[k] for k in DISCOVERABLE_FIELDS if k in dumped}
 
 
+def resource_key(obj: Mapping[str, Any]) -> ModelKey | None:
+    """The key :func:`parse_resource` gives ``obj``, without validating its spec (for
+    deletions and caches, where the spec does not matter); None without a kind or name."""
+    meta = obj.get("metadata")
+    kind = obj.get("kind")
+    if kind not in KINDS or not isinstance(meta, Mapping):
+        return None
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    namespace = meta.get("namespace")
+    if kind in CLUSTER_SCOPED:
+        namespace = None  # a namespace in a manifest of a cluster-scoped kind is meaningless
+    elif not isinstance(namespace, str) or not namespace:
+        namespace = "default"
+    return ModelKey(kind, namespace, name)
+
+
 def parse_resource(obj: Mapping[str, Any]) -> ModelResource:
     """A raw object (from the API server or a YAML manifest) → :class:`ModelResource`.
 
@@ -243,12 +266,9 @@ def parse_resource(obj: Mapping[str, Any]) -> ModelResource:
         raise BadInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
     if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
         raise BadInput(f"{kind}: metadata.name is missing: give the resource a name")
-    name: str = meta["name"]
-    namespace = meta.get("namespace")
-    if kind in CLUSTER_SCOPED:
-        namespace = None  # a namespace in a manifest of a cluster-scoped kind is meaningless
-    elif not isinstance(namespace, str) or not namespace:
-        namespace = "default"
+    key = resource_key(obj)
+    assert key is not None  # kind and name were checked above
+    _, namespace, name = key
     where = f"{kind} {namespace + '/' if namespace else ''}{name}"
     raw_spec = obj.get("spec") or {}
     if not isinstance(raw_spec, Mapping):
@@ -262,7 +282,7 @@ def parse_resource(obj: Mapping[str, Any]) -> ModelResource:
     annotations = meta.get("annotations") or {}
     generation = meta.get("generation") or 0
     return ModelResource(
-        key=ModelKey(kind, namespace, name),
+        key=key,
         spec=spec,
         uid=str(meta.get("uid") or ""),
         generation=generation if isinstance(generation, int) else 0,

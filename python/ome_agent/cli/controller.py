@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import click
 
-from ome_agent.cli.params import exit_with
+from ome_agent.cli.params import exit_with, log_level_option
 from ome_agent.cli.run import configure_logging, event_loop_runner
 from ome_agent.errors import BadInput
 
@@ -69,12 +69,7 @@ def parse_duration(text: str, flag: str) -> timedelta:
 )
 @click.option("--workers", type=int, default=4, show_default=True, help="Reconciles at once.")
 @click.option("--health-port", type=int, default=8081, show_default=True, help="Probes, /metrics.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def controller(
     kubeconfig: str | None,
     namespace: str,

@@ -1,6 +1,6 @@
 """What several subcommands share: ``--param KEY=VALUE`` (an object store's storage
-parameters, for ``pull`` and ``inspect``) and the exit of the long-running ones
-(``run``, ``controller``): one line on stderr, never a traceback."""
+parameters, for ``pull`` and ``inspect``), and the ``--log-level`` of the long-running
+ones (``run``, ``controller``) and their exit: one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ param_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Object-store parameter, as in spec.storage.parameters (repeatable).",
+)
+
+log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
 )
 
 

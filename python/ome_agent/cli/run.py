@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ome_agent.cli.params import exit_with
+from ome_agent.cli.params import exit_with, log_level_option
 from ome_agent.errors import BadInput
 from ome_agent.transfer import TransferSettings, parse_size
 
@@ -105,12 +105,7 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 )
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Cluster mode: kubeconfig.")
 @click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz port.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 @click.option(
     "--max-connections",
     type=int,

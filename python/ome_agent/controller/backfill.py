@@ -18,6 +18,7 @@ from typing import Any
 
 from ome_agent.api import ModelResource
 from ome_agent.api.resources import DISCOVERABLE_FIELDS, BaseModelSpec
+from ome_agent.controller.status import NodeEntry
 from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
 from ome_agent.reconcile.ports import NodeState
@@ -27,15 +28,13 @@ _TEXT_FIELDS = ("modelType", "modelArchitecture", "modelParameterSize", "quantiz
 _NAME_VERSION_FIELDS = ("modelFormat", "modelFramework")
 
 
-def ready_config(entries: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def ready_config(entries: Mapping[str, NodeEntry]) -> Mapping[str, Any] | None:
     """The ``config`` of the first Ready node's entry, by node name; ``entries`` maps
-    node name → :class:`~ome_agent.controller.status.NodeEntry`. None when no Ready
-    node wrote one."""
+    node name → its entry. None when no Ready node wrote one."""
     for node in sorted(entries):
         entry = entries[node]
         if entry.state == NodeState.READY and entry.config:
-            config: Mapping[str, Any] = entry.config
-            return config
+            return entry.config
     return None
 
 

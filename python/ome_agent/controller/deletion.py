@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ome_agent.api import ModelResource
-from ome_agent.controller.status import NodeEntry, NodeView, node_list, rfc3339
+from ome_agent.controller.status import NodeEntry, NodeView, node_list
+from ome_agent.wire.entry import rfc3339
 
 FINALIZER = "ome.io/model-agent-cleanup"
 CONDITION = "Deleting"  # the condition type written while the finalizer waits

@@ -32,6 +32,7 @@ from typing import Any
 from ome_agent.api import ModelResource
 from ome_agent.controller import status as st
 from ome_agent.errors import BadInput
+from ome_agent.wire.entry import rfc3339
 
 SCHEME = "pvc://"
 MOUNT = "/model"
@@ -103,8 +104,7 @@ def job_name(resource: ModelResource) -> str:
     """One inspection Job per resource and storageUri: a new URI gives a new name (a
     new inspection), while the spec back-fill, which bumps the generation, does not
     cause a second one. Short enough for the ``job-name`` label of its Pod (63)."""
-    uri = (resource.storage.storage_uri if resource.storage is not None else None) or ""
-    digest = hashlib.sha256(f"{resource.uid}/{uri}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{resource.uid}/{resource.storage_uri}".encode()).hexdigest()
     return f"ome-inspect-{digest[:12]}"
 
 
@@ -236,7 +236,7 @@ def _waiting_reason(status: Mapping[str, Any]) -> str | None:
         if isinstance(waiting, Mapping) and waiting.get("reason"):
             detail = waiting.get("message")
             text = f"{waiting['reason']}: {detail}" if detail else str(waiting["reason"])
-            return _clip(text)
+            return st.clip(text, MAX_ERROR)
     return None
 
 
@@ -256,15 +256,12 @@ def _failure(status: Mapping[str, Any], terminated: Mapping[str, Any] | None) ->
         reason = terminated.get("reason") or "Error"
         code = terminated.get("exitCode")
         text = f"{reason} (exit code {code})"
-        return _clip(
-            f"{text}: {message.strip()}" if isinstance(message, str) and message.strip() else text
+        return st.clip(
+            f"{text}: {message.strip()}" if isinstance(message, str) and message.strip() else text,
+            MAX_ERROR,
         )
-    return _clip(str(status.get("message") or status.get("reason") or "the inspection Pod failed"))
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+    fallback = status.get("message") or status.get("reason") or "the inspection Pod failed"
+    return st.clip(str(fallback), MAX_ERROR)
 
 
 def pvc_status(
@@ -351,7 +348,7 @@ def pvc_status(
         "readyNodeCount": 0,
         "failedNodeCount": 0,
         "observedGeneration": resource.generation,
-        "lastReconcileTime": st.rfc3339(now),
+        "lastReconcileTime": rfc3339(now),
         "conditions": st.merge_conditions(previous, conditions, now, resource.generation),
     }
 
@@ -366,8 +363,8 @@ def _claim_name(pvc: Mapping[str, Any] | None, resource: ModelResource) -> str:
     meta = pvc.get("metadata") if isinstance(pvc, Mapping) else None
     if isinstance(meta, Mapping) and meta.get("name"):
         return f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/")
-    uri = resource.storage.storage_uri if resource.storage is not None else None
-    if not uri or not uri.startswith(SCHEME):
+    uri = resource.storage_uri
+    if not uri.startswith(SCHEME):
         return "(no pvc:// storageUri)"
     # "ns:claim/sub" -> "ns/claim": how kubectl names it
     head = uri[len(SCHEME) :].partition("/")[0]

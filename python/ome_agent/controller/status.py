@@ -38,13 +38,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ome_agent.api import ModelResource
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.reconcile.ports import NodeState, Progress
-from ome_agent.wire.entry import decode_entry
+from ome_agent.wire.entry import decode_entry, rfc3339
 from ome_agent.wire.naming import config_map_key
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def aggregate(
     ``entries``: node name → this resource's entry on that node. ``previous``: the
     current ``.status`` (keeps each condition's ``lastTransitionTime``). ``base``: for a
     FineTunedWeight, its BaseModel / ClusterBaseModel (None when it does not exist)."""
-    known = {n: e for n, e in entries.items() if n in nodes and _same_resource(resource, e)}
+    known = {n: e for n, e in entries.items() if n in nodes and same_resource(resource, e)}
     ready = sorted(n for n, e in known.items() if e.state == NodeState.READY)
     failed = sorted(n for n, e in known.items() if e.state == NodeState.FAILED)
     updating = sorted(n for n, e in known.items() if e.state == NodeState.UPDATING)
@@ -269,12 +269,6 @@ def merge_conditions(
     return [merged[kind] for kind in sorted(merged)]
 
 
-def rfc3339(when: datetime) -> str:
-    """Kubernetes' time format (UTC, seconds); naive times are taken as UTC."""
-    aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return aware.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def human_bytes(n: float) -> str:
     """``40.0 GB``: decimal units, as download sizes are quoted."""
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -291,7 +285,7 @@ def node_list(names: Iterable[str]) -> str:
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
-def _same_resource(resource: ModelResource, entry: NodeEntry) -> bool:
+def same_resource(resource: ModelResource, entry: NodeEntry) -> bool:
     """False for an entry written for an earlier resource of the same name (deleted and
     recreated): until the agent reports the new one, it says nothing about it. OME's
     entries carry no uid and are taken as they are."""
@@ -383,7 +377,7 @@ def _degraded_condition(
         return _cond(COND_DEGRADED, False, "NoFailures", "no node reports a failure")
     by_error: dict[str, list[str]] = {}
     for node in failed:
-        by_error.setdefault(_clip(known[node].error or "no reason given"), []).append(node)
+        by_error.setdefault(clip(known[node].error or "no reason given"), []).append(node)
     # the most widespread errors first; ties by message, so the text is stable
     ranked = sorted(by_error.items(), key=lambda item: (-len(item[1]), item[0]))
     shown = [
@@ -406,6 +400,8 @@ def _cond(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
     }
 
 
-def _clip(message: str) -> str:
-    message = " ".join(message.split())  # one line: multi-line errors read badly in a table
-    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
+def clip(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``message`` on one line (multi-line errors read badly in a table), at most
+    ``limit`` characters."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -150,11 +150,12 @@ def _progress(p: Progress) -> dict[str, Any]:
         "totalFiles": int(p.total_files),
         "completedFiles": int(p.completed_files),
         "speedBytesPerSec": round(speed) if math.isfinite(speed) and speed > 0 else 0,
-        "lastUpdated": _rfc3339(p.last_updated),
+        "lastUpdated": rfc3339(p.last_updated),
     }
 
 
-def _rfc3339(when: datetime) -> str:
+def rfc3339(when: datetime) -> str:
+    """Kubernetes' time format (UTC, whole seconds), as OME writes ``lastUpdated``."""
     # naive times are taken as UTC (Progress documents aware UTC; be forgiving)
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     return aware.strftime("%Y-%m-%dT%H:%M:%SZ")

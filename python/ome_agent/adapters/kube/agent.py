@@ -21,11 +21,10 @@ from typing import Any
 
 from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError, connect
-from ome_agent.adapters.kube.informer import Informer, Target, items_of
+from ome_agent.adapters.kube.informer import Informer, Target, items_of, model_target
 from ome_agent.adapters.kube.reporter import KubeReporter
 from ome_agent.adapters.kube.secrets import KubeSecretReader
-from ome_agent.api import GROUP, VERSION, ModelKey, ModelResource, parse_resource
-from ome_agent.api.resources import PLURALS
+from ome_agent.api import ModelResource, parse_resource, resource_key
 from ome_agent.errors import BadInput
 from ome_agent.observability.health import HealthServer
 from ome_agent.observability.metrics import AgentMetrics
@@ -55,11 +54,6 @@ def run_cluster(options: AgentOptions, *, kubeconfig: str | None, health_port: i
     return runner(_main(options, kubeconfig, health_port))
 
 
-def model_path(kind: str) -> str:
-    """The collection path of a model kind (all namespaces for BaseModels)."""
-    return f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}"
-
-
 class ClusterAgent:
     """The adapter's parts around one :class:`Reconciler`."""
 
@@ -76,7 +70,7 @@ class ClusterAgent:
         self.informers: list[Informer] = [
             Informer(
                 kube,
-                Target(PLURALS[kind], model_path(kind)),
+                model_target(kind),
                 on_event=self._model_event,
                 on_replace=self._replacer(kind),
             )
@@ -147,11 +141,8 @@ class ClusterAgent:
 
     def _model_event(self, kind: str, obj: dict[str, Any]) -> None:
         if kind == "DELETED":
-            meta = obj.get("metadata") or {}
-            obj_kind = obj.get("kind")
-            if obj_kind in WATCHED_KINDS and meta.get("name"):
-                ns = None if obj_kind == "ClusterBaseModel" else meta.get("namespace")
-                self.reconciler.forget(ModelKey(obj_kind, ns, meta["name"]))
+            if (key := resource_key(obj)) is not None:
+                self.reconciler.forget(key)
             return
         res = _parse(obj)
         if res is not None:

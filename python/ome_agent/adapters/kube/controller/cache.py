@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ome_agent.adapters.kube import telemetry
-from ome_agent.api import ModelKey, ModelResource, parse_resource
+from ome_agent.api import ModelKey, ModelResource, parse_resource, resource_key
 from ome_agent.controller.pvc import LABEL_MODEL_UID, PvcRef, parse_pvc_uri
 from ome_agent.controller.status import (
     NodeEntry,
@@ -33,6 +33,7 @@ from ome_agent.controller.status import (
     entries_of_configmap,
     entry_key,
     node_view,
+    same_resource,
 )
 from ome_agent.errors import BadInput
 from ome_agent.reconcile.eligibility import eligibility
@@ -53,18 +54,19 @@ class Model:
     resource: ModelResource
 
 
-def model_key_of(obj: Mapping[str, Any]) -> ModelKey | None:
-    meta = obj.get("metadata") or {}
-    kind, name = obj.get("kind"), meta.get("name")
-    if kind not in ("BaseModel", "ClusterBaseModel", "FineTunedWeight") or not name:
-        return None
-    namespace = meta.get("namespace") if kind == "BaseModel" else None
-    return ModelKey(kind, namespace or ("default" if kind == "BaseModel" else None), name)
-
-
-def _ns_name(obj: Mapping[str, Any]) -> NsName:
+def ns_name(obj: Mapping[str, Any]) -> NsName:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def config_map_node(obj: Mapping[str, Any]) -> str:
+    """The node a per-node ConfigMap reports on: its ``node`` label, else its name."""
+    meta = obj.get("metadata") or {}
+    return str((meta.get("labels") or {}).get(NODE_LABEL) or meta.get("name") or "")
+
+
+def _data(config_map: Mapping[str, Any] | None) -> Mapping[str, str]:
+    return (config_map or {}).get("data") or {}
 
 
 def _comparable(obj: Mapping[str, Any]) -> Obj:
@@ -81,8 +83,7 @@ class Cache:
     nodes: dict[str, NodeView] = field(default_factory=dict)
     # data key -> node -> entry (the inverted index of every node's ConfigMap)
     entries: dict[str, dict[str, NodeEntry]] = field(default_factory=dict)
-    config_maps: dict[str, Mapping[str, str]] = field(default_factory=dict)  # node -> data
-    config_map_names: dict[str, str] = field(default_factory=dict)  # node -> ConfigMap name
+    config_maps: dict[str, Obj] = field(default_factory=dict)  # node -> its ConfigMap
     pvcs: dict[NsName, Obj] = field(default_factory=dict)
     jobs: dict[NsName, Obj] = field(default_factory=dict)
     pods: dict[NsName, Obj] = field(default_factory=dict)
@@ -94,17 +95,14 @@ class Cache:
         """node -> this resource's entry on it (entries of another resource that
         shares a shortened key are told apart by uid when the agent wrote one)."""
         found = self.entries.get(entry_key(resource), {})
-        return {
-            node: e
-            for node, e in found.items()
-            if not (e.uid and resource.uid and e.uid != resource.uid)
-        }
+        return {node: e for node, e in found.items() if same_resource(resource, e)}
 
     def models_of_kind(self, kind: str) -> dict[ModelKey, Model]:
         return {k: m for k, m in self.models.items() if k.kind == kind}
 
     def base_of(self, resource: ModelResource) -> ModelResource | None:
-        """The BaseModel / ClusterBaseModel a FineTunedWeight names, if it exists."""
+        """The BaseModel / ClusterBaseModel a FineTunedWeight names, if it exists (None
+        for the other kinds)."""
         key = resource.base_key
         found = self.models.get(key) if key is not None else None
         return found.resource if found is not None else None
@@ -112,10 +110,10 @@ class Cache:
     def pvc_ref(self, resource: ModelResource) -> PvcRef | None:
         """The claim a pvc:// model names; None for other schemes or a malformed URI
         (the controller reports that one as Failed)."""
-        if not resource.on_claim or resource.storage is None:
+        if not resource.on_claim:
             return None
         try:
-            return parse_pvc_uri(resource.storage.storage_uri or "", resource, self.namespace)
+            return parse_pvc_uri(resource.storage_uri, resource, self.namespace)
         except BadInput:
             return None
 
@@ -127,7 +125,7 @@ class Cache:
 
     # ------------------------------------------------------------ models
     def model_event(self, kind: str, obj: Obj) -> set[ModelKey]:
-        key = model_key_of(obj)
+        key = resource_key(obj)
         if key is None:
             return set()
         old = self.models.get(key)
@@ -153,7 +151,7 @@ class Cache:
     def stored(self, obj: Obj) -> None:
         """Remember an object the controller just wrote (its patch response), so the
         watch event echoing the write finds nothing new."""
-        key = model_key_of(obj)
+        key = resource_key(obj)
         if key is not None and key in self.models:
             try:
                 self.models[key] = Model(obj, parse_resource(obj))
@@ -201,28 +199,25 @@ class Cache:
     ) -> set[ModelKey]:
         out: set[ModelKey] = set()
         for key, model in self.models.items():
-            placed = self.base_of(model.resource) if key.kind == "FineTunedWeight" else None
-            storage = (placed or model.resource).storage
+            storage = (self.base_of(model.resource) or model.resource).storage
             verdicts = {eligibility(storage, node, v.labels).eligible for v in views}
             if (len(verdicts) > 1) if label_change else (True in verdicts):
                 out.add(key)
         # models reported there: their lists of ready/failed nodes may change
-        for data_key in self.config_maps.get(node, {}):
+        for data_key in _data(self.config_maps.get(node)):
             out |= self.by_data_key.get(data_key, set())
         return out
 
     # ------------------------------------------------------------ ConfigMaps
     def config_map_event(self, kind: str, obj: Obj) -> set[ModelKey]:
-        meta = obj.get("metadata") or {}
-        node = str((meta.get("labels") or {}).get(NODE_LABEL) or meta.get("name") or "")
-        old = self.config_maps.get(node, {})
-        new: Mapping[str, str] = {} if kind == "DELETED" else (obj.get("data") or {})
+        node = config_map_node(obj)
+        old = _data(self.config_maps.get(node))
         if kind == "DELETED":
             self.config_maps.pop(node, None)
-            self.config_map_names.pop(node, None)
+            new: Mapping[str, str] = {}
         else:
-            self.config_maps[node] = dict(new)
-            self.config_map_names[node] = str(meta.get("name") or node)
+            self.config_maps[node] = obj
+            new = _data(obj)
         changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
         if not changed:
             return set()
@@ -241,11 +236,11 @@ class Cache:
 
     def orphan_config_maps(self) -> list[str]:
         """The nodes that have a ConfigMap but no longer exist."""
-        return sorted(node for node in self.config_map_names if node not in self.nodes)
+        return sorted(node for node in self.config_maps if node not in self.nodes)
 
     # ------------------------------------------------------------ PVCs, Jobs, Pods
     def pvc_event(self, kind: str, obj: Obj) -> set[ModelKey]:
-        ref = _ns_name(obj)
+        ref = ns_name(obj)
         old = self.pvcs.get(ref)
         if kind == "DELETED":
             self.pvcs.pop(ref, None)
@@ -262,7 +257,7 @@ class Cache:
         return self._owned_event(self.pods, kind, obj)
 
     def _owned_event(self, store: dict[NsName, Obj], kind: str, obj: Obj) -> set[ModelKey]:
-        ref = _ns_name(obj)
+        ref = ns_name(obj)
         if kind == "DELETED":
             store.pop(ref, None)
         else:
@@ -290,18 +285,15 @@ class Cache:
         present = {ident(o) for o in items}
         out: set[ModelKey] = set()
         for known in [k for k in store if k not in present]:
-            out |= handle("DELETED", _stub(known, store[known]))
+            out |= handle("DELETED", _stub(store[known]))
         for obj in items:
             out |= handle("ADDED", obj)
         return out
 
 
-def _stub(ident: Any, value: Any) -> Obj:
+def _stub(value: Model | NodeView | Obj) -> Obj:
     if isinstance(value, Model):
         return value.raw
     if isinstance(value, NodeView):
         return {"metadata": {"name": value.name}}
-    if isinstance(value, dict) and "metadata" in value:
-        return value
-    # a ConfigMap store holds data only: rebuild enough of the object to delete it
-    return {"metadata": {"name": ident, "labels": {NODE_LABEL: ident}}, "data": {}}
+    return value

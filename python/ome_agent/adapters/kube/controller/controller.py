@@ -31,7 +31,12 @@ from typing import Any
 
 from ome_agent.adapters.kube.client import Kube, KubeError
 from ome_agent.adapters.kube.controller import telemetry
-from ome_agent.adapters.kube.controller.cache import Cache, Model, model_key_of
+from ome_agent.adapters.kube.controller.cache import (
+    Cache,
+    Model,
+    config_map_node,
+    ns_name,
+)
 from ome_agent.adapters.kube.controller.events import EventRecorder
 from ome_agent.adapters.kube.controller.pvcjobs import PvcInspector
 from ome_agent.adapters.kube.controller.watches import (
@@ -40,11 +45,10 @@ from ome_agent.adapters.kube.controller.watches import (
     PODS,
     PVCS,
     config_map_target,
-    model_target,
 )
 from ome_agent.adapters.kube.controller.writer import Writer
-from ome_agent.adapters.kube.informer import Informer, Target, items_of
-from ome_agent.api import KINDS, ModelKey
+from ome_agent.adapters.kube.informer import Informer, Target, items_of, model_target
+from ome_agent.api import KINDS, ModelKey, resource_key
 from ome_agent.controller.backfill import backfill_patch, ready_config
 from ome_agent.controller.deletion import FINALIZER, deletion_decision
 from ome_agent.controller.status import (
@@ -113,18 +117,18 @@ class Controller:
         # the two lists is then never taken for an orphan
         self.watches = [
             self._watch(cm_target, "ConfigMap", c.config_map_event, lambda: c.config_maps,
-                        _cm_node, REPORT_BATCH_SECONDS),
+                        config_map_node, REPORT_BATCH_SECONDS),
             self._watch(NODES, "Node", self._node_event, lambda: c.nodes, _name),
             # the three model kinds share one store: a relist of one kind must see only
             # its own kind, or it would take the others for deleted
             *(
                 self._watch(model_target(kind), kind, c.model_event,
-                            functools.partial(c.models_of_kind, kind), _model_ident)
+                            functools.partial(c.models_of_kind, kind), resource_key)
                 for kind in KINDS
             ),
-            self._watch(PVCS, "PersistentVolumeClaim", c.pvc_event, lambda: c.pvcs, _ns_name),
-            self._watch(JOBS, "Job", c.job_event, lambda: c.jobs, _ns_name),
-            self._watch(PODS, "Pod", c.pod_event, lambda: c.pods, _ns_name),
+            self._watch(PVCS, "PersistentVolumeClaim", c.pvc_event, lambda: c.pvcs, ns_name),
+            self._watch(JOBS, "Job", c.job_event, lambda: c.jobs, ns_name),
+            self._watch(PODS, "Pod", c.pod_event, lambda: c.pods, ns_name),
         ]  # fmt: skip
         kube.health.expected_watches = len(self.watches)
 
@@ -236,7 +240,7 @@ class Controller:
 
     def _store(self, obj: dict[str, Any]) -> Model:
         self.cache.stored(obj)
-        key = model_key_of(obj)
+        key = resource_key(obj)
         assert key is not None
         return self.cache.models[key]
 
@@ -256,7 +260,7 @@ class Controller:
             config = self.pvc.config(resource)
         else:
             entries = self.cache.entries_of(resource)
-            base = self.cache.base_of(resource) if key.kind == "FineTunedWeight" else None
+            base = self.cache.base_of(resource)
             new = aggregate(resource, entries, self.cache.nodes, previous, now, base=base)
             config = ready_config(entries)
         if status_changed(previous, new):
@@ -293,7 +297,7 @@ class Controller:
             await self.pvc.cleanup(resource)
             new = dict(previous or {})
         else:
-            base = self.cache.base_of(resource) if resource.kind == "FineTunedWeight" else None
+            base = self.cache.base_of(resource)
             new = aggregate(resource, entries, self.cache.nodes, previous, now, base=base)
         new = set_condition(new, decision.condition, now)
         if status_changed(previous, new):
@@ -331,7 +335,7 @@ class Controller:
 
     # ------------------------------------------------------------ garbage collection
     async def _collect(self, node: str, _: Priority) -> None:
-        if node in self.cache.nodes or node not in self.cache.config_map_names:
+        if node in self.cache.nodes or node not in self.cache.config_maps:
             return
         try:
             # the cache may lag: ask the API server before deleting a node's reports
@@ -341,7 +345,7 @@ class Controller:
             if e.status != 404:
                 self.gc_queue.add(node, Priority.DELETE, self.retries.next_delay(node))
                 return
-        name = self.cache.config_map_names.get(node, node)
+        name = _name(self.cache.config_maps.get(node) or {}) or node
         path = f"/api/v1/namespaces/{self.options.namespace}/configmaps/{name}"
         try:
             if await self.writer.delete("configmap", path):
@@ -353,17 +357,3 @@ class Controller:
 
 def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
-
-
-def _ns_name(obj: dict[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-def _model_ident(obj: dict[str, Any]) -> ModelKey | None:
-    return model_key_of(obj)
-
-
-def _cm_node(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return str((meta.get("labels") or {}).get("node") or meta.get("name") or "")

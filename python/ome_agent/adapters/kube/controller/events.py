@@ -18,6 +18,7 @@ from typing import Any
 
 from ome_agent.adapters.kube.client import Kube, KubeError
 from ome_agent.api import GROUP, VERSION, ModelKey, ModelResource
+from ome_agent.wire.entry import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class EventRecorder:
         if recorded.get(reason) == message:
             return False
         namespace = resource.namespace or CLUSTER_EVENTS_NAMESPACE
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(datetime.now(UTC))
         digest = hashlib.sha256(f"{resource.uid}/{reason}/{message}".encode()).hexdigest()[:12]
         involved: dict[str, Any] = {
             "apiVersion": f"{GROUP}/{VERSION}",

@@ -142,16 +142,7 @@ class LeaseElector:
         if self._lease is None:
             return False
         spec = {**(self._lease.get("spec") or {}), "renewTime": _now()}
-        try:
-            updated = await self.kube.request(
-                "PUT", self.path, verb="update", body={**self._lease, "spec": spec}
-            )
-        except KubeError as e:
-            if e.status == 409:
-                return False
-            raise
-        self._remember(updated)
-        return True
+        return await self._write("PUT", self.path, {**self._lease, "spec": spec})
 
     async def _try_acquire(self) -> bool:
         try:
@@ -180,16 +171,7 @@ class LeaseElector:
         if holder != self.s.identity:
             new_spec["acquireTime"] = now
             new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        try:
-            updated = await self.kube.request(
-                "PUT", self.path, verb="update", body={**lease, "spec": new_spec}
-            )
-        except KubeError as e:
-            if e.status == 409:  # another candidate wrote first
-                return False
-            raise
-        self._remember(updated)
-        return True
+        return await self._write("PUT", self.path, {**lease, "spec": new_spec})
 
     async def _create(self) -> bool:
         now = _now()
@@ -205,14 +187,19 @@ class LeaseElector:
                 "leaseTransitions": 0,
             },
         }
-        collection = self.path.rsplit("/", 1)[0]
+        return await self._write("POST", self.path.rsplit("/", 1)[0], body)
+
+    async def _write(self, method: str, path: str, body: dict[str, Any]) -> bool:
+        """Create (POST) or update (PUT) the Lease; False on 409 Conflict: another
+        candidate wrote first, or the Lease changed since it was read."""
+        verb = "create" if method == "POST" else "update"
         try:
-            created = await self.kube.request("POST", collection, verb="create", body=body)
+            lease = await self.kube.request(method, path, verb=verb, body=body)
         except KubeError as e:
             if e.status == 409:
                 return False
             raise
-        self._remember(created)
+        self._remember(lease)
         return True
 
     def _remember(self, lease: dict[str, Any]) -> None:

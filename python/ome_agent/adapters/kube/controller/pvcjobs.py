@@ -24,6 +24,7 @@ from ome_agent.adapters.kube.controller.cache import Cache
 from ome_agent.adapters.kube.controller.writer import Writer
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.controller.pvc import (
+    PvcRef,
     inspect_job,
     job_name,
     job_result,
@@ -49,10 +50,6 @@ class _Result:
     error: str | None
 
 
-def _uri(resource: ModelResource) -> str:
-    return (resource.storage.storage_uri if resource.storage is not None else None) or ""
-
-
 def _jobs_path(namespace: str) -> str:
     return f"/apis/batch/v1/namespaces/{namespace}/jobs"
 
@@ -76,9 +73,8 @@ class PvcInspector:
     async def status(
         self, resource: ModelResource, previous: Mapping[str, Any] | None, now: datetime
     ) -> dict[str, Any]:
-        uri = resource.storage.storage_uri if resource.storage is not None else ""
         try:
-            ref = parse_pvc_uri(uri or "", resource, self.cache.namespace)
+            ref = parse_pvc_uri(resource.storage_uri, resource, self.cache.namespace)
         except BadInput as e:
             # a malformed URI is reported like a failed inspection of a claim that
             # cannot be used: the message names the field and the fix
@@ -98,13 +94,13 @@ class PvcInspector:
             elif not self.image:
                 state, error = "Failed", NO_IMAGE
             else:
-                state, config, error = await self._inspect(resource, ref.namespace, ref)
+                state, config, error = await self._inspect(resource, ref)
         return pvc_status(resource, pvc, state, config, error, previous, now)
 
     async def _inspect(
-        self, resource: ModelResource, namespace: str, ref: Any
+        self, resource: ModelResource, ref: PvcRef
     ) -> tuple[str, Mapping[str, Any] | None, str | None]:
-        name = job_name(resource)
+        namespace, name = ref.namespace, job_name(resource)
         job = self.cache.jobs.get((namespace, name))
         if job is None:
             assert self.image is not None
@@ -130,7 +126,7 @@ class PvcInspector:
                 state, error = "Failed", failed
         if state != "Running":
             self._results[resource.key] = _Result(
-                resource.uid, _uri(resource), state, config, error
+                resource.uid, resource.storage_uri, state, config, error
             )
             await self.writer.delete("job", f"{_jobs_path(namespace)}/{name}")
             self.cache.jobs.pop((namespace, name), None)
@@ -151,7 +147,7 @@ class PvcInspector:
 
     def _current(self, resource: ModelResource) -> _Result | None:
         result = self._results.get(resource.key)
-        if result is None or (result.uid, result.uri) != (resource.uid, _uri(resource)):
+        if result is None or (result.uid, result.uri) != (resource.uid, resource.storage_uri):
             return None
         return result
 

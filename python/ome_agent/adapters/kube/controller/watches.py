@@ -8,17 +8,11 @@ their Pods to what the controller owns, so it never holds the cluster's other ob
 from __future__ import annotations
 
 from ome_agent.adapters.kube.informer import Target
-from ome_agent.api import GROUP, VERSION
-from ome_agent.api.resources import PLURALS
 from ome_agent.controller.pvc import COMPONENT, LABEL_COMPONENT
 from ome_agent.wire.naming import STATUS_LABEL
 
 # the inspection Jobs (and, through their template, their Pods) carry this label
 INSPECT_SELECTOR = f"{LABEL_COMPONENT}={COMPONENT}"
-
-
-def model_target(kind: str) -> Target:
-    return Target(PLURALS[kind], f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}")
 
 
 def config_map_target(namespace: str) -> Target:
