@@ -15,14 +15,8 @@ checks but not their signature.
 from __future__ import annotations
 
 import base64
-import contextlib
-import datetime as dt
-import ipaddress
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,11 +24,10 @@ from pathlib import Path
 from types import TracebackType
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
-from tests.cluster.controlplane import free_port
+from tests.cluster.controlplane import _cert, _key, _key_pem, _pem, free_port
+from tests.servers.process import connects, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "scripts" / "install-azurite.sh"
@@ -109,7 +102,7 @@ class Azurite:
                 start_new_session=True,
             )
             log.close()
-            if self._wait_ready(20.0):
+            if wait_until(self._proc, self._listening, 20.0):
                 return self
             last = self.log_path.read_text(errors="replace")
             self._terminate()
@@ -117,33 +110,14 @@ class Azurite:
                 break
         raise RuntimeError(f"azurite-blob did not start: {last.strip()[-2000:]}")
 
-    def _wait_ready(self, timeout: float) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            if "successfully listens" in self.log_path.read_text(errors="replace"):
-                with (
-                    contextlib.suppress(OSError),
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-                ):
-                    return True
-            time.sleep(0.05)
-        return False
+    def _listening(self) -> bool:
+        log = self.log_path.read_text(errors="replace")
+        return "successfully listens" in log and connects("127.0.0.1", self.port)
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        if proc is not None:
+            stop_group(proc)
 
     def stop(self) -> None:
         self._terminate()
@@ -185,61 +159,17 @@ def fake_entra_token(*, lifetime: float = 3600.0) -> tuple[str, int]:
 def _certificates(ca_path: Path, cert_path: Path, key_path: Path) -> None:
     """A CA and a server certificate for 127.0.0.1 signed by it (rustls, in the
     engine, refuses a self-signed certificate as a server's own)."""
-    now = dt.datetime.now(dt.UTC)
-
-    def build(
-        subject: str,
-        key: ec.EllipticCurvePrivateKey,
-        issuer: str,
-        issuer_key: ec.EllipticCurvePrivateKey,
-        ca: bool,
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-        else:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            ).add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    ca = build("azurite-test-ca", ca_key, "azurite-test-ca", ca_key, True)
-    server = build("127.0.0.1", server_key, "azurite-test-ca", ca_key, False)
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    ca_key, server_key = _key(), _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "azurite-test-ca")])
+    ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
+    server = _cert(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
+        server_key,
+        ca_name,
+        ca_key,
+        server_names=("localhost",),
+        server_ips=("127.0.0.1",),
     )
+    ca_path.write_bytes(_pem(ca))
+    cert_path.write_bytes(_pem(server))
+    key_path.write_bytes(_key_pem(server_key))

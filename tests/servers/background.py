@@ -1,28 +1,68 @@
 """A loopback HTTP server on a thread of its own, as a context manager (test servers).
 
-Shared by the small protocol stand-ins (the fault proxy, the GCS token endpoint):
-they pass a handler class and get the bound port, start on ``__enter__`` and a clean
-shutdown on ``__exit__``.
+Shared by the in-process protocol stand-ins (fault server, fault proxy, OCI and S3
+stand-ins, the OCI identity endpoints, the GCS token endpoint): they hand over a
+bound server, or just a handler class for :func:`loopback`, and get the bound port,
+``start``/``__enter__`` serving on a daemon thread and ``stop``/``__exit__`` a clean
+shutdown, which also ends the connections their handlers registered (a keep-alive
+handler thread would otherwise wait on its client).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
 
-class BackgroundServer:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+def loopback(
+    handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0
+) -> ThreadingHTTPServer:
+    """A threaded HTTP server on ``host`` (a free port unless ``port`` is given)."""
+    httpd = ThreadingHTTPServer((host, port), handler)
+    httpd.daemon_threads = True
+    return httpd
 
-    def __enter__(self) -> Self:
+
+class BackgroundServer:
+    def __init__(self, httpd: socketserver.TCPServer) -> None:
+        self._httpd = httpd
+        self.port = int(httpd.server_address[1])
+        # a short poll: shutdown() waits for the serving loop to look, 0.5 s by default
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+
+    def _register_conn(self, sock: socket.socket, add: bool) -> None:
+        """Handlers call this from ``setup`` (add) and ``finish`` (remove)."""
+        with self._conns_lock:
+            if add:
+                self._conns.add(sock)
+            else:
+                self._conns.discard(sock)
+
+    def start(self) -> Self:
         self._thread.start()
         return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        with self._conns_lock:
+            conns = list(self._conns)
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
 
     def __exit__(
         self,
@@ -30,6 +70,4 @@ class BackgroundServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self.stop()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tests.servers.background import BackgroundServer
+from tests.servers.background import BackgroundServer, loopback
 
 CHUNK = 256 * 1024
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
@@ -63,7 +63,7 @@ class FaultProxy(BackgroundServer):
         self.seen: list[Seen] = []
         self.paging = False
         self.lock = threading.Lock()
-        super().__init__(_handler(self))
+        super().__init__(loopback(_handler(self)))
 
     @property
     def url(self) -> str:

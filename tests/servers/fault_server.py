@@ -54,7 +54,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
+
+from tests.servers.background import BackgroundServer
 
 CHUNK = 256 * 1024
 
@@ -219,7 +220,7 @@ class _ResetConnection(Exception):
 
 
 # ---------------------------------------------------------------- server
-class FaultServer:
+class FaultServer(BackgroundServer):
     """Threaded HTTP/1.1 server on a loopback host with per-path fault plans."""
 
     def __init__(
@@ -233,46 +234,14 @@ class FaultServer:
         self._lock = threading.Lock()
         self.requests: list[RequestRecord] = []
         self._stopping = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._httpd = _ThreadingServer((host, port), _Handler, self)
+        httpd = _ThreadingServer((host, port), _Handler, self)
         if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
-        self.port = int(self._httpd.server_address[1])
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> FaultServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fault-server-{self.host}:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+            httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+        super().__init__(httpd)
 
     def stop(self) -> None:
         self._stopping.set()  # ends stalls and throttles
-        self._httpd.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
 
     # ------------------------------------------------------------ test API
     @property
@@ -348,13 +317,6 @@ class FaultServer:
             return sum(r.bytes_sent for r in self.requests if path is None or r.path == path)
 
     # ------------------------------------------------------------ internals
-    def _register_conn(self, sock: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(sock)
-            else:
-                self._conns.discard(sock)
-
     def _begin(
         self, method: str, path: str, headers: dict[str, str], proxied: str | None = None
     ) -> tuple[RequestRecord, _Object | None, list[Fault]]:

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -33,7 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.cluster.controlplane import free_port
-from tests.servers.background import BackgroundServer
+from tests.servers.background import BackgroundServer, loopback
+from tests.servers.process import stop_group, wait_answering
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 
@@ -59,13 +59,8 @@ class GcsEmulator:
         return self.client().create_bucket(f"models-{uuid.uuid4().hex[:12]}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            stop_group(self._proc)
 
 
 def start_emulator(workdir: Path) -> GcsEmulator:
@@ -82,17 +77,12 @@ def start_emulator(workdir: Path) -> GcsEmulator:
             start_new_session=True,
         )
     emulator = GcsEmulator(f"http://127.0.0.1:{port}", log, proc)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gcp-storage-emulator exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(emulator.endpoint + "/", timeout=1):  # noqa: S310
-                return emulator
-        except OSError:
-            time.sleep(0.1)
-    emulator.stop()
-    raise RuntimeError(f"gcp-storage-emulator did not answer: {log.read_text()[-2000:]}")
+    try:
+        wait_answering(proc, emulator.endpoint + "/", "gcp-storage-emulator", log)
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +104,7 @@ class TokenServer(BackgroundServer):
         self.issued: list[str] = []
         self.refused = 0
         self._lock = threading.Lock()
-        super().__init__(_token_handler(self))
+        super().__init__(loopback(_token_handler(self)))
         self.url = f"http://127.0.0.1:{self.port}/token"
 
     def service_account(self, email: str = "reader@proj.iam.gserviceaccount.com") -> str:

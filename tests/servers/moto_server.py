@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import pytest
 
 from ome_agent.sources.auth import StorageAuth
 from tests.cluster.controlplane import free_port
+from tests.servers.process import stop_group, wait_answering
 
 REGION = "us-east-1"
 _POLICY = {
@@ -80,26 +80,8 @@ class MotoS3:
         return name
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto server exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/moto-api/", timeout=1):  # noqa: S310 - loopback
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto server did not answer within 20 s: {log.read_text()[-2000:]}")
+        if self._proc is not None:
+            stop_group(self._proc)
 
 
 def start_moto(workdir: Path) -> MotoS3:
@@ -117,7 +99,7 @@ def start_moto(workdir: Path) -> MotoS3:
     endpoint = f"http://127.0.0.1:{port}"
     server = MotoS3(endpoint, "", "", log, _proc=proc)
     try:
-        _wait_up(endpoint, proc, log)
+        wait_answering(proc, endpoint + "/moto-api/", "moto server", log)
         # the next five actions go unchecked: they create the only valid key
         req = urllib.request.Request(  # noqa: S310 - loopback
             endpoint + "/moto-api/reset-auth",

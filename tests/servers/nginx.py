@@ -16,14 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from tests.servers.process import connects, stop_group, wait_until
 
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 
@@ -186,26 +186,12 @@ http {{
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
-            if self._wait_ready(timeout=10.0):
+            if wait_until(self._proc, lambda: connects(self.host, self.port), 10.0):
                 return self
             last_err = self._collect_failure()
             if "Address already in use" not in last_err:
                 break
         raise RuntimeError(f"nginx did not start: {last_err.strip()}")
-
-    def _wait_ready(self, timeout: float) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=0.5),
-            ):
-                return True
-            time.sleep(0.02)
-        return False
 
     def _collect_failure(self) -> str:
         proc = self._proc
@@ -213,7 +199,7 @@ http {{
         if proc is None:
             return ""
         if proc.poll() is None:
-            self._terminate(proc)
+            stop_group(proc)  # nginx runs in its own session: its workers go too
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.stderr:
             proc.stderr.close()
@@ -221,26 +207,11 @@ http {{
             err += self.error_log.read_text(errors="replace")
         return err
 
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[bytes]) -> None:
-        # nginx runs in its own session: signal the whole group so workers go too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        # Workers may outlive a killed master for an instant: reap the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
     def stop(self) -> None:
         proc = self._proc
         self._proc = None
         if proc is not None:
-            self._terminate(proc)
+            stop_group(proc)
             if proc.stderr:
                 proc.stderr.close()
         if self._own_workdir:

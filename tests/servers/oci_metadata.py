@@ -33,7 +33,6 @@ import ipaddress
 import json
 import random
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.servers.background import BackgroundServer, loopback
 from tests.servers.oci_server import OciServer, verify_signature
 
 PROXYMUX_PORT = 12250
@@ -141,7 +141,7 @@ class _Quiet(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
 
-class IdentityServer:
+class IdentityServer(BackgroundServer):
     """Instance metadata service + auth service federation for one instance."""
 
     def __init__(
@@ -220,10 +220,8 @@ class IdentityServer:
                 owner.tokens.append(token)
                 self._send(200, json.dumps({"token": token}).encode())
 
-        self._httpd = ThreadingHTTPServer((host, 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base = f"http://{host}:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(loopback(Handler, host))
+        self.base = f"http://{host}:{self.port}"
 
     def _fed_key(self, key_id: str) -> Any:
         return self.leaf_key.public_key() if key_id == self.fed_key_id else None
@@ -236,16 +234,8 @@ class IdentityServer:
     def federation_endpoint(self) -> str:
         return f"{self.base}/v1/x509"
 
-    def __enter__(self) -> IdentityServer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-class ProxymuxServer:
+class ProxymuxServer(BackgroundServer):
     """OKE's proxymux: service-account token → resource principal session token."""
 
     def __init__(self, oci: OciServer, workdir: Path, sa_token: str) -> None:
@@ -273,7 +263,7 @@ class ProxymuxServer:
                 answer = base64.b64encode(json.dumps({"token": "ST$" + token}).encode())
                 self._send(200, answer, "text/plain")
 
-        self._httpd = self._bind(Handler)
+        httpd = self._bind(Handler)
         key = _new_key()
         server_cert = _cert(
             x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.host)]),
@@ -287,29 +277,20 @@ class ProxymuxServer:
         cert_file.write_bytes(_pem(server_cert) + _key_pem(key))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert_file)
-        self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+        super().__init__(httpd)
 
     def _bind(self, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
         rng = random.Random()  # noqa: S311 - picks a loopback address, not a secret
         for _ in range(20):
             host = f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
             try:
-                httpd = ThreadingHTTPServer((host, PROXYMUX_PORT), handler)
+                httpd = loopback(handler, host, PROXYMUX_PORT)
             except OSError:
                 continue
-            httpd.daemon_threads = True
             self.host = host
             return httpd
         raise OSError(f"no free loopback address for port {PROXYMUX_PORT}")
-
-    def __enter__(self) -> ProxymuxServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
 
 def resource_principal_env(

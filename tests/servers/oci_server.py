@@ -60,7 +60,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -68,6 +67,8 @@ import google_crc32c
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.servers.background import BackgroundServer
 
 MAX_SKEW = 300.0  # seconds, as the service
 MAX_LIMIT = 1000
@@ -277,7 +278,7 @@ class RequestRecord:
     bytes_sent: int = 0
 
 
-class OciServer:
+class OciServer(BackgroundServer):
     """Threaded HTTP/1.1 Object Storage stand-in (one tenancy namespace)."""
 
     def __init__(
@@ -291,49 +292,13 @@ class OciServer:
         self._faults: list[Fault] = []
         self._gets: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
         self.requests: list[RequestRecord] = []
-        self._httpd = _Server((host, 0), _Handler, self)
+        super().__init__(_Server((host, 0), _Handler, self))
         self.host = host
-        self.port = int(self._httpd.server_address[1])
-        self._thread: threading.Thread | None = None
         # GetObject documents If-Match and If-None-Match, not If-Range: by default a
         # stale If-Range is ignored (the answer is a 206 of the new object, only its
         # ETag tells the change); True gives RFC 9110's 200 with the whole object
         self.honor_if_range = False
-
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> OciServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"oci-server-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> OciServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
@@ -498,14 +463,12 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.owner._lock:
-            self.server.owner._conns.add(self.connection)
+        self.server.owner._register_conn(self.connection, True)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
-        with self.server.owner._lock:
-            self.server.owner._conns.discard(self.connection)
+        self.server.owner._register_conn(self.connection, False)
 
     def do_GET(self) -> None:
         self._serve()

@@ -63,6 +63,8 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.servers.background import BackgroundServer
+
 _HASH_BLOCK = 8 * 1024 * 1024
 _SIGV4_FORMAT = "%Y%m%dT%H%M%SZ"
 # S3 refuses a header-signed request whose date is more than 15 minutes off.
@@ -147,7 +149,7 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class S3FastServer:
+class S3FastServer(BackgroundServer):
     """The server: buckets of registered objects, credentials, a request log."""
 
     def __init__(
@@ -165,8 +167,7 @@ class S3FastServer:
         self.requests: collections.deque[Recorded] = collections.deque(maxlen=10000)
         self._lock = threading.Lock()
         handler = type("_BoundHandler", (_Handler,), {"s3": self})
-        self._httpd = _Server((host, port), handler)
-        self._thread: threading.Thread | None = None
+        super().__init__(_Server((host, port), handler))
 
     # ------------------------------------------------------------ set-up
     @property
@@ -218,24 +219,6 @@ class S3FastServer:
     def remove_object(self, bucket: str, key: str) -> None:
         with self._lock:
             self.buckets.get(bucket, {}).pop(key, None)
-
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> S3FastServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> S3FastServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------ auth
     def authenticate(
