@@ -16,10 +16,7 @@ transfer layer's messages for these failures are checked at the end.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ import google_crc32c
 import pytest
 
 from ome_agent.transfer.failures import describe
+from tests.pull_helpers import cancel_halfway, multipart_md5
 from tests.servers.fault_server import (
     ChangeObject,
     FaultServer,
@@ -52,13 +50,6 @@ def crc32c_hex(data: bytes) -> str:
     return f"{google_crc32c.value(data):08x}"
 
 
-def multipart_md5(data: bytes, part: int) -> str:
-    """What S3/OCI report for an object uploaded in parts of ``part`` bytes."""
-    parts = [data[i : i + part] for i in range(0, len(data), part)] or [b""]
-    joined = b"".join(hashlib.md5(p, usedforsecurity=False).digest() for p in parts)
-    return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts)}"
-
-
 CRC = crc32c_hex(BODY)
 MULTI = multipart_md5(BODY, PART)
 
@@ -71,6 +62,16 @@ def _transfer(engine: Any, server: FaultServer, dest: Path, **kw: Any) -> Any:
 
 def _assert_nothing_kept(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [], "wrong bytes must leave no file, partial or journal"
+
+
+def _replaced_after_the_first_request(server: FaultServer, *faults: Any) -> tuple[str, bytes]:
+    """Serve BODY at PATH, then (after ``faults``) a new object of the same size from
+    the second request on; the ETag a listing gave and the new body."""
+    server.add(PATH, BODY)
+    listed = server.etag(PATH)
+    new = os.urandom(len(BODY))
+    server.set_faults(PATH, *faults, ChangeObject(after_requests=1, body=new))
+    return listed, new
 
 
 # ---------------------------------------------------------------- right values
@@ -191,26 +192,7 @@ def test_resumed_transfer_still_verifies(
     fault_server.add(PATH, BODY)
     fault_server.set_faults(PATH, Throttle(bytes_per_sec=6 * MiB))
     dest = tmp_path / "m.bin"
-    t = _transfer(engine, fault_server, dest, connections=2)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            t.run()
-        except BaseException as e:
-            errors.append(e)
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 10
-    while t.done_bytes < len(BODY) // 2:
-        assert th.is_alive(), f"transfer ended early: {errors}"
-        assert time.monotonic() < deadline, "transfer too slow to reach half"
-        time.sleep(0.01)
-    t.cancel()
-    th.join(5)
-    assert len(errors) == 1, errors
-    assert isinstance(errors[0], core().Cancelled), errors
+    cancel_halfway(_transfer(engine, fault_server, dest, connections=2), len(BODY))
     assert dest.with_name(dest.name + ".partial.journal").exists()
     fault_server.clear_faults(PATH)
 
@@ -228,20 +210,7 @@ def test_resumed_transfer_with_damaged_bytes_fails(
     fault_server.add(PATH, BODY)
     fault_server.set_faults(PATH, WrongBytes(offset=10), Throttle(bytes_per_sec=6 * MiB))
     dest = tmp_path / "m.bin"
-    t = _transfer(engine, fault_server, dest, connections=2)
-
-    def run() -> None:
-        with pytest.raises(core().Cancelled):
-            t.run()
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 10
-    while t.done_bytes < len(BODY) // 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    t.cancel()
-    th.join(5)
+    cancel_halfway(_transfer(engine, fault_server, dest, connections=2), len(BODY))
     fault_server.clear_faults(PATH)
     with pytest.raises(core().ChecksumMismatch) as info:
         _transfer(engine, fault_server, dest, crc32c=CRC).run()
@@ -277,10 +246,7 @@ def test_etag_changed_since_listing_fails_at_the_probe(
 def test_object_replaced_mid_transfer_fails_with_etag(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    listed = fault_server.etag(PATH)
-    new = os.urandom(len(BODY))
-    fault_server.set_faults(PATH, ChangeObject(after_requests=1, body=new))
+    listed, _ = _replaced_after_the_first_request(fault_server)
     with pytest.raises(core().ChecksumMismatch) as info:
         _transfer(
             engine, fault_server, tmp_path / "m.bin", connections=1, expected_etag=listed
@@ -294,9 +260,7 @@ def test_object_replaced_mid_transfer_without_listed_etag_restarts(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """Unchanged behaviour for plain URLs: start over and end with the new object."""
-    fault_server.add(PATH, BODY)
-    new = os.urandom(len(BODY))
-    fault_server.set_faults(PATH, ChangeObject(after_requests=1, body=new))
+    _, new = _replaced_after_the_first_request(fault_server)
     dest = tmp_path / "m.bin"
     res = _transfer(engine, fault_server, dest, connections=1).run()
     assert dest.read_bytes() == new
@@ -308,10 +272,7 @@ def test_object_replaced_behind_a_server_ignoring_if_range_fails_with_etag(
     engine: Any, fault_server: FaultServer, tmp_path: Path, hash_on: bool
 ) -> None:
     """The second range gets 206 bytes of the new object: its ETag gives it away."""
-    fault_server.add(PATH, BODY)
-    listed = fault_server.etag(PATH)
-    new = os.urandom(len(BODY))
-    fault_server.set_faults(PATH, IgnoreIfRange(), ChangeObject(after_requests=1, body=new))
+    listed, _ = _replaced_after_the_first_request(fault_server, IgnoreIfRange())
     with pytest.raises(core().ChecksumMismatch) as info:
         _transfer(
             engine,
@@ -332,12 +293,7 @@ def test_object_replaced_behind_a_server_ignoring_if_range_fails_with_etag(
 def test_server_answering_412_to_if_match_fails_with_etag(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    listed = fault_server.etag(PATH)
-    new = os.urandom(len(BODY))
-    fault_server.set_faults(
-        PATH, HonorIfMatch(), IgnoreIfRange(), ChangeObject(after_requests=1, body=new)
-    )
+    listed, _ = _replaced_after_the_first_request(fault_server, HonorIfMatch(), IgnoreIfRange())
     with pytest.raises(core().ChecksumMismatch) as info:
         _transfer(
             engine, fault_server, tmp_path / "m.bin", connections=1, expected_etag=listed
@@ -423,14 +379,8 @@ def test_one_stream_path_sends_if_match_on_its_retry(
 def test_object_replaced_before_a_one_stream_retry_fails_with_etag(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    listed = fault_server.etag(PATH)
-    new = os.urandom(len(BODY))
-    fault_server.set_faults(
-        PATH,
-        IgnoreRange(),
-        Truncate(after_bytes=MiB, times=1),
-        ChangeObject(after_requests=1, body=new),
+    listed, _ = _replaced_after_the_first_request(
+        fault_server, IgnoreRange(), Truncate(after_bytes=MiB, times=1)
     )
     with pytest.raises(core().ChecksumMismatch) as info:
         _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag=listed, hash=False).run()

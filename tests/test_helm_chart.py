@@ -95,15 +95,38 @@ def _container(workload: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
-def _run_params(args: list[str]) -> dict[str, Any]:
-    """The container's arguments as `ome-agent run` parses them (the kubelet expands
-    $(POD_NAMESPACE) first)."""
+def _params(args: list[str], command: str = "run") -> dict[str, Any]:
+    """The container's arguments as `ome-agent <command>` parses them (the kubelet
+    expands $(POD_NAMESPACE) first)."""
+    from ome_agent.cli.controller import controller
     from ome_agent.cli.run import run
 
-    assert args[0] == "run"
+    assert args[0] == command
     expanded = [a.replace("$(POD_NAMESPACE)", "ome") for a in args[1:]]
-    params: dict[str, Any] = run.make_context("run", expanded).params
+    cli = {"run": run, "controller": controller}[command]
+    params: dict[str, Any] = cli.make_context(command, expanded).params
     return params
+
+
+# container fields the chart renders exactly as deploy/ has them, for both workloads
+SAME_CONTAINER_FIELDS = (
+    "command",
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "resources",
+    "securityContext",
+)
+
+
+def _assert_same_rbac(
+    docs: list[dict[str, Any]], manifests: list[dict[str, Any]], component: str
+) -> None:
+    for kind in ("ClusterRole", "Role"):
+        assert _one(docs, kind, component)["rules"] == _one(manifests, kind)["rules"], kind
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        got, exp = _one(docs, kind, component), _one(manifests, kind)
+        assert (got["roleRef"], got["subjects"]) == (exp["roleRef"], exp["subjects"]), kind
 
 
 # ------------------------------------------------------------------ offline checks
@@ -189,16 +212,8 @@ def test_agent_mirrors_deploy_manifests(render: Render) -> None:
 
     ds, want_ds = _one(docs, "DaemonSet"), _one(manifests, "DaemonSet")
     c, want = _container(ds), _container(want_ds)
-    assert _run_params(c["args"]) == _run_params(want["args"])
-    for field in (
-        "command",
-        "env",
-        "ports",
-        "livenessProbe",
-        "readinessProbe",
-        "resources",
-        "securityContext",
-    ):
+    assert _params(c["args"]) == _params(want["args"])
+    for field in ("env", *SAME_CONTAINER_FIELDS):
         assert c[field] == want[field], field
     pod, want_pod = ds["spec"]["template"]["spec"], want_ds["spec"]["template"]["spec"]
     for field in ("serviceAccountName", "terminationGracePeriodSeconds", "tolerations"):
@@ -210,23 +225,9 @@ def test_agent_mirrors_deploy_manifests(render: Render) -> None:
     assert c["volumeMounts"] == want["volumeMounts"]
     assert pod["volumes"] == want_pod["volumes"]
 
-    for kind in ("ClusterRole", "Role"):
-        assert _one(docs, kind, "node-agent")["rules"] == _one(manifests, kind)["rules"], kind
-    for kind in ("ClusterRoleBinding", "RoleBinding"):
-        got, exp = _one(docs, kind, "node-agent"), _one(manifests, kind)
-        assert (got["roleRef"], got["subjects"]) == (exp["roleRef"], exp["subjects"]), kind
+    _assert_same_rbac(docs, manifests, "node-agent")
     for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
         assert _one(docs, kind)["spec"] == _one(manifests, kind)["spec"], kind
-
-
-def _controller_params(args: list[str]) -> dict[str, Any]:
-    """The container's arguments as `ome-agent controller` parses them."""
-    from ome_agent.cli.controller import controller
-
-    assert args[0] == "controller"
-    expanded = [a.replace("$(POD_NAMESPACE)", "ome") for a in args[1:]]
-    params: dict[str, Any] = controller.make_context("controller", expanded).params
-    return params
 
 
 def test_controller_mirrors_deploy_manifests(render: Render) -> None:
@@ -238,20 +239,13 @@ def test_controller_mirrors_deploy_manifests(render: Render) -> None:
     assert dep["metadata"]["name"] == want_dep["metadata"]["name"]
     assert dep["spec"]["replicas"] == want_dep["spec"]["replicas"] == 2
     c, want = _container(dep), _container(want_dep)
-    assert _controller_params(c["args"]) == _controller_params(want["args"])
+    assert _params(c["args"], "controller") == _params(want["args"], "controller")
     # the pvc:// inspection Jobs run the controller's own image
     env = {e["name"]: e for e in c["env"]}
     assert env.pop("OME_AGENT_IMAGE")["value"] == c["image"]
     want_env = {e["name"]: e for e in want["env"] if e["name"] != "OME_AGENT_IMAGE"}
     assert env == want_env
-    for field in (
-        "command",
-        "ports",
-        "livenessProbe",
-        "readinessProbe",
-        "resources",
-        "securityContext",
-    ):
+    for field in SAME_CONTAINER_FIELDS:
         assert c[field] == want[field], field
     pod, want_pod = dep["spec"]["template"]["spec"], want_dep["spec"]["template"]["spec"]
     for field in ("serviceAccountName", "terminationGracePeriodSeconds"):
@@ -263,11 +257,7 @@ def test_controller_mirrors_deploy_manifests(render: Render) -> None:
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"] == dep["spec"]["selector"]
 
-    for kind in ("ClusterRole", "Role"):
-        assert _one(docs, kind, "controller")["rules"] == _one(manifests, kind)["rules"], kind
-    for kind in ("ClusterRoleBinding", "RoleBinding"):
-        got, exp = _one(docs, kind, "controller"), _one(manifests, kind)
-        assert (got["roleRef"], got["subjects"]) == (exp["roleRef"], exp["subjects"]), kind
+    _assert_same_rbac(docs, manifests, "controller")
     # agent and controller pods are told apart by their selectors
     ds = _one(docs, "DaemonSet")
     assert dep["spec"]["selector"] != ds["spec"]["selector"]
@@ -298,7 +288,7 @@ def test_overrides_render(render: Render, values_file: Path) -> None:
     pod = ds["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == OVERRIDES["agent"]["nodeSelector"]
     assert pod["tolerations"] == OVERRIDES["agent"]["tolerations"]
-    params = _run_params(_container(ds)["args"])
+    params = _params(_container(ds)["args"])
     assert params["models_roots"] == ("/mnt/nvme/models", "/mnt/models")
     assert params["verify_interval"] == 3600
     mounts = {m["mountPath"]: m["name"] for m in _container(ds)["volumeMounts"]}

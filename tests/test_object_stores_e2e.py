@@ -7,7 +7,6 @@ model Ready with what each file was verified against."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -44,23 +43,24 @@ def bucket(moto_s3: MotoS3) -> str:
     return name
 
 
+NO_AWS = ("AWS_",)  # the runner's own AWS variables never reach a process here
+
+
 def aws_env(moto_s3: MotoS3, home: Path) -> dict[str, str]:
     """Only the SDK's standard variables: no ome-agent flag names the endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        HOME=str(home),
-        AWS_ENDPOINT_URL=moto_s3.endpoint,
-        AWS_REGION=REGION,
-        AWS_ACCESS_KEY_ID=moto_s3.access_key_id,
-        AWS_SECRET_ACCESS_KEY=moto_s3.secret_access_key,
-    )
-    return env
+    return {
+        "HOME": str(home),
+        "AWS_ENDPOINT_URL": moto_s3.endpoint,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": moto_s3.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": moto_s3.secret_access_key,
+    }
 
 
 def test_pull_and_inspect_an_s3_prefix(moto_s3: MotoS3, bucket: str, tmp_path: Path) -> None:
     env = aws_env(moto_s3, tmp_path)
     dest = tmp_path / "dest"
-    run = cli_process("pull", f"s3://{bucket}/llama", str(dest), "--json", env=env)
+    run = cli_process("pull", f"s3://{bucket}/llama", str(dest), "--json", env=env, drop_env=NO_AWS)
     assert run.code == 0, run.stderr
     summary = run.json()
     assert summary["scheme"] == "s3"
@@ -70,7 +70,7 @@ def test_pull_and_inspect_an_s3_prefix(moto_s3: MotoS3, bucket: str, tmp_path: P
     assert (dest / "model.safetensors").read_bytes() == SHARD
     assert moto_s3.secret_access_key not in run.stdout + run.stderr
 
-    shown = cli_process("inspect", f"s3://{bucket}/llama", "--json", env=env)
+    shown = cli_process("inspect", f"s3://{bucket}/llama", "--json", env=env, drop_env=NO_AWS)
     assert shown.code == 0, shown.stderr
     described = shown.json()
     assert described["modelArchitecture"] == "LlamaForCausalLM"
@@ -83,7 +83,7 @@ def test_pull_with_wrong_key_is_one_line_without_the_secret(
 ) -> None:
     env = aws_env(moto_s3, tmp_path)
     env["AWS_SECRET_ACCESS_KEY"] = "wrong-" + moto_s3.secret_access_key
-    run = cli_process("pull", f"s3://{bucket}/llama", str(tmp_path / "d"), env=env)
+    run = cli_process("pull", f"s3://{bucket}/llama", str(tmp_path / "d"), env=env, drop_env=NO_AWS)
     assert run.code != 0
     assert "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
@@ -127,12 +127,11 @@ def test_standalone_agent_reads_the_models_secret_and_reports_verified_files(
         },
     ]
     (manifests / "models.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["HOME"] = str(tmp_path)  # no shared AWS config: the Secret is the only key
     run = cli_process(
         "run", "--standalone", "--once", "--manifests", str(manifests),
         "--models-root-dir", str(models), "--state-file", str(state), "--node-name", "box",
-        env=env,
+        env={"HOME": str(tmp_path)},  # no shared AWS config: the Secret is the only key
+        drop_env=NO_AWS,
     )  # fmt: skip
     assert run.code == 0, run.stderr
     entry = json.loads(state.read_text())["models"]["BaseModel/team/llama"]

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from tests.pull_helpers import cancel_halfway
 from tests.servers.fault_server import FaultServer, Throttle
 from tests.servers.http_fixtures import core
 
@@ -31,26 +30,7 @@ def _interrupt_halfway(engine: Any, server: FaultServer, dest: Path) -> None:
     """Start a throttled transfer, cancel it once about half is done."""
     server.set_faults(PATH, Throttle(bytes_per_sec=8 * MiB))
     t = core().Transfer(engine, server.url(PATH), str(dest), chunk_size=MiB, connections=2)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            t.run()
-        except BaseException as e:
-            errors.append(e)
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 10
-    while t.done_bytes < len(BODY) // 2:
-        assert th.is_alive(), f"transfer ended early: {errors}"
-        assert time.monotonic() < deadline, "transfer too slow to reach half"
-        time.sleep(0.01)
-    t.cancel()
-    th.join(5)
-    assert not th.is_alive()
-    assert len(errors) == 1, errors
-    assert isinstance(errors[0], core().Cancelled), errors
+    cancel_halfway(t, len(BODY))
     server.clear_faults(PATH)
     assert not dest.exists()
     partial = dest.with_name(dest.name + ".partial")

@@ -44,6 +44,7 @@ from ome_agent.sources.uri import redact_url
 from ome_agent.transfer.pull import confined_jobs, make_engine
 from ome_agent.transfer.runner import Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
+from tests import pull_helpers
 from tests.servers.azurite import ACCOUNT, KEY, Azurite, fake_entra_token
 
 MiB = 1024 * 1024
@@ -108,9 +109,10 @@ def staged(client: ContainerClient, name: str, data: bytes, block: int) -> None:
 
 
 def download(resolved: ResolvedSource, dest: Path) -> list[Outcome]:
-    settings = TransferSettings(ca_bundle=os.environ["REQUESTS_CA_BUNDLE"])
-    jobs = confined_jobs(dest, resolved)
-    return Runner(make_engine(settings), jobs, settings).run()
+    """As a pull does, trusting Azurite's CA."""
+    return pull_helpers.download(
+        resolved, dest, TransferSettings(ca_bundle=os.environ["REQUESTS_CA_BUNDLE"])
+    )
 
 
 # ---------------------------------------------------------------- URIs

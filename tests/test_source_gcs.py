@@ -22,10 +22,7 @@ import pytest
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.gcs import parse_gcs, resolve_gcs
-from ome_agent.sources.model import ResolvedSource
-from ome_agent.transfer.pull import confined_jobs, make_engine
-from ome_agent.transfer.runner import Outcome, Runner
-from ome_agent.transfer.settings import TransferSettings
+from tests.pull_helpers import body_of, by_path, download
 from tests.servers import gcs_emulator as emulator_fixtures
 from tests.servers.fault_proxy import FaultProxy
 from tests.servers.gcs_emulator import GcsEmulator, TokenServer
@@ -33,18 +30,6 @@ from tests.servers.gcs_emulator import GcsEmulator, TokenServer
 gcs_emulator = emulator_fixtures.gcs_emulator  # the session fixture, used by name below
 
 MiB = 1024 * 1024
-
-
-def body_of(size: int, seed: int) -> bytes:
-    block = hashlib.sha256(seed.to_bytes(4, "little")).digest() * (MiB // 32)
-    return (block * (size // len(block) + 1))[:size]
-
-
-def download(resolved: ResolvedSource, dest: Path) -> dict[str, Outcome]:
-    settings = TransferSettings()
-    jobs = confined_jobs(dest, resolved)
-    outcomes = Runner(make_engine(settings), jobs, settings).run()
-    return {o.job.file.path: o for o in outcomes}
 
 
 @pytest.fixture
@@ -255,7 +240,7 @@ def test_download_with_refreshed_tokens_and_retry_after(
         media = f"/storage/v1/b/{bucket.name}/o/m%2Fw.bin"
         proxy.throttle("GET", media, times=1, status=503, retry_after=1)
         started = time.monotonic()
-        outcomes = download(resolved, tmp_path / "dest")
+        outcomes = by_path(download(resolved, tmp_path / "dest"))
         gets = proxy.requests("GET", media)
     assert (tmp_path / "dest/w.bin").read_bytes() == big
     assert (tmp_path / "dest/config.json").read_bytes() == small

@@ -21,15 +21,13 @@ import google_crc32c
 import pytest
 import requests
 
-from ome_agent import _core
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, ResolvedSource
 from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
-from ome_agent.transfer.pull import confined_jobs
-from ome_agent.transfer.runner import Outcome, Runner
+from ome_agent.transfer.runner import Outcome
 from ome_agent.transfer.settings import TransferSettings
-from tests.pull_helpers import pull_process
+from tests.pull_helpers import download, multipart_md5, pull_process
 from tests.servers.oci_server import ApiKey, ChangeObject, OciServer, Status, verify_signature
 
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaatenancyfortests"
@@ -73,10 +71,6 @@ def user_auth(server: OciServer, key: ApiKey, **params: str) -> StorageAuth:
         secret_of(key),
         "oci-creds",
     )
-
-
-def b64_md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()  # noqa: S324
 
 
 # ---------------------------------------------------------------- URI forms
@@ -211,7 +205,7 @@ def test_digests_for_single_and_multipart_objects(oci: OciServer, api_key: ApiKe
     auth = user_auth(oci, api_key)
     files = {f.path: f for f in resolve_oci(parse_oci("oci://n/testns/b/dig/o/m"), auth).files}
 
-    assert files["single.bin"].md5 == b64_md5(single)
+    assert files["single.bin"].md5 == hashlib.md5(single).hexdigest()  # noqa: S324
     assert files["single.bin"].unverified is None
     assert files["single.bin"].etag == oci.get_object("dig", "m/single.bin").etag
 
@@ -225,17 +219,13 @@ def test_digests_for_single_and_multipart_objects(oci: OciServer, api_key: ApiKe
     assert files["md5only.bin"].md5_multipart is None
     assert "multipart_part_size" in (files["md5only.bin"].unverified or "")
 
-    expected = hashlib.md5(  # noqa: S324
-        b"".join(
-            hashlib.md5(multi[i : i + part]).digest()  # noqa: S324
-            for i in range(0, len(multi), part)
-        )
-    ).hexdigest()
+    expected = multipart_md5(multi, part)
+    assert expected.endswith("-4")
     sized = resolve_oci(
         parse_oci("oci://n/testns/b/dig/o/m/md5only.bin"),
         user_auth(oci, api_key, multipart_part_size="1Mi"),
     ).files[0]
-    assert sized.md5_multipart == MultipartMd5(part, f"{expected}-4")
+    assert sized.md5_multipart == MultipartMd5(part, expected)
     assert sized.unverified is None
 
     wrong = resolve_oci(
@@ -501,10 +491,10 @@ def test_region_is_required(oci: OciServer, api_key: ApiKey) -> None:
 
 # ---------------------------------------------------------------- downloads
 def fetch(resolved: ResolvedSource, dest: Path, **settings: Any) -> list[Outcome]:
-    """The real transfer path of a pull: confine every name, run the engine."""
-    options: dict[str, Any] = {"connections": 2, "chunk_size": 256 * 1024} | settings
-    engine = _core.Engine(max_connections=8)
-    return Runner(engine, confined_jobs(dest, resolved), TransferSettings(**options)).run()
+    """The real transfer path of a pull, in ranges small enough that a few MiB make
+    several."""
+    options = {"connections": 2, "chunk_size": 256 * 1024, "max_connections": 8} | settings
+    return download(resolved, dest, TransferSettings(**options))
 
 
 def test_download_verifies_every_digest_and_signs_every_request(
@@ -576,12 +566,7 @@ def test_revoked_key_mid_pull_is_a_clear_error(
     revoked = ApiKey.generate()
     oci.add_user(TENANCY, USER, revoked.fingerprint, revoked.public_pem)
     oci.add_object("rev", "m/w.bin", b"w" * 1000)
-    auth = StorageAuth(
-        {"auth": "UserPrincipal", "region": "us-phoenix-1", "endpoint": oci.endpoint},
-        secret_of(revoked),
-        "oci-creds",
-    )
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/rev/o/m"), auth)
+    resolved = resolve_oci(parse_oci("oci://n/testns/b/rev/o/m"), user_auth(oci, revoked))
     # the user's key is replaced between listing and download
     oci.add_user(TENANCY, USER, revoked.fingerprint, ApiKey.generate().public_pem)
     with pytest.raises(TransferFailed) as e:

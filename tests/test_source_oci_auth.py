@@ -16,13 +16,11 @@ import oci.auth.rpt_path_providers as rpt  # type: ignore[import-untyped]
 import pytest
 import requests
 
-from ome_agent import _core
 from ome_agent.errors import BadInput
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.oci import parse_oci, resolve_oci
-from ome_agent.transfer.pull import confined_jobs
-from ome_agent.transfer.runner import Runner
 from ome_agent.transfer.settings import TransferSettings
+from tests.pull_helpers import download
 from tests.servers.oci_metadata import (
     IdentityServer,
     ProxymuxServer,
@@ -91,8 +89,9 @@ def test_instance_principal_renews_tokens_during_a_download(
         )
         resolved = resolve_oci(parse_oci(URI), auth)
         oci.requests.clear()
-        settings = TransferSettings(connections=4, chunk_size=64 * 1024)
-        Runner(_core.Engine(), confined_jobs(tmp_path / "model", resolved), settings).run()
+        download(
+            resolved, tmp_path / "model", TransferSettings(connections=4, chunk_size=64 * 1024)
+        )
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == BIG
     gets = oci.records("get")
     assert all(r.auth_error is None for r in gets)
@@ -133,9 +132,7 @@ def test_resource_principal(
     # and through the engine: every range request signed with the session key
     oci.requests.clear()
     resolved = resolve_oci(parse_oci(URI), auth)
-    engine = _core.Engine()
-    settings = TransferSettings(chunk_size=64 * 1024)
-    Runner(engine, confined_jobs(tmp_path / "model", resolved), settings).run()
+    download(resolved, tmp_path / "model", TransferSettings(chunk_size=64 * 1024))
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == BIG
     gets = oci.records("get")
     assert len(gets) >= len(BIG) // (64 * 1024)

@@ -22,11 +22,9 @@ import pytest
 
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
-from ome_agent.sources.model import ResolvedSource
 from ome_agent.sources.s3 import _settings, parse_s3, resolve_s3
-from ome_agent.transfer.pull import confined_jobs, make_engine
-from ome_agent.transfer.runner import Outcome, Runner
-from ome_agent.transfer.settings import TransferSettings
+from ome_agent.transfer.pull import confined_jobs
+from tests.pull_helpers import body_of, by_path, download, multipart_md5
 from tests.servers import moto_server
 from tests.servers.fault_proxy import FaultProxy
 from tests.servers.moto_server import MotoS3
@@ -63,24 +61,6 @@ def put_multipart(client: Any, bucket: str, key: str, body: bytes) -> str:
         Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
     )
     return str(done["ETag"]).strip('"')
-
-
-def multipart_md5(body: bytes, part: int) -> str:
-    """S3's multipart ETag, computed here independently of the service."""
-    digests = [hashlib.md5(body[i : i + part]).digest() for i in range(0, len(body), part)]  # noqa: S324
-    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"  # noqa: S324
-
-
-def download(resolved: ResolvedSource, dest: Path) -> dict[str, Outcome]:
-    settings = TransferSettings()
-    jobs = confined_jobs(dest, resolved)
-    outcomes = Runner(make_engine(settings), jobs, settings).run()
-    return {o.job.file.path: o for o in outcomes}
-
-
-def body_of(size: int, seed: int) -> bytes:
-    block = hashlib.sha256(seed.to_bytes(4, "little")).digest() * (MiB // 32)
-    return (block * (size // len(block) + 1))[:size]
 
 
 # ------------------------------------------------------------------ parsing
@@ -232,19 +212,11 @@ def test_lower_case_secret_keys(moto_s3: MotoS3) -> None:
     assert len(resolve_s3(parse_s3(f"s3://{bucket}/a"), moto_s3.auth(secret)).files) == 1
 
 
-@pytest.mark.parametrize(
-    ("field", "key"),
-    [
-        ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
-        ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-    ],
-)
-def test_wrong_credentials_name_the_secret_key_not_the_value(
-    moto_s3: MotoS3, field: str, key: str
-) -> None:
+@pytest.mark.parametrize("key", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"])
+def test_wrong_credentials_name_the_secret_key_not_the_value(moto_s3: MotoS3, key: str) -> None:
     bucket = moto_s3.new_bucket()
     wrong = "WRONGVALUEwrongvalue0123456789"
-    secret = {**moto_s3.secret(), field: wrong}
+    secret = {**moto_s3.secret(), key: wrong}
     with pytest.raises(BadInput) as err:
         resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(secret))
     message = str(err.value)
@@ -381,7 +353,7 @@ def test_download_verifies_every_kind(moto_s3: MotoS3, tmp_path: Path) -> None:
     put_multipart(c, bucket, "m/shards/model-1.safetensors", big)
     put_crc32c(c, bucket, "m/shards/model-2.safetensors", crc_body)
     resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
-    outcomes = download(resolved, tmp_path / "dest")
+    outcomes = by_path(download(resolved, tmp_path / "dest"))
     assert (tmp_path / "dest/config.json").read_bytes() == small
     assert (tmp_path / "dest/empty.txt").read_bytes() == b""
     assert (tmp_path / "dest/shards/model-1.safetensors").read_bytes() == big
@@ -418,7 +390,7 @@ def test_download_honours_retry_after_on_gets(moto_s3: MotoS3, tmp_path: Path) -
         resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(endpoint=proxy.url))
         proxy.throttle("GET", f"/{bucket}/m/w.bin", times=2, retry_after=1)
         started = time.monotonic()
-        outcomes = download(resolved, tmp_path / "dest")
+        outcomes = by_path(download(resolved, tmp_path / "dest"))
         seen = proxy.requests("GET", f"/{bucket}/m/w.bin")
     assert (tmp_path / "dest/w.bin").read_bytes() == body
     assert [s.status for s in seen[:2]] == [503, 503]

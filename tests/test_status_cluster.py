@@ -23,6 +23,7 @@ from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire.entry import encode_entry
 from ome_agent.wire.naming import config_map_key, config_map_metadata
 from tests.cluster.kube import Cluster, unique_name
+from tests.integration.controller_process import mark_node_ready
 from tests.pull_helpers import cli_process
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
@@ -32,20 +33,7 @@ API = "ome.io/v1beta1"
 def live_node(cluster: Cluster, name: str, labels: dict[str, str], ready: bool = True) -> None:
     """A Node with the Ready condition a kubelet would post."""
     cluster.make_node(name, labels)
-    condition = {
-        "type": "Ready",
-        "status": "True" if ready else "False",
-        "reason": "KubeletReady",
-        "message": "test",
-        "lastHeartbeatTime": "2026-11-27T10:00:00Z",
-        "lastTransitionTime": "2026-11-27T10:00:00Z",
-    }
-    cluster.request(
-        "PATCH",
-        f"/api/v1/nodes/{name}/status",
-        {"status": {"conditions": [condition]}},
-        content_type="application/strategic-merge-patch+json",
-    )
+    mark_node_ready(cluster, name, ready)
 
 
 def write_configmap(cluster: Cluster, namespace: str, node: str, reports: list[NodeReport]) -> None:
@@ -189,9 +177,7 @@ def test_pvc_status_is_stored_unchanged(cluster: Cluster, kube_namespace: str) -
 
 def write_status(cluster: Cluster, obj: dict[str, Any], status: dict[str, Any]) -> Any:
     meta = obj["metadata"]
-    plural = {"BaseModel": "basemodels", "ClusterBaseModel": "clusterbasemodels"}[obj["kind"]]
-    scope = f"namespaces/{meta['namespace']}/" if meta.get("namespace") else ""
-    path = f"/apis/{API}/{scope}{plural}/{meta['name']}/status"
+    path = cluster.path(API, obj["kind"], meta.get("namespace"), meta["name"]) + "/status"
     written = cluster.request(
         "PATCH", path, {"status": status}, content_type="application/merge-patch+json"
     )

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 
@@ -46,6 +46,10 @@ def wait_for(cond: Callable[[], T], timeout: float = 30.0, what: str = "conditio
 class Agent:
     """One ``ome-agent run`` process for node ``node`` in namespace ``namespace``."""
 
+    WHAT = "agent"  # in failure messages
+    # what of the test runner's environment the process must not see
+    DROP_ENV: tuple[str, ...] = ("HF_", "KUBE", "AWS_")
+
     def __init__(
         self,
         *,
@@ -67,9 +71,21 @@ class Agent:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait_ready: bool = True) -> Agent:
+    def command(self) -> list[str]:
+        """The subcommand and its own options (the health port and extra_args follow)."""
+        return [
+            "run",
+            "--node-name",
+            self.node,
+            "--models-root-dir",
+            str(self.models_root),
+            "--namespace",
+            self.namespace,
+        ]
+
+    def start(self, wait_ready: bool = True) -> Self:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "KUBE", "AWS_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(self.DROP_ENV)}
         env.update(
             KUBECONFIG=str(self.kubeconfig),
             HF_HUB_DISABLE_TELEMETRY="1",
@@ -78,13 +94,7 @@ class Agent:
         )
         cmd = [
             str(OME_AGENT),
-            "run",
-            "--node-name",
-            self.node,
-            "--models-root-dir",
-            str(self.models_root),
-            "--namespace",
-            self.namespace,
+            *self.command(),
             "--health-port",
             str(self.port),
             *self.extra_args,
@@ -105,14 +115,21 @@ class Agent:
         except OSError:
             return 0, ""
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        def ready() -> bool:
+    def wait_running(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+        """``wait_for`` that fails at once, with the log, when the process exits."""
+
+        def running_and() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log()}")
-            return self.get("/healthz")[0] == 200
+                raise AssertionError(f"{self.WHAT} exited {self.proc.returncode}:\n{self.log()}")
+            return cond()
 
-        wait_for(ready, timeout, "the agent's /healthz")
+        wait_for(running_and, timeout, what)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.wait_running(
+            lambda: self.get("/healthz")[0] == 200, timeout, f"the {self.WHAT}'s /healthz"
+        )
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, as the kubelet does; the exit code."""
@@ -126,7 +143,7 @@ class Agent:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError(
-                    f"agent ignored SIGTERM for {timeout} s:\n{self.log()}"
+                    f"{self.WHAT} ignored SIGTERM for {timeout} s:\n{self.log()}"
                 ) from None
         code = self.proc.returncode
         self.proc = None

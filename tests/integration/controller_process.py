@@ -8,9 +8,7 @@ kubeconfig bound to deploy/controller/rbac.yaml, so a missing rule fails a test.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,18 @@ from kubernetes.client.exceptions import ApiException
 
 from ome_agent.api import GROUP
 from ome_agent.controller.deletion import FINALIZER
-from tests.cluster.controlplane import free_port
 from tests.cluster.kube import DEPLOY_DIR, Cluster
-from tests.integration.agent_process import API, OME_AGENT, Agent, sum_metric, wait_for
+from tests.integration.agent_process import API, Agent, sum_metric, wait_for
 
 RBAC = DEPLOY_DIR / "controller" / "rbac.yaml"
 
 
 class ControllerProcess(Agent):
-    """One ``ome-agent controller`` replica; probes and logs as :class:`Agent`'s."""
+    """One ``ome-agent controller`` replica; started, probed and logged as
+    :class:`Agent`'s."""
+
+    WHAT = "controller"
+    DROP_ENV = ("KUBE", "POD_")
 
     def __init__(
         self,
@@ -47,27 +48,8 @@ class ControllerProcess(Agent):
         )
         self.identity = identity
 
-    def start(self, wait_ready: bool = True) -> ControllerProcess:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "POD_"))}
-        env.update(KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
-        cmd = [
-            str(OME_AGENT),
-            "controller",
-            "--namespace",
-            self.namespace,
-            "--identity",
-            self.identity,
-            "--health-port",
-            str(self.port),
-            *self.extra_args,
-        ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        if wait_ready:
-            self.wait_ready()
-        return self
+    def command(self) -> list[str]:
+        return ["controller", "--namespace", self.namespace, "--identity", self.identity]
 
     def kill(self) -> None:
         """SIGKILL: a replica that dies without releasing its Lease."""
@@ -80,13 +62,11 @@ class ControllerProcess(Agent):
         """Until this replica holds the Lease and its caches are synced (a standby is
         ready too, so /healthz's text tells them apart)."""
 
-        def synced() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"controller exited {self.proc.returncode}:\n{self.log()}")
-            return self.get("/healthz") == (200, "ok: leading\n")
-
-        wait_for(synced, timeout, f"controller {self.identity} leading and synced")
+        self.wait_running(
+            lambda: self.get("/healthz") == (200, "ok: leading\n"),
+            timeout,
+            f"controller {self.identity} leading and synced",
+        )
         return self
 
     def leading(self) -> bool:
