@@ -30,9 +30,12 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,28 +112,43 @@ async def naive_confirm(kubeconfig: Path, namespace: str, node: str, n: int) -> 
     return {"seconds": time.monotonic() - t0, "requests": requests_made() - before}
 
 
+def on_control_plane(
+    name: str,
+    bench: Callable[[ControlPlane, Path], dict[str, Any]],
+    markdown: Callable[[dict[str, Any], str], str],
+) -> None:
+    """Run ``bench`` against a fresh etcd + kube-apiserver in a temporary directory
+    (removed after a good run, kept with its logs after a failed one), write
+    ``benches/results/<name>-<time>.json`` and print its README section (the
+    API-server benches: this one and ``benches.controller``)."""
+    facts = machine_facts()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    cp = ControlPlane(work / "control-plane")
+    cp.start()
+    try:
+        result = bench(cp, work)
+    except BaseException:
+        print(f"{name} bench failed: logs kept in {work}", file=sys.stderr)
+        raise
+    finally:
+        cp.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    facts["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    doc = {"bench": name, "time": stamp, "machine": facts, **result}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{name}-{stamp}.json"
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(markdown(doc, out.name))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("--models", type=int, default=500)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--steady", type=float, default=60.0, help="seconds of steady state")
     args = p.parse_args(argv)
-    facts = machine_facts()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
-        work = Path(tmp)
-        cp = ControlPlane(work / "control-plane")
-        cp.start()
-        try:
-            result = _bench(cp, work, args)
-        finally:
-            cp.stop()
-    facts["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    doc = {"bench": "agent", "time": stamp, "machine": facts, **result}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"agent-{stamp}.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(markdown(doc, out.name))
+    on_control_plane("agent", lambda cp, work: _bench(cp, work, args), markdown)
 
 
 def _bench(cp: ControlPlane, work: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -48,17 +48,15 @@ from tests.integration.controller_process import (
     mark_node_ready,
 )
 
-from benches.run import machine_facts
+from benches.agent import on_control_plane, writes_of
 from ome_agent.adapters.kube.client import Kube, connect
 from ome_agent.adapters.kube.controller.cache import node_view
-from ome_agent.adapters.kube.telemetry import WRITE_VERBS
 from ome_agent.api import GROUP, ModelKey, parse_resource
 from ome_agent.controller.status import aggregate, entries_of_configmap, entry_key, status_changed
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire.entry import encode_entry
 from ome_agent.wire.naming import config_map_metadata
 
-RESULTS = Path(__file__).resolve().parent / "results"
 POOL = "bench/pool"
 REQUEUE_SECONDS = 5.0  # OME's controller requeues every model this often
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -94,11 +92,12 @@ def apiserver_pid() -> int:
     raise RuntimeError("kube-apiserver child not found")
 
 
-def entries(models: list[dict[str, Any]], state: NodeState = NodeState.READY) -> dict[str, str]:
+def entries(models: list[dict[str, Any]]) -> dict[str, str]:
+    """One node's ConfigMap data: every model Ready."""
     out = {}
     for m in models:
         key = ModelKey("ClusterBaseModel", None, m["metadata"]["name"])
-        report = NodeReport(key=key, uid=m["metadata"]["uid"], state=state, config=CONFIG)
+        report = NodeReport(key=key, uid=m["metadata"]["uid"], state=NodeState.READY, config=CONFIG)
         out[entry_key(parse_resource(m))] = encode_entry(report)
     return out
 
@@ -138,10 +137,6 @@ def controller_requests(proc: ControllerProcess, leases: bool = False) -> dict[s
         lease = sum_metric(text, name, {"verb": verb, "resource": "leases"})
         out[verb] = lease if leases else sum_metric(text, name, {"verb": verb}) - lease
     return out
-
-
-def writes_of(counts: dict[str, float]) -> float:
-    return sum(v for k, v in counts.items() if k in WRITE_VERBS)
 
 
 def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
@@ -227,22 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steady", type=float, default=30.0, help="seconds of steady state")
     p.add_argument("--timeout", type=float, default=600.0, help="cap on each convergence")
     args = p.parse_args(argv)
-    facts = machine_facts()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-controller-{stamp}"
-    work.mkdir(parents=True)
-    cp = ControlPlane(work / "control-plane")
-    cp.start()
-    try:
-        result = _bench(cp, work, args)
-    finally:
-        cp.stop()
-    facts["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    doc = {"bench": "controller", "time": stamp, "machine": facts, **result}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"controller-{stamp}.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(markdown(doc, out.name))
+    on_control_plane("controller", lambda cp, work: _bench(cp, work, args), markdown)
 
 
 def _make_models(cluster: Cluster, prefix: str, n: int) -> list[dict[str, Any]]:

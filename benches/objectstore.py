@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import statistics
@@ -51,13 +50,11 @@ MiB = 1024 * 1024
 S3_PART = 8 * MiB
 OCI_PART = 128 * MiB
 CURL_PARALLEL = 16
-MARK_START, MARK_END = "<!-- objectstore:start -->", "<!-- objectstore:end -->"
 
 TITLES = {
     "O1": "OCI Object Storage: sharded model through the local OCI server, destination on tmpfs",
     "O2": "S3: sharded model through the fast S3 server, destination on tmpfs",
 }
-GOALS = {"O1": [("oci-cli", 2.0)], "O2": [("aws-cli", 2.0), ("boto3", 2.0)]}
 
 
 @dataclass
@@ -484,31 +481,6 @@ def moto_ceiling(src: Path, rel_names: list[str], workdir: Path, runs: int) -> d
     }
 
 
-def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's target (ours, verifying, vs each vendor tool), and the same like for
-    like: the vendor tools verify no digest, so ours without verification beside it."""
-    out = []
-    rows = (
-        ("ours", "ours (verified)"),
-        ("ours-noverify", "ours (no verify)"),
-        ("ours-chunk64", "ours --chunk-size 64M (verified)"),
-    )
-    for ours, what in rows:
-        for peer, goal in GOALS.get(doc["scenario"], []):
-            if not any(t["id"] == ours for t in doc["tools"]):
-                continue
-            value = doc.get("ratios", {}).get(ours, {}).get(peer)
-            out.append(
-                {
-                    "target": f"{what} vs {peer}",
-                    "goal": f">= {goal}x",
-                    "value": None if value is None else f"{value:.2f}x",
-                    "met": None if value is None else value >= goal,
-                }
-            )
-    return out
-
-
 def run(
     keys: list[str],
     *,
@@ -540,19 +512,18 @@ def run(
     for key in keys:
         sc = Scenario(key, TITLES[key], TMPFS, hf=True)
         console.print(f"[bold]{key}[/]: {sc.title}")
-        server = s3_server if key == "O2" else oci_server
+        server, tools_of, part, digest = (
+            (s3_server, s3_tools, S3_PART, "S3 ETag md5-of-md5s")
+            if key == "O2"
+            else (oci_server, oci_tools, OCI_PART, "opc-multipart-md5, CRC32C kept")
+        )
         t0 = time.perf_counter()
         with server(objects, creds, workdir) as endpoint:
             console.print(f"  server ready in {time.perf_counter() - t0:.1f}s (digests computed)")
-            tools = (
-                s3_tools(endpoint, creds, names, workdir)
-                if key == "O2"
-                else oci_tools(endpoint, creds, names, workdir)
-            )
             ctx = Ctx(endpoint, model, Path(), "", total)
             body = run_scenario(
                 sc,
-                tools,
+                tools_of(endpoint, creds, names, workdir),
                 ctx,
                 runs=runs,
                 expected_files=expected,
@@ -564,8 +535,7 @@ def run(
         doc["destination_fs"] = str(TMPFS)
         doc["object_layout"] = (
             f"{shards} x {shard_size // MiB} MiB safetensors shards + {len(expected) - shards} "
-            f"small files; multipart above {(S3_PART if key == 'O2' else OCI_PART) // MiB} MiB "
-            f"({'S3 ETag md5-of-md5s' if key == 'O2' else 'opc-multipart-md5, CRC32C kept'})"
+            f"small files; multipart above {part // MiB} MiB ({digest})"
         )
         if key == "O2":
             subset = [rel for rel in sorted(expected) if not rel.endswith(".safetensors")][:1]
@@ -597,50 +567,6 @@ def missing_peers() -> list[str]:
     return [str(p) for p in (AWS, OCI) if not p.exists()] + (
         [] if shutil.which("curl") else ["curl"]
     )
-
-
-# ---------------------------------------------------------------- README
-def markdown(doc: dict[str, Any]) -> str:
-    from benches import report
-
-    # ours verifies with the service's digests here, not sha256
-    text = report.markdown(doc).replace("ours (sha256) ÷ tool", "ours (verified) ÷ tool")
-    extra = [f"Objects: {doc['object_layout']}."]
-    moto = doc.get("moto_ceiling")
-    if moto and moto.get("gb_per_s"):
-        extra.append(
-            f"moto's ceiling, for comparison: {moto['gb_per_s']:.3f} GB/s "
-            f"({moto['client']}, {moto['bytes'] / 1e9:.2f} GB in {moto['files']} objects, "
-            f"median of {moto['ok_runs']})."
-        )
-    return text + "\n" + " ".join(extra) + "\n"
-
-
-def update_readme(readme: Path | None = None, results: Path | None = None) -> bool:
-    from benches import report
-
-    readme = readme or report.README
-    results = results or report.RESULTS_DIR
-    text = readme.read_text()
-    if MARK_START not in text or MARK_END not in text:
-        return False
-    import json
-
-    newest: dict[str, dict[str, Any]] = {}
-    for p in sorted(results.glob("O*-*.json")):
-        doc = json.loads(p.read_text())
-        doc["results_file"] = str(p)
-        if doc["scenario"] not in newest or doc["date"] > newest[doc["scenario"]]["date"]:
-            newest[doc["scenario"]] = doc
-    body = "\n".join(markdown(newest[k]) for k in sorted(newest)) or "_No results yet._\n"
-    new = re.sub(
-        re.escape(MARK_START) + r".*?" + re.escape(MARK_END),
-        lambda _m: f"{MARK_START}\n{body}{MARK_END}",
-        text,
-        flags=re.DOTALL,
-    )
-    readme.write_text(new)
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,11 @@
 """Summaries, tables and the README results section of the benchmark harness.
 
 Where it sits: after ``benches.run`` has measured; it turns raw runs into
-medians, GB/s, CPU-seconds per GB, peak RSS and ratios, prints them (rich),
-and renders the same numbers as Markdown between the results markers of
-``benches/README.md``. It reads only the JSON files in ``benches/results``, so
-the README can be regenerated without measuring again.
+medians, GB/s, CPU-seconds per GB, peak RSS, ratios and the issue's targets,
+prints them (rich), and renders the same numbers as Markdown between the results
+markers of ``benches/README.md`` (one section for the HTTP/Hub scenarios S*, one
+for the object stores O*, ``benches.objectstore``). It reads only the JSON files
+in ``benches/results``, so the README can be regenerated without measuring again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from rich.table import Table
 RESULTS_DIR = Path(__file__).parent / "results"
 README = Path(__file__).parent / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+# README sections: markers and the result files each one shows
+SECTIONS = (
+    (START, END, "S*-*.json"),
+    ("<!-- objectstore:start -->", "<!-- objectstore:end -->", "O*-*.json"),
+)
+# O1/O2: each vendor tool our rows must beat, and by how much
+OBJECT_STORE_GOALS = {"O1": [("oci-cli", 2.0)], "O2": [("aws-cli", 2.0), ("boto3", 2.0)]}
 
 
 def summarize(runs: list[dict[str, Any]], nbytes: int) -> dict[str, Any]:
@@ -108,6 +116,17 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         ratio("ours (sha256) vs hf_transfer + sync", "ours", "hf_transfer", 2.0)
     elif sc == "S4":
         ratio("ours (sha256) vs snapshot_download", "ours", "snapshot_download", 2.0)
+    elif sc in OBJECT_STORE_GOALS:
+        # the vendor tools verify no digest: ours without verification is the like for like
+        rows = (
+            ("ours", "ours (verified)"),
+            ("ours-noverify", "ours (no verify)"),
+            ("ours-chunk64", "ours --chunk-size 64M (verified)"),
+        )
+        for ours, what in rows:
+            if ours in tools:
+                for peer, goal in OBJECT_STORE_GOALS[sc]:
+                    ratio(f"{what} vs {peer}", ours, peer, goal)
     if sc in ("S1", "S2", "S3"):
         mine, theirs = (
             summary("ours", "cpu_seconds_per_gb"),
@@ -179,7 +198,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{m.get('loadavg_end', '?')} at end · "
         f"`{Path(doc['results_file']).name}`",
         "",
-        "| tool | GB/s | CPU s/GB | peak RSS MB | median s | ok runs | ours (sha256) ÷ tool |",
+        # object stores: ours verifies with the service's digests (md5, crc32c), not sha256
+        f"| tool | GB/s | CPU s/GB | peak RSS MB | median s | ok runs | ours "
+        f"({'verified' if doc['scenario'] in OBJECT_STORE_GOALS else 'sha256'}) ÷ tool |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for t in doc["tools"]:
@@ -212,13 +233,25 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {tg['target']} | {tg['goal']} | {tg['value'] or '-'} | {mark} |")
     if doc.get("notes"):
         lines += ["", *[f"- {n}" for n in doc["notes"]]]
+    if doc.get("object_layout"):
+        extra = f"Objects: {doc['object_layout']}."
+        moto = doc.get("moto_ceiling")
+        if moto and moto.get("gb_per_s"):
+            extra += (
+                f" moto's ceiling, for comparison: {moto['gb_per_s']:.3f} GB/s "
+                f"({moto['client']}, {moto['bytes'] / 1e9:.2f} GB in {moto['files']} objects, "
+                f"median of {moto['ok_runs']})."
+            )
+        lines += ["", extra]
     return "\n".join(lines) + "\n"
 
 
-def latest_results(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
+def latest_results(
+    results_dir: Path = RESULTS_DIR, pattern: str = "S*-*.json"
+) -> list[dict[str, Any]]:
     """The newest full (non-quick) result file of each scenario, in scenario order."""
     newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for p in results_dir.glob("S*-*.json"):
+    for p in results_dir.glob(pattern):
         doc = json.loads(p.read_text())
         doc["results_file"] = str(p)
         doc["targets"] = evaluate_targets(doc)  # current rules and formatting
@@ -229,17 +262,18 @@ def latest_results(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
 
 
 def update_readme(readme: Path = README, results_dir: Path = RESULTS_DIR) -> bool:
-    """Replace the text between the results markers; prose elsewhere stays as written."""
+    """Replace the text between each section's markers; prose elsewhere stays as
+    written. False when a section's markers are missing (that section is left out)."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        return False
-    docs = latest_results(results_dir)
-    body = "\n".join(markdown(d) for d in docs) if docs else "_No results yet._\n"
-    new = re.sub(
-        re.escape(START) + r".*?" + re.escape(END),
-        lambda _m: f"{START}\n{body}{END}",
-        text,
-        flags=re.DOTALL,
-    )
-    readme.write_text(new)
-    return True
+    found = True
+    for start, end, files in SECTIONS:
+        if start not in text or end not in text:
+            found = False
+            continue
+        docs = latest_results(results_dir, files)
+        body = "\n".join(markdown(d) for d in docs) if docs else "_No results yet._\n"
+        section = f"{start}\n{body}{end}"
+        between = re.escape(start) + r".*?" + re.escape(end)
+        text = re.sub(between, lambda _m, section=section: section, text, flags=re.DOTALL)
+    readme.write_text(text)
+    return found

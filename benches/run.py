@@ -311,11 +311,11 @@ def check_file(ctx: Ctx, *, full: bool) -> str | None:
 
 
 def check_repo(
-    ctx: Ctx, expected: dict[str, int], digests: dict[str, str] | None = None
+    dest: Path, expected: dict[str, int], digests: dict[str, str] | None = None
 ) -> str | None:
     """Every file there with its size; with ``digests`` (name -> sha256) its bytes too."""
     for name, size in expected.items():
-        p = ctx.dest / name
+        p = dest / name
         if not p.is_file():
             return f"missing {name}"
         if p.stat().st_size != size:
@@ -405,22 +405,20 @@ def run_scenario(
                     then_sync=dest if tool.sync else None,
                     logdir=workdir / "logs" / sc.key / f"{r}-{tool.id}",
                 )
+                # Peers' bytes are hashed on the first round (and with --check-all):
+                # a tool that writes garbage is caught without doubling every run.
+                full = tool.role != "ours" and (r == 0 or check_all)
                 error: str | None = None
                 if run.timed_out:
                     error = f"timed out after {timeout:.0f}s"
                 elif run.exit_code != 0:
                     error = f"exit {run.exit_code}: {run.stderr.strip()[-300:]}"
                 elif expected_files is not None:
-                    out = Ctx(ctx.url, ctx.src, ctx.dest / tool.subdir, ctx.sha256, ctx.size)
-                    # as for single files: peers' bytes hashed on the first round
-                    full = tool.role != "ours" and (r == 0 or check_all)
                     digests = expected_digests if full else None
-                    error = check_repo(out, expected_files, digests) or check_ours_json(tool, run)
+                    error = check_repo(dest / tool.subdir, expected_files, digests)
                 else:
-                    # Peers' bytes are hashed on the first round (and with --check-all):
-                    # a tool that writes garbage is caught without doubling every run.
-                    full = tool.role != "ours" and (r == 0 or check_all)
-                    error = check_file(ctx, full=full) or check_ours_json(tool, run)
+                    error = check_file(ctx, full=full)
+                error = error or check_ours_json(tool, run)
                 results[tool.id].append(
                     {
                         "round": r,
@@ -479,7 +477,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.readme_only:
         report.update_readme()
-        objectstore.update_readme()
         console.print(f"updated {report.README}")
         return 0
     everything = [*SCENARIOS, *OBJECT_STORE_SCENARIOS]
@@ -505,6 +502,29 @@ def main(argv: list[str] | None = None) -> int:
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     out_dir = report.RESULTS_DIR / "quick" if a.quick else report.RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    def base_doc(key: str, title: str) -> dict[str, Any]:
+        """What every scenario's result document starts with (taken after its runs)."""
+        return {
+            "scenario": key,
+            "title": title,
+            "date": date,
+            "quick": a.quick,
+            "runs_per_tool": runs,
+            "machine": {**machine, "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg())},
+            "versions": versions,
+            "method": METHOD,
+        }
+
+    def publish(doc: dict[str, Any]) -> None:
+        doc["ratios"] = report.ratios(doc["tools"])
+        doc["targets"] = report.evaluate_targets(doc)
+        path = out_dir / f"{doc['scenario']}-{date}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        doc["results_file"] = str(path)
+        report.print_table(doc, console)
+        console.print(f"results: {path.relative_to(ROOT)}")
+
     workdir = Path(tempfile.mkdtemp(prefix="ome-bench-", dir=DISK))
     try:
         www = workdir / "www"
@@ -536,22 +556,6 @@ def main(argv: list[str] | None = None) -> int:
                 if repo_files
                 else ""
             )
-
-            def base_doc(key: str, title: str) -> dict[str, Any]:
-                return {
-                    "scenario": key,
-                    "title": title,
-                    "date": date,
-                    "quick": a.quick,
-                    "runs_per_tool": runs,
-                    "machine": {
-                        **machine,
-                        "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-                    },
-                    "versions": versions,
-                    "method": METHOD,
-                }
-
             for doc in objectstore.run(
                 store_keys,
                 runs=runs,
@@ -560,13 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir=workdir,
                 base_doc=base_doc,
             ):
-                doc["ratios"] = report.ratios(doc["tools"])
-                doc["targets"] = objectstore.targets(doc)
-                path = out_dir / f"{doc['scenario']}-{date}.json"
-                path.write_text(json.dumps(doc, indent=2) + "\n")
-                doc["results_file"] = str(path)
-                report.print_table(doc, console)
-                console.print(f"results: {path.relative_to(ROOT)}")
+                publish(doc)
             for key in keys:
                 sc = SCENARIOS[key]
                 console.print(f"[bold]{key}[/]: {sc.title}")
@@ -593,33 +591,18 @@ def main(argv: list[str] | None = None) -> int:
                     workdir=workdir,
                     check_all=a.check_all,
                 )
-                doc: dict[str, Any] = {
-                    "scenario": key,
-                    "title": sc.title,
-                    "date": date,
-                    "quick": a.quick,
-                    "runs_per_tool": runs,
-                    "bytes": ctx.size,
-                    "files": nfiles,
-                    "destination_fs": str(sc.dest_fs),
-                    "machine": {
-                        **machine,
-                        "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-                    },
-                    "versions": versions,
-                    "method": METHOD,
-                    **body,
-                }
-                doc["ratios"] = report.ratios(doc["tools"])
-                doc["targets"] = report.evaluate_targets(doc)
-                path = out_dir / f"{key}-{date}.json"
-                path.write_text(json.dumps(doc, indent=2) + "\n")
-                doc["results_file"] = str(path)
-                report.print_table(doc, console)
-                console.print(f"results: {path.relative_to(ROOT)}")
+                publish(
+                    {
+                        **base_doc(key, sc.title),
+                        "bytes": ctx.size,
+                        "files": nfiles,
+                        "destination_fs": str(sc.dest_fs),
+                        **body,
+                    }
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if not a.quick and report.update_readme() and objectstore.update_readme():
+    if not a.quick and report.update_readme():
         console.print(f"updated the results sections of {report.README.relative_to(ROOT)}")
     return 0
 

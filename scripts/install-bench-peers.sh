@@ -14,7 +14,7 @@ python=${PYTHON:-python3}
 mkdir -p "$dest"
 
 install_cli() {  # name, pip spec, executable
-  local name=$1 spec=$2 exe=$3 env="$dest/$1"
+  local spec=$2 exe=$3 env="$dest/$1"
   if [ -x "$env/bin/$exe" ] && "$env/bin/$exe" --version >/dev/null 2>&1; then
     return
   fi
