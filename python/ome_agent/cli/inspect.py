@@ -40,7 +40,7 @@ _ROWS = (
     ("embedding", "isEmbedding"),
     ("format", "modelFormat"),
     ("framework", "modelFramework"),
-    ("size on disk", "modelSizeBytes"),
+    ("size on disk", "sizeOnDiskBytes"),
     ("config", "configPath"),
 )
 
@@ -54,7 +54,7 @@ def _cell(key: str, value: object) -> str:
         return " ".join(str(v) for v in value.values())
     if key == "parameterCount" and isinstance(value, int):
         return f"{value:,}"
-    if key == "modelSizeBytes" and isinstance(value, int):
+    if key == "sizeOnDiskBytes" and isinstance(value, int):
         return f"{value:,} bytes ({value / 1e9:.2f} GB)"
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -111,7 +111,7 @@ def build(
         quantization=quant,
         has_vision=caps.has_vision if caps else None,
         is_embedding=caps.is_embedding if caps else None,
-        model_size_bytes=size,
+        size_on_disk_bytes=size,
         parameter_count_source=source,
         config_path=config_path,
         errors=tuple(errors),

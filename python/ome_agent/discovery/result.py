@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ome_agent.api.resources import DISCOVERABLE_FIELDS
 from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
+from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
 
 USER_FIELDS = DISCOVERABLE_FIELDS  # spec fields a user may set instead of discovery
 
@@ -60,7 +61,7 @@ class Discovery:
     quantization: str | None = None
     has_vision: bool | None = None
     is_embedding: bool | None = None
-    model_size_bytes: int | None = None
+    size_on_disk_bytes: int | None = None  # weight files' bytes on disk
     parameter_count_source: Literal["safetensors", "estimate"] | None = None
     config_path: str | None = None  # where the config was found, relative to the model
     errors: tuple[str, ...] = field(default_factory=tuple)
@@ -81,21 +82,25 @@ class Discovery:
             "quantization": self.quantization,
             "hasVision": self.has_vision,
             "isEmbedding": self.is_embedding,
-            "modelSizeBytes": self.model_size_bytes,
+            "sizeOnDiskBytes": self.size_on_disk_bytes,
             "parameterCountSource": self.parameter_count_source,
             "configPath": self.config_path,
             "errors": list(self.errors),
         }
 
     def to_ome_config(self) -> dict[str, Any]:
+        count = self.parameter_count
         decoded = {
             "architecture": self.model_architecture,
             "context_length": self.max_tokens,
             "has_vision": self.has_vision,
             "is_embedding": self.is_embedding,
-            "model_size_bytes": self.model_size_bytes,
+            # OME's types: the human count and parameters x dtype width (docs/wire.md)
+            "model_size_bytes": (
+                weights_size_bytes(count, self.torch_dtype) if count is not None else None
+            ),
             "model_type": self.model_type,
-            "parameter_count": self.parameter_count,
+            "parameter_count": format_parameter_size(count) if count is not None else None,
             "torch_dtype": self.torch_dtype,
             "transformers_version": self.transformers_version,
         }
@@ -111,6 +116,9 @@ class Discovery:
             "decodedModelConfiguration": {k: v for k, v in decoded.items() if v is not None}
             or None,
             "quantization": self.quantization,
+            # members of ours, ignored by OME's decoder: the exact count and disk bytes
+            "parameterCount": count,
+            "sizeOnDiskBytes": self.size_on_disk_bytes,
         }
         return {k: v for k, v in config.items() if v is not None}
 

@@ -11,6 +11,26 @@ from decimal import ROUND_HALF_UP, Decimal
 
 _UNITS = (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3))
 
+# Bytes per parameter of each ``torch_dtype`` spelling. OME's
+# ``decodedModelConfiguration.model_size_bytes`` is parameters x this width, with
+# float32's 4 bytes for a dtype it does not know; bytes on disk are a member of ours.
+_DTYPE_WIDTH = {
+    "float64": 8.0,
+    "double": 8.0,
+    "float32": 4.0,
+    "float": 4.0,
+    "float16": 2.0,
+    "half": 2.0,
+    "bfloat16": 2.0,
+    "float8_e4m3fn": 1.0,
+    "float8_e5m2": 1.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "uint8": 1.0,
+    "int4": 0.5,
+}
+_DEFAULT_WIDTH = 4.0
+
 
 def format_parameter_size(n: int) -> str:
     """Short form of a parameter count: ``70_553_706_496 -> "70.55B"``."""
@@ -35,3 +55,10 @@ def _trim(value: Decimal) -> str:
     if one == value:
         return f"{one:.1f}"
     return f"{value:.2f}"
+
+
+def weights_size_bytes(parameters: int, dtype: str | None) -> int:
+    """OME's ``model_size_bytes``: ``parameters`` x the width of ``dtype`` (float32's
+    when unknown), not the bytes on disk."""
+    width = _DTYPE_WIDTH.get((dtype or "").lower().removeprefix("torch."), _DEFAULT_WIDTH)
+    return int(parameters * width)

@@ -421,16 +421,17 @@ class Reconciler:
         if old is not None and Path(old.identity.path) != target:
             await asyncio.to_thread(self._remove_unused, Path(old.identity.path), key)
         files = await asyncio.to_thread(record_files, target, digests)
-        config["artifact"] = {
-            "sha": commit,
-            "parentPath": str(target),
-            "childrenPaths": sorted(str(target / p.name) for p in target.iterdir()),
-        }
         manifest = Manifest(
             key, resource.uid, resource.generation, identity, commit, files, config, parameters
         )
-        if commit is None:  # no revision: the manifest digest (files, not config) names it
-            config["artifact"]["sha"] = manifest.digest
+        # OME's Artifact: parentPath is a {parent key: path} map and childrenPaths the
+        # paths of models reusing this one's files; a model that reuses nothing has
+        # neither. With no revision the manifest digest (files, not config) names it.
+        config["artifact"] = {
+            "sha": commit if commit is not None else manifest.digest,
+            "parentPath": {},
+            "childrenPaths": [],
+        }
         await asyncio.to_thread(self._manifests.save, manifest)  # fsyncs: off the loop
         self._manifests.clear_staging(key)
         self._count_download("success")

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey
+from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
 from ome_agent.durable import write_json
 
-VERSION = 1
+# 2: the config in OME's exact types (artifact maps, human parameter_count); a version-1
+# manifest's config is upgraded on reading, so a restart reports OME-decodable entries.
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ class Manifest:
             identity=Identity(**data["identity"]),
             commit=data.get("commit"),
             files=[FileRecord(**f) for f in data["files"]],
-            config=data.get("config"),
+            config=_upgrade_config(data.get("config"), data.get("parameterCount"))
+            if int(data.get("version") or 1) < 2
+            else data.get("config"),
             parameter_count=data.get("parameterCount"),
         )
 
@@ -113,6 +118,34 @@ class Manifest:
             if st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
                 return False
         return True
+
+
+def _upgrade_config(config: Any, parameters: Any) -> dict[str, Any] | None:
+    """A version-1 config in OME's types: its artifact wrote ``parentPath`` as the
+    model's own path and ``childrenPaths`` as its files, and its decoded configuration
+    held the exact count and the bytes on disk."""
+    if not isinstance(config, dict):
+        return None
+    config = dict(config)
+    artifact = config.get("artifact")
+    if isinstance(artifact, dict):
+        config["artifact"] = {"sha": artifact.get("sha"), "parentPath": {}, "childrenPaths": []}
+    decoded = config.get("decodedModelConfiguration")
+    if isinstance(decoded, dict):
+        decoded = dict(decoded)
+        on_disk = decoded.pop("model_size_bytes", None)
+        if isinstance(on_disk, int):
+            config["sizeOnDiskBytes"] = on_disk
+        if isinstance(parameters, int) and not isinstance(parameters, bool):
+            decoded["parameter_count"] = format_parameter_size(parameters)
+            decoded["model_size_bytes"] = weights_size_bytes(
+                parameters, decoded.get("torch_dtype")
+            )
+            config["parameterCount"] = parameters
+        else:
+            decoded.pop("parameter_count", None)
+        config["decodedModelConfiguration"] = decoded
+    return config
 
 
 def record_files(

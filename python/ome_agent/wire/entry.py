@@ -30,6 +30,7 @@ from typing import Any, get_args
 from ome_agent.api import ModelKey
 from ome_agent.api.resources import Kind
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
+from ome_agent.wire import conformance
 from ome_agent.wire.naming import parse_config_map_key
 
 # A failure message is for people; a runaway one (a whole HTTP body) must not fill the
@@ -42,7 +43,8 @@ _KIND: dict[str, Kind] = {k: k for k in get_args(Kind)}
 
 def encode_entry(report: NodeReport) -> str:
     """The ConfigMap data value for ``report``. Raises :class:`ValueError` if its config
-    holds a value JSON cannot carry (NaN, infinity, a non-JSON type)."""
+    holds a value JSON cannot carry (NaN, infinity, a non-JSON type), or one OME's
+    schema refuses when the conformance check is on (:mod:`ome_agent.wire.conformance`)."""
     fields: list[tuple[str, Any]] = [
         ("name", report.key.name),
         ("status", report.state.value),
@@ -61,7 +63,9 @@ def encode_entry(report: NodeReport) -> str:
         parts = [f"{json.dumps(k)}:{_dumps(v)}" for k, v in fields if v is not None]
     except (TypeError, ValueError) as e:
         raise ValueError(f"{report.key}: the report's config is not plain JSON: {e}") from None
-    return "{" + ",".join(parts) + "}"
+    text = "{" + ",".join(parts) + "}"
+    conformance.check(json.loads(text))
+    return text
 
 
 @dataclass(frozen=True)

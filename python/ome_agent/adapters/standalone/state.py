@@ -64,9 +64,8 @@ def _size(path: str | None) -> int | None:
 
 
 def _parameters(config: Mapping[str, Any] | None) -> int | None:
-    decoded = (config or {}).get("decodedModelConfiguration") or {}
-    count = decoded.get("parameter_count") if isinstance(decoded, Mapping) else None
-    return count if isinstance(count, int) else None
+    count = (config or {}).get("parameterCount")  # ours; OME's decoded one is "8.03B"
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 class StateFileReporter:
