@@ -44,7 +44,7 @@ def test_one_small_range_request_per_shard(hf_env: HubServer) -> None:
     assert got.errors == ()
     assert got.parameter_count == count_of(shards)
     assert got.parameter_count_source == "safetensors"
-    assert got.model_size_bytes == sum(len(files[s]) for s in shards)
+    assert got.size_on_disk_bytes == sum(len(files[s]) for s in shards)
     assert list(got.api_capabilities) == ["OPENAI_V1_CHAT_COMPLETIONS", "OPENAI_V1_COMPLETIONS"]
     assert got.max_tokens == 131072
     gets = _cdn_gets(hf_env)
@@ -128,7 +128,7 @@ def test_plain_url_of_a_safetensors_file(hf_env: HubServer) -> None:
     hf_env.add_repo("org/url", {name: shard_bytes(tensors)})
     got = inspect_remote(f"{hf_env.endpoint}/org/url/resolve/main/{name}")
     assert got.parameter_count == count_of(shards)
-    assert got.model_size_bytes == len(shard_bytes(tensors))
+    assert got.size_on_disk_bytes == len(shard_bytes(tensors))
 
 
 def test_plain_url_must_name_a_safetensors_file() -> None:

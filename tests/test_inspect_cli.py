@@ -118,4 +118,5 @@ def test_termination_log_holds_the_node_report_config(tmp_path: Path) -> None:
     config = json.loads(text)
     assert text == json.dumps(config, separators=(",", ":"), sort_keys=True)  # compact
     assert config["modelArchitecture"] == "MixtralForCausalLM"
-    assert config["decodedModelConfiguration"]["parameter_count"] == 1_000_000
+    assert config["decodedModelConfiguration"]["parameter_count"] == "1M"  # OME's type
+    assert config["parameterCount"] == 1_000_000

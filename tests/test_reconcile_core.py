@@ -194,8 +194,8 @@ async def test_http_model_ready_with_manifest(fault_server: FaultServer, root: P
         assert report.manifest_digest
         assert report.manifest_digest.startswith("sha256:")
         artifact = report.config["artifact"]  # type: ignore[index]
-        assert artifact["parentPath"] == str(root / "plain")
-        assert artifact["childrenPaths"] == [str(root / "plain" / "weights.bin")]
+        assert artifact["parentPath"] == {}  # OME's map; no other model's files reused
+        assert artifact["childrenPaths"] == []  # and no model reuses these
         assert artifact["sha"] == report.manifest_digest
         states = [r.state for r in reporter.history]
         assert states[0] is NodeState.UPDATING

@@ -129,3 +129,15 @@ def test_env_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert asyncio.run(reader.read("ns", "hf-token", "token")) == "generic"
     monkeypatch.setenv("OME_SECRET_HF_TOKEN_TOKEN", "specific")
     assert asyncio.run(reader.read("ns", "hf-token", "token")) == "specific"
+
+
+def test_a_local_source_dir_may_be_the_model_itself_a_root_may_not(tmp_path: Path) -> None:
+    root, allowed = tmp_path / "models", tmp_path / "llama"
+    root.mkdir()
+    allowed.mkdir()
+    assert layout.local_source(allowed, (root,), (allowed,)) == allowed.resolve()
+    assert layout.local_source(root / "m", (root,), (allowed,)) == (root / "m").resolve()
+    with pytest.raises(BadInput, match="--local-source-dir"):
+        layout.local_source(root, (root,), (allowed,))  # a root holds every model
+    with pytest.raises(BadInput, match="--local-source-dir"):
+        layout.local_source(tmp_path, (root,), (allowed,))

@@ -119,7 +119,8 @@ def test_run_once_then_status(hf_hub: HubServer, dirs: dict[str, Path]) -> None:
     wire = json.loads(entry["entry"])
     assert wire["name"] == "tiny-qwen"
     assert wire["status"] == "Ready"
-    assert wire["config"]["artifact"]["parentPath"] == entry["path"]
+    assert wire["config"]["artifact"]["parentPath"] == {}  # OME's map: reuses no model
+    assert wire["path"] == entry["path"]
     assert HF_TEST_TOKEN not in dirs["state"].read_text()
 
     table = cli("status", "--state-file", str(dirs["state"]))

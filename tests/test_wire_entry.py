@@ -25,7 +25,7 @@ CONFIG: dict[str, Any] = {
     "modelParameterSize": "8.03B",
     "maxTokens": 131072,
     "modelCapabilities": ["TEXT_TO_TEXT"],
-    "decodedModelConfiguration": {"model_type": "llama", "parameter_count": 8030261248},
+    "decodedModelConfiguration": {"model_type": "llama", "parameter_count": "8.03B"},
     "artifact": {"sha": "0e9e39f2", "parentPath": {}, "childrenPaths": []},
 }
 

@@ -21,9 +21,9 @@ from ome_agent.api.resources import DISCOVERABLE_FIELDS, BaseModelSpec
 from ome_agent.controller.status import NodeEntry
 from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
+from ome_agent.discovery.result import MAX_INT32  # spec.maxTokens is an int32 too
 from ome_agent.reconcile.ports import NodeState
 
-MAX_INT32 = 2**31 - 1  # spec.maxTokens is an int32 in the CRD
 _TEXT_FIELDS = ("modelType", "modelArchitecture", "modelParameterSize", "quantization")
 _NAME_VERSION_FIELDS = ("modelFormat", "modelFramework")
 

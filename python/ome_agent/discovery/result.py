@@ -19,6 +19,7 @@ from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
 from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
 
+MAX_INT32 = 2**31 - 1  # OME's maxTokens is an int32: a larger length is left out
 USER_FIELDS = DISCOVERABLE_FIELDS  # spec fields a user may set instead of discovery
 
 
@@ -110,7 +111,7 @@ class Discovery:
             "modelFramework": self.model_framework.to_json() if self.model_framework else None,
             "modelFormat": self.model_format.to_json() if self.model_format else None,
             "modelParameterSize": self.model_parameter_size,
-            "maxTokens": self.max_tokens,
+            "maxTokens": self.max_tokens if (self.max_tokens or 0) <= MAX_INT32 else None,
             "modelCapabilities": list(self.model_capabilities) or None,
             "apiCapabilities": list(self.api_capabilities) or None,
             "decodedModelConfiguration": {k: v for k, v in decoded.items() if v is not None}

@@ -282,7 +282,9 @@ class Reconciler:
         """Where the model comes from and where it goes; BadInput naming the field."""
         plan = plan_source(resource.storage)
         if plan.local is not None:
-            layout.local_source(plan.local, self.options.readable_dirs)
+            layout.local_source(
+                plan.local, self.options.models_roots, self.options.local_source_dirs
+            )
         return plan, layout.target_dir(resource.key, resource.storage, self.options.models_roots)
 
     async def _confirm(self, resource: ModelResource) -> bool:

@@ -84,13 +84,16 @@ def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ..
     )
 
 
-def local_source(source: Path, readable: tuple[Path, ...]) -> Path:
-    """A local-path storageUri, resolved; BadInput unless it lies inside a readable dir
-    (the agent never reads other node paths on a model author's behalf)."""
+def local_source(source: Path, roots: tuple[Path, ...], allowed: tuple[Path, ...]) -> Path:
+    """A local-path storageUri, resolved; BadInput unless it lies strictly inside a
+    models root or is, or lies inside, a ``--local-source-dir`` (the agent never reads
+    other node paths on a model author's behalf; a root itself holds every model)."""
     resolved = _real(source)
-    if any(inside(resolved, d) for d in readable):
+    if any(inside(resolved, d) for d in roots + allowed) or any(
+        resolved == _real(d) for d in allowed
+    ):
         return resolved
-    dirs = ", ".join(str(d) for d in readable)
+    dirs = ", ".join(str(d) for d in roots + allowed)
     raise BadInput(
         f"spec.storage.storageUri: local path {source} is outside the folders the agent may "
         f"read ({dirs}): put the model there, or allow its folder on this node with "

@@ -126,26 +126,24 @@ def _upgrade_config(config: Any, parameters: Any) -> dict[str, Any] | None:
     held the exact count and the bytes on disk."""
     if not isinstance(config, dict):
         return None
-    config = dict(config)
-    artifact = config.get("artifact")
+    upgraded: dict[str, Any] = {str(k): v for k, v in config.items()}
+    artifact = upgraded.get("artifact")
     if isinstance(artifact, dict):
-        config["artifact"] = {"sha": artifact.get("sha"), "parentPath": {}, "childrenPaths": []}
-    decoded = config.get("decodedModelConfiguration")
+        upgraded["artifact"] = {"sha": artifact.get("sha"), "parentPath": {}, "childrenPaths": []}
+    decoded = upgraded.get("decodedModelConfiguration")
     if isinstance(decoded, dict):
         decoded = dict(decoded)
         on_disk = decoded.pop("model_size_bytes", None)
         if isinstance(on_disk, int):
-            config["sizeOnDiskBytes"] = on_disk
+            upgraded["sizeOnDiskBytes"] = on_disk
         if isinstance(parameters, int) and not isinstance(parameters, bool):
             decoded["parameter_count"] = format_parameter_size(parameters)
-            decoded["model_size_bytes"] = weights_size_bytes(
-                parameters, decoded.get("torch_dtype")
-            )
-            config["parameterCount"] = parameters
+            decoded["model_size_bytes"] = weights_size_bytes(parameters, decoded.get("torch_dtype"))
+            upgraded["parameterCount"] = parameters
         else:
             decoded.pop("parameter_count", None)
-        config["decodedModelConfiguration"] = decoded
-    return config
+        upgraded["decodedModelConfiguration"] = decoded
+    return upgraded
 
 
 def record_files(

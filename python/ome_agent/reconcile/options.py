@@ -71,11 +71,6 @@ class AgentOptions:
         return self.models_roots[0]
 
     @property
-    def readable_dirs(self) -> tuple[Path, ...]:
-        """Where a local-path storageUri may point: the models roots and the allowed dirs."""
-        return self.models_roots + self.local_source_dirs
-
-    @property
     def state_dir(self) -> Path:
         """The agent's bookkeeping (manifests, staging), never inside a model directory."""
         return self.models_roots[0] / STATE_DIR_NAME

@@ -21,7 +21,12 @@ ENV = "OME_AGENT_WIRE_SCHEMA"
 
 
 class WireContractError(ValueError):
-    """An entry that OME's decoder would reject; names the member and the rule."""
+    """An entry that OME's decoder would reject; ``member`` is the JSON path of the
+    member at fault (``config/maxTokens``), the message says the rule."""
+
+    def __init__(self, member: str, rule: str) -> None:
+        super().__init__(f"entry member {member} breaks OME's schema: {rule}")
+        self.member = member
 
 
 def check(entry: Any) -> None:
@@ -46,6 +51,6 @@ def _validator(path: str) -> Callable[[Any], None]:
         error = jsonschema.exceptions.best_match(validator.iter_errors(entry))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(entry)"
-            raise WireContractError(f"entry member {where} breaks OME's schema: {error.message}")
+            raise WireContractError(where, error.message)
 
     return validate
