@@ -94,9 +94,10 @@ class Published:
 # more precise is published the estimate is held to the name within 8%, and exactly
 # to its own arithmetic in ARITHMETIC.
 NOMINAL = 0.08
+SEVEN_B = "model card: 7B (nominal; .bin weights, no Hub total)"
 
 PUBLISHED: dict[str, Published | None] = {
-    "baichuan2_7b": Published(7e9, "model card: 7B (nominal; .bin weights, no Hub total)", NOMINAL),
+    "baichuan2_7b": Published(7e9, SEVEN_B, NOMINAL),
     "bge_large": Published(335e6, "Hub safetensors total: 335M (BAAI/bge-large-en-v1.5)"),
     "chatglm3_6b": Published(6.24e9, "Hub safetensors total: 6.24B (THUDM/chatglm3-6b)"),
     # the vision half of laion/CLIP-ViT-H-14-laion2B-s32B-b79K
@@ -129,7 +130,7 @@ PUBLISHED: dict[str, Published | None] = {
     "llama4_scout_17b_16e": Published(109e9, "Hub safetensors total: 109B (model card: 109B)"),
     "llava_1.5_7b_hf": Published(7.06e9, "Hub safetensors total: 7.06B"),
     # liuhaotian/llava-v1.5-7b: LM + projector; the CLIP tower is fetched from its own repo
-    "llava_v1.5_7b": Published(7e9, "model card: 7B (nominal; .bin weights, no Hub total)", NOMINAL),
+    "llava_v1.5_7b": Published(7e9, SEVEN_B, NOMINAL),
     "mistral": Published(7.24e9, "Hub safetensors total: 7.24B (Mistral-7B-v0.1)"),
     "mistral_7b_instruct": Published(7.24e9, "Hub safetensors total: 7.24B"),
     "mixtral": Published(46.7e9, "Hub safetensors total: 46.7B (model card: 46.7B)"),
@@ -154,7 +155,7 @@ PUBLISHED: dict[str, Published | None] = {
     "qwen_7b": Published(7.72e9, "Hub safetensors total: 7.72B (model card: 7.7B)"),
     "smollm_1.7b": Published(1.71e9, "Hub safetensors total: 1.71B"),
     "stablelm_3b": Published(2.8e9, "Hub safetensors total: 2.8B (stablelm-3b-4e1t)"),
-    "xverse_7b": Published(7e9, "model card: 7B (nominal; .bin weights, no Hub total)", NOMINAL),
+    "xverse_7b": Published(7e9, SEVEN_B, NOMINAL),
     # no published count: this file's sizes are not those of the model its name says
     "qwen3_5_27b": None,
     # published 7.57B (Hub safetensors total), checked with its sentence-transformers files

@@ -122,3 +122,9 @@ def test_mtp_layers_are_counted_and_share_the_embeddings_in_qwens_convention() -
     layer = ATTENTION + MLP + NORMS
     mtp = layer + 2 * H * H + 3 * H  # a layer over the [embedding; hidden] projection
     assert estimate_parameters(config) == 2 * layer + mtp + EMBEDDING_AND_FINAL_NORM
+
+
+def test_an_absurd_layer_count_gives_no_estimate_and_returns_at_once() -> None:
+    # a valid JSON integer no model has: summed layer by layer it would never finish
+    assert estimate_parameters({**TINY, "num_hidden_layers": 10**12}) is None
+    assert estimate_parameters({**TINY, "num_nextn_predict_layers": 10**12}) is None

@@ -22,6 +22,7 @@ from __future__ import annotations
 from ome_agent.discovery.estimate_layers import (
     HIDDEN,
     Widths,
+    bounded,
     layer_count,
     layer_parameters,
     widths,
@@ -66,22 +67,24 @@ def _vision_encoder(config: Config) -> int | None:
 def _language(c: Config, w: Widths, *, lm_head: bool) -> int | None:
     layers = layer_count(c)
     vocab = first_int(c, *_VOCAB) or 0
-    if layers is None:
+    mtp = _mtp(c, w, layers or 0, vocab)
+    if layers is None or mtp is None:
         return None
     total = sum(layer_parameters(c, w, index) for index in range(layers))
     total += w.hidden  # final norm
     total += vocab * w.hidden * (2 if lm_head else 1)
-    total += _mtp(c, w, layers, vocab)
     if "type_vocab_size" in c:
         total += _encoder_extras(c, w, layers)
-    return total
+    return total + mtp
 
 
-def _mtp(c: Config, w: Widths, layers: int, vocab: int) -> int:
+def _mtp(c: Config, w: Widths, layers: int, vocab: int) -> int | None:
     """Multi-token-prediction blocks: each a layer over a projection of [embedding;
     hidden state] (with its two input norms and an output norm)."""
     own = first_int(c, _MTP_WITH_EMBEDDINGS) or 0
-    count = own or first_int(c, _MTP_SHARING_EMBEDDINGS) or 0
+    count = bounded(own or first_int(c, _MTP_SHARING_EMBEDDINGS) or 0)
+    if count is None:
+        return None
     total = 0
     for index in range(layers, layers + count):
         total += layer_parameters(c, w, index) + 2 * w.hidden * w.hidden + 3 * w.hidden

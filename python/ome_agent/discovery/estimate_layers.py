@@ -28,6 +28,9 @@ _KV_HEADS = ("num_key_value_heads", "n_head_kv", "num_kv_heads", "kv_n_heads")
 _FF = ("intermediate_size", "ffn_hidden_size", "ff_intermediate_size", "n_inner", "ffn_dim")
 _EXPERTS = ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts")
 _ACTIVATION = ("hidden_act", "hidden_activation", "activation_function")
+# no real stack is deeper: a larger count is a broken or hostile config, and summing
+# it layer by layer would never end
+MAX_LAYERS = 10_000
 # activations that are only ever used in a gated (two up-projection) MLP
 _GATED_ACTIVATIONS = ("silu", "swish", "swiglu", "gegelu", "geglu")
 
@@ -91,8 +94,9 @@ def _mixer(c: Config, w: Widths, index: int) -> int:
 
 def _layer_type(c: Config, index: int) -> str:
     types = c.get("layer_types")
-    if isinstance(types, list) and index < len(types) and isinstance(types[index], str):
-        return types[index]
+    entry = types[index] if isinstance(types, list) and index < len(types) else None
+    if isinstance(entry, str):
+        return entry
     interval = first_int(c, "full_attention_interval")
     if interval and first_int(c, "linear_num_value_heads") and index < (layer_count(c) or 0):
         return "full_attention" if (index + 1) % interval == 0 else "linear_attention"
@@ -100,7 +104,11 @@ def _layer_type(c: Config, index: int) -> str:
 
 
 def layer_count(c: Config) -> int | None:
-    return first_int(c, *_LAYERS)
+    return bounded(first_int(c, *_LAYERS))
+
+
+def bounded(count: int | None) -> int | None:
+    return count if count is not None and count <= MAX_LAYERS else None
 
 
 def _attention(c: Config, w: Widths) -> int:

@@ -25,8 +25,8 @@ def vision_parameters(config: Config, text_h: int) -> int | None:
     if mapping(config.get("img_processor")) is not None and "vision_config" not in config:
         # Phi-3-vision: a CLIP ViT-L/14-336 and a two-layer projector over 4 merged patches
         image_dim = first_int(v, "image_dim_out") or 1024
-        tower = _vit(1024, 24, 4096, gated=False) + 3 * 14 * 14 * 1024 + (24 * 24 + 1) * 1024
-        return tower + 4 * image_dim * text_h + text_h * text_h
+        clip = _vit(1024, 24, 4096, gated=False) + 3 * 14 * 14 * 1024 + (24 * 24 + 1) * 1024
+        return clip + 4 * image_dim * text_h + text_h * text_h
     vh = _width(v)
     tower = tower_parameters(v)
     if vh is None or tower is None:
