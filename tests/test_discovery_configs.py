@@ -83,7 +83,7 @@ class Published:
     """A published parameter count: ``source`` names where (the Hub's safetensors
     total is the "Model size" of the repo's page, three significant digits; a model
     card's figure is marked rounded when it is); ``tolerance`` is the relative error
-    allowed, 1% unless the comment beside it says why not."""
+    allowed, 1% unless a comment beside it says why another."""
 
     count: float
     source: str
@@ -100,7 +100,7 @@ PUBLISHED: dict[str, Published | None] = {
     "baichuan2_7b": Published(7e9, SEVEN_B, NOMINAL),
     "bge_large": Published(335e6, "Hub safetensors total: 335M (BAAI/bge-large-en-v1.5)"),
     "chatglm3_6b": Published(6.24e9, "Hub safetensors total: 6.24B (THUDM/chatglm3-6b)"),
-    # the vision half of laion/CLIP-ViT-H-14-laion2B-s32B-b79K
+    # the vision half of laion/CLIP-ViT-H-14-laion2B-s32B-b79K; five significant digits
     "clip_vision_model": Published(
         632.08e6, "OpenCLIP model profile: ViT-H-14 image tower 632.08M", 0.001
     ),
@@ -116,7 +116,7 @@ PUBLISHED: dict[str, Published | None] = {
     "gemma_2_9b": Published(9.24e9, "Hub safetensors total: 9.24B"),
     "gemma_7b": Published(8.54e9, "Hub safetensors total: 8.54B"),
     "glm4_9b": Published(9.4e9, "Hub safetensors total: 9.4B (THUDM/glm-4-9b-chat)"),
-    "gpt_oss_20b": Published(20.9e9, "model card: 20.9B total (the Hub counts MXFP4 bytes)"),
+    "gpt_oss_20b": Published(20.9e9, "model card (OpenAI): 20.9B total"),
     # the checkpoint keeps the causal-LM head (151646 x 3584) that an embedding model never
     # uses; its config cannot say so (Qwen3-Embedding's, of the same class, ships none)
     "gte_qwen2_7b": Published(7.61e9, "Hub safetensors total: 7.61B", 0.075),
@@ -158,7 +158,7 @@ PUBLISHED: dict[str, Published | None] = {
     "xverse_7b": Published(7e9, SEVEN_B, NOMINAL),
     # no published count: this file's sizes are not those of the model its name says
     "qwen3_5_27b": None,
-    # published 7.57B (Hub safetensors total), checked with its sentence-transformers files
+    # Hub safetensors total 7.57B: held to it below, with its sentence-transformers files
     "qwen3_embedding_8b": None,
     "config_sentence_transformers": None,  # not a model config
 }

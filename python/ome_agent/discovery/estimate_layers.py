@@ -31,7 +31,7 @@ _ACTIVATION = ("hidden_act", "hidden_activation", "activation_function")
 # no real stack is deeper: a larger count is a broken or hostile config, and summing
 # it layer by layer would never end
 MAX_LAYERS = 10_000
-# activations that are only ever used in a gated (two up-projection) MLP
+# activations of gated (two up-projection) MLPs
 _GATED_ACTIVATIONS = ("silu", "swish", "swiglu", "gegelu", "geglu")
 
 
@@ -70,6 +70,7 @@ def widths(c: Config) -> Widths | None:
 
 def _gated(c: Config) -> bool:
     activation = next((a for k in _ACTIVATION if (a := text(c.get(k)))), None)
+    # configs naming none are custom-code decoders with SwiGLU (ChatGLM, Qwen, DBRX)
     if activation is None or activation.lower().startswith(_GATED_ACTIVATIONS):
         return True
     # a GELU MLP is gated in RMSNorm decoders (Gemma), two matrices in LayerNorm ones
