@@ -55,7 +55,7 @@ def widths(c: Config) -> Widths | None:
     if kv is None and c.get("multi_query_attention") is True:
         kv = first_int(c, "multi_query_group_num") or 1
     ff = first_int(c, *_FF) or 4 * h
-    divisor = first_int(c, "mlp_width_divisor") or 1
+    divisor = first_int(c, "mlp_width_divisor") or 1  # implied by estimate_view (Qwen v1)
     return Widths(
         hidden=h,
         heads=heads,

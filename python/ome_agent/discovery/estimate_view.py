@@ -21,8 +21,9 @@ _SUB_CONFIGS = ("attn_config", "ffn_config")
 # llama config that names only what differs from the family's defaults)
 _INHERITED = ("model_type", "vocab_size")
 
-# Qwen3-Next / Qwen3.5 hybrid stacks: what their config classes fill in when config.json
-# leaves a size out (three linear-attention layers to one full, gated attention output)
+# Qwen3-Next / Qwen3.5 hybrid stacks: their config classes' defaults for sizes a
+# config.json may leave out (three linear-attention layers to one full), and the
+# attention output gate their code always builds
 _HYBRID_DEFAULTS: dict[str, Any] = {
     "head_dim": 256,
     "attn_output_gate": True,
