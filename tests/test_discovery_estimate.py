@@ -128,3 +128,13 @@ def test_an_absurd_layer_count_gives_no_estimate_and_returns_at_once() -> None:
     # a valid JSON integer no model has: summed layer by layer it would never finish
     assert estimate_parameters({**TINY, "num_hidden_layers": 10**12}) is None
     assert estimate_parameters({**TINY, "num_nextn_predict_layers": 10**12}) is None
+
+
+def test_mlp_is_two_matrices_in_layernorm_decoders_naming_no_activation() -> None:
+    # Falcon and BLOOM fix GELU in code; their configs name only a LayerNorm epsilon
+    falcon_like = {**TINY, "layer_norm_epsilon": 1e-5}
+    two_matrices = 2 * H * 128
+    expected = 2 * (ATTENTION + two_matrices + NORMS) + EMBEDDING_AND_FINAL_NORM
+    assert estimate_parameters(falcon_like) == expected
+    # DistilBERT names it "activation"
+    assert estimate_parameters({**TINY, "activation": "gelu"}) == expected

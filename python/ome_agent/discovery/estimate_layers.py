@@ -27,7 +27,7 @@ _HEADS = ("num_attention_heads", "n_head", "n_heads", "num_heads")
 _KV_HEADS = ("num_key_value_heads", "n_head_kv", "num_kv_heads", "kv_n_heads")
 _FF = ("intermediate_size", "ffn_hidden_size", "ff_intermediate_size", "n_inner", "ffn_dim")
 _EXPERTS = ("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts")
-_ACTIVATION = ("hidden_act", "hidden_activation", "activation_function")
+_ACTIVATION = ("hidden_act", "hidden_activation", "activation_function", "activation")
 # no real stack is deeper: a larger count is a broken or hostile config, and summing
 # it layer by layer would never end
 MAX_LAYERS = 10_000
@@ -70,11 +70,14 @@ def widths(c: Config) -> Widths | None:
 
 def _gated(c: Config) -> bool:
     activation = next((a for k in _ACTIVATION if (a := text(c.get(k)))), None)
-    # configs naming none are custom-code decoders with SwiGLU (ChatGLM, Qwen, DBRX)
-    if activation is None or activation.lower().startswith(_GATED_ACTIVATIONS):
-        return True
+    rms_norm = "rms_norm_eps" in c or c.get("rmsnorm") is True
+    if activation is None:
+        # families whose code fixes the activation: SwiGLU in RMSNorm decoders, in
+        # nested configs that leave the family's default out (llava's llama) and in DBRX;
+        # GELU in LayerNorm ones (Falcon, BLOOM)
+        return rms_norm or not any(k in c for k in ("layer_norm_epsilon", "layer_norm_eps"))
     # a GELU MLP is gated in RMSNorm decoders (Gemma), two matrices in LayerNorm ones
-    return "rms_norm_eps" in c or c.get("rmsnorm") is True
+    return activation.lower().startswith(_GATED_ACTIVATIONS) or rms_norm
 
 
 def layer_parameters(c: Config, w: Widths, index: int) -> int:

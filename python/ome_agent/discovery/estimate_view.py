@@ -39,8 +39,8 @@ _HYBRID_DEFAULTS: dict[str, Any] = {
 # config.json, stated in the keys the estimator reads. Only facts no config of the
 # family carries belong here; everything a config can say is read from it.
 _IMPLIED: dict[str, dict[str, Any]] = {
-    # Qwen (v1): intermediate_size is the width of both up-projections together
-    "qwen": {"mlp_width_divisor": 2},
+    # Qwen (v1): a SwiGLU MLP whose intermediate_size is both up-projections together
+    "qwen": {"hidden_act": "silu", "mlp_width_divisor": 2},
     # Llama 4: every MoE layer adds one shared expert of the routed experts' width
     "llama4_text": {"n_shared_experts": 1},
     "qwen3_next": _HYBRID_DEFAULTS,
