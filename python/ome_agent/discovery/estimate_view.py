@@ -35,9 +35,9 @@ _HYBRID_DEFAULTS: dict[str, Any] = {
     "linear_num_value_heads": 32,
 }
 
-# What a family's modelling code or config class fixes without writing it to
-# config.json, stated in the keys the estimator reads. Only facts no config of the
-# family carries belong here; everything a config can say is read from it.
+# What a family's config class defaults to, or its modelling code fixes, when its
+# config.json does not say, stated in the keys the estimator reads; whatever the
+# config does say wins. Data, not dispatch: the arithmetic never sees a family name.
 _IMPLIED: dict[str, dict[str, Any]] = {
     # Qwen (v1): a SwiGLU MLP whose intermediate_size is both up-projections together
     "qwen": {"hidden_act": "silu", "mlp_width_divisor": 2},
