@@ -5,7 +5,8 @@ Entry points: ``discover`` (a local model directory), ``inspect_remote`` (an
 Both return a :class:`Discovery` whose ``to_ome_config()`` is the ``config`` object
 of OME's ConfigMap entry. Modules: ``configfile`` (finding and strictly reading
 JSON), ``fields`` (typed reads, transformers defaults), ``estimate`` (parameter count
-from the config), ``weights`` (exact count from headers; the counting rule for
+from the config's structure, with ``estimate_view``, ``estimate_layers`` and
+``estimate_vision``), ``weights`` (exact count from headers; the counting rule for
 packed quantized weights), ``context``, ``capabilities``, ``quantization``,
 ``sizes``, ``describe`` (assembly), ``result`` (the result type and user-spec merge),
 ``annotations`` (skip-config-parsing).
