@@ -99,6 +99,7 @@ def test_ome_config_has_exactly_the_wire_keys(tmp_path: Path) -> None:
         "modelCapabilities",
         "apiCapabilities",
         "decodedModelConfiguration",
+        "parameterCount",  # ours: the exact count (OME's members are in docs/wire.md)
     }  # no modelFormat (no weights), no quantization: unknown keys are left out
     assert config["modelFramework"] == {"name": "transformers", "version": "4.42.3"}
     decoded = config["decodedModelConfiguration"]
@@ -107,8 +108,9 @@ def test_ome_config_has_exactly_the_wire_keys(tmp_path: Path) -> None:
         "context_length": 131072,
         "has_vision": False,
         "is_embedding": False,
+        "model_size_bytes": 70_553_706_496 * 2,  # parameters x bfloat16's width
         "model_type": "llama",
-        "parameter_count": 70_553_706_496,
+        "parameter_count": "70.55B",  # OME's human string
         "torch_dtype": "bfloat16",
         "transformers_version": "4.42.3",
     }
@@ -133,7 +135,7 @@ def test_inspect_json_shape(tmp_path: Path) -> None:
         "quantization",
         "hasVision",
         "isEmbedding",
-        "modelSizeBytes",
+        "sizeOnDiskBytes",
         "parameterCountSource",
         "errors",
     ):

@@ -40,7 +40,7 @@ def test_sharded_model_with_index_counts_exactly(tmp_path: Path) -> None:
     assert got.errors == ()
     assert got.parameter_count == count_of(shards)
     assert got.parameter_count_source == "safetensors"
-    assert got.model_size_bytes == sum(sizes)
+    assert got.size_on_disk_bytes == sum(sizes)
     assert got.model_format is not None
     assert got.model_format.name == "safetensors"
 
@@ -59,7 +59,7 @@ def test_real_sized_sparse_shards(tmp_path: Path) -> None:
     _config(tmp_path)
     got = discover(tmp_path)
     assert got.parameter_count == vocab * hidden + 3 * ff * hidden + hidden
-    assert got.model_size_bytes == size
+    assert got.size_on_disk_bytes == size
     assert size > 2 * vocab * hidden  # the bytes are accounted, not read
     assert got.model_parameter_size == "313M"  # 313,001,984
 
@@ -263,6 +263,6 @@ def test_pytorch_bin_repo_is_estimated_and_sized(tmp_path: Path) -> None:
     assert got.errors == ()
     assert got.model_format is not None
     assert (got.model_format.name, got.model_format.version) == ("pytorch", None)
-    assert got.model_size_bytes == 6_000_000
+    assert got.size_on_disk_bytes == 6_000_000
     assert got.parameter_count_source == "estimate"
     assert got.api_capabilities[0] == "OPENAI_V1_CHAT_COMPLETIONS"
