@@ -21,6 +21,7 @@ lint:
 	$(VENV)/ruff format --check python tests benches scripts
 	$(VENV)/mypy
 	$(VENV)/python -m mypy.stubtest ome_agent._core
+	$(VENV)/lint-imports  # the layers of docs/architecture.md, no import cycles
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 

@@ -1,4 +1,4 @@
-"""Benchmark harness of ome-agent (issue 2 §6); entry point ``python -m benches.run``.
+"""Benchmark harness of ome-agent (method: benches/README.md): ``python -m benches.run``.
 
 Not part of the test run: it measures, it does not pass or fail. See README.md.
 """

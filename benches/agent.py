@@ -1,4 +1,4 @@
-"""Benchmark of the node agent against a real API server (issue 3 targets).
+"""Benchmark of the node agent against a real API server (its targets are in benches/README.md).
 
 Entry point: ``python -m benches.agent [--models 500] [--runs 5] [--steady 60]``.
 Writes ``benches/results/agent-<time>.json`` and prints a markdown section for

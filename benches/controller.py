@@ -1,4 +1,4 @@
-"""Benchmark of ``ome-agent controller`` against a real API server (issue 6 target:
+"""Benchmark of ``ome-agent controller`` against a real API server (target:
 work proportional to what changed), side by side with an OME-style controller.
 
 Entry point: ``python -m benches.controller [--nodes 200] [--models 100] [--steady 30]``.

@@ -3,8 +3,8 @@
 Every YAML example of the reference documentation (tests/data/reference-examples/)
 must be accepted by the API server with nothing pruned, and parsed by
 ``parse_resource``; both spellings of the fields where OME and the documentation
-differ (DESIGN.md §3) work; ill-typed fields are rejected by the server with the
-field named.
+differ (docs/architecture.md, "Field names") work; ill-typed fields are rejected by
+the server with the field named.
 """
 
 from __future__ import annotations

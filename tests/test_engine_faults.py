@@ -1,6 +1,6 @@
 """Engine against the fault-injection server: what is retried, what is not.
 
-Proves the retry policy of issue 2: 5xx bursts, 408/429 with Retry-After (the
+Proves the engine's retry policy: 5xx bursts, 408/429 with Retry-After (the
 wait is honoured), resets, truncated bodies and stalls are survived with the
 right digest; 401/403/404 fail at once with one request; corrupted bytes fail
 the checksum; exhausted retries fail with a clear message.

@@ -1,4 +1,4 @@
-"""kill -9 halfway through a 1 GiB download, then rerun (issue 2 §4).
+"""kill -9 halfway through a 1 GiB download, then a rerun that resumes.
 
 A child process downloads from nginx ``/slow/`` (rate-limited per connection,
 fixed connection count, so the download lasts a few seconds) and prints its

@@ -40,7 +40,7 @@ from ome_agent.sources import azure
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.azure import AzureRef, parse_azure, resolve_azure
 from ome_agent.sources.model import ResolvedSource
-from ome_agent.sources.uri import redact_url
+from ome_agent.sources.redact import redact_url
 from ome_agent.transfer.pull import confined_jobs, make_engine
 from ome_agent.transfer.runner import Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings

@@ -1,9 +1,21 @@
 """ome-agent: puts AI models onto Kubernetes nodes, verified and described.
 
-Package map (DESIGN.md §1): ``_core`` is the Rust engine; ``sources`` turns a
-storage URI into a list of files to fetch; ``transfer`` runs those fetches
-through the engine; ``tuning`` is the settings sweep behind ``ome-agent bench``;
-``errors`` maps failures to exit codes; ``cli`` is the command surface.
+Package map, bottom layer first (docs/architecture.md has the rules):
+
+- ``_core``: the Rust engine (downloads, digests, safetensors headers);
+- ``errors``, ``observability``, ``durable``: typed failures, metrics and probes,
+  atomic file writes;
+- ``api``: the resources users declare, parsed once;
+- ``sources``: a storage URI → the files to fetch, listed by the vendors' SDKs;
+- ``transfer``: those fetches run through the engine;
+- ``discovery``: config.json + safetensors headers → metadata; ``tuning``: the
+  settings sweep behind ``ome-agent bench``;
+- ``reconcile``: the node agent's core, which models belong here and what to do next;
+- ``wire``: OME's names and ConfigMap entries (docs/wire.md);
+- ``controller``: the pure decisions of controller mode;
+- ``adapters``: the core on Kubernetes (``kube``) or on a folder of manifests
+  (``standalone``);
+- ``cli``: the command surface.
 """
 
 from ome_agent._core import __version__

@@ -1,7 +1,7 @@
 """A real Kubernetes control plane (etcd + kube-apiserver) on loopback, for tests.
 
 Where it sits: test infrastructure below the integration tests of the Kubernetes
-adapter (DESIGN.md §1 layer 5). The binaries come from
+adapter (docs/architecture.md, layer 5). The binaries come from
 ``scripts/build-control-plane.sh`` (built from the Go module proxy, cached under
 ``.cache/control-plane/<version>/``); this module only runs them. Everything the
 API server needs is made here: a CA, a serving certificate for 127.0.0.1/localhost,

@@ -2,7 +2,7 @@
 namespaces, Secrets, and ServiceAccount kubeconfigs bound to deploy/'s RBAC.
 
 Where it sits: test infrastructure for the Kubernetes adapter's integration tests
-(DESIGN.md §1 layer 5). It uses the official sync ``kubernetes`` client as cluster
+(docs/architecture.md, layer 5). It uses the official sync ``kubernetes`` client as cluster
 admin; the agent under test runs as a subprocess with its own ServiceAccount
 kubeconfig (``service_account_kubeconfig``), so a rule missing from
 ``deploy/agent/rbac.yaml`` fails a test instead of being masked by admin rights.

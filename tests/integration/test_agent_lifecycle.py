@@ -114,7 +114,7 @@ def test_create_ready_reported_in_ome_format(env: Env) -> None:
     wait_for(lambda: env.status_of(key) == "Ready", 60, f"{key} Ready:\n{env.agent.log()[-3000:]}")
     e = env.entry(key)
     assert e is not None
-    # DESIGN.md §2, field by field
+    # docs/wire.md, field by field
     assert e["name"] == name
     assert e["status"] == "Ready"
     assert "progress" not in e

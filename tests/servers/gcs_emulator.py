@@ -1,6 +1,6 @@
 """gcp-storage-emulator (from PyPI) and an OAuth token endpoint on 127.0.0.1, for tests.
 
-Where it sits: test infrastructure under the ``gcs`` source (DESIGN.md §1 layer 2).
+Where it sits: test infrastructure under the ``gcs`` source (docs/architecture.md, layer 2).
 The emulator runs as its own process (``gcp-storage-emulator start --in-memory``);
 it speaks the JSON API (listing, media downloads with Range, md5Hash/crc32c) but
 checks no credentials and serves every listing in one page.

@@ -1,6 +1,6 @@
 """moto's S3 server (from PyPI) on 127.0.0.1, with SigV4 signatures enforced, for tests.
 
-Where it sits: test infrastructure under the ``s3`` source (DESIGN.md §1 layer 2).
+Where it sits: test infrastructure under the ``s3`` source (docs/architecture.md, layer 2).
 moto runs as its own process (``python -m moto.server``) so its global state and
 its single-process GIL stay out of the test process. Right after start, the first
 five unauthenticated actions create an IAM user with its policy and access key,

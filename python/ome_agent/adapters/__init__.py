@@ -1,4 +1,4 @@
-"""Adapters: how the reconcile core meets the outside world (DESIGN.md §1, layer 5).
+"""Adapters: how the reconcile core meets the outside world (docs/architecture.md, layer 5).
 
 ``kube`` watches the API server and writes ConfigMap entries and node labels;
 ``standalone`` reads manifests from a directory and writes a local state file. Both

@@ -1,9 +1,9 @@
-"""The resources users declare, as typed Python (DESIGN.md §1: input of the reconcile core).
+"""The resources users declare, as typed Python (docs/architecture.md: input of the reconcile core).
 
 pydantic v2 models mirroring the CRDs in ``deploy/crds/``: ``BaseModel`` (namespaced),
 ``ClusterBaseModel`` (cluster-wide) and ``FineTunedWeight``. Both spellings of the
-fields where the reference doc and OME differ are accepted (DESIGN.md §3). Every
-adapter (Kubernetes watches, standalone manifests) turns a raw object into a
+fields where the reference doc and OME differ are accepted (docs/architecture.md,
+"Field names"). Every adapter (Kubernetes watches, standalone manifests) turns a raw object into a
 :class:`ModelResource` through :func:`parse_resource`, so bad input is rejected in one
 place with a message naming the field.
 """

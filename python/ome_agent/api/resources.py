@@ -4,7 +4,7 @@ Attribute names are snake_case; the wire names are the CRDs' camelCase (aliases)
 both are accepted when parsing. Unknown spec fields are kept (``extra="allow"``): a
 newer CRD must not make an older agent drop a resource. Where the reference doc and
 OME spell a field differently, both spellings are fields here and a property gives
-the effective value (DESIGN.md §3).
+the effective value (docs/architecture.md, "Field names").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command surface of ome-agent (DESIGN.md §1, layer 6).
+"""Command surface of ome-agent (docs/architecture.md, layer 6).
 
 Each subcommand lives in its own module, imported only when that subcommand
 runs (a scripted ``pull`` does not pay for ``bench``'s imports); the modules

@@ -1,6 +1,6 @@
 """``ome-agent bench SOURCE``: sweep transfer settings against the user's own source.
 
-Where it sits: command surface only (DESIGN.md §1, layer 6). The sweep and the
+Where it sits: command surface only (docs/architecture.md, layer 6). The sweep and the
 measurements live in ``ome_agent.tuning``; this module parses flags, reports
 progress on stderr and prints the table (or one JSON document) on stdout,
 ending with the ``pull`` flags of the recommended setting.

@@ -1,4 +1,4 @@
-"""``ome-agent controller``: the cluster-wide status writer (DESIGN.md §1, layer 6).
+"""``ome-agent controller``: the cluster-wide status writer (docs/architecture.md, layer 6).
 
 Turns the node agents' ConfigMaps into each BaseModel / ClusterBaseModel /
 FineTunedWeight ``.status``, back-fills empty spec fields, holds the cleanup

@@ -1,4 +1,4 @@
-"""``ome-agent run``: the node agent, on a cluster or standalone (DESIGN.md §1, layer 6).
+"""``ome-agent run``: the node agent, on a cluster or standalone (docs/architecture.md, layer 6).
 
 Flags follow OME's model agent (``--models-root-dir``, ``--namespace``,
 ``--num-download-worker``, ``--node-name``/``NODE_NAME``); transfer knobs are those of

@@ -1,4 +1,4 @@
-"""``ome-agent status``: what the node agents report, for people (DESIGN.md §1, layer 6).
+"""``ome-agent status``: what the node agents report, for people (docs/architecture.md, layer 6).
 
 Standalone mode (``--state-file``): reads the state file written by ``ome-agent run
 --standalone`` and prints one row per model (state, path, size, parameter count,

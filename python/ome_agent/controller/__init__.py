@@ -1,4 +1,4 @@
-"""Controller mode: the cluster-wide view of the node agents' reports (DESIGN.md §1).
+"""Controller mode: the cluster-wide view of the node agents' reports (docs/architecture.md).
 
 Pure decisions, no I/O, called by the Kubernetes side of the controller (watches,
 Lease, writes) and by ``ome-agent status`` in cluster mode:

@@ -1,5 +1,5 @@
 """Spec back-fill: the discovered config fills the spec fields the user left empty
-(controller mode, DESIGN.md §1 layer 4; DESIGN.md §2: only the controller writes specs).
+(controller mode, docs/architecture.md, layer 4; docs/wire.md: only the controller writes specs).
 
 A node agent that finished a model writes what discovery learned into the ``config``
 of its ConfigMap entry. The controller turns the config of the first Ready node
@@ -7,7 +7,7 @@ of its ConfigMap entry. The controller turns the config of the first Ready node
 the spec: only the discoverable fields (``DISCOVERABLE_FIELDS``) that are empty in
 the spec, only values of the CRD's types. A field the user wrote is never touched,
 and once filled a field is no longer empty, so the patch is written once. The
-skip-config-parsing annotation (either spelling, DESIGN.md §3) turns it off.
+skip-config-parsing annotation (either spelling, docs/architecture.md, "Field names") turns it off.
 Pure: no I/O.
 """
 

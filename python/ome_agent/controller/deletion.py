@@ -1,4 +1,4 @@
-"""When a deleted resource's finalizer may go (controller mode, DESIGN.md §1 layer 4).
+"""When a deleted resource's finalizer may go (controller mode, docs/architecture.md, layer 4).
 
 The controller holds ``ome.io/model-agent-cleanup`` on every model resource so the
 resource outlives its files: each node agent sees the deletion, removes the files

@@ -1,5 +1,5 @@
 """``pvc://`` models: the claim's phase and a short inspection Job tell their status
-(controller mode, DESIGN.md §1 layer 4).
+(controller mode, docs/architecture.md, layer 4).
 
 A model whose ``storageUri`` is ``pvc://[namespace:]claim/sub/path`` already lives on
 a PersistentVolumeClaim: no node agent downloads it (OME left such models

@@ -1,7 +1,7 @@
-"""A resource's ``.status`` from its nodes' reports (controller mode, DESIGN.md §1 layer 4).
+"""A resource's ``.status`` from its nodes' reports (controller, docs/architecture.md, layer 4).
 
 Input: the entries the node agents wrote into their ConfigMaps (wire format,
-DESIGN.md §2) and what the controller knows of each Node. Output: the whole
+docs/wire.md) and what the controller knows of each Node. Output: the whole
 ``.status`` object of a BaseModel / ClusterBaseModel / FineTunedWeight, with the
 field names of ``deploy/crds``.
 

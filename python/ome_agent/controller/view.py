@@ -1,5 +1,5 @@
 """Models by nodes, for people: what ``ome-agent status`` shows in cluster mode
-(controller mode's read side, DESIGN.md §1 layers 4/6).
+(controller mode's read side, docs/architecture.md, layers 4/6).
 
 Each model's overall state is computed here with :func:`status.aggregate` from the
 same inputs the controller uses, so the view is current even when no controller runs

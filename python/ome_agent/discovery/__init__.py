@@ -1,4 +1,4 @@
-"""Discovery: config.json + safetensors headers -> model metadata (DESIGN.md §1, layer 3).
+"""Discovery: config.json + safetensors headers -> model metadata (docs/architecture.md, layer 3).
 
 Entry points: ``discover`` (a local model directory), ``inspect_remote`` (an
 ``hf://`` repo or an http(s) safetensors URL, headers only, by range requests).

@@ -1,4 +1,4 @@
-"""The skip-config-parsing annotation, in both spellings (DESIGN.md §3).
+"""The skip-config-parsing annotation, in both spellings (docs/architecture.md, "Field names").
 
 The reconcile core (layer 4) asks this before running discovery (layer 3): the
 reference doc writes ``ome.io/skip-config-parsing``, OME's code reads

@@ -1,6 +1,6 @@
 """Typed reads of config.json values, and the transformers defaults they fall back to.
 
-Discovery (DESIGN.md §1, layer 3) reads configs written by many hands: a value may
+Discovery (docs/architecture.md, layer 3) reads configs written by many hands: a value may
 be missing, of the wrong type, or hostile (``1e400``, ``true`` for a size). The
 helpers here return ``None`` for anything that is not a sane value so the callers
 never crash on a config; the defaults are those of the transformers config class

@@ -1,7 +1,7 @@
 """The result of discovery and its two wire shapes (discovery, layer 3).
 
 ``Discovery.to_json()`` is what ``ome-agent inspect --json`` prints; ``to_ome_config()``
-is exactly the ``config`` object of OME's per-node ConfigMap entry (DESIGN.md §2),
+is exactly the ``config`` object of OME's per-node ConfigMap entry (docs/wire.md),
 without the ``artifact`` part the node agent adds, and with unknown values left out
 rather than written as null. ``merge_user_spec`` applies the rule that a field the
 user set in the BaseModel spec always wins over a discovered one.

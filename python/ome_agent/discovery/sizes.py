@@ -1,4 +1,4 @@
-"""``modelParameterSize``: a parameter count in the short form OME writes (DESIGN.md §2).
+"""``modelParameterSize``: a parameter count in the short form OME writes (docs/wire.md).
 
 Discovery (layer 3) fills it from the exact or estimated count: ``8030261248 ->
 "8.03B"``; whole numbers keep no decimals (``"70B"``), one decimal when that is exact

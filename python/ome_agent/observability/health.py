@@ -1,4 +1,4 @@
-"""Probes and metrics over HTTP (DESIGN.md §1, layer 5/6: how the DaemonSet is watched).
+"""Probes and metrics over HTTP (docs/architecture.md, layer 5/6: how the DaemonSet is watched).
 
 A tiny aiohttp server on ``--health-port``:
 

@@ -1,11 +1,11 @@
-"""Per-key exponential backoff with jitter (reconcile core, DESIGN.md §1 layer 4).
+"""Per-key exponential backoff with jitter (reconcile core, docs/architecture.md, layer 4).
 
-A Failed model is retried, not left Failed until a restart (DESIGN.md §4): the
-reconciler asks :meth:`Backoff.next_delay` for the delay before the next attempt and
-re-queues the model with it; a success calls :meth:`Backoff.reset`. Jitter spreads
-the retries of many nodes that failed together (a registry outage) so they do not
-return in lockstep. The Kubernetes adapter uses the same class, keyless, for its
-watches and writes. Pure: no I/O, no clock.
+A Failed model is retried, not left Failed until a restart (docs/architecture.md, "Where
+OME's agent falls short"): the reconciler asks :meth:`Backoff.next_delay` for the delay
+before the next attempt and re-queues the model with it; a success calls
+:meth:`Backoff.reset`. Jitter spreads the retries of many nodes that failed together (a
+registry outage) so they do not return in lockstep. The Kubernetes adapter uses the same
+class, keyless, for its watches and writes. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The reconcile core: from declared models and the node's labels to files on disk and
-reports (DESIGN.md §1, layer 4).
+reports (docs/architecture.md, layer 4).
 
 Adapters call :class:`Reconciler` from their event handlers (``apply``, ``forget``,
 ``replace_all``, ``set_node``); those calls only record the new state and put the

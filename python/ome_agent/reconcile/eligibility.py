@@ -1,4 +1,4 @@
-"""Does a model belong on this node? (reconcile core, DESIGN.md §1 layer 4).
+"""Does a model belong on this node? (reconcile core, docs/architecture.md, layer 4).
 
 Evaluates a model's ``storage.nodeSelector`` and the required terms of its
 ``storage.nodeAffinity`` against the node's name and labels, with Kubernetes' own
@@ -11,7 +11,7 @@ with the same selector could be scheduled:
 - ``In``, ``NotIn`` (also true when the label is absent), ``Exists``, ``DoesNotExist``,
   ``Gt``/``Lt`` (one bound; the label must be present and numeric). Kubernetes compares
   ``Gt``/``Lt`` as integers; we also compare Kubernetes quantities (``500Gi`` >
-  ``200Gi``, DESIGN.md §3), and a non-numeric label never matches;
+  ``200Gi``, docs/architecture.md, "Field names"), and a non-numeric label never matches;
 - ``matchFields`` supports only ``metadata.name`` with ``In``/``NotIn`` and exactly one
   value, like Kubernetes;
 - preferred terms never decide: they rank nodes for pods, they do not exclude any.

@@ -1,4 +1,4 @@
-"""How the node agent is configured (DESIGN.md §1, layer 4: input of the reconcile core).
+"""How the node agent is configured (docs/architecture.md, layer 4: input of the reconcile core).
 
 One frozen :class:`AgentOptions`, built by the CLI (``ome-agent run``) from its flags
 and handed to the reconcile core and to the adapters, so each setting has one

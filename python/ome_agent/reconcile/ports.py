@@ -1,4 +1,4 @@
-"""The reconcile core's boundary: what it reports and what it asks for (DESIGN.md §1, layer 4/5).
+"""The reconcile core's boundary: what it reports and asks for (docs/architecture.md, layers 4-5).
 
 The core decides and acts on the node; adapters carry its results out and bring
 credentials in. The Kubernetes adapter writes reports to the node's ConfigMap and
@@ -20,7 +20,7 @@ from ome_agent.errors import BadInput
 
 
 class NodeState(enum.StrEnum):
-    """A model's state on one node, as OME writes it (DESIGN.md §2)."""
+    """A model's state on one node, as OME writes it (docs/wire.md)."""
 
     READY = "Ready"
     UPDATING = "Updating"
@@ -29,7 +29,7 @@ class NodeState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Progress:
-    """Download progress while Updating (DESIGN.md §2 ``progress``)."""
+    """Download progress while Updating (docs/wire.md ``progress``)."""
 
     phase: str  # e.g. "Listing", "Downloading", "Verifying", "Discovering"
     total_bytes: int
@@ -47,7 +47,7 @@ class NodeReport:
     key: ModelKey
     uid: str  # metadata.uid, for the ``models.ome/<uid>`` label
     state: NodeState
-    config: Mapping[str, Any] | None = None  # DESIGN.md §2 ``config``, Ready only
+    config: Mapping[str, Any] | None = None  # docs/wire.md ``config``, Ready only
     progress: Progress | None = None  # Updating only
     error: str | None = None  # Failed only: the reason, naming the field and the fix
     storage_uri: str | None = None  # redacted: no query strings, no credentials

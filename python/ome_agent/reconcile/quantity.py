@@ -1,9 +1,10 @@
-"""Kubernetes quantities as exact numbers (reconcile core, DESIGN.md §1 layer 4).
+"""Kubernetes quantities as exact numbers (reconcile core, docs/architecture.md, layer 4).
 
 Node eligibility compares node labels such as ``models.ome.io/available-storage=500Gi``
-against ``Gt``/``Lt`` bounds (DESIGN.md §3: Kubernetes compares integers only; we also
-accept quantities). This module turns a quantity string into a :class:`~decimal.Decimal`
-without rounding, so ``1Ki`` equals ``1024`` and ``0.5Gi`` equals ``512Mi`` exactly.
+against ``Gt``/``Lt`` bounds (docs/architecture.md, "Field names": Kubernetes compares
+integers only; we also accept quantities). This module turns a quantity string into a
+:class:`~decimal.Decimal` without rounding, so ``1Ki`` equals ``1024`` and ``0.5Gi``
+equals ``512Mi`` exactly.
 Pure: no I/O.
 """
 

@@ -1,9 +1,9 @@
-"""The keyed work queue that drives the reconcile core (DESIGN.md §1 layer 4).
+"""The keyed work queue that drives the reconcile core (docs/architecture.md, layer 4).
 
 Events (a watch, a node label change, a retry timer) only *add* a model's key; the
 queue runs one handler per key at a time with bounded concurrency. This is what OME's
-agent lacks (DESIGN.md §4: an unbounded channel without dedup let the same model
-download twice at once and corrupt its files):
+agent lacks (docs/architecture.md, "Where OME's agent falls short": an unbounded
+channel without dedup let the same model download twice at once and corrupt its files):
 
 - a key is queued at most once: adding it again coalesces, keeping the more urgent
   priority and the earlier due time;

@@ -1,4 +1,4 @@
-"""Sources: storage URI → list of files to fetch (DESIGN.md §1, layer 2).
+"""Sources: storage URI → list of files to fetch (docs/architecture.md, layer 2).
 
 One module per scheme (``http``, ``hf``, ``oci``, ``s3``, ``gcs``, ``azure``);
 ``objects`` dispatches the object-store URIs; ``auth`` carries a model's
@@ -16,7 +16,8 @@ from ome_agent.sources.hf import resolve_hf
 from ome_agent.sources.http import resolve_http
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource
 from ome_agent.sources.objects import ObjectSource, resolve_object
-from ome_agent.sources.uri import HfRef, HttpRef, SourceRef, parse_source, redact_url
+from ome_agent.sources.redact import redact_url
+from ome_agent.sources.uri import HfRef, HttpRef, SourceRef, parse_source
 
 __all__ = [
     "HfRef",

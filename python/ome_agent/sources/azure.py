@@ -1,6 +1,6 @@
 """Source ``az://{account}/{container}/{prefix}``: blobs of an Azure Storage container.
 
-Sources layer (DESIGN.md §1, layer 2): the azure-storage-blob SDK lists the blobs and
+Sources layer (docs/architecture.md, layer 2): the azure-storage-blob SDK lists the blobs and
 does the authentication; the engine then GETs ranges of each blob URL in parallel.
 OME's other spelling, ``az://{account}.blob.core.windows.net/{container}/{prefix}``,
 is accepted too. A prefix naming one blob selects that blob (it lands under its last
@@ -52,13 +52,13 @@ from urllib.parse import quote, urlsplit
 from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.model import RemoteFile, ResolvedSource
-from ome_agent.sources.objects import retry_after as _retry_after
 from ome_agent.sources.prefixes import (
     check_endpoint,
     folder_of,
     relative_path,
     single_object_name,
 )
+from ome_agent.sources.throttle import retry_after as _retry_after
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential

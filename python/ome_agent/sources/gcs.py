@@ -1,6 +1,6 @@
 """Source ``gs://bucket/prefix``: objects in Google Cloud Storage.
 
-Where it sits: sources layer (DESIGN.md §1, layer 2). google-cloud-storage lists
+Where it sits: sources layer (docs/architecture.md, layer 2). google-cloud-storage lists
 (pagination, retries of 429/5xx with exponential backoff) and google-auth makes and
 refreshes the access tokens; this module turns the listing into
 :class:`RemoteFile`\\ s for the engine.
@@ -49,7 +49,7 @@ from ome_agent.sources.prefixes import (
     single_object_name,
     split_bucket_uri,
 )
-from ome_agent.sources.uri import redact_url
+from ome_agent.sources.redact import redact_url
 
 SECRET_KEY = "service-account.json"  # noqa: S105 - the name of a key in the Secret
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_only",)

@@ -4,14 +4,11 @@ One entry point for the callers (``pull``, ``inspect``, the node agent): parse a
 into the backend's own reference, then resolve it with the model's credentials into
 a :class:`~ome_agent.sources.model.ResolvedSource`. Each backend module keeps its
 vendor SDK import inside its functions, so parsing a URI never pays for an SDK.
-The backends' listing retries share :func:`retry_after` here.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from ome_agent.errors import BadInput
@@ -23,7 +20,6 @@ FORMS = (
     "oci://n/{namespace}/b/{bucket}/o/{prefix}, s3://{bucket}/{prefix}, "
     "gs://{bucket}/{prefix}, az://{account}/{container}/{prefix}"
 )
-MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is capped
 
 
 class ObjectRef(Protocol):
@@ -84,18 +80,3 @@ def resolve_object(ref: ObjectRef, auth: StorageAuth) -> ResolvedSource:
     if isinstance(ref, azure.AzureRef):
         return azure.resolve_azure(ref, auth)
     raise TypeError(f"not an object-store reference: {type(ref).__name__}")
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds a throttled store asks to wait (Retry-After: seconds or an HTTP date),
-    at most MAX_RETRY_AFTER; None when absent or unreadable (the SDK's backoff then)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

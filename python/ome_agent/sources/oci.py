@@ -37,7 +37,6 @@ from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
-from ome_agent.sources.objects import retry_after
 from ome_agent.sources.oci_auth import USER, OciCredentials, oci_credentials
 from ome_agent.sources.prefixes import (
     check_endpoint,
@@ -45,6 +44,7 @@ from ome_agent.sources.prefixes import (
     relative_path,
     single_object_name,
 )
+from ome_agent.sources.throttle import retry_after
 
 FORMS = "oci://n/{namespace}/b/{bucket}/o/{prefix} or oci://{namespace}@{region}/{bucket}/{prefix}"
 FIELD = "spec.storage.storageUri"

@@ -21,7 +21,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from ome_agent.errors import BadInput
-from ome_agent.sources.uri import redact_url
+from ome_agent.sources.redact import redact_url
 
 # loose on purpose: legacy S3 buckets allow upper case and "_"; the store itself
 # rejects what it does not know, here we only refuse what cannot be a bucket name

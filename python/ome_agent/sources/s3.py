@@ -1,6 +1,6 @@
 """Source ``s3://bucket/prefix``: objects in Amazon S3 or an S3-compatible store.
 
-Where it sits: sources layer (DESIGN.md §1, layer 2). boto3 does all the talking —
+Where it sits: sources layer (docs/architecture.md, layer 2). boto3 does all the talking —
 credential chain, endpoint resolution, SigV4 signing, listing pagination, retries —
 and this module turns its answers into :class:`RemoteFile`\\ s for the engine.
 
@@ -67,7 +67,7 @@ from ome_agent.sources.prefixes import (
     single_object_name,
     split_bucket_uri,
 )
-from ome_agent.sources.uri import redact_url
+from ome_agent.sources.redact import redact_url
 
 # Secret keys for each credential, first spelling preferred in messages
 SECRET_KEYS: dict[str, tuple[str, ...]] = {

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from ome_agent.errors import BadInput
 from ome_agent.sources.objects import FORMS, SCHEMES, ObjectSource, parse_object
+from ome_agent.sources.redact import redact_url
 
 # the Hub's own rule for repo ids (huggingface_hub validate_repo_id)
 _REPO_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
@@ -46,13 +47,6 @@ class HfRef:
 
 
 SourceRef = HttpRef | HfRef | ObjectSource
-
-
-def redact_url(url: str) -> str:
-    """Drop user info and query: signed URLs carry credentials there."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
 
 
 def parse_source(source: str, revision: str | None = None) -> SourceRef:

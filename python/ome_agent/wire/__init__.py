@@ -1,4 +1,4 @@
-"""OME's wire format: what the agent writes for OME's readers (DESIGN.md §2).
+"""OME's wire format: what the agent writes for OME's readers (docs/wire.md).
 
 ``naming``: node label keys, ConfigMap data keys and the ConfigMap's metadata;
 ``entry``: the JSON value of one model's ConfigMap entry, written and read.

@@ -1,4 +1,4 @@
-"""One model's entry in the node's ConfigMap, written and read (wire format, DESIGN.md §2).
+"""One model's entry in the node's ConfigMap, written and read (wire format, docs/wire.md).
 
 The adapters (layer 5) store :func:`encode_entry`'s string under
 :func:`~ome_agent.wire.naming.config_map_key`; the controller and a restarting agent

@@ -1,5 +1,5 @@
 """Names the agent writes for OME's readers: node label keys, ConfigMap keys and the
-ConfigMap's own metadata (wire format, DESIGN.md §2; used by the adapters of layer 5).
+ConfigMap's own metadata (wire format, docs/wire.md; used by the adapters of layer 5).
 
 These must equal what OME's model agent writes, byte for byte, because OME's
 controller, scheduler and console look them up by name:
@@ -44,7 +44,7 @@ _TYPE = {
     "FineTunedWeight": "finetunedweight",
 }
 
-# the per-node ConfigMap (DESIGN.md §2): every write keeps these
+# the per-node ConfigMap (docs/wire.md): every write keeps these
 STATUS_LABEL = "models.ome/basemodel-status"
 NODE_LABEL = "node"
 NODE_NAME_ANNOTATION = "models.ome.io/node-name"

@@ -1,6 +1,6 @@
 //! Fast typed reading of a well-formed header: tensor entries go straight
 //! into `Typed` without an intermediate `serde_json::Value` per field. This
-//! is the path every real file takes (issue 4's `inspect` reads the headers of
+//! is the path every real file takes (`inspect` reads the headers of
 //! hundreds of shards). It only answers "well-typed or not": on any failure
 //! the caller re-reads the text with `raw` + `validate::from_entries`, whose
 //! errors name the tensor and field at fault.

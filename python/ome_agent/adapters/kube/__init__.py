@@ -1,4 +1,4 @@
-"""The Kubernetes adapter of the node agent (DESIGN.md §1, layer 5).
+"""The Kubernetes adapter of the node agent (docs/architecture.md, layer 5).
 
 It feeds the reconcile core from the API server (list + watch of the model resources
 and of the agent's own Node), carries the core's reports back out (the per-node

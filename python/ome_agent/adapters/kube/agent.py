@@ -1,5 +1,5 @@
 """``ome-agent run`` on a cluster: the Kubernetes adapter wired to the reconcile core
-(DESIGN.md §1, layer 5; the CLI, layer 6, calls :func:`run_cluster`).
+(docs/architecture.md, layer 5; the CLI, layer 6, calls :func:`run_cluster`).
 
 Start-up order matters for "no flap on restart": the first lists of every kind and
 of the own Node are handed to the core before it starts, so the core knows the whole

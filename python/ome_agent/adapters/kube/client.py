@@ -1,4 +1,4 @@
-"""The API server connection of the Kubernetes adapter (DESIGN.md §1, layer 5).
+"""The API server connection of the Kubernetes adapter (docs/architecture.md, layer 5).
 
 kubernetes_asyncio does the authentication (kubeconfig from ``--kubeconfig`` or
 ``KUBECONFIG``, else the in-cluster ServiceAccount) and the TLS; this module gives the

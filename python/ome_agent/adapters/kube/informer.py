@@ -1,4 +1,4 @@
-"""List + watch of one kind of object (DESIGN.md §1, layer 5: input of the reconcile core).
+"""List + watch of one kind of object (docs/architecture.md, layer 5: input of the reconcile core).
 
 The usual informer contract, kept small: list, hand the full set over, then watch
 from the list's resourceVersion with bookmarks; after a dropped connection resume

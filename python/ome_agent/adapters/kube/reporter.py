@@ -1,4 +1,4 @@
-"""The node's reports, written to the API server (DESIGN.md §1, layer 5: output of the core).
+"""The node's reports, written to the API server (docs/architecture.md, layer 5: core output).
 
 Implements the reconcile core's ``Reporter`` port for one node: each model's entry in
 the per-node ConfigMap (OME's format, ``ome_agent.wire``) and its two Node labels

@@ -1,4 +1,4 @@
-"""Credentials from Kubernetes Secrets (DESIGN.md §1, layer 5: input of the sources).
+"""Credentials from Kubernetes Secrets (docs/architecture.md, layer 5: input of the sources).
 
 Implements the reconcile core's ``SecretReader`` port: one ``get`` of the Secret a
 model names, in the namespace the core asks for (the model's own; the agent's for

@@ -1,4 +1,4 @@
-"""API request counters of the Kubernetes adapter (DESIGN.md §1, layer 5: observability).
+"""API request counters of the Kubernetes adapter (docs/architecture.md, layer 5: observability).
 
 Every request the adapter makes goes through ``ome_agent.adapters.kube.client`` and is
 counted here by verb, resource and response code, in prometheus_client's default

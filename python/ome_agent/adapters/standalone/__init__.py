@@ -1,4 +1,4 @@
-"""Standalone mode: the node agent without a cluster (DESIGN.md §1, layer 5).
+"""Standalone mode: the node agent without a cluster (docs/architecture.md, layer 5).
 
 Resources come from YAML/JSON manifests in a directory, node labels from
 ``--node-labels``, credentials from the environment, and reports go to a JSON state

@@ -1,4 +1,4 @@
-"""``ome-agent controller`` on Kubernetes (DESIGN.md §1, layer 5).
+"""``ome-agent controller`` on Kubernetes (docs/architecture.md, layer 5).
 
 The node agents' ConfigMaps become each model resource's ``.status``; the pure
 decisions (aggregation, back-fill, deletion, pvc://) are in

@@ -1,5 +1,5 @@
 """The controller's informer caches and which model keys each change touches
-(DESIGN.md §1, layer 5: between the watches and the controller's work queue).
+(docs/architecture.md, layer 5: between the watches and the controller's work queue).
 
 Every watch event updates one cache and returns the model keys whose status may have
 changed, so the controller reconciles only those (OME's controller relists every

@@ -1,4 +1,4 @@
-"""The controller's reconcile loop on Kubernetes (DESIGN.md §1, layer 5; the pure
+"""The controller's reconcile loop on Kubernetes (docs/architecture.md, layer 5; the pure
 decisions are in :mod:`ome_agent.controller`).
 
 Informers keep :class:`~.cache.Cache` current and queue only the model keys an event

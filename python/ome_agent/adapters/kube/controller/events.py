@@ -1,4 +1,4 @@
-"""Kubernetes Events on the model resources (DESIGN.md §1, layer 5: the operator's view).
+"""Kubernetes Events on the model resources (docs/architecture.md, layer 5: the operator's view).
 
 ``kubectl describe clusterbasemodel x`` shows why a model is or is not ready: the
 controller records a core/v1 Event on each state transition it decides (Ready,

@@ -1,4 +1,4 @@
-"""Leader election on a coordination.k8s.io/v1 Lease (DESIGN.md §1, layer 5: which
+"""Leader election on a coordination.k8s.io/v1 Lease (docs/architecture.md, layer 5: which
 controller replica acts).
 
 The controller runs as a Deployment of several replicas; only the holder of the Lease

@@ -1,4 +1,4 @@
-"""The ``ome-agent controller`` process (DESIGN.md §1, layer 5; the CLI, layer 6,
+"""The ``ome-agent controller`` process (docs/architecture.md, layer 5; the CLI, layer 6,
 calls :func:`run_controller`).
 
 Start-up: health server, then the Lease. A replica that does not hold the Lease is

@@ -1,4 +1,4 @@
-"""``pvc://`` models on Kubernetes: the inspection Job's life (DESIGN.md §1, layer 5;
+"""``pvc://`` models on Kubernetes: the inspection Job's life (docs/architecture.md, layer 5;
 the objects and the status rules are in :mod:`ome_agent.controller.pvc`).
 
 No node agent downloads a model that already lives on a claim, so the controller

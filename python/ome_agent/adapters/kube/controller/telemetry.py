@@ -1,4 +1,4 @@
-"""Counters of the controller (DESIGN.md §1, layer 5: observability), served on
+"""Counters of the controller (docs/architecture.md, layer 5: observability), served on
 ``/metrics`` with the adapter's API request counters and the Lease gauge.
 
 "Work proportional to what changed" is read from these: reconciles per key change,

@@ -1,4 +1,4 @@
-"""What the controller watches (DESIGN.md §1, layer 5: input of the controller).
+"""What the controller watches (docs/architecture.md, layer 5: input of the controller).
 
 One :class:`~ome_agent.adapters.kube.informer.Informer` per kind, reused from the node
 agent's adapter; label selectors keep the per-node ConfigMaps, the inspection Jobs and

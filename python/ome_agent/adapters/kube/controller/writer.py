@@ -1,4 +1,4 @@
-"""The controller's writes to the API server (DESIGN.md §1, layer 5: output of the
+"""The controller's writes to the API server (docs/architecture.md, layer 5: output of the
 controller).
 
 Each write is the smallest request that does the job:
