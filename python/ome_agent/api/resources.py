@@ -76,6 +76,12 @@ class StorageSpec(_Wire):
     parameters: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
     node_affinity: NodeAffinity | None = None
+    download_policy: Literal["AlwaysDownload", "ReuseIfExists"] = "AlwaysDownload"
+
+    @property
+    def reuse_if_exists(self) -> bool:
+        """Identical files another model holds on the node are linked, not downloaded."""
+        return self.download_policy == "ReuseIfExists"
 
     @property
     def secret_name(self) -> str | None:

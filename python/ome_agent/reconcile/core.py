@@ -15,6 +15,8 @@ Decisions documented here (and in the README):
 - two models whose paths are equal or nested: the model seen first keeps the path
   (a model with a manifest there always does); the other is Failed with a message
   naming both. Files are never shared silently, so deleting one never breaks the other.
+- ``downloadPolicy: ReuseIfExists``: files another model already holds, identical to
+  the listing, are hard-linked instead of downloaded (``reconcile.reuse``).
 - ``vendor://``: the vendor's system provides the files; the model is reported Ready
   at its path with no download, and its path is never removed by the agent.
 - ``pvc://``: the files live on a claim pods mount, not on nodes; the agent leaves
@@ -49,7 +51,7 @@ from typing import Any
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import adapter, layout
+from ome_agent.reconcile import adapter, layout, reuse
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.download import Digests, Fetch, NoSpace
 from ome_agent.reconcile.eligibility import eligibility
@@ -136,6 +138,9 @@ class Reconciler:
         self._labels: dict[str, str] = {}
         self._started = False
         self._engine: Any = None
+        # downloads in flight, by source (reuse.origin): a ReuseIfExists model of the same
+        # source waits for the event, then links instead of downloading it too
+        self._fetching: dict[ModelKey, tuple[str, asyncio.Event]] = {}
         # downloads block a thread each for hours: their own pool, so the default
         # executor stays free for the short disk checks (manifests, stat, removal)
         self._fetch_pool = ThreadPoolExecutor(
@@ -314,7 +319,9 @@ class Reconciler:
                 return
             if resource is None or not self._wanted(resource):
                 await self._withdraw(key)
+                before = self._manifests.load(key)
                 await asyncio.to_thread(self._remove_files, key)
+                await self._refresh_related(key, before)
                 return
             if key in self._fatal:
                 return
@@ -343,7 +350,7 @@ class Reconciler:
                 )
             )  # fmt: skip
             return
-        await self._download(resource, plan, target, identity, self._manifests.load(key))
+        await self._fetch_once(resource, plan, target, identity)
         self._schedule_verify(key)
 
     def _schedule_verify(self, key: ModelKey) -> None:
@@ -375,6 +382,41 @@ class Reconciler:
                 )
 
     # ------------------------------------------------------------ download
+    async def _fetch_once(
+        self, resource: ModelResource, plan: SourcePlan, target: Path, identity: Identity
+    ) -> None:
+        """Download, or with ``ReuseIfExists`` link identical files (``reconcile.reuse``).
+        Such a model first waits for a download of the same source in flight, so two
+        models declared together cost one download."""
+        key = resource.key
+        wants_reuse = resource.storage is not None and resource.storage.reuse_if_exists
+        source = reuse.origin(plan.display, plan.revision)
+        while wants_reuse and (
+            busy := [
+                done
+                for other, (theirs, done) in self._fetching.items()
+                if other != key and theirs == source
+            ]
+        ):
+            await busy[0].wait()
+        done = asyncio.Event()
+        self._fetching[key] = (source, done)  # no await since the check: one registers first
+        try:
+            step: reuse.Reuse | None = None
+            if wants_reuse:
+                manifests = await asyncio.to_thread(self._manifests.all)
+                wanted = [m for m in manifests if m.key != key and self._holds(m.key)]
+                step = reuse.Reuse(key, source, wanted)
+            await self._download(resource, plan, target, identity, self._manifests.load(key), step)
+        finally:
+            del self._fetching[key]
+            done.set()
+
+    def _holds(self, key: ModelKey) -> bool:
+        """``key`` is a model this node keeps (its files are not about to go)."""
+        resource = self._resources.get(key)
+        return resource is not None and self._wanted(resource)
+
     async def _download(
         self,
         resource: ModelResource,
@@ -382,6 +424,7 @@ class Reconciler:
         target: Path,
         identity: Identity,
         old: Manifest | None,
+        step: reuse.Reuse | None,
     ) -> None:
         key = resource.key
         token, auth = await self._credentials(resource, plan)
@@ -403,7 +446,7 @@ class Reconciler:
         await self._publish_progress(resource, plan, target, fetch)
         reporter = asyncio.create_task(self._progress_loop(resource, plan, target, fetch))
         try:
-            commit, digests = await self._in_thread(fetch, plan, staging, token, auth)
+            commit, digests = await self._in_thread(fetch, plan, staging, token, auth, step)
             if key.kind == FINE_TUNED:
                 digests = await asyncio.to_thread(adapter.unpack_single_zip, staging, digests)
         except asyncio.CancelledError:
@@ -423,12 +466,15 @@ class Reconciler:
         if old is not None and Path(old.identity.path) != target:
             await asyncio.to_thread(self._remove_unused, Path(old.identity.path), key)
         files = await asyncio.to_thread(record_files, target, digests)
+        parent = step.parent if step is not None else None
         manifest = Manifest(
-            key, resource.uid, resource.generation, identity, commit, files, config, parameters
-        )
+            key, resource.uid, resource.generation, identity, commit, files, config, parameters,
+            parent,
+        )  # fmt: skip
         # OME's Artifact: parentPath is a {parent key: path} map and childrenPaths the
-        # paths of models reusing this one's files; a model that reuses nothing has
-        # neither. With no revision the manifest digest (files, not config) names it.
+        # paths of models reusing this one's files; both are derived from the manifests
+        # when reported (reuse.artifact). With no revision the manifest digest (files,
+        # not config) names it.
         config["artifact"] = {
             "sha": commit if commit is not None else manifest.digest,
             "parentPath": {},
@@ -436,6 +482,7 @@ class Reconciler:
         }
         await asyncio.to_thread(self._manifests.save, manifest)  # fsyncs: off the loop
         self._manifests.clear_staging(key)
+        await self._refresh_related(key, old)
         self._count_download("success")
         if self._metrics is not None:
             self._metrics.download_bytes.inc(fetch.fetched_bytes)
@@ -476,12 +523,20 @@ class Reconciler:
         return None, StorageAuth(parameters)
 
     async def _in_thread(
-        self, fetch: Fetch, plan: SourcePlan, staging: Path, token: str | None, auth: StorageAuth
+        self,
+        fetch: Fetch,
+        plan: SourcePlan,
+        staging: Path,
+        token: str | None,
+        auth: StorageAuth,
+        step: reuse.Reuse | None,
     ) -> tuple[str | None, Digests]:
         """Run the fetch in a thread; on cancellation stop it and wait until it has
         stopped, so the caller may clean the staging directory safely."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._fetch_pool, fetch.run, plan, staging, token, auth)
+        future = loop.run_in_executor(
+            self._fetch_pool, fetch.run, plan, staging, token, auth, step
+        )
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -539,9 +594,13 @@ class Reconciler:
 
     # ------------------------------------------------------------ reports
     async def _publish_ready(self, resource: ModelResource, manifest: Manifest) -> None:
+        config = dict(manifest.config or {})
+        if "artifact" in config:  # a vendor's or an upgraded manifest may have none
+            manifests = await asyncio.to_thread(self._manifests.all)
+            config["artifact"] = reuse.artifact(manifest, manifests)
         await self._publish(
             NodeReport(
-                resource.key, resource.uid, NodeState.READY, config=manifest.config or {},
+                resource.key, resource.uid, NodeState.READY, config=config,
                 storage_uri=manifest.identity.source, path=manifest.identity.path,
                 revision=manifest.commit, manifest_digest=manifest.digest,
             )
@@ -592,6 +651,15 @@ class Reconciler:
             for state in self._states.values():
                 counts[state.value] = counts.get(state.value, 0) + 1
             self._metrics.set_states(counts)
+
+    async def _refresh_related(self, key: ModelKey, before: Manifest | None) -> None:
+        """``key``'s manifest was saved anew or removed: the models it reused or that
+        reused it report again, each from its own handler, with artifact fields derived
+        from the manifests now on disk (a parent's childrenPaths, a child's parentPath)."""
+        manifests = await asyncio.to_thread(self._manifests.all)
+        for other in sorted(reuse.related(key, before, manifests), key=str):
+            if self._holds(other):
+                self._queue.add(other, Priority.VERIFY)
 
     # ------------------------------------------------------------ removal
     def _remove_files(self, key: ModelKey) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ome_agent import _core
@@ -24,6 +25,9 @@ from ome_agent.transfer.settings import TransferSettings
 
 # per file: digests computed by the engine, and which were compared to the listing
 Digests = dict[str, tuple[dict[str, str], list[str]]]
+# given the listing, fill the staging directory from files already on the node and
+# return their digests, or None to download (``reconcile.reuse``)
+ReuseFn = Callable[[ResolvedSource, Path], Digests | None]
 
 
 class NoSpace(BadInput):
@@ -64,16 +68,29 @@ class Fetch:
         return snap.done_bytes, snap.files_done, snap.files_total, snap.rate
 
     def run(
-        self, plan: SourcePlan, staging: Path, token: str | None, auth: StorageAuth
+        self,
+        plan: SourcePlan,
+        staging: Path,
+        token: str | None,
+        auth: StorageAuth,
+        reuse: ReuseFn | None = None,
     ) -> tuple[str | None, Digests]:
         """Fill ``staging``; return the resolved commit and the per-file digests.
 
-        ``token``: the Hub token (hf); ``auth``: an object store's parameters and Secret."""
+        ``token``: the Hub token (hf); ``auth``: an object store's parameters and Secret;
+        ``reuse``: asked first, once the listing is known."""
         if plan.scheme == "local":
             assert plan.local is not None
             return None, self._copy_local(plan.local, staging)
         resolved = self._resolve(plan, token, auth)
         self._check()
+        if reuse is not None:
+            self.phase = "Linking"
+            linked = reuse(resolved, staging)
+            if linked is not None:
+                self.phase = "Verified"
+                return resolved.commit, linked
+            self.phase = "Listing"
         jobs = confined_jobs(staging, resolved)
         sizes = [j.file.size for j in jobs]
         self.total_files = len(jobs)

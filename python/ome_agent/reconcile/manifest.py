@@ -3,11 +3,12 @@
 One JSON file per model under ``<first models root>/.ome-agent/manifests/`` (never inside
 the model directory, which holds exactly the model's files). It records the source
 identity (redacted storage URI, requested revision, resolved commit), the path, and
-every file with its size, mtime and the digests the engine verified. A restarted
-agent compares the manifest with the spec and ``stat``s the files: if all match, the
-model is Ready again with no network call. A second file, ``<model>.staging.json``,
-names the staging directory of a download in progress, so leftovers of a model
-deleted while the agent was down can be found and removed.
+every file with its size, mtime and the digests the engine verified, and, for a model
+that reused another's files, which manifest it linked. A restarted agent compares the
+manifest with the spec and ``stat``s the files: if all match, the model is Ready again
+with no network call. A second file, ``<model>.staging.json``, names the staging
+directory of a download in progress, so leftovers of a model deleted while the agent
+was down can be found and removed.
 
 Written atomically: temporary file, fsync, rename, fsync of the directory.
 """
@@ -53,6 +54,26 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class ReuseRecord:
+    """The manifest whose files a model hard-linked instead of downloading
+    (``downloadPolicy: ReuseIfExists``, see ``reconcile.reuse``)."""
+
+    key: ModelKey
+    path: str
+    digest: str  # that manifest's digest then: a different one now means it changed
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": list(self.key), "path": self.path, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ReuseRecord | None:
+        if not isinstance(data, dict):
+            return None
+        kind, namespace, name = data["key"]
+        return cls(ModelKey(kind, namespace, name), str(data["path"]), str(data["digest"]))
+
+
+@dataclass(frozen=True)
 class Manifest:
     key: ModelKey
     uid: str
@@ -62,6 +83,7 @@ class Manifest:
     files: list[FileRecord]
     config: dict[str, Any] | None = None  # discovered config (OME format)
     parameter_count: int | None = None
+    parent: ReuseRecord | None = None  # not part of the digest: the files are the same
 
     @property
     def digest(self) -> str:
@@ -89,6 +111,7 @@ class Manifest:
             "digest": self.digest,
             "config": self.config,
             "parameterCount": self.parameter_count,
+            "parent": self.parent.to_json() if self.parent else None,
         }
 
     @classmethod
@@ -105,6 +128,7 @@ class Manifest:
             if int(data.get("version") or 1) < 2
             else data.get("config"),
             parameter_count=data.get("parameterCount"),
+            parent=ReuseRecord.from_json(data.get("parent")),
         )
 
     def intact(self) -> bool:
