@@ -22,9 +22,9 @@ from ome_agent.wire.entry import encode_entry
 from tests.servers.hf_hub_server import HubServer
 from tests.test_reconcile_core import (
     CONFIG,
-    MiB,
     Agent,
     MemoryReporter,
+    MiB,
     Secrets,
     aio,
     model,
@@ -37,6 +37,13 @@ REUSE = {"downloadPolicy": "ReuseIfExists"}
 # one range request per file, so the Hub's log counts one GET per download
 ONE = {"transfer": TransferSettings(connections=1)}
 WEIGHTS = "model.safetensors"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "models"
+    r.mkdir()
+    return r
 
 
 def reusing(name: str, uri: str, **storage: Any) -> ModelResource:
@@ -95,16 +102,25 @@ async def test_two_models_of_one_repo_and_revision_download_once(
 
 
 @aio
-async def test_always_download_is_the_default(hf_env: HubServer, root: Path) -> None:
+async def test_always_download_is_the_default_and_the_policy_is_the_reusers(
+    hf_env: HubServer, root: Path
+) -> None:
     repo(hf_env, os.urandom(MiB))
     reporter = MemoryReporter()
     models = [model(n, "hf://org/shared", path=n) for n in ("one", "two")]
-    async with running(root, reporter, *models, **ONE):
+    async with running(root, reporter, *models, **ONE) as agent:
         await until(lambda: ready(reporter, "one", "two"))
         assert downloads(hf_env) == 2
         assert (root / "one" / WEIGHTS).stat().st_ino != (root / "two" / WEIGHTS).stat().st_ino
         assert artifact(reporter, "one")["childrenPaths"] == []
         assert artifact(reporter, "two")["parentPath"] == {}
+        # a model asking for reuse takes the files of one that did not ask
+        agent.rec.apply(reusing("three", "hf://org/shared"))
+        await until(lambda: ready(reporter, "three"))
+        assert downloads(hf_env) == 2
+        assert artifact(reporter, "three")["parentPath"] == {
+            "clusterbasemodel.one": str(root / "one")
+        }
 
 
 @aio
@@ -158,9 +174,7 @@ async def test_deleting_the_child_leaves_the_parent_untouched(
 @aio
 async def test_a_revision_change_splits_them(hf_env: HubServer, root: Path) -> None:
     repo(hf_env, b"a" * MiB)
-    v2 = hf_env.add_repo(
-        "org/shared", {"config.json": CONFIG, WEIGHTS: b"b" * MiB}, revision="v2"
-    )
+    v2 = hf_env.add_repo("org/shared", {"config.json": CONFIG, WEIGHTS: b"b" * MiB}, revision="v2")
     reporter = MemoryReporter()
     parent, child = reusing("parent", "hf://org/shared"), reusing("child", "hf://org/shared")
     async with running(root, reporter, parent, child, **ONE) as agent:
@@ -196,7 +210,8 @@ async def test_a_restart_downloads_nothing_and_keeps_the_links(
     second.rec.replace_all(("ClusterBaseModel",), models)
     await second.rec.start()
     assert await second.rec.run_until_idle()
-    assert hf_env.requests("hub") == [] and hf_env.requests("cdn") == []
+    assert hf_env.requests("hub") == []
+    assert hf_env.requests("cdn") == []
     assert artifact(reporter, "parent")["childrenPaths"] == [str(root / "child")]
     assert artifact(reporter, "child")["parentPath"] == {
         "clusterbasemodel.parent": str(root / "parent")
@@ -215,6 +230,13 @@ async def test_a_file_changed_on_the_node_is_not_reused(hf_env: HubServer, root:
         await until(lambda: ready(reporter, "child"))
         assert (root / "child" / WEIGHTS).read_bytes() == weights
         assert artifact(reporter, "child")["parentPath"] == {}
+        assert downloads(hf_env) == 2
+        # the intact copy is the one reused next
+        agent.rec.apply(reusing("third", "hf://org/shared"))
+        await until(lambda: ready(reporter, "third"))
+        assert artifact(reporter, "third")["parentPath"] == {
+            "clusterbasemodel.child": str(root / "child")
+        }
         assert downloads(hf_env) == 2
 
 
@@ -237,7 +259,8 @@ async def test_across_filesystems_the_model_is_downloaded_and_the_log_says_why(
         assert artifact(reporter, "child")["parentPath"] == {}
         assert downloads(hf_env) == 2
     fallback = [r for r in caplog.records if r.getMessage().startswith("identical files not")]
-    assert fallback and "another filesystem" in fallback[0].__dict__["reason"]
+    assert fallback
+    assert "another filesystem" in fallback[0].__dict__["reason"]
 
 
 # ---------------------------------------------------------------- the rule alone

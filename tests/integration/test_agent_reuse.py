@@ -53,9 +53,11 @@ def test_reuse_downloads_once_and_survives_restart_deletes_and_splits(
 
     def ready(name: str) -> dict[str, Any]:
         e = wait_for(
-            lambda: (e := entry(cluster, namespace, node, f"clusterbasemodel.{name}"))
-            and e["status"] == "Ready"
-            and e,
+            lambda: (
+                (e := entry(cluster, namespace, node, f"clusterbasemodel.{name}"))
+                and e["status"] == "Ready"
+                and e
+            ),
             90,
             f"{name} Ready:\n{agent.log()[-3000:]}",
         )
@@ -102,7 +104,8 @@ def test_reuse_downloads_once_and_survives_restart_deletes_and_splits(
             agent.start()
             assert ready(first)["childrenPaths"] == [str(root / second)]
             assert ready(second)["parentPath"] == {f"clusterbasemodel.{first}": str(root / first)}
-            assert hub.requests("hub") == [] and hub.requests("cdn") == []
+            assert hub.requests("hub") == []
+            assert hub.requests("cdn") == []
 
             # the parent goes: the child stays Ready with every byte, its parentPath empty
             cluster.delete(API, "ClusterBaseModel", first)

@@ -534,9 +534,7 @@ class Reconciler:
         """Run the fetch in a thread; on cancellation stop it and wait until it has
         stopped, so the caller may clean the staging directory safely."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._fetch_pool, fetch.run, plan, staging, token, auth, step
-        )
+        future = loop.run_in_executor(self._fetch_pool, fetch.run, plan, staging, token, auth, step)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

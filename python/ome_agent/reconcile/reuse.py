@@ -56,7 +56,9 @@ def same_files(resolved: ResolvedSource, manifest: Manifest) -> bool:
     recorded = {f.path: f for f in manifest.files}
     if set(recorded) != {f.path for f in resolved.files}:
         return False
-    return all(_same_file(f, recorded[f.path].size, recorded[f.path].digests) for f in resolved.files)
+    return all(
+        _same_file(f, recorded[f.path].size, recorded[f.path].digests) for f in resolved.files
+    )
 
 
 def _same_file(listed: RemoteFile, size: int, digests: dict[str, str]) -> bool:
