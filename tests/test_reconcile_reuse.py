@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ome_agent.api import ModelResource
+from ome_agent.api import ModelResource, parse_resource
+from ome_agent.errors import BadInput
 from ome_agent.reconcile.manifest import FileRecord, Identity, Manifest
 from ome_agent.reconcile.ports import NodeState
 from ome_agent.reconcile.reuse import same_files
@@ -294,3 +295,13 @@ def test_hf_listings_must_resolve_to_the_same_commit() -> None:
     listed = RemoteFile("w.bin", "u", size=10, sha256="ab")
     assert same_files(_listing(listed, commit="c1"), _manifest(recorded, "c1"))
     assert not same_files(_listing(listed, commit="c2"), _manifest(recorded, "c1"))
+
+
+def test_an_unknown_policy_is_one_line_naming_the_field() -> None:
+    spec = {"storage": {"storageUri": "hf://org/m", "downloadPolicy": "Sometimes"}}
+    with pytest.raises(BadInput) as raised:
+        parse_resource({"kind": "ClusterBaseModel", "metadata": {"name": "m"}, "spec": spec})
+    message = str(raised.value)
+    assert "spec.storage.downloadPolicy" in message
+    assert "'AlwaysDownload' or 'ReuseIfExists'" in message
+    assert "\n" not in message
