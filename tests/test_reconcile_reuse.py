@@ -20,7 +20,9 @@ from ome_agent.reconcile.reuse import same_files
 from ome_agent.sources import RemoteFile, ResolvedSource
 from ome_agent.transfer.settings import TransferSettings
 from ome_agent.wire.entry import encode_entry
+from tests.servers import moto_server
 from tests.servers.hf_hub_server import HubServer
+from tests.servers.moto_server import REGION, MotoS3
 from tests.test_reconcile_core import (
     CONFIG,
     Agent,
@@ -34,6 +36,7 @@ from tests.test_reconcile_core import (
     until,
 )
 
+moto_s3 = moto_server.moto_s3  # the session fixture, used by name below
 REUSE = {"downloadPolicy": "ReuseIfExists"}
 # one range request per file, so the Hub's log counts one GET per download
 ONE = {"transfer": TransferSettings(connections=1)}
@@ -262,6 +265,38 @@ async def test_across_filesystems_the_model_is_downloaded_and_the_log_says_why(
     fallback = [r for r in caplog.records if r.getMessage().startswith("identical files not")]
     assert fallback
     assert "another filesystem" in fallback[0].__dict__["reason"]
+
+
+@aio
+async def test_object_store_reuse_follows_the_listed_digests(moto_s3: MotoS3, root: Path) -> None:
+    bucket = moto_s3.new_bucket()
+    s3 = moto_s3.client()
+    first_bytes, second_bytes = os.urandom(MiB), os.urandom(MiB)
+    s3.put_object(Bucket=bucket, Key="m/config.json", Body=CONFIG)
+    s3.put_object(Bucket=bucket, Key="m/w.bin", Body=first_bytes)
+    secrets = Secrets({("team", "s3-creds", k): v for k, v in moto_s3.secret().items()})
+    storage = {
+        **REUSE,
+        "storageKey": "s3-creds",
+        "parameters": {"endpoint": moto_s3.endpoint, "region": REGION},
+    }
+
+    def s3_model(name: str) -> ModelResource:
+        return model(name, f"s3://{bucket}/m", path=name, kind="BaseModel", storage=storage)
+
+    reporter = MemoryReporter()
+    async with running(root, reporter, s3_model("a"), s3_model("b"), secrets=secrets) as agent:
+        await until(lambda: ready(reporter, "a", "b"))
+        assert (root / "a" / "w.bin").stat().st_ino == (root / "b" / "w.bin").stat().st_ino
+        assert artifact(reporter, "b")["parentPath"] == {"team.basemodel.a": str(root / "a")}
+        # the object changes upstream: same names and sizes, another MD5, so no reuse
+        s3.put_object(Bucket=bucket, Key="m/w.bin", Body=second_bytes)
+        agent.rec.apply(s3_model("c"))
+        await until(lambda: ready(reporter, "c"))
+        assert (root / "c" / "w.bin").read_bytes() == second_bytes
+        assert (root / "c" / "w.bin").stat().st_ino != (root / "a" / "w.bin").stat().st_ino
+        assert artifact(reporter, "c")["parentPath"] == {}
+        assert (root / "a" / "w.bin").read_bytes() == first_bytes
 
 
 # ---------------------------------------------------------------- the rule alone
