@@ -88,9 +88,14 @@ async def test_two_models_of_one_repo_and_revision_download_once(
     commit = repo(hf_env, weights)
     reporter = MemoryReporter()
     models = [reusing("first", "hf://org/shared"), reusing("second", "hf://org/shared@main")]
-    async with running(root, reporter, *models, **ONE):
+    async with running(root, reporter, *models, **ONE) as agent:
         await until(lambda: ready(reporter, "first", "second"))
         assert downloads(hf_env) == 1, hf_env.requests("cdn")
+        metrics = agent.rec._metrics
+        assert metrics is not None
+        assert metrics.downloads.labels("success")._value.get() == 1
+        assert metrics.downloads.labels("reused")._value.get() == 1
+        assert metrics.download_bytes._value.get() == 2 * MiB + len(CONFIG)
         first, second = root / "first" / WEIGHTS, root / "second" / WEIGHTS
         assert second.read_bytes() == weights
         assert first.stat().st_ino == second.stat().st_ino  # one copy, two names

@@ -85,6 +85,8 @@ def test_reuse_downloads_once_and_survives_restart_deletes_and_splits(
             ready(parent)
             ready(child)
             assert _downloads(hub) == 1, agent.log()[-3000:]
+            assert agent.metric("ome_agent_downloads_total", result="success") == 1
+            assert agent.metric("ome_agent_downloads_total", result="reused") == 1
             # which one downloaded depends on the order the watch delivered them
             reusing = [n for n in (parent, child) if ready(n)["parentPath"]]
             assert len(reusing) == 1, "exactly one of them reuses the other"

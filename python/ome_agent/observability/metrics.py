@@ -12,7 +12,8 @@ from collections.abc import Callable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 FAILURE_REASONS = ("source", "credentials", "disk", "verify", "unsupported", "spec", "internal")
-DOWNLOAD_RESULTS = ("success", "failure", "cancelled")
+# "reused": files linked from an identical model on the node (downloadPolicy ReuseIfExists)
+DOWNLOAD_RESULTS = ("success", "reused", "failure", "cancelled")
 STATES = ("Ready", "Updating", "Failed")
 DURATION_BUCKETS = (
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,

@@ -483,8 +483,8 @@ class Reconciler:
         await asyncio.to_thread(self._manifests.save, manifest)  # fsyncs: off the loop
         self._manifests.clear_staging(key)
         await self._refresh_related(key, old)
-        self._count_download("success")
-        if self._metrics is not None:
+        self._count_download("success" if parent is None else "reused")
+        if self._metrics is not None and parent is None:  # a reuse moves no byte
             self._metrics.download_bytes.inc(fetch.fetched_bytes)
             self._metrics.download_duration.observe(time.monotonic() - started)
         log.info(
