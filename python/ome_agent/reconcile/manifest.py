@@ -59,18 +59,18 @@ class ReuseRecord:
     (``downloadPolicy: ReuseIfExists``, see ``reconcile.reuse``)."""
 
     key: ModelKey
-    path: str
-    digest: str  # that manifest's digest then: a different one now means it changed
+    digest: str  # that manifest's digest then (its path included): another one now means
+    # the parent moved or holds other files, so the two no longer share them
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": list(self.key), "path": self.path, "digest": self.digest}
+        return {"key": list(self.key), "digest": self.digest}
 
     @classmethod
     def from_json(cls, data: Any) -> ReuseRecord | None:
         if not isinstance(data, dict):
             return None
         kind, namespace, name = data["key"]
-        return cls(ModelKey(kind, namespace, name), str(data["path"]), str(data["digest"]))
+        return cls(ModelKey(kind, namespace, name), str(data["digest"]))
 
 
 @dataclass(frozen=True)

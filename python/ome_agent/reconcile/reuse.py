@@ -21,7 +21,7 @@ when the parent goes. Hard links need one filesystem: across filesystems, or whe
 link fails (the parent being removed at that moment), the model is downloaded as usual
 and the log says why.
 
-The child's manifest records which manifest it linked (key, path, digest); OME's
+The child's manifest records which manifest it linked (key and digest); OME's
 artifact fields are derived from the manifests on every report (:func:`artifact`), so
 they survive restarts and there is no second record to keep in step: a child's
 ``parentPath`` names the parent while the parent's manifest is still the one it
@@ -145,7 +145,7 @@ class Reuse:
             )
             shutil.rmtree(staging, ignore_errors=True)
             return None
-        self.parent = ReuseRecord(parent.key, parent.identity.path, parent.digest)
+        self.parent = ReuseRecord(parent.key, parent.digest)
         log.info(
             "identical files reused",
             extra={"model": str(self._model), "parent": str(parent.key), "files": len(digests)},
