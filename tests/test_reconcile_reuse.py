@@ -5,6 +5,7 @@ and a restart that downloads nothing."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -65,11 +66,11 @@ def downloads(hub: HubServer, file: str = WEIGHTS) -> int:
 
 
 def artifact(reporter: MemoryReporter, name: str) -> dict[str, Any]:
+    """The artifact of the model's ConfigMap entry, as written (checked against OME's
+    schema: the tests set it)."""
     report = reporter.report(name)
     assert report.state is NodeState.READY, report.error
-    encode_entry(report)  # checked against OME's schema (the tests set it)
-    config = report.config or {}
-    return dict(config["artifact"])
+    return dict(json.loads(encode_entry(report))["config"]["artifact"])
 
 
 def ready(reporter: MemoryReporter, *names: str) -> bool:

@@ -473,7 +473,7 @@ class Reconciler:
         )  # fmt: skip
         # OME's Artifact: parentPath is a {parent key: path} map and childrenPaths the
         # paths of models reusing this one's files; both are derived from the manifests
-        # when reported (reuse.artifact). With no revision the manifest digest (files,
+        # when reported (reuse.links). With no revision the manifest digest (files,
         # not config) names it.
         config["artifact"] = {
             "sha": commit if commit is not None else manifest.digest,
@@ -593,14 +593,16 @@ class Reconciler:
     # ------------------------------------------------------------ reports
     async def _publish_ready(self, resource: ModelResource, manifest: Manifest) -> None:
         config = dict(manifest.config or {})
-        if "artifact" in config:  # a vendor's or an upgraded manifest may have none
-            manifests = await asyncio.to_thread(self._manifests.all)
-            config["artifact"] = reuse.artifact(manifest, manifests)
+        links = reuse.Links(None, [])
+        artifact = config.get("artifact")
+        if isinstance(artifact, dict):  # a manifest upgraded from version 1 may have none
+            links = reuse.links(manifest, await asyncio.to_thread(self._manifests.all))
+            config["artifact"] = {**artifact, "parentPath": {}, "childrenPaths": links.children}
         await self._publish(
             NodeReport(
                 resource.key, resource.uid, NodeState.READY, config=config,
                 storage_uri=manifest.identity.source, path=manifest.identity.path,
-                revision=manifest.commit, manifest_digest=manifest.digest,
+                revision=manifest.commit, manifest_digest=manifest.digest, parent=links.parent,
             )
         )  # fmt: skip
 

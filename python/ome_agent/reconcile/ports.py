@@ -54,6 +54,9 @@ class NodeReport:
     path: str | None = None  # where the files are on the node
     revision: str | None = None  # resolved revision (e.g. the hf commit)
     manifest_digest: str | None = None  # digest of the local manifest (files, sizes, hashes)
+    # Ready only: the model whose files these are, and its path (downloadPolicy
+    # ReuseIfExists); the wire names it in ``config.artifact.parentPath``
+    parent: tuple[ModelKey, str] | None = None
 
 
 class Reporter(Protocol):

@@ -22,7 +22,7 @@ link fails (the parent being removed at that moment), the model is downloaded as
 and the log says why.
 
 The child's manifest records which manifest it linked (key and digest); OME's
-artifact fields are derived from the manifests on every report (:func:`artifact`), so
+artifact fields are derived from the manifests on every report (:func:`links`), so
 they survive restarts and there is no second record to keep in step: a child's
 ``parentPath`` names the parent while the parent's manifest is still the one it
 linked, and a parent's ``childrenPaths`` lists the paths of such children.
@@ -34,14 +34,13 @@ import logging
 import os
 import shutil
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ome_agent.api import ModelKey
 from ome_agent.reconcile.download import Digests
 from ome_agent.reconcile.manifest import Manifest, ReuseRecord
 from ome_agent.sources import RemoteFile, ResolvedSource
-from ome_agent.wire.naming import config_map_key
 
 log = logging.getLogger("ome_agent.reconcile")
 
@@ -164,8 +163,17 @@ def linked(child: Manifest, manifests: dict[ModelKey, Manifest]) -> Manifest | N
     return parent
 
 
-def artifact(manifest: Manifest, manifests: Iterable[Manifest]) -> dict[str, Any]:
-    """OME's ``artifact`` for ``manifest``'s report, from every manifest on the node."""
+@dataclass(frozen=True)
+class Links:
+    """What ``manifest``'s report says of sharing: the parent it shares its files with
+    (key and path; the wire names it in ``parentPath``) and the paths of its children."""
+
+    parent: tuple[ModelKey, str] | None
+    children: list[str]
+
+
+def links(manifest: Manifest, manifests: Iterable[Manifest]) -> Links:
+    """From every manifest on the node (OME's ``parentPath`` and ``childrenPaths``)."""
     by_key = {m.key: m for m in manifests}
     by_key[manifest.key] = manifest
     parent = linked(manifest, by_key)
@@ -175,13 +183,7 @@ def artifact(manifest: Manifest, manifests: Iterable[Manifest]) -> dict[str, Any
         if m.key != manifest.key and m.parent is not None and m.parent.key == manifest.key
         and linked(m, by_key) is not None
     )  # fmt: skip
-    stored = (manifest.config or {}).get("artifact")
-    sha = stored.get("sha") if isinstance(stored, dict) else None
-    return {
-        "sha": sha if isinstance(sha, str) else (manifest.commit or manifest.digest),
-        "parentPath": {config_map_key(parent.key): parent.identity.path} if parent else {},
-        "childrenPaths": children,
-    }
+    return Links((parent.key, parent.identity.path) if parent else None, children)
 
 
 def related(

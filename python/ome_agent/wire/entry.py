@@ -31,7 +31,7 @@ from ome_agent.api import ModelKey
 from ome_agent.api.resources import Kind
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire import conformance
-from ome_agent.wire.naming import parse_config_map_key
+from ome_agent.wire.naming import config_map_key, parse_config_map_key
 
 # A failure message is for people; a runaway one (a whole HTTP body) must not fill the
 # ConfigMap, which holds every model of the node within Kubernetes' 1 MiB object limit.
@@ -45,10 +45,18 @@ def encode_entry(report: NodeReport) -> str:
     """The ConfigMap data value for ``report``. Raises :class:`ValueError` if its config
     holds a value JSON cannot carry (NaN, infinity, a non-JSON type), or one OME's
     schema refuses when the conformance check is on (:mod:`ome_agent.wire.conformance`)."""
+    config = dict(report.config) if report.config is not None else None
+    if config is not None and report.parent is not None:  # OME's {parent's data key: path}
+        parent, path = report.parent
+        artifact = config.get("artifact")
+        config["artifact"] = {
+            **(artifact if isinstance(artifact, dict) else {}),
+            "parentPath": {config_map_key(parent): path},
+        }
     fields: list[tuple[str, Any]] = [
         ("name", report.key.name),
         ("status", report.state.value),
-        ("config", dict(report.config) if report.config is not None else None),
+        ("config", config),
         ("progress", _progress(report.progress) if report.progress is not None else None),
         ("kind", report.key.kind),
         ("namespace", report.key.namespace),
