@@ -229,6 +229,35 @@ async def test_a_restart_downloads_nothing_and_keeps_the_links(
 
 
 @aio
+async def test_a_parent_deleted_while_the_agent_was_down_leaves_the_child_whole(
+    hf_env: HubServer, root: Path
+) -> None:
+    weights = os.urandom(MiB)
+    repo(hf_env, weights)
+    parent, child = reusing("parent", "hf://org/shared"), reusing("child", "hf://org/shared")
+    reporter = MemoryReporter()
+    first = Agent(options(root, **ONE), reporter, Secrets())
+    await first.start(None, parent, child)
+    await until(lambda: ready(reporter, "parent", "child"))
+    assert artifact(reporter, "child")["parentPath"] == {
+        "clusterbasemodel.parent": str(root / "parent")
+    }
+    await first.stop()
+
+    hf_env.clear_requests()
+    second = Agent(options(root, **ONE), reporter, Secrets())
+    second.rec.set_node("node-a", {})
+    second.rec.replace_all(("ClusterBaseModel",), [child])
+    await second.rec.start()
+    assert await second.rec.run_until_idle()
+    assert not (root / "parent").exists()
+    assert reporter.state("parent") is None
+    assert (root / "child" / WEIGHTS).read_bytes() == weights
+    assert artifact(reporter, "child")["parentPath"] == {}
+    assert hf_env.requests("hub") == []
+
+
+@aio
 async def test_a_file_changed_on_the_node_is_not_reused(hf_env: HubServer, root: Path) -> None:
     weights = os.urandom(MiB)
     repo(hf_env, weights)
