@@ -33,8 +33,14 @@ fmt:
 rust-test:
 	cargo test --release
 
+# the tests that talk to a Hub, run again with the newest huggingface_hub
+# (.venv-hub-latest, scripts/install-hub-latest.sh); .venv has the oldest supported
+HUB_TESTS := tests/test_sources_hf.py tests/test_hf_mirrors.py tests/test_hf_bad_input.py \
+	tests/test_pull_hf.py tests/test_pull_hf_server.py tests/test_discovery_remote.py
+
 py-test:
 	$(VENV)/pytest
+	.venv-hub-latest/bin/python -m pytest $(HUB_TESTS)
 
 ## install the peers and run the benchmark suite (see benches/README.md); e.g. BENCH_ARGS="--quick"
 bench:

@@ -50,6 +50,12 @@ esac
 # maturin develop builds the Rust core in release mode and installs the package
 # (editable for the Python sources) with its dependencies into .venv.
 VIRTUAL_ENV="$root/.venv" .venv/bin/maturin develop --release $extras
+if [ "$profile" != run ]; then
+  # the Hub-facing tests run with the oldest supported huggingface_hub here (.venv) and
+  # with the newest in .venv-hub-latest, beside the olah mirror they also test against
+  .venv/bin/python -m pip install -q 'huggingface_hub==0.36.*'
+  scripts/install-hub-latest.sh
+fi
 if [ "$profile" = bench ]; then
   # the vendors' CLIs the object-store benchmarks compare against, each in a venv of
   # its own under .cache/bench-peers/ (they pin old versions of shared libraries)

@@ -18,6 +18,9 @@ blob sha1); files at or above ``lfs_threshold`` or with a weights extension are 
 Request headers are recorded per server so tests can assert, for example, that the
 CDN never saw ``Authorization``.
 
+``quirks`` make it behave like the partial Hubs companies run (mirrors, proxies):
+see :class:`Quirk`. Each one changes only what its name says.
+
 Standalone: ``python -m tests.servers.hf_hub_server --root DIR --port P`` serves every
 ``DIR/org/name`` directory as repo ``org/name`` at revision ``main`` (a directory
 ``DIR/org/name@rev`` adds revision ``rev``).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import enum
 import hashlib
 import json
 import os
@@ -45,6 +49,28 @@ LFS_EXTENSIONS = frozenset(
 )
 _HASH_BLOCK = 8 * 1024 * 1024
 _DATE = "2025-01-01T00:00:00.000Z"
+
+
+class Quirk(enum.Enum):
+    """How a partial Hub (a mirror, a proxy, an artifact manager) differs from the Hub."""
+
+    NO_TREE = "no-tree"  # the tree API answers 404
+    NO_LINKED = "no-linked"  # no X-Linked-Etag / X-Linked-Size on resolve
+    INFO_NEEDS_REVISION = "info-needs-revision"  # 401 on /api/models/{repo} alone
+    IGNORE_RANGE = "ignore-range"  # Range ignored (200, whole body), no Accept-Ranges
+    # bad input, for the error paths
+    HTML_INFO = "html-info"  # /api/models/{repo}/revision/{rev} answers a 200 HTML page
+    HTML_TREE = "html-tree"  # the tree API answers a 200 HTML page
+    TREE_403 = "tree-403"  # the tree API answers 403
+    TRUNCATED_TREE = "truncated-tree"  # the tree API leaves out the last file
+    RESOLVE_403 = "resolve-403"  # resolve answers 403 (HEAD and GET)
+    NO_SIZE = "no-size"  # resolve sends neither X-Linked-Size nor a usable Content-Length
+    WRONG_SIZE = "wrong-size"  # X-Linked-Size contradicts the bytes served
+    OTHER_COMMIT = "other-commit"  # X-Repo-Commit names another commit
+    NO_ETAG = "no-etag"  # resolve sends no ETag at all
+
+
+_HTML = b"<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>"
 
 
 @dataclass
@@ -162,8 +188,10 @@ class HubServer:
         page_size: int = 1000,
         throttle: float | None = None,
         external_cdn: str | None = None,
+        quirks: frozenset[Quirk] = frozenset(),
     ) -> None:
         self.token = token
+        self.quirks = quirks
         # LFS redirects go to ``{external_cdn}/{sha256}`` instead of the built-in
         # CDN: the benchmarks put nginx there so the server is not the bottleneck
         self.external_cdn = external_cdn.rstrip("/") if external_cdn else None
@@ -332,6 +360,15 @@ class _Base(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_html(self) -> None:
+        """What a login portal or a misrouted proxy answers: a web page, status 200."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(_HTML)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(_HTML)
+
     def send_error_code(self, status: int, code: str, message: str) -> None:
         self.send_json(
             status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message}
@@ -340,7 +377,8 @@ class _Base(BaseHTTPRequestHandler):
     def send_file(self, f: HubFile, headers: dict[str, str]) -> None:
         """200 or 206 with Range / If-Range, keep-alive friendly (always a length)."""
         start, end, status = 0, f.size - 1, 200
-        rng = self.headers.get("Range")
+        ignore_range = Quirk.IGNORE_RANGE in self.hub.quirks
+        rng = None if ignore_range else self.headers.get("Range")
         if_range = self.headers.get("If-Range")
         if rng and (
             if_range is None or if_range in (headers.get("ETag"), headers.get("X-Linked-Etag"))
@@ -362,9 +400,11 @@ class _Base(BaseHTTPRequestHandler):
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
-        self.send_header("Accept-Ranges", "bytes")
+        if not ignore_range:
+            self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
+        if Quirk.NO_SIZE not in self.hub.quirks or self.command != "HEAD":
+            self.send_header("Content-Length", str(length))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{f.size}")
         self.end_headers()
@@ -441,8 +481,19 @@ class _HubHandler(_Base):
         repo = self._repo(repo_id)
         if repo is None:
             return
-        if not tail:
+        quirks = self.hub.quirks
+        if not tail and Quirk.INFO_NEEDS_REVISION in quirks:
+            self.send_error_code(401, "RepoNotFound", "Repository not found")
+        elif not tail:
             self._model_info(repo, "main", query)
+        elif tail[0] == "revision" and Quirk.HTML_INFO in quirks:
+            self.send_html()
+        elif tail[0] == "tree" and Quirk.NO_TREE in quirks:
+            self.send_error_code(404, "NotFound", "no such route")
+        elif tail[0] == "tree" and Quirk.HTML_TREE in quirks:
+            self.send_html()
+        elif tail[0] == "tree" and Quirk.TREE_403 in quirks:
+            self.send_error_code(403, "Forbidden", "listing is not allowed here")
         elif tail[0] == "revision" and len(tail) >= 2:
             self._model_info(repo, "/".join(tail[1:]), query)
         elif tail[0] == "tree" and len(tail) >= 2:
@@ -522,6 +573,9 @@ class _HubHandler(_Base):
         if under and not entries:
             self.send_error_code(404, "EntryNotFound", f"{under} does not exist")
             return
+        if Quirk.TRUNCATED_TREE in self.hub.quirks:
+            last = max(i for i, e in enumerate(entries) if e["type"] == "file")
+            del entries[last]
         cursor = int(query.get("cursor", ["0"])[0] or 0)
         page = entries[cursor : cursor + self.hub.page_size]
         extra = {}
@@ -563,12 +617,23 @@ class _HubHandler(_Base):
         if f is None:
             self.send_error_code(404, "EntryNotFound", "Entry not found")
             return
-        headers = {"X-Repo-Commit": revision.commit, "ETag": f'"{f.blob_oid}"'}
+        quirks = self.hub.quirks
+        if Quirk.RESOLVE_403 in quirks:
+            self.send_error_code(403, "Forbidden", "downloads are not allowed here")
+            return
+        commit = "0" * 40 if Quirk.OTHER_COMMIT in quirks else revision.commit
+        headers = {"X-Repo-Commit": commit}
+        if Quirk.NO_ETAG not in quirks:
+            headers["ETag"] = f'"{f.blob_oid}"'
         if not f.lfs:
+            if Quirk.WRONG_SIZE in quirks:
+                headers["X-Linked-Size"] = str(f.size + 1)
             self.send_file(f, headers)
             return
-        headers["X-Linked-Etag"] = f'"{f.sha256}"'
-        headers["X-Linked-Size"] = str(f.size)
+        if Quirk.NO_LINKED not in quirks and Quirk.NO_ETAG not in quirks:
+            headers["X-Linked-Etag"] = f'"{f.sha256}"'
+        if Quirk.NO_LINKED not in quirks and Quirk.NO_SIZE not in quirks:
+            headers["X-Linked-Size"] = str(f.size + (Quirk.WRONG_SIZE in quirks))
         # a signed-URL look-alike: the CDN needs no Authorization, and must never get one
         expires = int(time.time()) + 3600
         cdn = self.hub.external_cdn or f"{self.hub.cdn_endpoint}/repos"

@@ -1,31 +1,49 @@
-"""Source ``hf://org/name[@revision]``: a whole model repo from the Hugging Face Hub.
+"""Source ``hf://org/name[@revision]``: a whole model repo from a Hugging Face Hub.
 
-huggingface_hub does the talking to the Hub API (auth, errors, pagination): the
-revision is pinned to a commit sha first, then the tree of *that commit* is listed,
-so every file comes from one consistent snapshot even if the branch moves meanwhile.
-The engine then fetches ``{endpoint}/{repo}/resolve/{commit}/{path}``: LFS files are
-checked against their sha256, plain git files against their git blob sha1 (both
-come from the listing, so nothing is trusted by size alone).
+It asks what huggingface_hub's own download path asks (``hub_client``), so the Hub,
+company proxies and open-source mirrors all serve it:
 
-Credentials: ``HF_TOKEN`` from the environment only, sent as a Bearer header that
-the engine never forwards to the CDN host the Hub redirects to.
+1. ``/api/models/{repo}/revision/{rev}`` (``main`` when none is given) pins the
+   revision to one commit sha; every file then comes from that one snapshot even
+   if the branch moves meanwhile.
+2. The tree API lists that commit with sizes and digests. Mirrors may not serve
+   it (404, 401, an HTML page, fewer files than the revision names): then the
+   revision's ``siblings`` give the names, and a HEAD on ``resolve`` per file gives
+   size and ETag, exactly as ``hf_hub_download`` learns them.
+3. The engine fetches ``{endpoint}/{repo}/resolve/{commit}/{path}`` and checks the
+   strongest digest known: LFS sha256; else the git blob sha1; else the size only,
+   and then ``RemoteFile.unverified`` says why, for the manifest and the summary.
+
+Credentials: ``HF_TOKEN`` (or the model's Secret), sent as a Bearer header to the
+endpoint only; the engine never forwards it to another origin (a CDN).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+import string
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
-from ome_agent import __version__
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.sources.hub_client import (
+    Failure,
+    FileHead,
+    HubCallFailed,
+    HubClient,
+    TreeFile,
+)
 from ome_agent.sources.model import RemoteFile, ResolvedSource
 from ome_agent.sources.uri import HfRef
 
-if TYPE_CHECKING:
-    from huggingface_hub.hf_api import RepoFile
-
 DEFAULT_ENDPOINT = "https://huggingface.co"
+# huggingface_hub's DEFAULT_REVISION: what snapshot_download pins when given none
+DEFAULT_REVISION = "main"
+# HEADs run in parallel when the tree API is missing: a repo has tens to thousands of files
+HEAD_WORKERS = 16
+
+log = logging.getLogger(__name__)
 
 
 def hf_endpoint() -> str:
@@ -45,79 +63,145 @@ def hf_token() -> str | None:
 
 def resolve_hf(ref: HfRef, token: str | None = None) -> ResolvedSource:
     """``token`` overrides ``HF_TOKEN`` (the node agent reads it from a Secret)."""
-    # imported here: huggingface_hub (and requests) cost ~0.3 s of start-up that
-    # http(s) pulls and every other subcommand should not pay
-    import requests
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-    from huggingface_hub.hf_api import RepoFile
-
     endpoint = hf_endpoint()
     token = token or hf_token()
-    # token=False: never fall back to a token cached on disk by `hf auth login`
-    api = HfApi(
-        endpoint=endpoint,
-        token=token or False,
-        library_name="ome-agent",
-        library_version=__version__,
-    )
+    client = HubClient(endpoint, token)
+    revision = ref.revision or DEFAULT_REVISION
     try:
-        info = api.model_info(ref.repo_id, revision=ref.revision, timeout=30)
-        commit = info.sha
-        if not commit:
-            raise TransferFailed(f"the Hub at {endpoint} gave no commit for {ref.display}")
-        entries = list(api.list_repo_tree(ref.repo_id, revision=commit, recursive=True))
-    except GatedRepoError:
-        raise SourceNotFound(
-            f"{ref.repo_id} is gated: accept its terms on the Hub with your account, "
+        info = client.revision(ref.repo_id, revision)
+        if not info.commit:
+            raise TransferFailed(
+                f"{endpoint}: GET /api/models/{ref.repo_id}/revision/{revision} gave no "
+                "commit sha ('sha'): the server is not a Hub API; check HF_ENDPOINT"
+            )
+        files = _list(client, ref.repo_id, info.commit, info.siblings)
+    except HubCallFailed as e:
+        raise _explain(e, ref.repo_id, revision, endpoint, token) from None
+    return ResolvedSource(
+        source=ref.display, scheme="hf", files=files, revision=ref.revision, commit=info.commit
+    )
+
+
+def _list(
+    client: HubClient, repo_id: str, commit: str, siblings: list[str] | None
+) -> list[RemoteFile]:
+    headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
+    try:
+        tree = client.tree(repo_id, commit)
+    except HubCallFailed as e:
+        if e.failure is Failure.UNREACHABLE:
+            raise
+        why = f"{e.call} failed ({_what(e)})"
+    else:
+        missing = sorted(set(siblings or ()) - {f.path for f in tree})
+        if not missing:
+            return [_from_tree(client, repo_id, commit, f, headers) for f in tree]
+        why = (
+            f"GET /api/models/{repo_id}/tree/{commit} lists {len(tree)} files, "
+            f"{len(missing)} fewer than the revision names (first missing: {missing[0]!r})"
+        )
+    if siblings is None:
+        raise TransferFailed(
+            f"{client.endpoint}: {why}, and GET /api/models/{repo_id}/revision/... "
+            "gave no 'siblings' list: the server cannot list this repo"
+        )
+    log.warning(
+        "%s: %s; listing from the revision's siblings and a HEAD per file", client.endpoint, why
+    )
+    with ThreadPoolExecutor(max_workers=max(1, min(HEAD_WORKERS, len(siblings)))) as pool:
+        heads = list(pool.map(lambda p: client.file_head(repo_id, commit, p), siblings))
+    return [
+        _from_head(client, repo_id, commit, path, head, headers)
+        for path, head in zip(siblings, heads, strict=True)
+    ]
+
+
+def _from_tree(
+    client: HubClient, repo_id: str, commit: str, f: TreeFile, headers: dict[str, str]
+) -> RemoteFile:
+    url = client.file_url(repo_id, commit, f.path)
+    if f.lfs_sha256 is not None:
+        # the blob id of an LFS file hashes the pointer, not the content: use the LFS sha256
+        return RemoteFile(f.path, url, size=f.size, sha256=f.lfs_sha256, headers=headers)
+    return RemoteFile(f.path, url, size=f.size, git_sha1=f.blob_id, headers=headers)
+
+
+def _from_head(
+    client: HubClient,
+    repo_id: str,
+    commit: str,
+    path: str,
+    head: FileHead,
+    headers: dict[str, str],
+) -> RemoteFile:
+    call = f"HEAD /{repo_id}/resolve/{commit}/{path}"
+    if head.commit is not None and head.commit != commit:
+        raise TransferFailed(
+            f"{client.endpoint}: {call} answered X-Repo-Commit {head.commit}, not the pinned "
+            f"{commit}: the server mixes revisions; retry, or check the mirror"
+        )
+    url = client.file_url(repo_id, commit, path)
+    etag = (head.etag or "").lower()
+    sha256 = git_sha1 = unverified = None
+    if _is_hex(etag, 64):
+        sha256 = etag  # X-Linked-Etag of an LFS file (or a mirror's ETag): the content sha256
+    elif _is_hex(etag, 40) and not head.redirected:
+        git_sha1 = etag  # a git file served directly: its ETag is the git blob sha1
+    elif head.redirected:
+        # the ETag of a redirect names the LFS pointer, not the bytes behind it
+        unverified = f"{call} sent no X-Linked-Etag (the LFS sha256)"
+    else:
+        unverified = f"{call} sent no content digest as ETag"
+    if unverified is not None:
+        unverified += ": size only" if head.size is not None else ": no digest and no size"
+    return RemoteFile(
+        path,
+        url,
+        size=head.size,
+        sha256=sha256,
+        git_sha1=git_sha1,
+        headers=headers,
+        unverified=unverified,
+    )
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and all(c in string.hexdigits for c in value)
+
+
+def _what(e: HubCallFailed) -> str:
+    return f"HTTP {e.status}" if e.status else e.failure.value
+
+
+def _explain(
+    e: HubCallFailed, repo_id: str, revision: str, endpoint: str, token: str | None
+) -> SourceNotFound | TransferFailed:
+    if e.failure is Failure.GATED:
+        return SourceNotFound(
+            f"{repo_id} is gated: accept its terms on the Hub with your account, "
             "then set HF_TOKEN to a token of that account"
-        ) from None
-    except RepositoryNotFoundError:
+        )
+    if e.failure is Failure.REPO_NOT_FOUND:
         hint = (
             "check the name, or that HF_TOKEN's account can read it"
             if token
             else "check the name; if it is private, set HF_TOKEN"
         )
-        raise SourceNotFound(f"repository {ref.repo_id} not found at {endpoint}: {hint}") from None
-    except RevisionNotFoundError:
-        raise SourceNotFound(
-            f"revision {ref.revision!r} not found in {ref.repo_id}: give an existing branch, "
-            "tag or commit sha"
-        ) from None
-    except HfHubHTTPError as e:
-        status = e.response.status_code if e.response is not None else "?"
-        raise TransferFailed(
-            f"the Hub at {endpoint} answered HTTP {status} for {ref.display}"
-        ) from None
-    except requests.RequestException as e:
-        raise TransferFailed(
-            f"cannot reach the Hub at {endpoint} ({type(e).__name__}): check the network "
-            "or HF_ENDPOINT"
-        ) from None
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    files = [
-        _remote_file(entry, endpoint, ref.repo_id, commit, headers)
-        for entry in entries
-        if isinstance(entry, RepoFile)
-    ]
-    return ResolvedSource(
-        source=ref.display, scheme="hf", files=files, revision=ref.revision, commit=commit
-    )
-
-
-def _remote_file(
-    entry: RepoFile, endpoint: str, repo_id: str, commit: str, headers: dict[str, str]
-) -> RemoteFile:
-    url = f"{endpoint}/{repo_id}/resolve/{commit}/{quote(entry.path)}"
-    if entry.lfs is not None:
-        # the blob id of an LFS file hashes the pointer, not the content: use the LFS sha256
-        return RemoteFile(
-            entry.path, url, size=entry.lfs.size, sha256=entry.lfs.sha256.lower(), headers=headers
+        return SourceNotFound(
+            f"repository {repo_id} not found at {endpoint} ({e.call}: {_what(e)}): {hint}"
         )
-    return RemoteFile(entry.path, url, size=entry.size, git_sha1=entry.blob_id, headers=headers)
+    if e.failure is Failure.REVISION_NOT_FOUND:
+        return SourceNotFound(
+            f"revision {revision!r} not found in {repo_id}: give an existing branch, "
+            "tag or commit sha"
+        )
+    if e.failure is Failure.NOT_JSON:
+        return TransferFailed(
+            f"{endpoint}: {e.call} did not answer the Hub's JSON (an HTML page from a proxy "
+            "or login portal?): check HF_ENDPOINT"
+        )
+    if e.failure is Failure.UNREACHABLE:
+        return TransferFailed(
+            f"cannot reach the Hub at {endpoint} ({e.call}): check the network or HF_ENDPOINT"
+        )
+    return TransferFailed(f"the Hub at {endpoint} answered {_what(e)} to {e.call}")

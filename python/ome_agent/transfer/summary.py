@@ -54,6 +54,10 @@ class PullSummary:
         rate = self.throughput_bytes_per_sec / 1e6
         checked = sum(1 for f in self.files if set(f.verified) - {"size"})
         how = f"{checked}/{len(self.files)} verified by digest" if self.verify else "NOT verified"
+        weak = sum(1 for f in self.files if f.unverified)
+        if self.verify and weak:
+            # the source gave no digest for these: said here, the reason is in --json
+            how += f", {weak} by size only or unverified"
         at = f" @ {self.commit[:12]}" if self.commit else ""
         return (
             f"{self.source}{at} -> {self.dest}: {len(self.files)} file(s), {mb:.1f} MB in "
