@@ -83,8 +83,11 @@ def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Mirror]:
         quirks = {Quirk.NO_TREE} if dropping else set()
         hide = ("X-Linked-Etag", "X-Linked-Size", "Accept-Ranges") if dropping else ()
         (tmp_path / "nginx-root").mkdir()
-        with _local(quirks) as (hub, _), NginxHubProxy(hub.endpoint, tmp_path / "nginx-root", hide_headers=hide) as proxy:
-                yield Mirror(proxy.endpoint, HF_TEST_TOKEN, weak_lfs=dropping, hub=hub)
+        with (
+            _local(quirks) as (hub, _),
+            NginxHubProxy(hub.endpoint, tmp_path / "nginx-root", hide_headers=hide) as proxy,
+        ):
+            yield Mirror(proxy.endpoint, HF_TEST_TOKEN, weak_lfs=dropping, hub=hub)
         return
     quirks = {
         "hub-no-tree": {Quirk.NO_TREE},
@@ -174,19 +177,3 @@ def test_node_agent(mirror: Mirror, tmp_path: Path) -> None:
     _no_secret_anywhere(mirror, run)
     if mirror.token:
         assert mirror.token not in state.read_text()
-
-
-def test_olah_refuses_what_model_info_asks_without_a_revision() -> None:
-    """The failure this suite guards against, shown on the real mirror: the bare
-    ``/api/models/{repo}`` that ``HfApi.model_info`` asks is refused."""
-    import urllib.error
-    import urllib.request
-
-    with OlahMirror() as olah:
-        olah.add_repo(REPO, {"config.json": CONFIG})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{olah.endpoint}/api/models/{REPO}", timeout=10)  # noqa: S310
-        assert refused.value.code == 401
-        url = f"{olah.endpoint}/api/models/{REPO}/revision/main"
-        with urllib.request.urlopen(url, timeout=10) as ok:  # noqa: S310
-            assert json.loads(ok.read())["sha"]

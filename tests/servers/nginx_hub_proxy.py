@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.servers.nginx import NginxServer
+from tests.servers.nginx import _LOG_FORMAT, NginxServer
 
 
 class NginxHubProxy(NginxServer):
@@ -41,7 +41,7 @@ pid {w}/nginx.pid;
 error_log {self.error_log} warn;
 events {{ worker_connections 1024; }}
 http {{
-    log_format ome '$msec\\t$request\\t$status\\t$body_bytes_sent\\t$http_range\\t$connection\\t$connection_requests';
+    log_format ome '{_LOG_FORMAT}';
     access_log {self.access_log} ome;
     client_body_temp_path {w}/client_body;
     proxy_temp_path {w}/proxy;

@@ -191,6 +191,8 @@ def pull_command(
 
 
 def _print(summary: PullSummary, as_json: bool) -> None:
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
     else:

@@ -9,6 +9,7 @@ files and their journals stay, so a later fetch of the same spec resumes).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -22,6 +23,8 @@ from ome_agent.sources import ResolvedSource, StorageAuth, resolve_hf, resolve_h
 from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Runner
 from ome_agent.transfer.settings import TransferSettings
+
+log = logging.getLogger(__name__)
 
 # per file: digests computed by the engine, and which were compared to the listing
 Digests = dict[str, tuple[dict[str, str], list[str]]]
@@ -83,6 +86,8 @@ class Fetch:
             assert plan.local is not None
             return None, self._copy_local(plan.local, staging)
         resolved = self._resolve(plan, token, auth)
+        for warning in resolved.warnings:
+            log.warning("%s: %s", plan.display, warning)
         self._check()
         if reuse is not None:
             self.phase = "Linking"

@@ -20,7 +20,6 @@ endpoint only; the engine never forwards it to another origin (a CDN).
 
 from __future__ import annotations
 
-import logging
 import os
 import string
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +41,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_REVISION = "main"
 # HEADs run in parallel when the tree API is missing: a repo has tens to thousands of files
 HEAD_WORKERS = 16
-
-log = logging.getLogger(__name__)
 
 
 def hf_endpoint() -> str:
@@ -74,17 +71,23 @@ def resolve_hf(ref: HfRef, token: str | None = None) -> ResolvedSource:
                 f"{endpoint}: GET /api/models/{ref.repo_id}/revision/{revision} gave no "
                 "commit sha ('sha'): the server is not a Hub API; check HF_ENDPOINT"
             )
-        files = _list(client, ref.repo_id, info.commit, info.siblings)
+        files, warnings = _list(client, ref.repo_id, info.commit, info.siblings)
     except HubCallFailed as e:
         raise _explain(e, ref.repo_id, revision, endpoint, token) from None
     return ResolvedSource(
-        source=ref.display, scheme="hf", files=files, revision=ref.revision, commit=info.commit
+        source=ref.display,
+        scheme="hf",
+        files=files,
+        revision=ref.revision,
+        commit=info.commit,
+        warnings=warnings,
     )
 
 
 def _list(
     client: HubClient, repo_id: str, commit: str, siblings: list[str] | None
-) -> list[RemoteFile]:
+) -> tuple[list[RemoteFile], tuple[str, ...]]:
+    """The files, and a warning when the tree API could not be used."""
     headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
     try:
         tree = client.tree(repo_id, commit)
@@ -95,7 +98,7 @@ def _list(
     else:
         missing = sorted(set(siblings or ()) - {f.path for f in tree})
         if not missing:
-            return [_from_tree(client, repo_id, commit, f, headers) for f in tree]
+            return [_from_tree(client, repo_id, commit, f, headers) for f in tree], ()
         why = (
             f"GET /api/models/{repo_id}/tree/{commit} lists {len(tree)} files, "
             f"{len(missing)} fewer than the revision names (first missing: {missing[0]!r})"
@@ -105,15 +108,14 @@ def _list(
             f"{client.endpoint}: {why}, and GET /api/models/{repo_id}/revision/... "
             "gave no 'siblings' list: the server cannot list this repo"
         )
-    log.warning(
-        "%s: %s; listing from the revision's siblings and a HEAD per file", client.endpoint, why
-    )
+    warning = f"{client.endpoint}: {why}; listing from the revision's siblings and a HEAD per file"
     with ThreadPoolExecutor(max_workers=max(1, min(HEAD_WORKERS, len(siblings)))) as pool:
         heads = list(pool.map(lambda p: client.file_head(repo_id, commit, p), siblings))
-    return [
+    files = [
         _from_head(client, repo_id, commit, path, head, headers)
         for path, head in zip(siblings, heads, strict=True)
     ]
+    return files, (warning,)
 
 
 def _from_tree(

@@ -167,7 +167,10 @@ class HubClient:
             # itself (0) when X-Linked-Size is missing; 1.x says None. Unknown it is.
             size = None
         return FileHead(
-            commit=meta.commit_hash or None, etag=meta.etag or None, size=size, redirected=redirected
+            commit=meta.commit_hash or None,
+            etag=meta.etag or None,
+            size=size,
+            redirected=redirected,
         )
 
     # ------------------------------------------------------------ errors

@@ -53,3 +53,5 @@ class ResolvedSource:
     files: list[RemoteFile]
     revision: str | None = None  # as requested (branch, tag or sha), hf only
     commit: str | None = None  # the commit the revision resolved to, hf only
+    # what the source fell back from (e.g. a mirror without the tree API): one line each
+    warnings: tuple[str, ...] = ()

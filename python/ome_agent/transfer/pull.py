@@ -145,7 +145,12 @@ def _selected(
             "--include/--exclude: loosen the patterns"
         )
     return ResolvedSource(
-        resolved.source, resolved.scheme, chosen, resolved.revision, resolved.commit
+        resolved.source,
+        resolved.scheme,
+        chosen,
+        resolved.revision,
+        resolved.commit,
+        resolved.warnings,
     )
 
 
@@ -211,4 +216,5 @@ def _summarize(
         seconds=seconds,
         throughput_bytes_per_sec=total / seconds if seconds > 0 else 0.0,
         verify=settings.verify,
+        warnings=list(resolved.warnings),
     )

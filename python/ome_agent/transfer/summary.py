@@ -6,7 +6,7 @@ will record in its local manifest (sizes, digests, what was verified).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -44,6 +44,8 @@ class PullSummary:
     seconds: float
     throughput_bytes_per_sec: float
     verify: bool
+    # what the source fell back from (ResolvedSource.warnings)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
