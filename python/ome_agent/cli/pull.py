@@ -105,7 +105,7 @@ def _fail(err: OmeAgentError) -> None:
 
 @click.command(help=HELP)
 @click.argument("source")
-@click.argument("dest", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("dest", required=False, type=click.Path(file_okay=True, dir_okay=True))
 @click.option("--revision", help="hf:// branch, tag or commit (same as SOURCE@REV).")
 @click.option("--include", multiple=True, help="Only repo files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip repo files matching this glob (repeatable).")
@@ -134,10 +134,16 @@ def _fail(err: OmeAgentError) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="PEM file of extra CA certificates.",
 )
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="hf:// only, instead of DEST: the Hugging Face cache layout in this folder "
+    "(models--org--name/{blobs,snapshots,refs}), as huggingface_hub writes it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 def pull_command(
     source: str,
-    dest: str,
+    dest: str | None,
     revision: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -151,9 +157,12 @@ def pull_command(
     direct_io: bool | None,
     no_verify: bool,
     ca_bundle: str | None,
+    cache_dir: str | None,
     as_json: bool,
 ) -> None:
     try:
+        if (dest is None) == (cache_dir is None):
+            raise BadInput("give DEST or --cache-dir DIR (hf:// only), one of them")
         settings = TransferSettings(
             connections=connections,
             chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size else None,
@@ -177,6 +186,7 @@ def pull_command(
                 md5=md5,
                 params=parse_params(params),
                 on_progress=view.update,
+                cache_dir=cache_dir,
             )
     except KeyboardInterrupt:
         _fail(Interrupted("interrupted"))

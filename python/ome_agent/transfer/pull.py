@@ -22,6 +22,7 @@ from ome_agent.sources import (
     HfRef,
     HttpRef,
     ObjectSource,
+    RemoteFile,
     ResolvedSource,
     StorageAuth,
     check_globs,
@@ -33,6 +34,7 @@ from ome_agent.sources import (
     select,
 )
 from ome_agent.transfer.confine import check_name, confine
+from ome_agent.transfer.hub_cache import HubCache
 from ome_agent.transfer.progress import ProgressCallback
 from ome_agent.transfer.runner import Job, Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
@@ -54,7 +56,7 @@ def make_engine(settings: TransferSettings) -> _core.Engine:
 
 def pull(
     source: str,
-    dest: str | os.PathLike[str],
+    dest: str | os.PathLike[str] | None,
     settings: TransferSettings | None = None,
     *,
     revision: str | None = None,
@@ -65,16 +67,24 @@ def pull(
     params: Mapping[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
     engine: _core.Engine | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> PullSummary:
     """Fetch SOURCE into DEST, verified; raise an :class:`~ome_agent.errors.OmeAgentError`.
 
     ``params`` are an object store's ``spec.storage.parameters`` (region, auth,
-    endpoint, ...); credentials come from each vendor SDK's own chain."""
+    endpoint, ...); credentials come from each vendor SDK's own chain. ``cache_dir``
+    (hf:// only, instead of DEST): the Hugging Face cache layout (``hub_cache``)."""
     settings = settings or TransferSettings()
     started = time.monotonic()
     ref = parse_source(source, revision)
     if params and not isinstance(ref, ObjectSource):
         raise BadInput("--param applies to object stores (oci://, s3://, gs://, az://): drop it")
+    if cache_dir is not None:
+        if not isinstance(ref, HfRef):
+            raise BadInput("--cache-dir applies to hf:// repos (the Hugging Face cache layout)")
+        return _pull_cached(ref, Path(cache_dir), settings, include, exclude, engine, started)
+    if dest is None:
+        raise BadInput("DEST is missing: give the folder (or file) to write into")
     dest_path = Path(dest)
     if isinstance(ref, HttpRef):
         if include or exclude:
@@ -111,6 +121,53 @@ def pull(
         raise BadInput(f"DEST {dest}: cannot create {e.filename or root}: {e.strerror}") from None
     outcomes = runner.run()
     return _summarize(resolved, root, outcomes, settings, time.monotonic() - started)
+
+
+def _pull_cached(
+    ref: HfRef,
+    cache_dir: Path,
+    settings: TransferSettings,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    engine: _core.Engine | None,
+    started: float,
+) -> PullSummary:
+    check_globs(include, "--include")
+    check_globs(exclude, "--exclude")
+    resolved = _selected(ref, resolve_hf(ref), include, exclude)
+    assert resolved.commit is not None  # resolve_hf always pins one
+    cache = HubCache(cache_dir, ref.repo_id)
+    todo = cache.prepare(resolved.files, resolved.commit)
+    root = cache.snapshot(resolved.commit)
+    fetch = ResolvedSource(
+        resolved.source, resolved.scheme, todo, resolved.revision, resolved.commit
+    )
+    jobs = confined_jobs(root, fetch)
+    outcomes = Runner(engine or make_engine(settings), jobs, settings).run() if jobs else []
+    cache.publish(resolved.files, resolved.commit, ref.revision)
+    fetched = {f.path for f in todo}
+    reused = [f for f in resolved.files if f.path not in fetched]
+    return _summarize(resolved, root, outcomes, settings, time.monotonic() - started, reused)
+
+
+def _reused(f: RemoteFile) -> FileSummary:
+    # its blob is named by its digest and was verified when it was written
+    return FileSummary(
+        path=f.path,
+        size=f.size or 0,
+        verified=[],
+        sha256=f.sha256,
+        md5=None,
+        git_sha1=f.git_sha1,
+        xxh3_128=None,
+        resumed_bytes=0,
+        fetched_bytes=0,
+        seconds=0.0,
+        retries=0,
+        connections=0,
+        direct_io=False,
+        reused=True,
+    )
 
 
 def _http_target(ref: HttpRef, dest: str) -> tuple[Path, str]:
@@ -177,9 +234,11 @@ def _summarize(
     outcomes: list[Outcome],
     settings: TransferSettings,
     seconds: float,
+    reused: Sequence[RemoteFile] = (),
 ) -> PullSummary:
-    files = []
-    for o in sorted(outcomes, key=lambda o: o.job.file.path):
+    """``reused``: files a cache already held (``--cache-dir``), nothing fetched."""
+    files = [_reused(f) for f in reused]
+    for o in outcomes:
         r = o.result
         verified = list(r.verified)
         if o.job.file.size is not None and r.size == o.job.file.size and "size" not in verified:
@@ -203,6 +262,7 @@ def _summarize(
                 direct_io=r.direct_io,
             )
         )
+    files.sort(key=lambda f: f.path)
     total = sum(f.size for f in files)
     return PullSummary(
         source=resolved.source,

@@ -29,6 +29,8 @@ class FileSummary:
     crc32c: str | None = None  # 8 hex digits; computed whenever hashing is on
     # why a digest the service usually gives could not be checked (RemoteFile.unverified)
     unverified: str | None = None
+    # already in the --cache-dir (its blob is named by its digest): nothing fetched
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class PullSummary:
         if self.verify and weak:
             # the source gave no digest for these: said here, the reason is in --json
             how += f", {weak} by size only or unverified"
+        reused = sum(1 for f in self.files if f.reused)
+        if reused:
+            how += f", {reused} already in the cache"
         at = f" @ {self.commit[:12]}" if self.commit else ""
         return (
             f"{self.source}{at} -> {self.dest}: {len(self.files)} file(s), {mb:.1f} MB in "
