@@ -686,13 +686,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--external-cdn", default=None, help="redirect LFS files to URL/{sha256} instead"
     )
-    parser.add_argument(
-        "--quirk",
-        action="append",
-        default=[],
-        choices=[q.value for q in Quirk],
-        help="behave like a partial Hub (repeatable)",
-    )
     args = parser.parse_args(argv)
     server = HubServer(
         args.root,
@@ -703,7 +696,6 @@ def main(argv: list[str] | None = None) -> None:
         token=args.token,
         lfs_threshold=args.lfs_threshold,
         external_cdn=args.external_cdn,
-        quirks=frozenset(Quirk(q) for q in args.quirk),
     )
     with server:
         print(f"HF_ENDPOINT={server.endpoint}", flush=True)
