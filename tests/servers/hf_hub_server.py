@@ -18,6 +18,11 @@ blob sha1); files at or above ``lfs_threshold`` or with a weights extension are 
 Request headers are recorded per server so tests can assert, for example, that the
 CDN never saw ``Authorization``.
 
+``xet=True`` serves every LFS file as a Xet-backed one, as the Hub does for most new
+large files: ``xetHash`` in the tree, ``X-Xet-Hash`` and a ``Link: <...>; rel="xet-auth"``
+on resolve, and the redirect going to a "bridge" path of the CDN that serves the
+bytes over plain HTTP (``X-Linked-Etag`` and ``X-Linked-Size`` stay as for LFS).
+
 ``quirks`` make it behave like the partial Hubs companies run (mirrors, proxies):
 see :class:`Quirk`. Each one changes only what its name says.
 
@@ -189,9 +194,11 @@ class HubServer:
         throttle: float | None = None,
         external_cdn: str | None = None,
         quirks: frozenset[Quirk] = frozenset(),
+        xet: bool = False,
     ) -> None:
         self.token = token
         self.quirks = quirks
+        self.xet = xet
         # LFS redirects go to ``{external_cdn}/{sha256}`` instead of the built-in
         # CDN: the benchmarks put nginx there so the server is not the bottleneck
         self.external_cdn = external_cdn.rstrip("/") if external_cdn else None
@@ -601,6 +608,8 @@ class _HubHandler(_Base):
         entry: dict[str, Any] = {"type": "file", "oid": f.blob_oid, "size": f.size, "path": f.path}
         if f.lfs:
             entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
+            if self.hub.xet:
+                entry["xetHash"] = _xet_hash(f)
         if expand:
             entry["lastCommit"] = self._last_commit(revision)
         return entry
@@ -637,6 +646,11 @@ class _HubHandler(_Base):
         # a signed-URL look-alike: the CDN needs no Authorization, and must never get one
         expires = int(time.time()) + 3600
         cdn = self.hub.external_cdn or f"{self.hub.cdn_endpoint}/repos"
+        if self.hub.xet:
+            headers["X-Xet-Hash"] = _xet_hash(f)
+            token_route = f"{self.hub.endpoint}/api/models/{repo_id}/xet-read-token/{commit}"
+            headers["Link"] = f'<{token_route}>; rel="xet-auth"'
+            cdn = f"{self.hub.cdn_endpoint}/xet-bridge"
         headers["Location"] = f"{cdn}/{f.sha256}?Expires={expires}&Signature=t"
         self.send_response(302)
         for k, v in headers.items():
@@ -654,7 +668,7 @@ class _CdnHandler(_Base):
 
     def _serve(self) -> None:
         self._record()
-        m = re.fullmatch(r"/repos/([0-9a-f]{64})", urlsplit(self.path).path)
+        m = re.fullmatch(r"/(?:repos|xet-bridge)/([0-9a-f]{64})", urlsplit(self.path).path)
         f = self.hub.lfs_file(m.group(1)) if m else None
         try:
             if f is None:
@@ -663,6 +677,12 @@ class _CdnHandler(_Base):
             self.send_file(f, {"ETag": f'"{f.sha256}"', "Last-Modified": _http_date()})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+def _xet_hash(f: HubFile) -> str:
+    """A stand-in for the file's Xet merkle hash: 64 hex digits, not its sha256."""
+    assert f.sha256 is not None
+    return hashlib.sha256(f"xet\0{f.sha256}".encode()).hexdigest()
 
 
 def _title_case(headers: Mapping[str, str]) -> dict[str, str]:
