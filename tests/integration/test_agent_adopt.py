@@ -160,8 +160,8 @@ def test_adopts_omes_files_fetching_only_what_differs_without_flap(
             log_path=tmp_path / "agent.log",
             env={"HF_ENDPOINT": hub.endpoint},
         )
-        agent.start()
-        try:
+        try:  # whatever fails from here, the process is stopped
+            agent.start()
             for k in keys:  # our Ready entry (with our manifest's digest) replaces OME's
                 agent.wait_running(
                     lambda k=k: "manifestDigest" in (entry(cluster, namespace, node, k) or {}),

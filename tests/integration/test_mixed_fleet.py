@@ -128,11 +128,11 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         identity="controller-0",
         log_path=work / "controller.log",
     )
-    agent.start(wait_ready=False)
-    controller.start().wait_leading()
-    agent.wait_ready()
     env = Env(cluster, namespace, group, ome_node, our_node, agent, controller)
-    try:
+    try:  # whatever fails from here, both processes are stopped
+        agent.start(wait_ready=False)
+        controller.start().wait_leading()
+        agent.wait_ready()
         yield env
     finally:
         codes = {"controller": controller.stop(), "agent": agent.stop()}
