@@ -8,11 +8,13 @@ so a missing RBAC rule shows up as a failure here, not as a silent admin bypass.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from ome_agent.wire import entry as wire_entry
 from tests.cluster.controlplane import free_port
-from tests.cluster.kube import Cluster
+from tests.cluster.kube import Cluster, unique_name
 
 T = TypeVar("T")
 OME_AGENT = Path(sys.executable).with_name("ome-agent")
@@ -175,6 +178,46 @@ def sum_metric(text: str, name: str, labels: Mapping[str, str]) -> float:
 
 
 # ---------------------------------------------------------------- cluster reads
+class NodeLabelRecorder:
+    """Watches one Node from the test and records every value each label takes."""
+
+    def __init__(self, cluster: Cluster, node: str, keys: list[str]) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.keys = keys
+        self.seen: dict[str, list[str | None]] = {k: [] for k in keys}
+        self.wake = unique_name("wake")
+        self.woken = threading.Event()
+        rv = cluster.core.read_node(node).metadata.resource_version
+        self._resp = cluster.core.list_node(
+            field_selector=f"metadata.name={node}",
+            resource_version=rv,
+            watch=True,
+            timeout_seconds=120,
+            _preload_content=False,
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends when stop() closes it
+            for line in iter_resp_lines(self._resp):
+                labels = json.loads(line)["object"]["metadata"].get("labels") or {}
+                for k in self.keys:
+                    self.seen[k].append(labels.get(k))
+                if labels.get("ome-test/wake") == self.wake:
+                    self.woken.set()
+                    return
+
+    def stop(self) -> None:
+        """Ends the recording with a label change of our own: every event before it
+        (the whole agent restart) has then been seen."""
+        self.cluster.label_node(self.node, {"ome-test/wake": self.wake})
+        assert self.woken.wait(10), "the Node watch missed events"
+        self._resp.close()
+        self._thread.join(5)
+
+
 def node_labels(cluster: Cluster, node: str) -> dict[str, str]:
     return dict(cluster.core.read_node(node).metadata.labels or {})
 

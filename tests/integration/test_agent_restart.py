@@ -6,21 +6,18 @@ says so clearly and the rest keeps working."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.watch.watch import iter_resp_lines
 
 from ome_agent.adapters.kube.telemetry import WRITE_VERBS
 from tests.cluster.kube import Cluster, unique_name
 from tests.integration.agent_process import (
     API,
     Agent,
+    NodeLabelRecorder,
     cluster_model,
     config_map,
     entry,
@@ -30,46 +27,6 @@ from tests.integration.agent_process import (
 from tests.servers.fault_server import FaultServer, Throttle
 
 SEL = "ome-test/node"
-
-
-class NodeLabelRecorder:
-    """Watches one Node from the test and records every value each label takes."""
-
-    def __init__(self, cluster: Cluster, node: str, keys: list[str]) -> None:
-        self.cluster = cluster
-        self.node = node
-        self.keys = keys
-        self.seen: dict[str, list[str | None]] = {k: [] for k in keys}
-        self.wake = unique_name("wake")
-        self.woken = threading.Event()
-        rv = cluster.core.read_node(node).metadata.resource_version
-        self._resp = cluster.core.list_node(
-            field_selector=f"metadata.name={node}",
-            resource_version=rv,
-            watch=True,
-            timeout_seconds=120,
-            _preload_content=False,
-        )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with contextlib.suppress(Exception):  # the stream ends when stop() closes it
-            for line in iter_resp_lines(self._resp):
-                labels = json.loads(line)["object"]["metadata"].get("labels") or {}
-                for k in self.keys:
-                    self.seen[k].append(labels.get(k))
-                if labels.get("ome-test/wake") == self.wake:
-                    self.woken.set()
-                    return
-
-    def stop(self) -> None:
-        """Ends the recording with a label change of our own: every event before it
-        (the whole agent restart) has then been seen."""
-        self.cluster.label_node(self.node, {"ome-test/wake": self.wake})
-        assert self.woken.wait(10), "the Node watch missed events"
-        self._resp.close()
-        self._thread.join(5)
 
 
 def _agent(

@@ -205,7 +205,8 @@ async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str
     for cm in maps.get("items") or []:
         meta = cm.get("metadata") or {}
         node = (meta.get("annotations") or {}).get(NODE_NAME_ANNOTATION) or meta.get("name", "")
-        entries[node] = entries_of_configmap(node, cm.get("data") or {})
+        where = f"{meta.get('namespace', namespace)}/{meta.get('name', '')}"
+        entries[node] = entries_of_configmap(node, cm.get("data") or {}, where)
     return rows(models, entries, nodes, stored=stored)
 
 

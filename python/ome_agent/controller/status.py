@@ -120,17 +120,26 @@ def entry_key(resource: ModelResource) -> str:
     return config_map_key(resource.key)
 
 
-def entries_of_configmap(node: str, data: Mapping[str, str]) -> dict[str, NodeEntry]:
+def entries_of_configmap(
+    node: str, data: Mapping[str, str], config_map: str | None = None
+) -> dict[str, NodeEntry]:
     """The readable model entries of ``node``'s ConfigMap ``data``, by data key.
 
-    An entry that cannot be read (not JSON, unknown status) is skipped and logged: one
-    bad value must not hide the node's other models."""
+    An entry that cannot be read (not JSON, unknown status; another tool may write
+    there) is skipped and logged with ``config_map`` (``namespace/name``) and its key:
+    one bad value must not hide the node's other models. Callers pass only values that
+    changed, so an entry is logged once, not on every resync; it is never rewritten."""
     entries: dict[str, NodeEntry] = {}
     for key, value in data.items():
         decoded = decode_entry(value) if isinstance(value, str) else None
         if decoded is None or decoded.state is None:
             reason = decoded.error if decoded is not None else "not a string"
-            log.warning("node %s: ConfigMap entry %s skipped: %s", node, key, reason)
+            log.warning(
+                "ConfigMap %s: entry %r is not a model entry (%s): skipped, left as it is",
+                config_map or f"of node {node}",
+                key,
+                reason,
+            )
             continue
         entries[key] = NodeEntry(
             node=node,

@@ -32,6 +32,9 @@ Decisions documented here (and in the README):
   unsupported scheme is not retried until the resource changes.
 - removal deletes only what a manifest records, only strictly inside a models root,
   never a path another live model uses.
+- adoption: a model the node's report already says Ready, with files at its path but
+  no manifest of ours (OME's agent put them there), is checked against the source's
+  listing and kept, its entry left as it is until then (``reconcile.adopt``).
 """
 
 from __future__ import annotations
@@ -40,22 +43,29 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import adapter, layout, reuse
+from ome_agent.reconcile import adapter, adopt, layout, reuse
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.download import Digests, Fetch, NoSpace
 from ome_agent.reconcile.eligibility import eligibility
-from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore, record_files
+from ome_agent.reconcile.manifest import (
+    Identity,
+    Manifest,
+    ManifestStore,
+    ReuseRecord,
+    record_files,
+)
 from ome_agent.reconcile.options import AgentOptions
 from ome_agent.reconcile.ports import (
     CredentialError,
@@ -78,6 +88,7 @@ PRINCIPAL_AUTH = frozenset(
     {"instanceprincipal", "resourceprincipal", "okeworkloadidentity", "workloadidentity"}
 )
 FINE_TUNED = "FineTunedWeight"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,8 @@ class Reconciler:
         self._states: dict[ModelKey, NodeState] = {}  # what this node reports now
         self._backoff = Backoff(base=options.retry_base, cap=options.retry_cap)
         self._fatal: set[ModelKey] = set()  # failed until the resource changes
+        # reported Ready at start-up with no manifest of ours: files to adopt (module doc)
+        self._adoptable: set[ModelKey] = set()
         self._node_name = options.node_name
         self._labels: dict[str, str] = {}
         self._started = False
@@ -245,6 +258,8 @@ class Reconciler:
             if await self._confirm(self._resources[key]):
                 self._schedule_verify(key)
             else:
+                if reported.get(key) is NodeState.READY and self._manifests.load(key) is None:
+                    self._adoptable.add(key)
                 self._queue.add(key, Priority.DOWNLOAD)
         for key, resource in self._resources.items():
             if key not in wanted and not resource.disabled:
@@ -430,6 +445,9 @@ class Reconciler:
         token, auth = await self._credentials(resource, plan)
         ours = old is not None and Path(old.identity.path) == target
         if not ours and target.is_dir() and any(target.iterdir()):
+            if key in self._adoptable and plan.local is None:
+                await self._adopt(resource, plan, target, identity, token, auth)
+                return
             raise BadInput(
                 f"spec.storage.path {target} already exists and was not written by this "
                 "agent for this model: remove it or choose another path"
@@ -446,7 +464,9 @@ class Reconciler:
         await self._publish_progress(resource, plan, target, fetch)
         reporter = asyncio.create_task(self._progress_loop(resource, plan, target, fetch))
         try:
-            commit, digests = await self._in_thread(fetch, plan, staging, token, auth, step)
+            commit, digests = await self._in_thread(
+                fetch.cancel, lambda: fetch.run(plan, staging, token, auth, step)
+            )
             if key.kind == FINE_TUNED:
                 digests = await asyncio.to_thread(adapter.unpack_single_zip, staging, digests)
         except asyncio.CancelledError:
@@ -465,11 +485,38 @@ class Reconciler:
             await asyncio.to_thread(self._remove_path, previous)
         if old is not None and Path(old.identity.path) != target:
             await asyncio.to_thread(self._remove_unused, Path(old.identity.path), key)
-        files = await asyncio.to_thread(record_files, target, digests)
         parent = step.parent if step is not None else None
+        manifest = await self._save_manifest(
+            resource, identity, target, commit, digests, config, parameters, parent
+        )
+        self._manifests.clear_staging(key)
+        await self._refresh_related(key, old)
+        self._count_download("success" if parent is None else "reused")
+        if self._metrics is not None and parent is None:  # a reuse moves no byte
+            self._metrics.download_bytes.inc(fetch.fetched_bytes)
+            self._metrics.download_duration.observe(time.monotonic() - started)
+        log.info(
+            "model ready",
+            extra={"model": str(key), "path": str(target), "bytes": manifest.total_bytes},
+        )
+        await self._publish_ready(resource, manifest)
+
+    async def _save_manifest(
+        self,
+        resource: ModelResource,
+        identity: Identity,
+        target: Path,
+        commit: str | None,
+        digests: Digests,
+        config: dict[str, Any],
+        parameters: int | None,
+        parent: ReuseRecord | None,
+    ) -> Manifest:
+        """Record the files now at ``target`` (after a download or an adoption)."""
+        files = await asyncio.to_thread(record_files, target, digests)
         manifest = Manifest(
-            key, resource.uid, resource.generation, identity, commit, files, config, parameters,
-            parent,
+            resource.key, resource.uid, resource.generation, identity, commit, files, config,
+            parameters, parent,
         )  # fmt: skip
         # OME's Artifact: parentPath is a {parent key: path} map and childrenPaths the
         # paths of models reusing this one's files; both are derived from the manifests
@@ -481,15 +528,33 @@ class Reconciler:
             "childrenPaths": [],
         }
         await asyncio.to_thread(self._manifests.save, manifest)  # fsyncs: off the loop
-        self._manifests.clear_staging(key)
-        await self._refresh_related(key, old)
-        self._count_download("success" if parent is None else "reused")
-        if self._metrics is not None and parent is None:  # a reuse moves no byte
+        return manifest
+
+    async def _adopt(
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        target: Path,
+        identity: Identity,
+        token: str | None,
+        auth: StorageAuth,
+    ) -> None:
+        """Keep the files another agent put at ``target`` (``reconcile.adopt``). Nothing
+        is published until they are checked: the entry and labels that agent wrote say
+        Ready meanwhile, so the node does not flap to Updating."""
+        if self._engine is None:
+            self._engine = make_engine(self.options.transfer)
+        fetch = Fetch(self._engine, self.options.transfer)
+        adoption = adopt.Adoption(str(resource.key), fetch, workers=os.cpu_count() or 1)
+        commit, digests = await self._in_thread(
+            adoption.cancel, lambda: adoption.run(plan, target, token, auth)
+        )
+        self._adoptable.discard(resource.key)  # the manifest decides from now on
+        if self._metrics is not None:
             self._metrics.download_bytes.inc(fetch.fetched_bytes)
-            self._metrics.download_duration.observe(time.monotonic() - started)
-        log.info(
-            "model ready",
-            extra={"model": str(key), "path": str(target), "bytes": manifest.total_bytes},
+        config, parameters = await asyncio.to_thread(self._discover, resource, target)
+        manifest = await self._save_manifest(
+            resource, identity, target, commit, digests, config, parameters, None
         )
         await self._publish_ready(resource, manifest)
 
@@ -522,23 +587,15 @@ class Reconciler:
                 return None, StorageAuth(parameters, secret=secret, secret_name=name)
         return None, StorageAuth(parameters)
 
-    async def _in_thread(
-        self,
-        fetch: Fetch,
-        plan: SourcePlan,
-        staging: Path,
-        token: str | None,
-        auth: StorageAuth,
-        step: reuse.Reuse | None,
-    ) -> tuple[str | None, Digests]:
-        """Run the fetch in a thread; on cancellation stop it and wait until it has
-        stopped, so the caller may clean the staging directory safely."""
+    async def _in_thread(self, cancel: Callable[[], None], call: Callable[[], T]) -> T:
+        """Run ``call`` in a fetch thread; on cancellation stop it with ``cancel`` and
+        wait until it has stopped, so the caller may clean the staging directory safely."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._fetch_pool, fetch.run, plan, staging, token, auth, step)
+        future = loop.run_in_executor(self._fetch_pool, call)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            fetch.cancel()
+            cancel()
             await asyncio.wait({future})
             if not future.cancelled():
                 future.exception()  # consumed: the cancel is what matters

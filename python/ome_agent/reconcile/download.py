@@ -21,7 +21,7 @@ from ome_agent.errors import BadInput, Interrupted
 from ome_agent.reconcile.sources import SourcePlan
 from ome_agent.sources import ResolvedSource, StorageAuth, resolve_hf, resolve_http, resolve_object
 from ome_agent.transfer.pull import confined_jobs
-from ome_agent.transfer.runner import Runner
+from ome_agent.transfer.runner import Job, Runner
 from ome_agent.transfer.settings import TransferSettings
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ class Fetch:
         if plan.scheme == "local":
             assert plan.local is not None
             return None, self._copy_local(plan.local, staging)
-        resolved = self._resolve(plan, token, auth)
-        for warning in resolved.warnings:
-            log.warning("%s: %s", plan.display, warning)
+        resolved = resolve(plan, token, auth)
         self._check()
         if reuse is not None:
             self.phase = "Linking"
@@ -96,13 +94,16 @@ class Fetch:
                 self.phase = "Verified"
                 return resolved.commit, linked
             self.phase = "Listing"
-        jobs = confined_jobs(staging, resolved)
+        return resolved.commit, self.fetch_jobs(confined_jobs(staging, resolved), staging)
+
+    def fetch_jobs(self, jobs: list[Job], root: Path) -> Digests:
+        """Download ``jobs`` (their paths confined under ``root``); the per-file digests."""
         sizes = [j.file.size for j in jobs]
         self.total_files = len(jobs)
         if all(s is not None for s in sizes):
             self.total_bytes = sum(s for s in sizes if s is not None)
-            check_space(staging, self.total_bytes)
-        staging.mkdir(parents=True, exist_ok=True)
+            check_space(root, self.total_bytes)
+        root.mkdir(parents=True, exist_ok=True)
         self.phase = "Downloading"
         with self._lock:
             self._check()
@@ -123,28 +124,15 @@ class Fetch:
                 if v
             }
             verified = list(r.verified)
-            if o.job.file.size is not None and r.size == o.job.file.size:
+            size_checked = o.job.file.size is not None and r.size == o.job.file.size
+            if size_checked and "size" not in verified:  # the engine may list it already
                 verified.append("size")
             if o.job.file.unverified:  # what the store could not give us, said in the manifest
                 found["unverified"] = o.job.file.unverified
             digests[o.job.file.path] = (found, verified)
             self.fetched_bytes += r.fetched_bytes
         self.phase = "Verified"
-        return resolved.commit, digests
-
-    def _resolve(self, plan: SourcePlan, token: str | None, auth: StorageAuth) -> ResolvedSource:
-        if plan.hf is not None:
-            resolved = resolve_hf(plan.hf, token=token)
-        elif plan.objects is not None:
-            resolved = resolve_object(plan.objects.ref, auth)
-        else:
-            assert plan.http is not None
-            assert plan.http.file_name is not None
-            return resolve_http(plan.http, file_name=plan.http.file_name)
-        if not resolved.files:
-            at = f" at commit {resolved.commit}" if resolved.commit else ""
-            raise BadInput(f"spec.storage.storageUri: {plan.display} has no files{at}")
-        return resolved
+        return digests
 
     def _copy_local(self, source: Path, staging: Path) -> Digests:
         """Hard links when possible (no extra space, instant), else copies."""
@@ -182,6 +170,24 @@ class Fetch:
                 raise BadInput(f"{rel}: copy from {source} is incomplete")
             digests[rel.as_posix()] = ({}, ["size"])
         return digests
+
+
+def resolve(plan: SourcePlan, token: str | None, auth: StorageAuth) -> ResolvedSource:
+    """The listing of a remote source (names, sizes, digests; no file bytes)."""
+    if plan.hf is not None:
+        resolved = resolve_hf(plan.hf, token=token)
+    elif plan.objects is not None:
+        resolved = resolve_object(plan.objects.ref, auth)
+    else:
+        assert plan.http is not None
+        assert plan.http.file_name is not None
+        return resolve_http(plan.http, file_name=plan.http.file_name)
+    if not resolved.files:
+        at = f" at commit {resolved.commit}" if resolved.commit else ""
+        raise BadInput(f"spec.storage.storageUri: {plan.display} has no files{at}")
+    for warning in resolved.warnings:  # e.g. a mirror without the tree API: said once here
+        log.warning("%s: %s", plan.display, warning)
+    return resolved
 
 
 def check_space(staging: Path, needed: int) -> None:

@@ -221,7 +221,10 @@ class Cache:
         changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
         if not changed:
             return set()
-        parsed = entries_of_configmap(node, {k: new[k] for k in changed if k in new})
+        namespace, name = ns_name(obj)
+        parsed = entries_of_configmap(
+            node, {k: new[k] for k in changed if k in new}, f"{namespace}/{name}"
+        )
         out: set[ModelKey] = set()
         for data_key in changed:
             per_node = self.entries.setdefault(data_key, {})
