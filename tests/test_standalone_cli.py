@@ -225,3 +225,30 @@ def test_polling_picks_up_new_and_removed_manifests(
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "p.yaml" in err  # the typo was reported
+
+
+def test_longest_names_are_ready_and_a_name_kubernetes_refuses_is_one_line(
+    fault_server: FaultServer, dirs: dict[str, Path]
+) -> None:
+    url = fault_server.add("/long/model.bin", os.urandom(MiB))
+    cbm, ns, bm = "c" * 252 + "1", "n" * 63, "b" * 252 + "2"
+    write(dirs["manifests"] / "long.json", simple(cbm, url))
+    namespaced = {"kind": "BaseModel", "metadata": {"name": bm, "namespace": ns},
+                  "spec": {"storage": {"storageUri": url}}}  # fmt: skip
+    write(dirs["manifests"] / "namespaced.json", json.dumps(namespaced))
+    write(dirs["manifests"] / "bad.json", simple("../Escape", url))
+    done = cli(*run_args(dirs, "--once"))
+    assert done.code == 1, done.stderr
+    assert "Traceback" not in done.stderr and "too long" not in done.stderr
+    assert "bad.json" in done.stderr and "metadata.name must be a DNS subdomain" in done.stderr
+    state = json.loads(dirs["state"].read_text())["models"]
+    assert set(state) == {f"ClusterBaseModel/{cbm}", f"BaseModel/{ns}/{bm}"}
+    assert all(m["state"] == "Ready" for m in state.values()), state
+    created = [n for _d, ds, fs in os.walk(dirs["models"]) for n in ds + fs]
+    assert max(len(n) for n in created) <= 215
+    assert not (dirs["models"].parent / "Escape").exists()
+    # a second run confirms both from disk: their manifests are found under the short names
+    fault_server.requests.clear()
+    again = cli(*run_args(dirs, "--once"))
+    assert again.code == 1, again.stderr  # bad.json is still there
+    assert fault_server.requests == []

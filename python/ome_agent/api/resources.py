@@ -9,6 +9,7 @@ the effective value (docs/architecture.md, "Field names").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -36,6 +37,10 @@ Kind = Literal["BaseModel", "ClusterBaseModel", "FineTunedWeight"]
 # cluster-scoped kinds, as in OME's CRDs (deploy/crds/)
 CLUSTER_SCOPED = frozenset({"ClusterBaseModel", "FineTunedWeight"})
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+# what the API server accepts: a name is a DNS subdomain, a namespace a DNS label; a
+# standalone manifest is held to the same, as names become file names on the node
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class _Wire(_Model):
@@ -243,7 +248,8 @@ class ModelResource:
 
 def resource_key(obj: Mapping[str, Any]) -> ModelKey | None:
     """The key :func:`parse_resource` gives ``obj``, without validating its spec (for
-    deletions and caches, where the spec does not matter); None without a kind or name."""
+    deletions and caches, where the spec does not matter); None without a kind or with
+    a name or namespace the API server would refuse."""
     meta = obj.get("metadata")
     kind = obj.get("kind")
     if kind not in KINDS or not isinstance(meta, Mapping):
@@ -256,6 +262,10 @@ def resource_key(obj: Mapping[str, Any]) -> ModelKey | None:
         namespace = None  # a namespace in a manifest of a cluster-scoped kind is meaningless
     elif not isinstance(namespace, str) or not namespace:
         namespace = "default"
+    if not DNS_SUBDOMAIN.fullmatch(name) or (
+        namespace is not None and not DNS_LABEL.fullmatch(namespace)
+    ):
+        return None
     return ModelKey(kind, namespace, name)
 
 
@@ -273,7 +283,12 @@ def parse_resource(obj: Mapping[str, Any]) -> ModelResource:
     if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
         raise BadInput(f"{kind}: metadata.name is missing: give the resource a name")
     key = resource_key(obj)
-    assert key is not None  # kind and name were checked above
+    if key is None:
+        raise BadInput(
+            f"{kind} {meta['name'][:80]!r}: metadata.name must be a DNS subdomain (at most "
+            "253 of a-z, 0-9, '-' and '.', starting and ending alphanumeric) and "
+            "metadata.namespace a DNS label (at most 63 of a-z, 0-9 and '-'): rename it"
+        )
     _, namespace, name = key
     where = f"{kind} {namespace + '/' if namespace else ''}{name}"
     raw_spec = obj.get("spec") or {}

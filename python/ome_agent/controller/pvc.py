@@ -23,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ome_agent.api import ModelResource
+from ome_agent.api.resources import DNS_LABEL, DNS_SUBDOMAIN
 from ome_agent.controller import status as st
 from ome_agent.errors import BadInput
 from ome_agent.wire.entry import rfc3339
@@ -48,8 +48,6 @@ LABEL_MODEL_KIND = "ome.io/model-kind"
 ANNOTATION_MODEL = "ome.io/model"
 MAX_ERROR = 1024
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _FIELD = "spec.storage.storageUri"
 
 
@@ -74,12 +72,12 @@ def parse_pvc_uri(uri: str, resource: ModelResource, default_namespace: str) -> 
     namespace, colon, claim = head.rpartition(":")
     if not colon:
         namespace = ""
-    if not claim or not _DNS_SUBDOMAIN.match(claim):
+    if not claim or not DNS_SUBDOMAIN.fullmatch(claim):
         raise BadInput(
             f"{where} {uri!r}: {claim!r} is not a claim name: "
             "write pvc://<claim>/<path> or pvc://<namespace>:<claim>/<path>"
         )
-    if colon and not _DNS_LABEL.match(namespace):
+    if colon and not DNS_LABEL.fullmatch(namespace):
         raise BadInput(f"{where} {uri!r}: {namespace!r} is not a namespace name")
     if resource.namespace is not None:
         if namespace and namespace != resource.namespace:

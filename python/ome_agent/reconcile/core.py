@@ -247,6 +247,7 @@ class Reconciler:
         for key in reported:
             if key not in wanted:
                 await self._withdraw(key)
+        await asyncio.to_thread(self._manifests.migrate)  # before any lookup by name
         for manifest in self._manifests.all():
             if manifest.key not in self._resources:
                 await asyncio.to_thread(self._remove_files, manifest.key)

@@ -7,6 +7,11 @@
 - a download goes to a staging directory *next to* the target (same filesystem), named
   after the model and the source identity, so a restart with the same spec finds the
   same directory and resumes from the engine's journals.
+- names fit the filesystem (:mod:`ome_agent.filenames`): a default directory is the
+  model's name shortened to :data:`~ome_agent.filenames.NAME_BUDGET` bytes when longer,
+  a staging directory (and its ``.old`` twin) carries as much of the target's name as
+  fits beside its prefix and digest, and a ``storage.path`` too long for the kernel
+  is refused naming the field.
 - the switch from staging to target is atomic: ``renameat2(RENAME_EXCHANGE)`` swaps a
   previous version and the new one in one step (readers see one or the other, never a
   mix); where the kernel or filesystem lacks it, the old directory is renamed aside
@@ -28,9 +33,14 @@ from typing import Any
 from ome_agent.api import ModelKey, StorageSpec
 from ome_agent.durable import fsync_dir
 from ome_agent.errors import BadInput
+from ome_agent.filenames import NAME_BUDGET, NAME_MAX, fit, path_fits
 from ome_agent.reconcile.options import STATE_DIR_NAME
 
 STAGING_PREFIX = ".ome-staging-"
+_DIGEST = 16  # hex characters of the (model, identity) digest in a staging name
+_ASIDE = ".old"  # the previous version's name where RENAME_EXCHANGE is missing
+# the target's name in a staging name: prefix, name, "-", digest and ".old" fit the budget
+_STAGED_NAME = NAME_BUDGET - len(STAGING_PREFIX) - 1 - _DIGEST - len(_ASIDE)
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -52,10 +62,11 @@ def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ..
     """The model's directory; BadInput naming ``spec.storage.path`` if it is not allowed."""
     raw = (storage.path if storage else None) or ""
     if not raw:
+        name = fit(key.name, NAME_BUDGET)
         if key.kind == "FineTunedWeight":  # apart from the models: names may repeat
-            parts = [FINE_TUNED_DIR, key.name]
+            parts = [FINE_TUNED_DIR, name]
         else:
-            parts = [key.namespace, key.name] if key.namespace else [key.name]
+            parts = [key.namespace, name] if key.namespace else [name]
         return _real(roots[0].joinpath(*parts))
     path = Path(raw)
     if not path.is_absolute():
@@ -76,12 +87,30 @@ def target_dir(key: ModelKey, storage: StorageSpec | None, roots: tuple[Path, ..
         if inside(resolved, root):
             if STATE_DIR_NAME in resolved.relative_to(_real(root)).parts:
                 raise BadInput(f"spec.storage.path {raw!r} is inside the agent's own state")
+            _check_length(raw, resolved)
             return resolved
     raise BadInput(
         f"spec.storage.path {raw!r} is outside the models roots ({roots_text}): give a path "
         "inside one, or mount its parent on the node and add it with another "
         "--models-root-dir (the flag repeats)"
     )
+
+
+def _check_length(raw: str, path: Path) -> None:
+    """BadInput naming ``spec.storage.path`` unless the kernel accepts ``path``, its
+    staging sibling and the files below it."""
+    long = next((p for p in path.parts if len(os.fsencode(p)) > NAME_MAX), None)
+    if long is not None:
+        raise BadInput(
+            f"spec.storage.path {raw!r} has a segment of {len(os.fsencode(long))} bytes: "
+            f"the filesystem allows {NAME_MAX}; give shorter directory names"
+        )
+    # the staging sibling is at most NAME_BUDGET bytes long; keep as much for the files
+    if not path_fits(os.fsencode(path.parent), 2 * NAME_BUDGET + 2):
+        raise BadInput(
+            f"spec.storage.path {raw!r} is {len(os.fsencode(path))} bytes long: too long "
+            "for the files below it to fit the kernel's path limit; give a shorter path"
+        )
 
 
 def local_source(source: Path, roots: tuple[Path, ...], allowed: tuple[Path, ...]) -> Path:
@@ -108,8 +137,8 @@ def overlaps(a: Path, b: Path) -> bool:
 
 def staging_dir(target: Path, key: ModelKey, identity: str) -> Path:
     """Deterministic per (model, source identity): a rerun resumes in the same place."""
-    digest = hashlib.sha256(f"{key}\0{identity}".encode()).hexdigest()[:16]
-    return target.parent / f"{STAGING_PREFIX}{target.name}-{digest}"
+    digest = hashlib.sha256(f"{key}\0{identity}".encode()).hexdigest()[:_DIGEST]
+    return target.parent / f"{STAGING_PREFIX}{fit(target.name, _STAGED_NAME)}-{digest}"
 
 
 def _renameat2() -> Any:
@@ -151,7 +180,7 @@ def switch_into_place(staging: Path, target: Path) -> Path | None:
     if exchange(staging, target):
         fsync_dir(target.parent)
         return staging  # now holds the old version
-    aside = staging.with_name(staging.name + ".old")
+    aside = staging.with_name(staging.name + _ASIDE)
     os.rename(target, aside)
     os.rename(staging, target)
     fsync_dir(target.parent)

@@ -10,6 +10,11 @@ with no network call. A second file, ``<model>.staging.json``, names the staging
 directory of a download in progress, so leftovers of a model deleted while the agent
 was down can be found and removed.
 
+The file is named ``<kind>.<namespace or _>.<name>``; a name too long for a file name
+(see :mod:`ome_agent.filenames`) is shortened there, never in the file's content,
+which is what identifies the model. Manifests of such names written under their
+full name by an earlier version are renamed at start (:meth:`ManifestStore.migrate`).
+
 Written atomically: temporary file, fsync, rename, fsync of the directory.
 """
 
@@ -25,11 +30,15 @@ from typing import Any
 
 from ome_agent.api import ModelKey
 from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
-from ome_agent.durable import write_json
+from ome_agent.durable import fsync_dir, write_json
+from ome_agent.filenames import NAME_BUDGET, fit
 
 # 2: the config in OME's exact types (artifact maps, human parameter_count); a version-1
 # manifest's config is upgraded on reading, so a restart reports OME-decodable entries.
 VERSION = 2
+
+MANIFEST_SUFFIX = ".json"
+STAGING_SUFFIX = ".staging.json"
 
 
 @dataclass(frozen=True)
@@ -190,28 +199,31 @@ class ManifestStore:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "manifests"
 
-    def _file(self, key: ModelKey, suffix: str = ".json") -> Path:
-        scope = key.namespace or "_"
-        return self.dir / f"{key.kind}.{scope}.{key.name}{suffix}"
+    def _file(self, key: ModelKey, suffix: str = MANIFEST_SUFFIX) -> Path:
+        prefix = f"{key.kind}.{key.namespace or '_'}."
+        budget = NAME_BUDGET - len(prefix) - len(STAGING_SUFFIX)  # the longer suffix
+        return self.dir / f"{prefix}{fit(key.name, budget)}{suffix}"
 
     def load(self, key: ModelKey) -> Manifest | None:
         try:
-            return Manifest.from_json(json.loads(self._file(key).read_text()))
+            manifest = Manifest.from_json(json.loads(self._file(key).read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or unreadable: the model is simply not confirmed
+        # a shortened file name is unique only up to its hash: the content decides
+        return manifest if manifest.key == key else None
 
     def save(self, manifest: Manifest) -> None:
         write_json(self._file(manifest.key), manifest.to_json(), indent=1, sort_keys=True)
 
     def delete(self, key: ModelKey) -> None:
-        for suffix in (".json", ".staging.json"):
+        for suffix in (MANIFEST_SUFFIX, STAGING_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 self._file(key, suffix).unlink()
 
     def all(self) -> list[Manifest]:
         out = []
         for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
-            if p.name.endswith(".staging.json"):
+            if p.name.endswith(STAGING_SUFFIX):
                 continue
             try:
                 out.append(Manifest.from_json(json.loads(p.read_text())))
@@ -222,7 +234,7 @@ class ManifestStore:
     # ------------------------------------------------------------ staging records
     def save_staging(self, key: ModelKey, staging: Path) -> None:
         write_json(
-            self._file(key, ".staging.json"),
+            self._file(key, STAGING_SUFFIX),
             {"key": list(key), "staging": str(staging)},
             indent=1,
             sort_keys=True,
@@ -230,17 +242,17 @@ class ManifestStore:
 
     def staging_of(self, key: ModelKey) -> Path | None:
         try:
-            return Path(json.loads(self._file(key, ".staging.json").read_text())["staging"])
+            return Path(json.loads(self._file(key, STAGING_SUFFIX).read_text())["staging"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def clear_staging(self, key: ModelKey) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._file(key, ".staging.json").unlink()
+            self._file(key, STAGING_SUFFIX).unlink()
 
     def staging(self) -> dict[ModelKey, Path]:
         out: dict[ModelKey, Path] = {}
-        for p in sorted(self.dir.glob("*.staging.json")) if self.dir.is_dir() else []:
+        for p in sorted(self.dir.glob("*" + STAGING_SUFFIX)) if self.dir.is_dir() else []:
             try:
                 data = json.loads(p.read_text())
                 kind, namespace, name = data["key"]
@@ -248,3 +260,24 @@ class ManifestStore:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return out
+
+    def migrate(self) -> int:
+        """Rename the files of this directory to the names :meth:`_file` gives their
+        models (earlier versions used the full name however long); returns how many.
+        A file whose content is unreadable, or whose new name is taken, stays."""
+        moved = 0
+        for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
+            try:
+                data = json.loads(p.read_text())
+                kind, namespace, name = data["key"]
+                # by content: a model may be named "x.staging"
+                suffix = STAGING_SUFFIX if "staging" in data else MANIFEST_SUFFIX
+                wanted = self._file(ModelKey(kind, namespace, name), suffix)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if wanted != p and not wanted.exists():
+                os.rename(p, wanted)
+                moved += 1
+        if moved:
+            fsync_dir(self.dir)
+        return moved

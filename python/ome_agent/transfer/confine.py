@@ -3,7 +3,10 @@
 Names come from servers (an HF tree listing, a URL); a hostile listing must not
 write outside DEST. Rejected: empty names, absolute paths, ``..`` and ``.``
 segments, empty segments, backslashes, NUL and other control characters, drive
-letters, and names that resolve through an existing symlink to outside DEST.
+letters, names that resolve through an existing symlink to outside DEST, and names
+the kernel would refuse: beside each file the engine writes ``<name>.partial`` and
+``<name>.partial.journal`` (``rust/src/engine/file.rs``), so a segment may have at
+most 255 - 16 bytes and the whole path must fit PATH_MAX with that suffix.
 The check runs before any byte is written.
 """
 
@@ -14,8 +17,11 @@ import re
 from pathlib import Path
 
 from ome_agent.errors import UnsafePath
+from ome_agent.filenames import NAME_MAX, PATH_MAX, path_fits
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+PART_SUFFIX = ".partial.journal"  # the longest name the engine derives from a file's
+SEGMENT_MAX = NAME_MAX - len(PART_SUFFIX)
 
 
 def check_name(name: str) -> list[str]:
@@ -31,6 +37,13 @@ def check_name(name: str) -> list[str]:
     segments = name.split("/")
     if any(s in ("", ".", "..") for s in segments):
         raise UnsafePath(name, "has an empty, '.' or '..' segment")
+    longest = max(len(s.encode(errors="surrogatepass")) for s in segments)
+    if longest > SEGMENT_MAX:
+        raise UnsafePath(
+            name,
+            f"has a segment of {longest} bytes: at most {SEGMENT_MAX} fit a file name "
+            f"({NAME_MAX} bytes) with the download's {PART_SUFFIX} suffix",
+        )
     return segments
 
 
@@ -46,4 +59,11 @@ def confine(root: str | Path, name: str) -> Path:
         raise UnsafePath(name, f"resolves through a symlink to {resolved}, outside DEST")
     if resolved == real_root:
         raise UnsafePath(name, "resolves to DEST itself")
+    if not path_fits(os.fsencode(resolved), len(PART_SUFFIX)):
+        raise UnsafePath(
+            name,
+            f"makes a path of {len(os.fsencode(resolved))} bytes under {real_root}: with "
+            f"the download's {PART_SUFFIX} suffix it passes the kernel's limit of "
+            f"{PATH_MAX - 1}",
+        )
     return resolved

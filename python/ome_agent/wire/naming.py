@@ -81,18 +81,21 @@ def _qualified(key: ModelKey, limit: int) -> str:
     kind_type = _TYPE[key.kind]
     if key.namespace is None:  # cluster-scoped kinds
         budget = limit - len(kind_type) - 1  # "<type>."
-        return f"{kind_type}.{_shorten(key.name, budget)}"
+        return f"{kind_type}.{shorten(key.name, budget)}"
     namespace = key.namespace or ""
     budget = limit - len(kind_type) - 2  # "<ns>.<type>.<name>"
     if len(namespace) + len(key.name) <= budget:
         return f"{namespace}.{kind_type}.{key.name}"
     namespace_budget = min(len(namespace), MIN_NAMESPACE)
     name_budget = budget - namespace_budget
-    return f"{_shorten(namespace, namespace_budget)}.{kind_type}.{_shorten(key.name, name_budget)}"
+    return f"{shorten(namespace, namespace_budget)}.{kind_type}.{shorten(key.name, name_budget)}"
 
 
-def _shorten(text: str, budget: int) -> str:
-    """``text`` if it fits, else a hash prefix (uniqueness) and its tail (readability)."""
+def shorten(text: str, budget: int) -> str:
+    """``text`` if it fits, else a hash prefix (uniqueness) and its tail (readability).
+
+    The one shortening rule of the agent: also the agent's own file names use it
+    (:mod:`ome_agent.reconcile.filenames`)."""
     if len(text) <= budget:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:HASH_PREFIX]

@@ -12,6 +12,11 @@ use std::sync::Arc;
 use super::buffers::ALIGN;
 use crate::error::{Error, Result};
 
+/// The longest suffix [`partial_paths`] adds to a destination.
+pub const PART_SUFFIX: &str = ".partial.journal";
+const NAME_MAX: usize = 255; // bytes in one path component (Linux)
+const PATH_MAX: usize = 4096; // bytes in a path, with the terminating NUL
+
 /// `<dest>.partial` and `<dest>.partial.journal`.
 pub fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
     let mut p = dest.as_os_str().to_owned();
@@ -19,6 +24,29 @@ pub fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
     let mut j = p.clone();
     j.push(".journal");
     (PathBuf::from(p), PathBuf::from(j))
+}
+
+/// `InvalidInput` unless the kernel accepts `dest`'s longest sibling
+/// (`<dest>.partial.journal`) as a file name and a path: a clear refusal before
+/// the transfer starts instead of ENAMETOOLONG in the middle of it.
+pub fn check_dest_length(dest: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = dest.file_name().map_or(0, |n| n.as_bytes().len());
+    if name + PART_SUFFIX.len() > NAME_MAX {
+        return Err(Error::InvalidInput(format!(
+            "dest: the file name has {name} bytes; with the engine's {PART_SUFFIX} suffix \
+             it must fit {NAME_MAX}: give a name of at most {} bytes",
+            NAME_MAX - PART_SUFFIX.len()
+        )));
+    }
+    let path = dest.as_os_str().as_bytes().len();
+    if path + PART_SUFFIX.len() >= PATH_MAX {
+        return Err(Error::InvalidInput(format!(
+            "dest: the path has {path} bytes; with the engine's {PART_SUFFIX} suffix it \
+             must stay below {PATH_MAX}: give a shorter path"
+        )));
+    }
+    Ok(())
 }
 
 pub struct PartialFile {
@@ -270,6 +298,25 @@ mod tests {
         let (p, j) = partial_paths(Path::new("/x/model.bin"));
         assert_eq!(p, Path::new("/x/model.bin.partial"));
         assert_eq!(j, Path::new("/x/model.bin.partial.journal"));
+    }
+
+    #[test]
+    fn dest_length_leaves_room_for_the_journal() {
+        let longest = "n".repeat(NAME_MAX - PART_SUFFIX.len());
+        assert!(check_dest_length(&Path::new("/x").join(&longest)).is_ok());
+        let too_long = Path::new("/x").join(format!("{longest}n"));
+        let err = check_dest_length(&too_long).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+        assert!(err.to_string().contains("at most 239 bytes"), "{err}");
+        let deep = Path::new("/x").join(["d"; 2100].join("/"));
+        assert!(matches!(
+            check_dest_length(&deep),
+            Err(Error::InvalidInput(_))
+        ));
+        // the limits hold on this kernel: the longest accepted name can be created
+        let dir = tempfile::tempdir().unwrap();
+        let (_, journal) = partial_paths(&dir.path().join(&longest));
+        std::fs::write(&journal, b"").unwrap();
     }
 
     #[test]

@@ -18,6 +18,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 
 use super::errors::to_py_err;
+use crate::engine::file::check_dest_length;
 use crate::engine::runtime::runtime;
 use crate::engine::sign::{RequestHeaders, Signer};
 use crate::engine::transfer::{self, TransferOutcome, TransferSpec, TransferState};
@@ -377,6 +378,7 @@ impl PyTransfer {
                 dest
             )));
         }
+        check_dest_length(&dest)?;
         if let Some(parent) = dest.parent() {
             if !parent.as_os_str().is_empty() && !parent.is_dir() {
                 return Err(invalid(format!(
