@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from ome_agent.reconcile import layout
 from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore
 from ome_agent.transfer.confine import PART_SUFFIX, SEGMENT_MAX, confine
 from ome_agent.wire.naming import shorten
+from tests.servers.http_fixtures import core
 
 LONG = "m" * 200 + "-" + "x" * 52  # 253: the longest DNS subdomain
 NAMESPACE = "n" * 63  # the longest DNS label
@@ -44,7 +46,8 @@ def test_long_names_sharing_a_prefix_or_a_suffix_stay_apart() -> None:
     head, tail = "p" * 240, "s" * 240
     shared_prefix = {fit(head + end, 100) for end in ("-a", "-b", "-aa", "a-b")}
     shared_suffix = {fit(start + tail, 100) for start in ("a-", "b-", "aa-", "a-b")}
-    assert len(shared_prefix) == 4 and len(shared_suffix) == 4
+    assert len(shared_prefix) == 4
+    assert len(shared_suffix) == 4
 
 
 @pytest.mark.parametrize("key", LONG_KEYS, ids=lambda k: k.kind)
@@ -114,7 +117,8 @@ def test_migrate_renames_full_name_files_of_earlier_versions(tmp_path: Path) -> 
     (store.dir / "junk.json").write_text("{")
     assert store.load(long_key) is None  # before: looked up under the new name
     assert store.migrate() == 2
-    assert not legacy.exists() and not marker.exists()
+    assert not legacy.exists()
+    assert not marker.exists()
     assert store.load(long_key) == manifest(long_key, tmp_path / "l")
     assert store.staging_of(long_key) == tmp_path / "s"
     assert store.load(short_key) is not None
@@ -138,14 +142,9 @@ def test_default_directories_fit_and_short_names_keep_theirs(tmp_path: Path) -> 
     )
     kept = "k" * NAME_BUDGET
     assert layout.target_dir(ModelKey("BaseModel", "t", kept), None, roots) == tmp_path / "t" / kept
-    for key in LONG_KEYS:
-        target = layout.target_dir(key, None, roots)
-        assert target.name == fit(LONG, NAME_BUDGET)
-        assert target.parent == {
-            "ClusterBaseModel": tmp_path,
-            "FineTunedWeight": tmp_path / "fine-tuned",
-            "BaseModel": tmp_path / NAMESPACE,
-        }[key.kind]
+    parents = [tmp_path, tmp_path / "fine-tuned", tmp_path / NAMESPACE]
+    for key, parent in zip(LONG_KEYS, parents, strict=True):
+        assert layout.target_dir(key, None, roots) == parent / fit(LONG, NAME_BUDGET)
 
 
 @pytest.mark.parametrize("key", LONG_KEYS, ids=lambda k: k.kind)
@@ -168,7 +167,8 @@ def test_staging_of_a_long_storage_path_segment_fits(tmp_path: Path) -> None:
     target = layout.target_dir(key, StorageSpec(path="d/" + "p" * NAME_MAX), (tmp_path,))
     staging = layout.staging_dir(target, key, "id")
     assert len(staging.name) + len(".old") <= NAME_BUDGET
-    assert staging.name.startswith(".ome-staging-") and "p" * 100 in staging.name
+    assert staging.name.startswith(".ome-staging-")
+    assert "p" * 100 in staging.name
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ def test_a_storage_path_the_kernel_refuses_names_the_field(
 )  # fmt: skip
 def test_names_the_api_server_would_refuse_are_refused(name: str, namespace: str) -> None:
     obj = {"kind": "BaseModel", "metadata": {"name": name, "namespace": namespace}}
-    with pytest.raises(BadInput, match="metadata.name must be a DNS subdomain"):
+    with pytest.raises(BadInput, match=r"metadata\.name must be a DNS subdomain"):
         parse_resource(obj)
 
 
@@ -226,3 +226,12 @@ def test_a_remote_path_too_long_for_the_kernel_is_refused(tmp_path: Path) -> Non
     with pytest.raises(UnsafePath, match="passes the kernel's limit of 4095"):
         confine(tmp_path, deep)
     assert not os.listdir(tmp_path)
+
+
+def test_the_engine_refuses_a_destination_its_journal_cannot_be_named_after(
+    engine: Any, tmp_path: Path
+) -> None:
+    longest = tmp_path / ("w" * SEGMENT_MAX)
+    core().Transfer(engine, "http://127.0.0.1:9/x", str(longest))  # accepted
+    with pytest.raises(ValueError, match=r"^dest: the file name has 240 bytes; .* 239 bytes"):
+        core().Transfer(engine, "http://127.0.0.1:9/x", str(tmp_path / ("w" * 240)))

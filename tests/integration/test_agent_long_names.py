@@ -180,7 +180,8 @@ def test_longest_names_ready_under_omes_keys_and_gone_when_deleted(
     assert (paths[0] / "model.safetensors").read_bytes() == SHARD
     assert (paths[1] / "adapter_model.safetensors").read_bytes() == SHARD
     assert (paths[2] / "model.safetensors").read_bytes() == SHARD
-    assert paths[1].parent == root / "fine-tuned" and paths[2].parent.name == ns
+    assert paths[1].parent == root / "fine-tuned"
+    assert paths[2].parent.name == ns
     assert sorted(k[0] for k in manifest_keys(root)) == sorted(
         ["ClusterBaseModel", "FineTunedWeight", "BaseModel"]
     )
@@ -188,14 +189,14 @@ def test_longest_names_ready_under_omes_keys_and_gone_when_deleted(
     assert too_long == []
     assert "too long" not in agent.log()
 
-    # deletion: entry, labels, files and manifest of each go
-    for (kind, name, namespace), (cm_key, label), uid, path in zip(
-        [("FineTunedWeight", ftw, None), ("ClusterBaseModel", cbm, None), ("BaseModel", bm, ns)],
-        keys,
-        uids,
-        paths,
-        strict=True,
-    ):
+    # deletion, the adapter before its base: entry, labels, files and manifest go
+    models = [
+        ("ClusterBaseModel", cbm, None),
+        ("FineTunedWeight", ftw, None),
+        ("BaseModel", bm, ns),
+    ]
+    for i in (1, 0, 2):
+        (kind, name, namespace), (cm_key, label), uid, path = models[i], keys[i], uids[i], paths[i]
         cluster.delete(API, kind, name, namespace)
         wait_for(lambda k=cm_key: entry_of(k) is None, 30, f"{kind} entry removed")  # type: ignore[misc]
         wait_for(
