@@ -7,8 +7,8 @@
 - a download goes to a staging directory *next to* the target (same filesystem), named
   after the model and the source identity, so a restart with the same spec finds the
   same directory and resumes from the engine's journals.
-- names fit the filesystem (:mod:`ome_agent.filenames`): a default directory is the
-  model's name shortened to :data:`~ome_agent.filenames.NAME_BUDGET` bytes when longer,
+- names fit the filesystem (:mod:`ome_agent.names`): a default directory is the
+  model's name shortened to :data:`~ome_agent.names.NAME_BUDGET` bytes when longer,
   a staging directory (and its ``.old`` twin) carries as much of the target's name as
   fits beside its prefix and digest, and a ``storage.path`` too long for the kernel
   is refused naming the field.
@@ -33,7 +33,7 @@ from typing import Any
 from ome_agent.api import ModelKey, StorageSpec
 from ome_agent.durable import fsync_dir
 from ome_agent.errors import BadInput
-from ome_agent.filenames import NAME_BUDGET, NAME_MAX, fit, path_fits
+from ome_agent.names import NAME_BUDGET, NAME_MAX, fit, path_fits
 from ome_agent.reconcile.options import STATE_DIR_NAME
 
 STAGING_PREFIX = ".ome-staging-"

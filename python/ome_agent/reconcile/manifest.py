@@ -11,7 +11,7 @@ directory of a download in progress, so leftovers of a model deleted while the a
 was down can be found and removed.
 
 The file is named ``<kind>.<namespace or _>.<name>``; a name too long for a file name
-(see :mod:`ome_agent.filenames`) is shortened there, never in the file's content,
+(see :mod:`ome_agent.names`) is shortened there, never in the file's content,
 which is what identifies the model. Manifests of such names written under their
 full name by an earlier version are renamed at start (:meth:`ManifestStore.migrate`).
 
@@ -31,7 +31,7 @@ from typing import Any
 from ome_agent.api import ModelKey
 from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
 from ome_agent.durable import fsync_dir, write_json
-from ome_agent.filenames import NAME_BUDGET, fit
+from ome_agent.names import NAME_BUDGET, fit
 
 # 2: the config in OME's exact types (artifact maps, human parameter_count); a version-1
 # manifest's config is upgraded on reading, so a restart reports OME-decodable entries.

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from ome_agent.errors import UnsafePath
-from ome_agent.filenames import NAME_MAX, PATH_MAX, path_fits
+from ome_agent.names import NAME_MAX, PATH_MAX, path_fits
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 PART_SUFFIX = ".partial.journal"  # the longest name the engine derives from a file's

@@ -9,7 +9,8 @@ controller, scheduler and console look them up by name:
   49 characters;
 - ConfigMap data key ``clusterbasemodel.<name>`` or ``<namespace>.basemodel.<name>``,
   at most 253 characters;
-- too long a part becomes ``sha256(part).hex()[:8] + "-" + <its tail>``; for a namespaced
+- too long a part becomes ``sha256(part).hex()[:8] + "-" + <its tail>``
+  (:func:`ome_agent.names.shorten`, the agent's one shortening rule); for a namespaced
   kind, namespace and name share one budget, and when they do not both fit the
   namespace keeps at most 8 characters (a bare 8-character hash when longer) and the
   name gets the rest.
@@ -26,16 +27,15 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from ome_agent.api import ModelKey
+from ome_agent.names import shorten
 
 LABEL_DOMAIN = "models.ome.io"
 UID_LABEL_DOMAIN = "models.ome"
 MAX_LABEL_NAME = 49  # OME's limit for the part after "models.ome.io/"
 MAX_CONFIG_MAP_KEY = 253
-HASH_PREFIX = 8
 MIN_NAMESPACE = 8
 
 _TYPE = {
@@ -89,20 +89,6 @@ def _qualified(key: ModelKey, limit: int) -> str:
     namespace_budget = min(len(namespace), MIN_NAMESPACE)
     name_budget = budget - namespace_budget
     return f"{shorten(namespace, namespace_budget)}.{kind_type}.{shorten(key.name, name_budget)}"
-
-
-def shorten(text: str, budget: int) -> str:
-    """``text`` if it fits, else a hash prefix (uniqueness) and its tail (readability).
-
-    The one shortening rule of the agent: also the agent's own file names use it
-    (:mod:`ome_agent.reconcile.filenames`)."""
-    if len(text) <= budget:
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:HASH_PREFIX]
-    tail = budget - HASH_PREFIX - 1
-    if tail <= 0:
-        return digest[:budget]
-    return f"{digest}-{text[-tail:]}"
 
 
 def parse_config_map_key(data_key: str) -> ModelKey | None:
