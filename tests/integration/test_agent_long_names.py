@@ -166,17 +166,17 @@ def test_longest_names_ready_under_omes_keys_and_gone_when_deleted(
 
     for (cm_key, label), uid in zip(keys, uids, strict=True):
         wait_for(
-            lambda k=cm_key: (e := entry_of(k)) is not None and e["status"] == "Ready",  # type: ignore[misc]
+            lambda k=cm_key: (e := entry_of(k)) is not None and e["status"] == "Ready",
             90,
             f"{cm_key[:40]}... Ready:\n{agent.log()[-3000:]}",
         )
         labels = wait_for(
-            lambda lb=label: (got := node_labels(cluster, node)).get(lb) == "Ready" and got,  # type: ignore[misc]
+            lambda lb=label: (got := node_labels(cluster, node)).get(lb) == "Ready" and got,
             20,
             f"label {label}",
         )
         assert labels[f"models.ome/{uid}"] == "Ready"
-    paths = [Path(entry_of(k)["path"]) for k, _ in keys]  # type: ignore[index]
+    paths = [Path(entry_of(k)["path"]) for k, _ in keys]
     assert (paths[0] / "model.safetensors").read_bytes() == SHARD
     assert (paths[1] / "adapter_model.safetensors").read_bytes() == SHARD
     assert (paths[2] / "model.safetensors").read_bytes() == SHARD
@@ -198,15 +198,15 @@ def test_longest_names_ready_under_omes_keys_and_gone_when_deleted(
     for i in (1, 0, 2):
         (kind, name, namespace), (cm_key, label), uid, path = models[i], keys[i], uids[i], paths[i]
         cluster.delete(API, kind, name, namespace)
-        wait_for(lambda k=cm_key: entry_of(k) is None, 30, f"{kind} entry removed")  # type: ignore[misc]
+        wait_for(lambda k=cm_key: entry_of(k) is None, 30, f"{kind} entry removed")
         wait_for(
-            lambda lb=label, u=uid: not {lb, f"models.ome/{u}"} & set(node_labels(cluster, node)),  # type: ignore[misc]
+            lambda lb=label, u=uid: not {lb, f"models.ome/{u}"} & set(node_labels(cluster, node)),
             20,
             f"{kind} labels removed",
         )
-        wait_for(lambda p=path: not p.exists(), 20, f"{kind} files removed")  # type: ignore[misc]
+        wait_for(lambda p=path: not p.exists(), 20, f"{kind} files removed")
         wait_for(
-            lambda k=kind: k not in [m[0] for m in manifest_keys(root)],  # type: ignore[misc]
+            lambda k=kind: k not in [m[0] for m in manifest_keys(root)],
             20,
             f"{kind} manifest removed",
         )
