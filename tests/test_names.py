@@ -81,7 +81,7 @@ def test_short_names_keep_their_manifest_file_names(tmp_path: Path) -> None:
         store.save(manifest(key, tmp_path / "m"))
         store.save_staging(key, tmp_path / "s")
         assert (store.dir / f"{name}.json").is_file()
-        assert (store.dir / f"{name}.staging.json").is_file()
+        assert (store.dir / f"{name}_staging.json").is_file()
     assert max(len(p.name) for p in store.dir.iterdir()) == NAME_BUDGET
 
 
@@ -128,12 +128,27 @@ def test_migrate_renames_full_name_files_of_earlier_versions(tmp_path: Path) -> 
     assert store.migrate() == 0
 
 
+def test_a_models_marker_is_never_another_models_manifest(tmp_path: Path) -> None:
+    store = ManifestStore(tmp_path)
+    x, x_staging = (ModelKey("ClusterBaseModel", None, n) for n in ("x", "x.staging"))
+    store.save_staging(x, tmp_path / "s")
+    store.save(manifest(x_staging, tmp_path / "x"))
+    assert store.staging_of(x) == tmp_path / "s"
+    assert [m.key for m in store.all()] == [x_staging]
+    store.clear_staging(x)
+    assert store.load(x_staging) is not None
+
+
 def test_migrate_tells_a_model_named_like_a_marker_by_its_content(tmp_path: Path) -> None:
     store = ManifestStore(tmp_path)
     key = ModelKey("ClusterBaseModel", None, "x.staging")
     store.save(manifest(key, tmp_path / "x"))
     assert store.migrate() == 0
     assert store.load(key) is not None
+    marker = store.dir / "BaseModel.team.m.staging.json"  # an earlier version's marker
+    marker.write_text(json.dumps({"key": ["BaseModel", "team", "m"], "staging": "/s"}))
+    assert store.migrate() == 1
+    assert store.staging() == {ModelKey("BaseModel", "team", "m"): Path("/s")}
 
 
 def test_default_directories_fit_and_short_names_keep_theirs(tmp_path: Path) -> None:

@@ -6,14 +6,17 @@ identity (redacted storage URI, requested revision, resolved commit), the path, 
 every file with its size, mtime and the digests the engine verified, and, for a model
 that reused another's files, which manifest it linked. A restarted agent compares the
 manifest with the spec and ``stat``s the files: if all match, the model is Ready again
-with no network call. A second file, ``<model>.staging.json``, names the staging
+with no network call. A second file, ``<model>_staging.json``, names the staging
 directory of a download in progress, so leftovers of a model deleted while the agent
 was down can be found and removed.
 
-The file is named ``<kind>.<namespace or _>.<name>``; a name too long for a file name
-(see :mod:`ome_agent.names`) is shortened there, never in the file's content,
-which is what identifies the model. Manifests of such names written under their
-full name by an earlier version are renamed at start (:meth:`ManifestStore.migrate`).
+The files are named ``<kind>.<namespace or _>.<name>`` and ``.json`` or
+``_staging.json``: ``_`` is in no Kubernetes name, so a marker never takes the name
+of another model's manifest (``.staging.json``, as earlier versions wrote, is the
+manifest of a model named ``<name>.staging``). A name too long for a file name (see
+:mod:`ome_agent.names`) is shortened there, never in the file's content, which is
+what identifies the model. Files of earlier versions (full names however long,
+``.staging.json`` markers) are renamed at start (:meth:`ManifestStore.migrate`).
 
 Written atomically: temporary file, fsync, rename, fsync of the directory.
 """
@@ -38,7 +41,7 @@ from ome_agent.names import NAME_BUDGET, fit
 VERSION = 2
 
 MANIFEST_SUFFIX = ".json"
-STAGING_SUFFIX = ".staging.json"
+STAGING_SUFFIX = "_staging.json"
 
 
 @dataclass(frozen=True)
@@ -263,14 +266,15 @@ class ManifestStore:
 
     def migrate(self) -> int:
         """Rename the files of this directory to the names :meth:`_file` gives their
-        models (earlier versions used the full name however long); returns how many.
-        A file whose content is unreadable, or whose new name is taken, stays."""
+        models (earlier versions used the full name however long, and ``.staging.json``
+        for markers); returns how many. A file whose content is unreadable, or whose new
+        name is taken, stays."""
         moved = 0
         for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
             try:
                 data = json.loads(p.read_text())
                 kind, namespace, name = data["key"]
-                # by content: a model may be named "x.staging"
+                # by content: an earlier marker's name may be a model's manifest
                 suffix = STAGING_SUFFIX if "staging" in data else MANIFEST_SUFFIX
                 wanted = self._file(ModelKey(kind, namespace, name), suffix)
             except (OSError, ValueError, KeyError, TypeError):
