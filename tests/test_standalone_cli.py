@@ -219,6 +219,11 @@ def test_polling_picks_up_new_and_removed_manifests(
         assert (dirs["models"] / "p" / "model.bin").exists()
         (dirs["manifests"] / "p.yaml").unlink()
         _wait_state(dirs["state"], lambda m: "ClusterBaseModel/p" not in m)
+        # the report is withdrawn first (nothing may use files being removed), then
+        # the files go: wait for them, do not race the removal
+        deadline = time.monotonic() + 20
+        while (dirs["models"] / "p").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not (dirs["models"] / "p").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
