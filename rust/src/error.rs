@@ -14,9 +14,14 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
-    /// Network failure that outlived the retries (resets, stalls, 5xx, ...).
+    /// Network failure that outlived the retries (resets, stalls, 5xx, ...);
+    /// `kind` says which, for callers that act on it.
     #[error("transfer of {url} failed: {message}")]
-    Transfer { url: String, message: String },
+    Transfer {
+        url: String,
+        kind: TransferKind,
+        message: String,
+    },
 
     /// The server answered with a status that is not retried.
     #[error("HTTP {status} from {url}")]
@@ -45,6 +50,56 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// Which network failure ended a transfer: decided where the failure is
+/// first seen (`engine::fetch`), carried unchanged to the Python exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// Every try was answered with a retried status (5xx, 408, 429); the
+    /// last one is kept.
+    Status(u16),
+    /// No connection could be made (refused, unreachable, DNS, TLS).
+    Connect,
+    /// No response head, or no body bytes, within the timeout.
+    Timeout,
+    /// The connection broke or the body ended early.
+    Broken,
+    /// The server's answer broke the protocol (Content-Range, redirects, ...).
+    Protocol,
+    /// The object kept changing on the server while it was fetched.
+    Changed,
+    /// Resumed data kept failing its check.
+    Corrupt,
+    /// The request signer (a Python callable) failed.
+    Sign,
+    /// The engine itself failed (a task ended without a result).
+    Internal,
+}
+
+impl TransferKind {
+    /// The name Python sees (`TransferError.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferKind::Status(_) => "status",
+            TransferKind::Connect => "connect",
+            TransferKind::Timeout => "timeout",
+            TransferKind::Broken => "broken",
+            TransferKind::Protocol => "protocol",
+            TransferKind::Changed => "changed",
+            TransferKind::Corrupt => "corrupt",
+            TransferKind::Sign => "sign",
+            TransferKind::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status of a `Status` failure.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            TransferKind::Status(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// Result alias of the native core.

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransferKind};
 
 pub struct ClientConfig<'a> {
     pub ca_bundle: Option<&'a Path>,
@@ -65,6 +65,17 @@ pub fn build(cfg: &ClientConfig<'_>) -> Result<reqwest::Client> {
     b.build().map_err(|e| {
         Error::InvalidInput(format!("cannot build the HTTP client: {}", error_chain(&e)))
     })
+}
+
+/// Which failure a reqwest error is, read from its flags like `error_chain`.
+pub fn error_kind(e: &reqwest::Error) -> TransferKind {
+    if e.is_timeout() {
+        TransferKind::Timeout
+    } else if e.is_connect() {
+        TransferKind::Connect
+    } else {
+        TransferKind::Broken
+    }
 }
 
 /// A reqwest error as text: kind and causes, never the URL (it may be signed).

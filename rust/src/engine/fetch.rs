@@ -11,17 +11,18 @@ use reqwest::header::{
 use reqwest::{Client, Response, StatusCode, Url};
 
 use super::buffers::Buffer;
-use super::client::error_chain;
+use super::client::{error_chain, error_kind};
 use super::progress::Progress;
 use super::sign::{same_origin, RequestHeaders};
 use super::{retry, Engine};
-use crate::error::{redact_url, Error};
+use crate::error::{redact_url, Error, TransferKind};
 
 /// How an exchange failed.
 #[derive(Debug)]
 pub enum Failure {
     /// Worth another try (5xx, 408, 429, reset, truncated, stalled).
     Retry {
+        kind: TransferKind,
         msg: String,
         retry_after: Option<Duration>,
     },
@@ -32,8 +33,9 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn retry(msg: impl Into<String>) -> Self {
+    fn retry(kind: TransferKind, msg: impl Into<String>) -> Self {
         Failure::Retry {
+            kind,
             msg: msg.into(),
             retry_after: None,
         }
@@ -200,6 +202,7 @@ pub async fn get(
         let h = headers.build().map_err(|message| {
             Failure::Fatal(Error::Transfer {
                 url: redact_url(url.as_str()),
+                kind: TransferKind::Sign,
                 message,
             })
         })?;
@@ -223,6 +226,7 @@ pub async fn get(
     }
     Err(Failure::Fatal(Error::Transfer {
         url: redact_url(url.as_str()),
+        kind: TransferKind::Protocol,
         message: format!("more than {MAX_REDIRECTS} redirects"),
     }))
 }
@@ -255,10 +259,10 @@ async fn send(
         }
     }
     match tokio::time::timeout(timeout, req.send()).await {
-        Err(_) => Err(Failure::retry(format!(
-            "no response within {:.0} s",
-            timeout.as_secs_f64()
-        ))),
+        Err(_) => Err(Failure::retry(
+            TransferKind::Timeout,
+            format!("no response within {:.0} s", timeout.as_secs_f64()),
+        )),
         Ok(Err(e)) if e.is_builder() => Err(Failure::Fatal(Error::InvalidInput(format!(
             "url: cannot request {}: {}",
             redact_url(url.as_str()),
@@ -266,9 +270,10 @@ async fn send(
         )))),
         Ok(Err(e)) if e.is_redirect() => Err(Failure::Fatal(Error::Transfer {
             url: redact_url(url.as_str()),
+            kind: TransferKind::Protocol,
             message: error_chain(&e),
         })),
-        Ok(Err(e)) => Err(Failure::retry(error_chain(&e))),
+        Ok(Err(e)) => Err(Failure::retry(error_kind(&e), error_chain(&e))),
         Ok(Ok(r)) => {
             let etag = r.headers().get(ETAG).and_then(|v| v.to_str().ok());
             cond.check(r.status(), etag)?;
@@ -287,6 +292,7 @@ pub fn status_failure(resp: &Response) -> Failure {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         Failure::Retry {
+            kind: TransferKind::Status(status),
             msg: format!("HTTP {status}"),
             retry_after,
         }
@@ -304,11 +310,11 @@ pub async fn next_chunk(
     stall: Duration,
 ) -> Result<Option<bytes::Bytes>, Failure> {
     match tokio::time::timeout(stall, resp.chunk()).await {
-        Err(_) => Err(Failure::retry(format!(
-            "stalled: no bytes for {:.0} s",
-            stall.as_secs_f64()
-        ))),
-        Ok(Err(e)) => Err(Failure::retry(error_chain(&e))),
+        Err(_) => Err(Failure::retry(
+            TransferKind::Timeout,
+            format!("stalled: no bytes for {:.0} s", stall.as_secs_f64()),
+        )),
+        Ok(Err(e)) => Err(Failure::retry(error_kind(&e), error_chain(&e))),
         Ok(Ok(c)) => Ok(c),
     }
 }
@@ -342,6 +348,7 @@ pub async fn fetch_piece(
         Some((Some((a, _)), _)) if a == from => {}
         _ => {
             return Err(Failure::retry(
+                TransferKind::Protocol,
                 "Content-Range does not match the requested range",
             ))
         }
@@ -363,7 +370,10 @@ pub async fn read_piece(
     let want = (end - start) as usize;
     while let Some(chunk) = next_chunk(&mut resp, stall).await? {
         if *got + chunk.len() > want {
-            return Err(Failure::retry("server sent more bytes than requested"));
+            return Err(Failure::retry(
+                TransferKind::Protocol,
+                "server sent more bytes than requested",
+            ));
         }
         buf.write_at(*got, &chunk);
         *got += chunk.len();
@@ -371,11 +381,14 @@ pub async fn read_piece(
         progress.add(chunk.len() as u64);
     }
     if *got < want {
-        return Err(Failure::retry(format!(
-            "truncated body: {} of {} bytes",
-            *got as u64 + start - from,
-            end - from
-        )));
+        return Err(Failure::retry(
+            TransferKind::Broken,
+            format!(
+                "truncated body: {} of {} bytes",
+                *got as u64 + start - from,
+                end - from
+            ),
+        ));
     }
     Ok(())
 }
@@ -456,6 +469,7 @@ pub async fn probe(
             }
             _ => {
                 return Err(Failure::retry(
+                    TransferKind::Protocol,
                     "416 for the first byte of a non-empty object",
                 ))
             }

@@ -1,25 +1,30 @@
 //! Transfer engine: parallel ranged HTTP GETs into a preallocated file,
 //! resume journal, retries, streaming digests, progress counters.
 //!
-//! Pipeline of one transfer (see `transfer`):
+//! Pipeline of one transfer (see `transfer`, which no part of it imports):
 //! probe (`fetch`) → journal load (`journal`) → range planning (`plan`) →
 //! workers fetching pieces into budgeted buffers (`buffers`, `retry`,
 //! `adaptive`) → positional writes (`file`) → in-order digests on a thread
 //! (`hasher`) and journal records → fsync + rename.
 
 pub mod adaptive;
+mod attempt;
 pub mod buffers;
+mod checks;
 pub mod client;
 pub mod fetch;
 pub mod file;
 pub mod hasher;
 pub mod journal;
 pub mod plan;
+mod probed;
 pub mod progress;
+mod ranged;
 pub mod retry;
 pub mod runtime;
 pub mod sign;
 pub mod simple;
+pub mod spec;
 pub mod stream;
 pub mod transfer;
 pub mod worker;

@@ -11,7 +11,7 @@ use super::fetch::{self, Conditions, Failure};
 use super::progress::Cancel;
 use super::sign::RequestHeaders;
 use super::{retry, Engine};
-use crate::error::{redact_url, Error, Result};
+use crate::error::{redact_url, Error, Result, TransferKind};
 
 /// Run `f` until it succeeds, fails fatally, or `max_retries` retries are spent.
 pub async fn with_retries<T, F, Fut>(
@@ -31,10 +31,15 @@ where
             return Err(Failure::Fatal(Error::Cancelled));
         }
         match f().await {
-            Err(Failure::Retry { msg, retry_after }) => {
+            Err(Failure::Retry {
+                kind,
+                msg,
+                retry_after,
+            }) => {
                 if attempt >= max_retries {
                     return Err(Failure::Fatal(Error::Transfer {
                         url: redact_url(url.as_str()),
+                        kind,
                         message: format!("{msg} (gave up after {attempt} retries)"),
                     }));
                 }
@@ -62,10 +67,12 @@ pub(crate) fn failure_to_error(f: Failure, url: &Url) -> Error {
         Failure::Fatal(e) => e,
         Failure::Changed => Error::Transfer {
             url: redact_url(url.as_str()),
+            kind: TransferKind::Changed,
             message: "the object changed during the request".into(),
         },
-        Failure::Retry { msg, .. } => Error::Transfer {
+        Failure::Retry { kind, msg, .. } => Error::Transfer {
             url: redact_url(url.as_str()),
+            kind,
             message: msg,
         },
     }

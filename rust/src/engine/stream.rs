@@ -5,22 +5,23 @@
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
-use reqwest::StatusCode;
+use bytes::Bytes;
+use reqwest::{Response, StatusCode, Url};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::attempt::{io_err, join_thread, AttemptError, Stats, CHANGED};
 use super::buffers::{Buffer, SLAB};
+use super::checks::{size_mismatch, verify, wanted};
 use super::fetch::{self, Conditions, Failure};
 use super::file::{partial_paths, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome};
 use super::sign::RequestHeaders;
-use super::transfer::{
-    io_err, join_thread, size_mismatch, verify, wanted, AttemptError, Stats, TransferOutcome,
-    TransferSpec, TransferState,
-};
+use super::spec::{TransferOutcome, TransferSpec, TransferState};
 use super::Engine;
-use crate::error::Error;
+use crate::error::{Error, TransferKind};
 
 /// One stream, no Range: the server ignored it or the size is unknown.
 #[allow(clippy::too_many_arguments)]
@@ -34,9 +35,6 @@ pub(super) async fn stream(
     cond: &Conditions,
     probe_conn: Option<OwnedSemaphorePermit>,
 ) -> std::result::Result<TransferOutcome, AttemptError> {
-    let cfg = &engine.cfg;
-    let url = probe.final_url.clone();
-    let stall = cfg.stall_timeout;
     // keep the probe's permit: its response may be the body we stream
     let _conn = match probe_conn {
         Some(c) => c,
@@ -47,23 +45,8 @@ pub(super) async fn stream(
             .await
             .map_err(|_| Error::Cancelled)?,
     };
-    let as_retry = |f: Failure| match f {
-        Failure::Retry { msg, retry_after } => AttemptError::StreamRetry(msg, retry_after),
-        Failure::Changed => AttemptError::Restart("the object changed on the server"),
-        Failure::Fatal(e) => AttemptError::Fatal(e),
-    };
-    let mut resp = match probe.whole {
-        Some(r) => r,
-        None => {
-            let r = fetch::get(engine, &url, headers, None, cond, stall)
-                .await
-                .map_err(as_retry)?;
-            if r.status() != StatusCode::OK {
-                return Err(as_retry(fetch::status_failure(&r)));
-            }
-            r
-        }
-    };
+    let url = probe.final_url.clone();
+    let mut resp = open_body(engine, probe.whole, &url, headers, cond).await?;
     let size_hint = resp.content_length();
     state.progress.set_total(size_hint);
     if let (Some(exp), Some(size)) = (spec.expected_size, size_hint) {
@@ -85,90 +68,20 @@ pub(super) async fn stream(
         None
     };
     stats.peak.fetch_max(1, Ordering::Relaxed);
-    let piece = 8 * SLAB;
-    let mut off = 0u64;
-    let mut carry: Option<bytes::Bytes> = None;
-    let mut eof = false;
-    while !eof {
-        let n = (piece / SLAB) as u32;
-        let w = engine.budget.clone().acquire_many_owned(n).await;
-        let Ok(w) = w else {
-            return Err(Error::Cancelled.into());
-        };
-        let mut buf = Buffer::new(engine.pool.clone(), piece, vec![w]);
-        let mut pos = 0usize;
-        while pos < piece {
-            let chunk = match carry.take() {
-                Some(c) => c,
-                None => {
-                    let next = tokio::select! {
-                        c = fetch::next_chunk(&mut resp, stall) => c.map_err(as_retry)?,
-                        _ = state.cancel.cancelled() => return Err(Error::Cancelled.into()),
-                    };
-                    match next {
-                        Some(c) => c,
-                        None => {
-                            eof = true;
-                            break;
-                        }
-                    }
-                }
-            };
-            let take = chunk.len().min(piece - pos);
-            state.progress.add(take as u64);
-            buf.write_at(pos, &chunk[..take]);
-            pos += take;
-            if take < chunk.len() {
-                carry = Some(chunk.slice(take..));
-            }
-        }
-        if pos == 0 {
-            break;
-        }
-        let parts = buf.parts(pos);
-        partial
-            .write_parts(off, &parts)
-            .map_err(|e| io_err("write", &partial.path, e))?;
-        drop(parts);
-        stats.fetched.fetch_add(pos as u64, Ordering::Relaxed);
-        state.progress.sample(Instant::now());
-        if hasher_thread.is_some() {
-            let _ = htx.send(Msg {
-                offset: off,
-                len: pos as u64,
-                item: Item::Mem(buf),
-            });
-        }
-        off += pos as u64;
-    }
-    drop(htx);
-    if let Some(n) = size_hint {
-        if off < n {
-            return Err(AttemptError::StreamRetry(
-                format!("truncated body: {off} of {n} bytes"),
-                None,
-            ));
-        }
-    }
-    let digests = match hasher_thread {
-        None => DigestHex::default(),
-        Some(h) => match join_thread(h).await {
-            Some(Outcome::Done { digests, .. }) => digests,
-            Some(Outcome::Io(e)) => return Err(io_err("read", &ppath, e)),
-            _ => return Err(Error::io("hasher thread", std::io::Error::other("failed")).into()),
-        },
+    let sink = Sink {
+        engine,
+        state,
+        stats,
+        partial: &partial,
+        htx: hasher_thread.is_some().then_some(&htx),
     };
-    if size_hint.is_none() {
-        // preallocation was impossible; make the length exact
-        partial
-            .file
-            .set_len(off)
-            .map_err(|e| io_err("truncate", &partial.path, e))?;
-    }
-    let verified = verify(spec, &digests, off)?;
+    let size = sink.pump(&mut resp).await?;
+    drop(htx);
+    let digests = finish(hasher_thread, &partial, size_hint, size).await?;
+    let verified = verify(spec, &digests, size)?;
     partial.publish(&spec.dest)?;
     Ok(TransferOutcome {
-        size: off,
+        size,
         etag: probe.etag,
         last_modified: probe.last_modified,
         digests,
@@ -177,4 +90,161 @@ pub(super) async fn stream(
         direct_io: partial.is_direct(),
         ..Default::default()
     })
+}
+
+/// A failure of the one stream: retried whole by `transfer::run`.
+fn as_retry(f: Failure) -> AttemptError {
+    match f {
+        Failure::Retry {
+            kind,
+            msg,
+            retry_after,
+        } => AttemptError::StreamRetry {
+            kind,
+            msg,
+            retry_after,
+        },
+        Failure::Changed => CHANGED,
+        Failure::Fatal(e) => AttemptError::Fatal(e),
+    }
+}
+
+/// The probe's whole-body response, or a new plain GET.
+async fn open_body(
+    engine: &Engine,
+    whole: Option<Response>,
+    url: &Url,
+    headers: &RequestHeaders,
+    cond: &Conditions,
+) -> Result<Response, AttemptError> {
+    if let Some(r) = whole {
+        return Ok(r);
+    }
+    let stall = engine.cfg.stall_timeout;
+    let r = fetch::get(engine, url, headers, None, cond, stall)
+        .await
+        .map_err(as_retry)?;
+    if r.status() != StatusCode::OK {
+        return Err(as_retry(fetch::status_failure(&r)));
+    }
+    Ok(r)
+}
+
+/// Where the body goes: budgeted buffers, the partial file, the hasher.
+struct Sink<'a> {
+    engine: &'a Engine,
+    state: &'a TransferState,
+    stats: &'a Stats,
+    partial: &'a PartialFile,
+    /// `None` when not hashing
+    htx: Option<&'a mpsc::Sender<Msg>>,
+}
+
+const PIECE: usize = 8 * SLAB;
+
+impl Sink<'_> {
+    /// Read the body to its end in pieces of `PIECE` bytes, each written at
+    /// its offset and handed to the hasher; returns the bytes read.
+    async fn pump(&self, resp: &mut Response) -> Result<u64, AttemptError> {
+        let mut off = 0u64;
+        let mut carry: Option<Bytes> = None;
+        let mut eof = false;
+        while !eof {
+            let n = (PIECE / SLAB) as u32;
+            let Ok(w) = self.engine.budget.clone().acquire_many_owned(n).await else {
+                return Err(Error::Cancelled.into());
+            };
+            let mut buf = Buffer::new(self.engine.pool.clone(), PIECE, vec![w]);
+            let pos;
+            (pos, eof) = self.fill(resp, &mut buf, &mut carry).await?;
+            if pos == 0 {
+                break;
+            }
+            let parts = buf.parts(pos);
+            self.partial
+                .write_parts(off, &parts)
+                .map_err(|e| io_err("write", &self.partial.path, e))?;
+            drop(parts);
+            self.stats.fetched.fetch_add(pos as u64, Ordering::Relaxed);
+            self.state.progress.sample(Instant::now());
+            if let Some(htx) = self.htx {
+                let _ = htx.send(Msg {
+                    offset: off,
+                    len: pos as u64,
+                    item: Item::Mem(buf),
+                });
+            }
+            off += pos as u64;
+        }
+        Ok(off)
+    }
+
+    /// Fill `buf` from `carry` (the rest of the last chunk) and the body;
+    /// returns the bytes filled and whether the body ended.
+    async fn fill(
+        &self,
+        resp: &mut Response,
+        buf: &mut Buffer,
+        carry: &mut Option<Bytes>,
+    ) -> Result<(usize, bool), AttemptError> {
+        let stall = self.engine.cfg.stall_timeout;
+        let mut pos = 0usize;
+        while pos < PIECE {
+            let chunk = match carry.take() {
+                Some(c) => c,
+                None => {
+                    let next = tokio::select! {
+                        c = fetch::next_chunk(resp, stall) => c.map_err(as_retry)?,
+                        _ = self.state.cancel.cancelled() => return Err(Error::Cancelled.into()),
+                    };
+                    match next {
+                        Some(c) => c,
+                        None => return Ok((pos, true)),
+                    }
+                }
+            };
+            let take = chunk.len().min(PIECE - pos);
+            self.state.progress.add(take as u64);
+            buf.write_at(pos, &chunk[..take]);
+            pos += take;
+            if take < chunk.len() {
+                *carry = Some(chunk.slice(take..));
+            }
+        }
+        Ok((pos, false))
+    }
+}
+
+/// A short body is retried; else the digests, and the exact length when it
+/// was not known up front (preallocation was impossible).
+async fn finish(
+    hasher_thread: Option<JoinHandle<Outcome>>,
+    partial: &PartialFile,
+    size_hint: Option<u64>,
+    size: u64,
+) -> Result<DigestHex, AttemptError> {
+    if let Some(n) = size_hint {
+        if size < n {
+            return Err(AttemptError::StreamRetry {
+                kind: TransferKind::Broken,
+                msg: format!("truncated body: {size} of {n} bytes"),
+                retry_after: None,
+            });
+        }
+    }
+    let digests = match hasher_thread {
+        None => DigestHex::default(),
+        Some(h) => match join_thread(h).await {
+            Some(Outcome::Done { digests, .. }) => digests,
+            Some(Outcome::Io(e)) => return Err(io_err("read", &partial.path, e)),
+            _ => return Err(Error::io("hasher thread", std::io::Error::other("failed")).into()),
+        },
+    };
+    if size_hint.is_none() {
+        partial
+            .file
+            .set_len(size)
+            .map_err(|e| io_err("truncate", &partial.path, e))?;
+    }
+    Ok(digests)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use reqwest::Url;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
+use super::attempt::{io_err, AttemptError, Stats, CHANGED, CORRUPT};
 use super::buffers::{slabs_for, Buffer, SLAB};
 use super::fetch::{self, Conditions, Failure};
 use super::file::PartialFile;
@@ -17,7 +18,7 @@ use super::hasher::{Item, Msg};
 use super::journal::Record;
 use super::plan::Planner;
 use super::sign::RequestHeaders;
-use super::transfer::{io_err, AttemptError, Stats, TransferState};
+use super::spec::TransferState;
 use super::{retry, Engine};
 use crate::error::{redact_url, Error};
 
@@ -168,9 +169,7 @@ impl Worker {
                 .is_err()
                 {
                     // the hasher stopped early: it found damaged resume data
-                    return Err(AttemptError::Restart(
-                        "resumed data failed its crc32c check",
-                    ));
+                    return Err(CORRUPT);
                 }
             }
         }
@@ -217,14 +216,17 @@ impl Worker {
             };
             match r {
                 Ok(()) => return Ok(()),
-                Err(Failure::Changed) => {
-                    return Err(AttemptError::Restart("the object changed on the server"))
-                }
+                Err(Failure::Changed) => return Err(CHANGED),
                 Err(Failure::Fatal(e)) => return Err(e.into()),
-                Err(Failure::Retry { msg, retry_after }) => {
+                Err(Failure::Retry {
+                    kind,
+                    msg,
+                    retry_after,
+                }) => {
                     if attempt >= cfg.max_retries {
                         return Err(Error::Transfer {
                             url: redact_url(self.shared.url.as_str()),
+                            kind,
                             message: format!(
                                 "bytes {start}-{}: {msg} (gave up after {attempt} retries)",
                                 end - 1

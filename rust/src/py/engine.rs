@@ -23,7 +23,7 @@ use crate::engine::runtime::runtime;
 use crate::engine::sign::{RequestHeaders, Signer};
 use crate::engine::transfer::{self, TransferOutcome, TransferSpec, TransferState};
 use crate::engine::{simple, Engine, EngineConfig};
-use crate::error::{redact_url, Error};
+use crate::error::{redact_url, Error, TransferKind};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -55,6 +55,7 @@ where
                     py,
                     Error::Transfer {
                         url: String::new(),
+                        kind: TransferKind::Internal,
                         message: "the engine task ended without a result".into(),
                     },
                 ))

@@ -105,6 +105,21 @@ fn instantiate<'py>(py: Python<'py>, ty: &Py<PyType>, msg: String) -> PyResult<B
     ty.bind(py).call1((msg,))
 }
 
+/// The typed fields of a `TransferError` (see `_core.pyi`): callers decide
+/// on them, never on the message.
+fn set_network(
+    o: &Bound<'_, PyAny>,
+    kind: &str,
+    status: Option<u16>,
+    retryable: bool,
+    url: String,
+) -> PyResult<()> {
+    o.setattr("kind", kind)?;
+    o.setattr("status", status)?;
+    o.setattr("retryable", retryable)?;
+    o.setattr("url", url)
+}
+
 fn convert(py: Python<'_>, err: Error) -> PyResult<PyErr> {
     let t = types(py)?;
     let msg = err.to_string();
@@ -118,11 +133,16 @@ fn convert(py: Python<'_>, err: Error) -> PyResult<PyErr> {
                 None => PyOSError::new_err(msg),
             });
         }
-        Error::Transfer { .. } => instantiate(py, &t.transfer, msg)?,
+        // every try failed in a retryable way: `kind` says how
+        Error::Transfer { url, kind, .. } => {
+            let o = instantiate(py, &t.transfer, msg)?;
+            set_network(&o, kind.name(), kind.status(), true, url)?;
+            o
+        }
+        // a status that is not retried
         Error::HttpStatus { status, url } => {
             let o = instantiate(py, &t.http_status, msg)?;
-            o.setattr("status", status)?;
-            o.setattr("url", url)?;
+            set_network(&o, "status", Some(status), false, url)?;
             o
         }
         Error::ChecksumMismatch {

@@ -1,0 +1,70 @@
+//! The data of one transfer: what to fetch (`TransferSpec`), the counters the
+//! caller reads while it runs (`TransferState`) and what it returns
+//! (`TransferOutcome`). Plain data; the steps live in `transfer`, `ranged`
+//! and `stream`.
+
+use std::path::PathBuf;
+
+use reqwest::header::HeaderMap;
+
+use super::hasher::DigestHex;
+use super::progress::{Cancel, Progress};
+use super::sign::{RequestHeaders, Signer};
+
+/// What to transfer and how (see `Transfer` in `_core.pyi`).
+#[derive(Debug, Clone, Default)]
+pub struct TransferSpec {
+    pub url: String,
+    pub dest: PathBuf,
+    pub headers: HeaderMap,
+    pub expected_size: Option<u64>,
+    /// lowercase hex
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub git_sha1: Option<String>,
+    /// lowercase hex, 8 digits (big-endian)
+    pub crc32c: Option<String>,
+    /// (part size, lowercase "hex-N"): S3/OCI multipart upload digest
+    pub md5_multipart: Option<(u64, String)>,
+    /// the ETag the listing gave; another one at fetch time = changed upstream
+    pub expected_etag: Option<String>,
+    /// fresh headers before every request (merged over `headers`)
+    pub sign: Option<Signer>,
+    pub hash: bool,
+    pub connections: Option<usize>,
+    pub chunk_size: Option<u64>,
+    /// `None`: automatic (see `file::wants_direct`)
+    pub direct_io: Option<bool>,
+    pub resume: bool,
+}
+
+impl TransferSpec {
+    pub fn request_headers(&self) -> RequestHeaders {
+        RequestHeaders::new(self.headers.clone(), self.sign.clone())
+    }
+}
+
+/// Counters shared with the caller while the transfer runs.
+#[derive(Debug, Default)]
+pub struct TransferState {
+    pub progress: Progress,
+    pub cancel: Cancel,
+}
+
+/// Result of a finished transfer (see `TransferResult` in `_core.pyi`).
+#[derive(Debug, Clone, Default)]
+pub struct TransferOutcome {
+    pub size: u64,
+    pub seconds: f64,
+    pub fetched_bytes: u64,
+    pub resumed_bytes: u64,
+    pub retries: u64,
+    pub connections: usize,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub digests: DigestHex,
+    pub verified: Vec<String>,
+    pub ranged: bool,
+    /// whether the bulk of the file was written with O_DIRECT
+    pub direct_io: bool,
+}
