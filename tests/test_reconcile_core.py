@@ -18,6 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ome_agent.api import ModelKey, ModelResource, parse_resource
+from ome_agent.errors import FailureReason
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.options import AgentOptions
@@ -572,6 +573,7 @@ async def test_disk_space_checked_before_download(hf_env: HubServer, tiny_fs: Pa
     assert "GB free" in error, error
     assert hf_env.requests("cdn") == [], "failed before fetching any byte"
     assert metrics.failures.labels("disk")._value.get() == 1
+    assert reporter.report("big").reason is FailureReason.DISK_FULL
 
 
 @aio

@@ -6,7 +6,7 @@ KeyboardInterrupt in the calling thread and cancels the transfer).
 """
 
 from collections.abc import Callable, Mapping
-from typing import Self, final
+from typing import Literal, Self, final
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -34,13 +34,30 @@ class EngineError(Exception):
     """Base of every error raised by the engine."""
 
 class TransferError(EngineError, ConnectionError):
-    """Network failure that outlived the retries (resets, stalls, 5xx, ...)."""
+    """Network failure that outlived the retries (resets, stalls, 5xx, ...).
+
+    The fields say what failed; callers decide on them, never on the message."""
+
+    # "status": every try got a retried status (5xx, 408, 429), the last in ``status``;
+    # "connect": no connection (refused, unreachable, DNS, TLS); "timeout": no answer
+    # or no bytes in time; "broken": reset or cut short; "protocol": an answer that
+    # breaks HTTP (Content-Range, redirects); "changed": the object kept changing;
+    # "corrupt": resumed data kept failing its check; "sign": the signer failed;
+    # "internal": the engine itself failed
+    kind: Literal[
+        "status", "connect", "timeout", "broken", "protocol", "changed", "corrupt", "sign",
+        "internal",
+    ]  # fmt: skip
+    status: int | None
+    retryable: bool  # False only for HttpStatusError: the status is not worth a retry
+    url: str  # without query string: signed URLs carry credentials there
 
 class HttpStatusError(TransferError):
-    """The server answered with a status that is not retried (e.g. 401/403/404)."""
+    """The server answered with a status that is not retried (e.g. 401/403/404).
+
+    ``kind`` is "status" and ``retryable`` False."""
 
     status: int
-    url: str  # without query string: signed URLs carry credentials there
 
 class ChecksumMismatch(EngineError, ValueError):
     """A digest of the received bytes differs from the expected one.

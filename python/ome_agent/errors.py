@@ -4,15 +4,43 @@ Sources and the transfer orchestration raise these; the CLI turns them into one
 line on stderr and an exit code. Engine errors (``ome_agent._core``) are wrapped
 into :class:`TransferFailed` by the orchestration so callers see one family.
 Messages never carry credentials: they name the field at fault and the fix.
+
+Each error carries a :class:`FailureReason`, decided where the failure is first
+understood (the engine's typed exceptions are read once, in
+``ome_agent.transfer.failures``); the reconcile core, the metrics and the reports
+read that field, never the message.
 """
 
 from __future__ import annotations
+
+import enum
+
+
+class FailureReason(enum.StrEnum):
+    """Why something failed, as callers act on it."""
+
+    SPEC = "spec"  # the resource or the command line is wrong: not retried
+    UNSUPPORTED = "unsupported"  # a storage scheme this agent lacks: not retried
+    CREDENTIALS = "credentials"  # a Secret or token cannot be read
+    SOURCE = "source"  # the source's API failed (listing, metadata)
+    NOT_FOUND = "not-found"  # the object is gone (HTTP 404/410) or the repo/revision
+    DENIED = "denied"  # the server refused the credentials (HTTP 401/403)
+    THROTTLED = "throttled"  # the server stayed busy (HTTP 429/503) through the retries
+    SERVER = "server"  # another status: retried ones kept coming, or one not retried
+    NETWORK = "network"  # no connection, reset, stall or timeout through the retries
+    CHANGED_UPSTREAM = "changed-upstream"  # the object changed since it was listed
+    CHECKSUM = "checksum"  # a digest or the size of the bytes differs from the listing's
+    DISK_FULL = "disk-full"  # no space (or quota) left where the files go
+    DISK = "disk"  # another local file error
+    CANCELLED = "cancelled"  # stopped on request
+    INTERNAL = "internal"  # a bug: anything else
 
 
 class OmeAgentError(Exception):
     """Base of every error ome-agent raises on purpose."""
 
     exit_code: int = 1
+    reason: FailureReason = FailureReason.SOURCE
 
 
 class BadInput(OmeAgentError, ValueError):
@@ -21,28 +49,38 @@ class BadInput(OmeAgentError, ValueError):
     Exit code 2 (the usual code of a usage error)."""
 
     exit_code = 2
+    reason = FailureReason.SPEC
 
 
 class UnsafePath(BadInput):
     """A remote file name would land outside the destination directory."""
 
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"refusing remote file name {name!r}: {reason}")
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"refusing remote file name {name!r}: {why}")
         self.name = name
-        self.reason = reason
+        self.why = why  # not `reason`: that is the FailureReason every error carries
 
 
 class SourceNotFound(BadInput):
     """The repository, revision or object named by the source does not exist
     (or is not visible with the credentials given)."""
 
+    reason = FailureReason.NOT_FOUND
+
 
 class TransferFailed(OmeAgentError):
     """Bytes could not be fetched or did not verify. Exit code 1."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        reason: FailureReason = FailureReason.SOURCE,
+    ) -> None:
         super().__init__(message)
         self.path = path
+        self.reason = reason
 
 
 class Interrupted(OmeAgentError):
@@ -50,10 +88,12 @@ class Interrupted(OmeAgentError):
     for a resume. Exit code 130 like a shell's SIGINT."""
 
     exit_code = 130
+    reason = FailureReason.CANCELLED
 
 
 __all__ = [
     "BadInput",
+    "FailureReason",
     "Interrupted",
     "OmeAgentError",
     "SourceNotFound",

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -53,11 +54,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ome_agent.api import ModelKey, ModelResource
-from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile import adapter, adopt, layout, reuse
 from ome_agent.reconcile.backoff import Backoff
-from ome_agent.reconcile.download import Digests, Fetch, NoSpace
+from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.reconcile.manifest import (
     Identity,
@@ -75,14 +76,14 @@ from ome_agent.reconcile.ports import (
     Reporter,
     SecretReader,
 )
-from ome_agent.reconcile.sources import SourcePlan, Unsupported, plan_source
+from ome_agent.reconcile.sources import SourcePlan, plan_source
 from ome_agent.reconcile.workqueue import Priority, WorkQueue
 from ome_agent.sources import StorageAuth
 from ome_agent.transfer.pull import make_engine
 
 log = logging.getLogger("ome_agent.reconcile")
 
-NO_RETRY = ("spec", "unsupported")
+NO_RETRY = (FailureReason.SPEC, FailureReason.UNSUPPORTED)
 # auth methods that take no key material from a Secret (OME's spellings, lower case)
 PRINCIPAL_AUTH = frozenset(
     {"instanceprincipal", "resourceprincipal", "okeworkloadidentity", "workloadidentity"}
@@ -92,36 +93,22 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class _Failure(Exception):
-    reason: str  # one of observability.metrics.FAILURE_REASONS
+class _Failure:
+    reason: FailureReason
     message: str
 
 
 def _classify(exc: BaseException) -> _Failure:
-    if isinstance(exc, _Failure):
-        return exc
-    if isinstance(exc, Unsupported):
-        return _Failure("unsupported", str(exc))
-    if isinstance(exc, CredentialError):
-        return _Failure("credentials", str(exc))
-    if isinstance(exc, NoSpace):
-        return _Failure("disk", str(exc))
-    if isinstance(exc, SourceNotFound):
-        return _Failure("source", str(exc))
-    if isinstance(exc, TransferFailed):
-        text = str(exc)
-        if "mismatch" in text:
-            return _Failure("verify", text)
-        if "No space left" in text:
-            return _Failure("disk", text)
-        return _Failure("source", text)
-    if isinstance(exc, BadInput):
-        return _Failure("spec", str(exc))
+    """The reason each error carries (typed where it was raised), and its message."""
     if isinstance(exc, OmeAgentError):
-        return _Failure("source", str(exc))
+        return _Failure(exc.reason, str(exc))
     if isinstance(exc, OSError):
-        return _Failure("disk", f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-    return _Failure("internal", f"unexpected {type(exc).__name__}: {exc}")
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return _Failure(
+            FailureReason.DISK_FULL if full else FailureReason.DISK,
+            f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "),
+        )
+    return _Failure(FailureReason.INTERNAL, f"unexpected {type(exc).__name__}: {exc}")
 
 
 class Reconciler:
@@ -299,19 +286,19 @@ class Reconciler:
             and self._eligible.get(resource.key, False)
         )
 
-    def _placement(self, resource: ModelResource) -> tuple[SourcePlan, Path]:
-        """Where the model comes from and where it goes; BadInput naming the field."""
-        plan = plan_source(resource.storage)
+    def _target(self, resource: ModelResource, plan: SourcePlan) -> Path:
+        """Where the model goes (a local source checked too); BadInput naming the field."""
         if plan.local is not None:
             layout.local_source(
                 plan.local, self.options.models_roots, self.options.local_source_dirs
             )
-        return plan, layout.target_dir(resource.key, resource.storage, self.options.models_roots)
+        return layout.target_dir(resource.key, resource.storage, self.options.models_roots)
 
     async def _confirm(self, resource: ModelResource) -> bool:
         """Start-up: Ready from disk alone, or False to queue the model."""
         try:
-            plan, target = self._placement(resource)
+            plan = plan_source(resource.storage)
+            target = self._target(resource, plan)
         except BadInput:
             return False  # the queued reconcile reports the error
         identity = Identity(plan.display, plan.revision, str(target))
@@ -329,6 +316,7 @@ class Reconciler:
 
     async def _handle(self, key: ModelKey, priority: Priority) -> None:
         resource = self._resources.get(key)
+        plan: SourcePlan | None = None  # planned once, also for the failure report
         try:
             if resource is not None and resource.disabled:
                 await self._withdraw(key)  # disabled: files stay (module doc)
@@ -341,17 +329,18 @@ class Reconciler:
                 return
             if key in self._fatal:
                 return
-            await self._reconcile(resource)
+            plan = plan_source(resource.storage)
+            await self._reconcile(resource, plan)
             self._backoff.reset(key)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure becomes a report, never a crash
             if resource is not None and key in self._resources:
-                await self._fail(self._resources[key], _classify(exc))
+                await self._fail(self._resources[key], _classify(exc), plan)
 
-    async def _reconcile(self, resource: ModelResource) -> None:
+    async def _reconcile(self, resource: ModelResource, plan: SourcePlan) -> None:
         key = resource.key
-        plan, target = self._placement(resource)
+        target = self._target(resource, plan)
         self._check_not_shared(key, target)
         identity = Identity(plan.display, plan.revision, str(target))
         if await self._ready_from_disk(resource, identity):
@@ -675,27 +664,36 @@ class Reconciler:
         if self._states.pop(key, None) is not None:
             self._count_states()
 
-    async def _fail(self, resource: ModelResource, failure: _Failure) -> None:
+    async def _fail(
+        self, resource: ModelResource, failure: _Failure, plan: SourcePlan | None
+    ) -> None:
         key = resource.key
         if self._metrics is not None:
             self._metrics.failed(failure.reason)
-        storage_uri = path = None
-        with contextlib.suppress(BadInput):
-            storage_uri = plan_source(resource.storage).display
+        path = None
         with contextlib.suppress(BadInput):
             path = str(layout.target_dir(key, resource.storage, self.options.models_roots))
         await self._publish(
             NodeReport(key, resource.uid, NodeState.FAILED, error=failure.message,
-                       storage_uri=storage_uri, path=path)
+                       reason=failure.reason, storage_uri=plan.display if plan else None,
+                       path=path)
         )  # fmt: skip
         if failure.reason in NO_RETRY:
             self._fatal.add(key)
-            log.warning("model failed", extra={"model": str(key), "error": failure.message})
+            log.warning(
+                "model failed",
+                extra={"model": str(key), "reason": failure.reason.value, "error": failure.message},
+            )
             return
         delay = self._backoff.next_delay(key)
         log.warning(
             "model failed, retrying",
-            extra={"model": str(key), "error": failure.message, "retry_in_s": delay},
+            extra={
+                "model": str(key),
+                "reason": failure.reason.value,
+                "error": failure.message,
+                "retry_in_s": delay,
+            },
         )
         self._queue.add(key, Priority.DOWNLOAD, delay=delay)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ome_agent import _core
-from ome_agent.errors import BadInput, Interrupted
+from ome_agent.errors import BadInput, FailureReason, Interrupted
 from ome_agent.reconcile.sources import SourcePlan
 from ome_agent.sources import ResolvedSource, StorageAuth, resolve_hf, resolve_http, resolve_object
 from ome_agent.transfer.pull import confined_jobs
@@ -35,6 +35,8 @@ ReuseFn = Callable[[ResolvedSource, Path], Digests | None]
 
 class NoSpace(BadInput):
     """The files known from the listing do not fit on the target filesystem."""
+
+    reason = FailureReason.DISK_FULL
 
 
 class Fetch:

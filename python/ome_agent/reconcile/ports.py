@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ome_agent.api import ModelKey
-from ome_agent.errors import BadInput
+from ome_agent.errors import BadInput, FailureReason
 
 
 class NodeState(enum.StrEnum):
@@ -50,6 +50,7 @@ class NodeReport:
     config: Mapping[str, Any] | None = None  # docs/wire.md ``config``, Ready only
     progress: Progress | None = None  # Updating only
     error: str | None = None  # Failed only: the reason, naming the field and the fix
+    reason: FailureReason | None = None  # Failed only: why, typed (not on the wire)
     storage_uri: str | None = None  # redacted: no query strings, no credentials
     path: str | None = None  # where the files are on the node
     revision: str | None = None  # resolved revision (e.g. the hf commit)
@@ -77,6 +78,8 @@ class Reporter(Protocol):
 class CredentialError(BadInput):
     """A credential a model names cannot be read. The message names the Secret and key,
     never a value."""
+
+    reason = FailureReason.CREDENTIALS
 
 
 class SecretReader(Protocol):

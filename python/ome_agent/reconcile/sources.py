@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ome_agent.api import StorageSpec
-from ome_agent.errors import BadInput
+from ome_agent.errors import BadInput, FailureReason
 from ome_agent.sources import HfRef, HttpRef, ObjectSource, SourceRef, parse_source, redact_url
 from ome_agent.sources.objects import FORMS, SCHEMES
 
@@ -42,6 +42,8 @@ FIELD = "spec.storage.storageUri"
 
 class Unsupported(BadInput):
     """The storage scheme has no implementation in this agent version."""
+
+    reason = FailureReason.UNSUPPORTED
 
 
 @dataclass(frozen=True)
