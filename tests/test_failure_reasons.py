@@ -81,33 +81,33 @@ def assert_counted(registry: CollectorRegistry, label: str) -> None:
 )  # fmt: skip
 @aio
 async def test_http_failures_keep_their_reason(
-    fault_server: FaultServer, root: Path, fault: Fault, reason: FailureReason, label: str
+    fault_server: FaultServer, tmp_path: Path, fault: Fault, reason: FailureReason, label: str
 ) -> None:
     url = fault_server.add("/w.bin", DATA)
     fault_server.set_faults("/w.bin", fault)
-    report, registry = await fail(root, url)
+    report, registry = await fail(tmp_path, url)
     assert report.reason is reason, report
     assert_counted(registry, label)
 
 
 @aio
-async def test_connection_refused_is_a_network_failure(root: Path) -> None:
+async def test_connection_refused_is_a_network_failure(tmp_path: Path) -> None:
     with socket.socket() as s:  # a port nothing listens on once it is closed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    report, registry = await fail(root, f"http://127.0.0.1:{port}/w.bin")
+    report, registry = await fail(tmp_path, f"http://127.0.0.1:{port}/w.bin")
     assert report.reason is FailureReason.NETWORK, report
     assert_counted(registry, "source")
 
 
 @aio
-async def test_checksum_mismatch_is_a_verify_failure(hf_env: HubServer, root: Path) -> None:
+async def test_checksum_mismatch_is_a_verify_failure(hf_env: HubServer, tmp_path: Path) -> None:
     weights = os.urandom(2 * MiB)
     hf_env.add_repo("org/bad", {"model.safetensors": weights})
     served = hf_env.lfs_file(hashlib.sha256(weights).hexdigest())
     assert served is not None
     served.data = os.urandom(len(weights))  # the CDN now serves other bytes than listed
-    report, registry = await fail(root, "hf://org/bad")
+    report, registry = await fail(tmp_path, "hf://org/bad")
     assert report.reason is FailureReason.CHECKSUM, report
     assert_counted(registry, "verify")
 
