@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,7 @@ def test_client_errors_are_not_retried(
         core().Transfer(engine, url, str(dest)).run()
     assert time.monotonic() - t0 < 2.0
     assert ei.value.status == code
+    assert (ei.value.kind, ei.value.retryable) == ("status", False)
     assert ei.value.url == url
     assert isinstance(ei.value, ConnectionError)
     assert str(code) in str(ei.value)
@@ -202,6 +204,8 @@ def test_exhausted_retries_give_a_clear_transfer_error(
     with pytest.raises(core().TransferError) as ei:
         _run(engine, fault_server, dest, connections=1)
     assert time.monotonic() - t0 < 60.0
+    # the typed fields callers decide on (never the message)
+    assert (ei.value.kind, ei.value.status, ei.value.retryable) == ("status", 503, True)
     msg = str(ei.value)
     assert "503" in msg, f"message should name the status: {msg!r}"
     assert fault_server.url(PATH) in msg or PATH in msg, f"message should name the URL: {msg!r}"
@@ -220,5 +224,15 @@ def test_resets_forever_give_a_transfer_error(
     with pytest.raises(core().TransferError) as ei:
         _run(engine, fault_server, dest, connections=1)
     assert not isinstance(ei.value, core().HttpStatusError)
+    assert (ei.value.kind, ei.value.status) == ("broken", None)
     assert str(ei.value), "the error needs a message"
     assert not dest.exists()
+
+
+def test_refused_connections_give_a_connect_error(engine: Any, tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(core().TransferError) as ei:
+        core().Transfer(engine, f"http://127.0.0.1:{port}/m.bin", str(tmp_path / "m")).run()
+    assert (ei.value.kind, ei.value.status, ei.value.retryable) == ("connect", None, True)
