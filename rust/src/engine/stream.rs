@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use reqwest::{Response, StatusCode, Url};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::attempt::{io_err, join_thread, AttemptError, Stats, CHANGED};
 use super::buffers::{Buffer, SLAB};
@@ -18,25 +17,28 @@ use super::checks::{size_mismatch, verify, wanted};
 use super::fetch::{self, Conditions, Failure};
 use super::file::{partial_paths, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome};
+use super::probed::Probed;
 use super::sign::RequestHeaders;
 use super::spec::{TransferOutcome, TransferSpec, TransferState};
 use super::Engine;
 use crate::error::{Error, TransferKind};
 
 /// One stream, no Range: the server ignored it or the size is unknown.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn stream(
     engine: &Arc<Engine>,
     spec: &Arc<TransferSpec>,
     state: &Arc<TransferState>,
     stats: &Arc<Stats>,
-    probe: fetch::Probe,
-    headers: &RequestHeaders,
-    cond: &Conditions,
-    probe_conn: Option<OwnedSemaphorePermit>,
+    probed: Probed,
 ) -> std::result::Result<TransferOutcome, AttemptError> {
+    let Probed {
+        probe,
+        headers,
+        cond,
+        conn,
+    } = probed;
     // keep the probe's permit: its response may be the body we stream
-    let _conn = match probe_conn {
+    let _conn = match conn {
         Some(c) => c,
         None => engine
             .conns
@@ -46,7 +48,7 @@ pub(super) async fn stream(
             .map_err(|_| Error::Cancelled)?,
     };
     let url = probe.final_url.clone();
-    let mut resp = open_body(engine, probe.whole, &url, headers, cond).await?;
+    let mut resp = open_body(engine, probe.whole, &url, &headers, &cond).await?;
     let size_hint = resp.content_length();
     state.progress.set_total(size_hint);
     if let (Some(exp), Some(size)) = (spec.expected_size, size_hint) {
@@ -58,15 +60,7 @@ pub(super) async fn stream(
     // no resume without ranges: a stale journal would only mislead
     let _ = std::fs::remove_file(&jpath);
     let partial = PartialFile::create(&ppath, size_hint, spec.direct_io)?;
-    let (htx, hrx) = mpsc::channel::<Msg>();
-    let hasher_thread = if spec.hash {
-        Some(
-            hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx, None)
-                .map_err(|e| Error::io("start the hasher thread", e))?,
-        )
-    } else {
-        None
-    };
+    let (htx, hasher_thread) = start_hasher(spec, &partial, size_hint)?;
     stats.peak.fetch_max(1, Ordering::Relaxed);
     let sink = Sink {
         engine,
@@ -90,6 +84,21 @@ pub(super) async fn stream(
         direct_io: partial.is_direct(),
         ..Default::default()
     })
+}
+
+/// The hasher thread when hashing, and the end its input goes into.
+fn start_hasher(
+    spec: &TransferSpec,
+    partial: &PartialFile,
+    size_hint: Option<u64>,
+) -> Result<(mpsc::Sender<Msg>, Option<JoinHandle<Outcome>>), AttemptError> {
+    let (htx, hrx) = mpsc::channel::<Msg>();
+    if !spec.hash {
+        return Ok((htx, None));
+    }
+    let h = hasher::spawn(wanted(spec, size_hint)?, partial.file.clone(), hrx, None)
+        .map_err(|e| Error::io("start the hasher thread", e))?;
+    Ok((htx, Some(h)))
 }
 
 /// A failure of the one stream: retried whole by `transfer::run`.

@@ -150,11 +150,7 @@ async fn attempt(
     };
     let probed = probe(engine, spec, state, url, stats, first_len).await?;
     if !probed.probe.ranged {
-        let p = probed;
-        return stream::stream(
-            engine, spec, state, stats, p.probe, &p.headers, &p.cond, p.conn,
-        )
-        .await;
+        return stream::stream(engine, spec, state, stats, probed).await;
     }
     let t = Ranged {
         engine,
