@@ -65,6 +65,10 @@ def assert_counted(registry: CollectorRegistry, label: str) -> None:
     assert counts == {r: 1.0 if r == label else 0.0 for r in FAILURE_REASONS}
 
 
+def test_every_reason_counts_under_a_metric_label() -> None:
+    assert {r.category for r in FailureReason} == set(FAILURE_REASONS)
+
+
 @pytest.mark.parametrize(
     ("fault", "reason", "label"),
     [

@@ -35,6 +35,26 @@ class FailureReason(enum.StrEnum):
     CANCELLED = "cancelled"  # stopped on request
     INTERNAL = "internal"  # a bug: anything else
 
+    @property
+    def category(self) -> str:
+        """The coarse group the failure metric counts it under (a small fixed set, so
+        dashboards keep their series): spec, unsupported, credentials, source, verify,
+        disk or internal."""
+        return _CATEGORIES.get(self, "source")
+
+
+# reasons counted under another group than "source"
+_CATEGORIES = {
+    FailureReason.SPEC: "spec",
+    FailureReason.UNSUPPORTED: "unsupported",
+    FailureReason.CREDENTIALS: "credentials",
+    FailureReason.DENIED: "credentials",  # the server refused the credentials given
+    FailureReason.CHECKSUM: "verify",
+    FailureReason.DISK_FULL: "disk",
+    FailureReason.DISK: "disk",
+    FailureReason.INTERNAL: "internal",
+}
+
 
 class OmeAgentError(Exception):
     """Base of every error ome-agent raises on purpose."""

@@ -2,36 +2,16 @@
 
 Download durations use buckets from one second to six hours: a 700 GB model takes
 hours, and a histogram capped at a minute says nothing about it. Failure reasons are
-a small fixed set so label cardinality stays bounded: each typed
-:class:`~ome_agent.errors.FailureReason` counts under one of them.
+a small fixed set so label cardinality stays bounded whatever the error text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from ome_agent.errors import FailureReason
-
 FAILURE_REASONS = ("source", "credentials", "disk", "verify", "unsupported", "spec", "internal")
-FAILURE_LABELS: Mapping[FailureReason, str] = {
-    FailureReason.SPEC: "spec",
-    FailureReason.UNSUPPORTED: "unsupported",
-    FailureReason.CREDENTIALS: "credentials",
-    FailureReason.DENIED: "credentials",  # the server refused the credentials given
-    FailureReason.SOURCE: "source",
-    FailureReason.NOT_FOUND: "source",
-    FailureReason.THROTTLED: "source",
-    FailureReason.SERVER: "source",
-    FailureReason.NETWORK: "source",
-    FailureReason.CHANGED_UPSTREAM: "source",
-    FailureReason.CANCELLED: "source",
-    FailureReason.CHECKSUM: "verify",
-    FailureReason.DISK_FULL: "disk",
-    FailureReason.DISK: "disk",
-    FailureReason.INTERNAL: "internal",
-}
 # "reused": files linked from an identical model on the node (downloadPolicy ReuseIfExists)
 DOWNLOAD_RESULTS = ("success", "reused", "failure", "cancelled")
 STATES = ("Ready", "Updating", "Failed")
@@ -88,8 +68,8 @@ class AgentMetrics:
         self.queue_depth.set_function(depth)
         self.in_flight.set_function(in_flight)
 
-    def failed(self, reason: FailureReason) -> None:
-        self.failures.labels(FAILURE_LABELS[reason]).inc()
+    def failed(self, reason: str) -> None:
+        self.failures.labels(reason if reason in FAILURE_REASONS else "internal").inc()
 
     def set_states(self, counts: dict[str, int]) -> None:
         for state in STATES:

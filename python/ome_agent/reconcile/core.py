@@ -669,7 +669,7 @@ class Reconciler:
     ) -> None:
         key = resource.key
         if self._metrics is not None:
-            self._metrics.failed(failure.reason)
+            self._metrics.failed(failure.reason.category)
         path = None
         with contextlib.suppress(BadInput):
             path = str(layout.target_dir(key, resource.storage, self.options.models_roots))
