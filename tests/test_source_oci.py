@@ -21,7 +21,7 @@ import google_crc32c
 import pytest
 import requests
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, SourceNotFound, TransferFailed, UriError
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, ResolvedSource
 from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
@@ -112,9 +112,11 @@ def test_parse_accepts_omes_forms(uri: str, ref: OciRef) -> None:
     ],
 )
 def test_parse_rejects_with_the_field_and_forms(uri: str) -> None:
-    with pytest.raises(BadInput) as e:
+    with pytest.raises(UriError) as e:
         parse_oci(uri)
-    assert "spec.storage.storageUri" in str(e.value)
+    assert e.value.problem.startswith(repr(uri))  # names the URI, then what is wrong
+    assert str(e.value).startswith("SOURCE ")  # the command line's name for it
+    assert str(e.value.named("spec.storage.storageUri")).startswith("spec.storage.storageUri ")
 
 
 def test_display_is_the_documented_form() -> None:

@@ -72,6 +72,20 @@ class BadInput(OmeAgentError, ValueError):
     reason = FailureReason.SPEC
 
 
+class UriError(BadInput):
+    """A storage URI that does not parse. ``problem`` says what is wrong with the URI
+    without naming where it came from: the caller names its own field (``SOURCE`` on
+    the command line, ``spec.storage.storageUri`` in the agent) with :meth:`named`."""
+
+    def __init__(self, problem: str, field: str = "SOURCE") -> None:
+        super().__init__(f"{field} {problem}")
+        self.problem = problem
+        self.field = field
+
+    def named(self, field: str) -> UriError:
+        return UriError(self.problem, field)
+
+
 class UnsafePath(BadInput):
     """A remote file name would land outside the destination directory."""
 

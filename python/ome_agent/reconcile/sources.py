@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ome_agent.api import StorageSpec
-from ome_agent.errors import BadInput, FailureReason
+from ome_agent.errors import BadInput, FailureReason, UriError
 from ome_agent.sources import HfRef, HttpRef, ObjectSource, SourceRef, parse_source, redact_url
 from ome_agent.sources.objects import FORMS, SCHEMES
 
@@ -108,14 +108,11 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
 
 
 def _parse(uri: str, revision: str | None = None) -> SourceRef:
-    """``parse_source`` with its error naming the field (some already do)."""
+    """``parse_source``, its URI errors naming this field."""
     try:
-        return parse_source(uri, revision)
-    except BadInput as e:
-        text = str(e)
-        if text.startswith(FIELD):
-            raise
-        raise BadInput(f"{FIELD}: {text}") from None
+        return parse_source(uri, revision, revision_field="spec.storage.parameters.revision")
+    except UriError as e:
+        raise e.named(FIELD) from None
 
 
 def _vendor_parts(uri: str) -> dict[str, str]:

@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed, UriError
 from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.model import RemoteFile, ResolvedSource
 from ome_agent.sources.prefixes import (
@@ -103,12 +103,12 @@ def parse_azure(uri: str) -> AzureRef:
     """``az://{account}/{container}/{prefix}``; BadInput naming the form otherwise."""
     head, sep, rest = uri.strip().partition("://")
     if not sep or head.lower() != "az":
-        raise BadInput(f"storage URI {uri!r} is not of the form {FORM}")
+        raise UriError(f"{uri!r} is not of the form {FORM}")
     if "?" in rest or "#" in rest:
         # a pasted SAS URL carries its signature there: never repeat it
         shown = re.split(r"[?#]", uri.strip(), maxsplit=1)[0] + "?…"
-        raise BadInput(
-            f"storage URI {shown!r} has a query or fragment: give only {FORM} (a SAS token "
+        raise UriError(
+            f"{shown!r} has a query or fragment: give only {FORM} (a SAS token "
             "goes in the Secret named by storage.key, the endpoint in storage.parameters)"
         )
     account, _, after = rest.partition("/")
@@ -116,19 +116,19 @@ def parse_azure(uri: str) -> AzureRef:
         account = account[: -len(_HOST_SUFFIX)]
     container, _, prefix = after.partition("/")
     if not account or not container:
-        raise BadInput(f"storage URI {uri!r} needs an account and a container: use {FORM}")
+        raise UriError(f"{uri!r} needs an account and a container: use {FORM}")
     if not _ACCOUNT.match(account):
-        raise BadInput(
-            f"storage URI {uri!r}: {account!r} is not a storage account name (3-24 lower-case "
+        raise UriError(
+            f"{uri!r}: {account!r} is not a storage account name (3-24 lower-case "
             f"letters and digits): use {FORM}"
         )
     if not _CONTAINER.match(container):
-        raise BadInput(
-            f"storage URI {uri!r}: {container!r} is not a container name (3-63 lower-case "
+        raise UriError(
+            f"{uri!r}: {container!r} is not a container name (3-63 lower-case "
             f"letters, digits and single '-'): use {FORM}"
         )
     if any(ord(c) < 32 for c in prefix):
-        raise BadInput(f"storage URI {uri!r} has a control character in its prefix")
+        raise UriError(f"{uri!r} has a control character in its prefix")
     return AzureRef(account, container, prefix.lstrip("/"))
 
 

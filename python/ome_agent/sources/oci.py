@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, SourceNotFound, TransferFailed, UriError
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
@@ -81,14 +81,14 @@ def parse_oci(uri: str) -> OciRef:
     text = uri.strip()
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() != "oci":
-        raise BadInput(f"{FIELD} {uri!r} is not an oci:// URI: use {FORMS}")
+        raise UriError(f"{uri!r} is not an oci:// URI: use {FORMS}")
     if "?" in rest or "#" in rest:
-        raise BadInput(
-            f"{FIELD} {uri!r} has a query or fragment: give only {FORMS} (region, endpoint, "
+        raise UriError(
+            f"{uri!r} has a query or fragment: give only {FORMS} (region, endpoint, "
             "auth go in spec.storage.parameters)"
         )
     if any(ord(c) < 32 or c == "\x7f" for c in rest):
-        raise BadInput(f"{FIELD} {uri!r} contains control characters")
+        raise UriError(f"{uri!r} contains control characters")
     if rest.startswith("n/"):
         ref = _parse_nbo(rest, uri)
     else:
@@ -99,8 +99,8 @@ def parse_oci(uri: str) -> OciRef:
         else:
             bucket, _, prefix = prefix.partition("/")
             if not _REGION.match(region):
-                raise BadInput(
-                    f"{FIELD} {uri!r}: {region!r} is not a region (e.g. us-phoenix-1): use {FORMS}"
+                raise UriError(
+                    f"{uri!r}: {region!r} is not a region (e.g. us-phoenix-1): use {FORMS}"
                 )
             _check_name(namespace, "namespace", uri)
         _check_name(bucket, "bucket", uri)
@@ -115,7 +115,7 @@ def _parse_nbo(rest: str, uri: str) -> OciRef:
     if marker_ok and len(parts) >= 5:
         marker_ok = parts[4] == "o" or (len(parts) == 5 and parts[4] == "")
     if not marker_ok:
-        raise BadInput(f"{FIELD} {uri!r} is not of the form {FORMS}")
+        raise UriError(f"{uri!r} is not of the form {FORMS}")
     _check_name(parts[1], "namespace", uri)
     _check_name(parts[3], "bucket", uri)
     return OciRef(parts[1], parts[3], "/".join(parts[5:]).lstrip("/"))
@@ -123,11 +123,10 @@ def _parse_nbo(rest: str, uri: str) -> OciRef:
 
 def _check_name(name: str, what: str, uri: str) -> None:
     if not name:
-        raise BadInput(f"{FIELD} {uri!r} names no {what}: use {FORMS}")
+        raise UriError(f"{uri!r} names no {what}: use {FORMS}")
     if not _NAME.match(name) or ".." in name:
-        raise BadInput(
-            f"{FIELD} {uri!r}: {name!r} is not a valid {what} (letters, digits, '.', '-', '_'): "
-            f"use {FORMS}"
+        raise UriError(
+            f"{uri!r}: {name!r} is not a valid {what} (letters, digits, '.', '-', '_'): use {FORMS}"
         )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from ome_agent.errors import BadInput
+from ome_agent.errors import BadInput, UriError
 from ome_agent.sources.redact import redact_url
 
 # loose on purpose: legacy S3 buckets allow upper case and "_"; the store itself
@@ -46,22 +46,22 @@ def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
     form = f"{scheme}://{{bucket}}/{{prefix}}"
     head, sep, rest = uri.strip().partition("://")
     if not sep or head.lower() != scheme:
-        raise BadInput(f"storage URI {uri!r} is not of the form {form}")
+        raise UriError(f"{uri!r} is not of the form {form}")
     if "?" in rest or "#" in rest:
-        raise BadInput(
-            f"storage URI {uri!r} has a query or fragment: give only {form} "
+        raise UriError(
+            f"{uri!r} has a query or fragment: give only {form} "
             "(region, endpoint, ... go in spec.storage.parameters)"
         )
     bucket, _, prefix = rest.partition("/")
     if not bucket:
-        raise BadInput(f"storage URI {uri!r} names no bucket: use {form}")
+        raise UriError(f"{uri!r} names no bucket: use {form}")
     if not _BUCKET.match(bucket) or ".." in bucket:
-        raise BadInput(
-            f"storage URI {uri!r}: {bucket!r} is not a bucket name (3-222 letters, digits, "
+        raise UriError(
+            f"{uri!r}: {bucket!r} is not a bucket name (3-222 letters, digits, "
             f"'.', '-', '_'): use {form}"
         )
     if any(ord(c) < 32 for c in prefix):
-        raise BadInput(f"storage URI {uri!r} has a control character in its prefix")
+        raise UriError(f"{uri!r} has a control character in its prefix")
     return bucket, prefix.lstrip("/")
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from ome_agent.errors import BadInput
+from ome_agent.errors import BadInput, UriError
 from ome_agent.sources.objects import FORMS, SCHEMES, ObjectSource, parse_object
 from ome_agent.sources.redact import redact_url
 
@@ -49,71 +49,74 @@ class HfRef:
 SourceRef = HttpRef | HfRef | ObjectSource
 
 
-def parse_source(source: str, revision: str | None = None) -> SourceRef:
-    """Parse SOURCE; ``revision`` is the ``--revision`` flag (hf only)."""
+def parse_source(
+    source: str, revision: str | None = None, revision_field: str = "--revision"
+) -> SourceRef:
+    """Parse a storage URI; ``revision`` is given apart from it (hf only) by the caller's
+    ``revision_field``. A malformed URI raises :class:`UriError`, which the caller names
+    (``SOURCE`` unless it says otherwise)."""
     text = source.strip()
     scheme, sep, rest = text.partition("://")
     if not sep or not scheme:
-        raise BadInput(f"SOURCE {source!r} has no scheme: {ACCEPTED}")
+        raise UriError(f"{source!r} has no scheme: {ACCEPTED}")
     scheme = scheme.lower()
     if scheme in ("http", "https"):
         if revision is not None:
             raise BadInput("--revision applies to hf:// sources only: drop it for an http(s) URL")
         return _parse_http(text, source)
     if scheme == "hf":
-        return _parse_hf(rest, source, revision)
+        return _parse_hf(rest, source, revision, revision_field)
     if scheme in SCHEMES:
         if revision is not None:
             raise BadInput(f"--revision applies to hf:// sources only: drop it for {scheme}://")
         return ObjectSource(parse_object(text))
     if scheme == "pvc":
-        raise BadInput(
-            f"SOURCE {source!r}: a pvc:// model already lives on its claim; nothing to pull. "
+        raise UriError(
+            f"{source!r}: a pvc:// model already lives on its claim; nothing to pull. "
             "Mount the claim (or run `ome-agent inspect` in a pod that mounts it)"
         )
     if scheme == "vendor":
-        raise BadInput(
-            f"SOURCE {source!r}: a vendor:// model is provided by the vendor's own system; "
-            "nothing to pull"
+        raise UriError(
+            f"{source!r}: a vendor:// model is provided by the vendor's own system; nothing to pull"
         )
-    raise BadInput(f"SOURCE scheme '{scheme}://' is not supported by pull: {ACCEPTED}")
+    raise UriError(f"scheme '{scheme}://' is not supported by pull: {ACCEPTED}")
 
 
 def _parse_http(text: str, source: str) -> HttpRef:
     parts = urlsplit(text)
     if not parts.hostname:
-        raise BadInput(f"SOURCE {redact_url(source)!r} has no host: {ACCEPTED}")
+        raise UriError(f"{redact_url(source)!r} has no host: {ACCEPTED}")
     if parts.username or parts.password:
-        raise BadInput(
-            "SOURCE carries user:password@ in the URL: remove it (credentials in URLs end "
+        raise UriError(
+            "carries user:password@ in the URL: remove it (credentials in URLs end "
             "up in logs); use a pre-signed URL or a header-based source"
         )
     try:
         _ = parts.port
     except ValueError:
-        raise BadInput(f"SOURCE {redact_url(source)!r} has an invalid port") from None
+        raise UriError(f"{redact_url(source)!r} has an invalid port") from None
     return HttpRef(text)
 
 
-def _parse_hf(rest: str, source: str, flag_revision: str | None) -> HfRef:
+def _parse_hf(rest: str, source: str, flag_revision: str | None, revision_field: str) -> HfRef:
     repo_id, at, uri_revision = rest.partition("@")
     repo_id = repo_id.strip("/")
     if at and not uri_revision:
-        raise BadInput(f"SOURCE {source!r} ends with '@': give a revision after it or drop the '@'")
+        raise UriError(f"{source!r} ends with '@': give a revision after it or drop the '@'")
     if repo_id.split("/", 1)[0] in ("datasets", "spaces"):
-        raise BadInput(f"SOURCE {source!r}: only model repos are supported (hf://org/name)")
+        raise UriError(f"{source!r}: only model repos are supported (hf://org/name)")
     if not repo_id or repo_id.count("/") > 1:
-        raise BadInput(f"SOURCE {source!r} is not a Hugging Face repo id: use hf://org/name")
+        raise UriError(f"{source!r} is not a Hugging Face repo id: use hf://org/name")
     if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
-        raise BadInput(
-            f"SOURCE {source!r}: {repo_id!r} is not a valid repo id (letters, digits, '-', '_', "
+        raise UriError(
+            f"{source!r}: {repo_id!r} is not a valid repo id (letters, digits, '-', '_', "
             "'.'; no '--' or '..'; at most 96 characters): use hf://org/name"
         )
     revision = uri_revision or None
     if flag_revision is not None:
         if revision is not None and revision != flag_revision:
-            raise BadInput(
-                f"SOURCE names revision {revision!r} but --revision is {flag_revision!r}: "
+            raise UriError(
+                f"names revision {revision!r} but {revision_field} is {flag_revision!r}: "
                 "give only one"
             )
         revision = flag_revision
