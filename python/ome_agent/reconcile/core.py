@@ -331,7 +331,7 @@ class Reconciler:
         manifest = self._manifests.load(resource.key)
         if manifest is None or manifest.identity != identity:
             return False
-        if not await asyncio.to_thread(localcheck.intact, manifest):
+        if not await asyncio.to_thread(localcheck.intact, manifest):  # lstat, no byte read
             return False
         await self._publish_ready(resource, manifest)
         return True
@@ -369,6 +369,10 @@ class Reconciler:
         if damage is not None and await self._repair(resource, plan, identity, damage):
             return
         if await self._ready_from_disk(resource, identity):
+            self._schedule_verify(key)
+            return
+        damage = await asyncio.to_thread(scrub.damage_on_disk, self._manifests.load(key))
+        if damage is not None and await self._repair(resource, plan, identity, damage):
             self._schedule_verify(key)
             return
         if plan.vendor is not None:  # the vendor's system provides the files (module doc)

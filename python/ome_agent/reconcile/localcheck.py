@@ -317,19 +317,51 @@ def check_manifest(
     ]
     records = []
     for r in manifest.files:
-        via = next(
-            (link for link in outside if r.path == link or r.path.startswith(link + "/")), None
-        )
-        if via is None:
-            records.append(r)
-        elif via != r.path:  # never read through the link: its target is not ours
+        via = _under(r.path, outside)
+        if via is not None:  # never read through the link: its target is not ours
             checks.append(FileCheck(r.path, Status.MISMATCH, f"under {via}, a link out", 0))
+        elif r.path not in outside:
+            records.append(r)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ome-hash") as pool:
         checks += pool.map(lambda r: check_record(root, r, cancelled=stop, pace=pace), records)
     return sorted(checks, key=lambda c: c.path)
 
 
-def intact(manifest: Manifest) -> bool:
-    """The restart's check, no byte read: sizes, mtimes, regular files, no link out."""
+def stat_damage(manifest: Manifest) -> list[FileCheck]:
+    """The restart's check, no byte read: each recorded file that is missing, not a
+    regular file, or of another size or mtime, or under a link out, and each link out
+    (blocking)."""
     root = Path(manifest.identity.path)
-    return manifest.intact() and not links_out(root)
+    outside = dict(links_out(root)) if root.is_dir() else {}
+    damage = {}
+    for f in manifest.files:
+        via = _under(f.path, outside)
+        if via is not None:
+            damage[f.path] = FileCheck(f.path, Status.MISMATCH, f"under {via}, a link out", 0)
+            continue
+        try:
+            st = os.lstat(root / f.path)
+        except FileNotFoundError:
+            damage[f.path] = FileCheck(f.path, Status.MISSING, "missing", 0)
+            continue
+        except OSError as e:
+            damage[f.path] = FileCheck(f.path, Status.MISMATCH, f"unreadable ({e.strerror})", 0)
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            damage[f.path] = FileCheck(f.path, Status.MISMATCH, "not a regular file", 0)
+        elif st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
+            damage[f.path] = FileCheck(f.path, Status.MISMATCH, "size or mtime changed", 0)
+    for rel, to in outside.items():
+        why = f"a symbolic link out of the model directory (to {to})"
+        damage[rel] = FileCheck(rel, Status.MISMATCH, why, 0)
+    return sorted(damage.values(), key=lambda c: c.path)
+
+
+def _under(path: str, links: dict[str, str]) -> str | None:
+    """The link among ``links`` that ``path`` lies under (strictly), if any."""
+    return next((link for link in links if path.startswith(link + "/")), None)
+
+
+def intact(manifest: Manifest) -> bool:
+    """Ready from ``stat`` alone (see :func:`stat_damage`)."""
+    return not stat_damage(manifest)

@@ -29,7 +29,7 @@ from ome_agent.api import ModelKey
 from ome_agent.errors import Interrupted
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile.download import Digests, Fetch, resolve
-from ome_agent.reconcile.localcheck import FileCheck, Status, check_manifest
+from ome_agent.reconcile.localcheck import FileCheck, Status, check_manifest, stat_damage
 from ome_agent.reconcile.manifest import Manifest, ManifestStore
 from ome_agent.reconcile.sources import SourcePlan
 from ome_agent.sources import StorageAuth
@@ -149,6 +149,20 @@ class Scrubber:
             self._metrics.scrub_bytes.inc(n)
 
 
+def damage_on_disk(manifest: Manifest | None) -> Damage | None:
+    """What the restart's ``stat`` check finds wrong in a model directory that is still
+    mostly there, to fetch again alone; None when nothing is, or nothing usable is left
+    (the whole model is then downloaded, into staging as usual). Blocking."""
+    if manifest is None:
+        return None
+    bad = stat_damage(manifest)
+    if not bad or len({c.path for c in bad} & {f.path for f in manifest.files}) == len(
+        manifest.files
+    ):
+        return None
+    return Damage(manifest.digest, bad)
+
+
 def repair(
     fetch: Fetch,
     plan: SourcePlan,
@@ -167,15 +181,15 @@ def repair(
         return None
     wrong = {c.path for c in damage.files}
     recorded = {f.path: f.size for f in manifest.files}
-    jobs = [j for j in confined_jobs(target, resolved) if j.file.path in wrong]
-    listed = {j.file.path: j.file.size for j in jobs}
+    listed = {f.path: f.size for f in resolved.files}
     if any(listed.get(path, -1) != recorded[path] for path in wrong if path in recorded):
         return None  # the source no longer holds these files as recorded
     # parents first (sorted): a link out is removed before anything under its name is
-    # touched, and a file is unlinked, not written through a link
+    # touched, and a file is unlinked, never written through a link
     for path in sorted(wrong):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             (target / path).unlink()
+    jobs = [j for j in confined_jobs(target, resolved) if j.file.path in wrong]
     digests: Digests = {
         f.path: (f.digests, f.verified) for f in manifest.files if f.path not in wrong
     }
