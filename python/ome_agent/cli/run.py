@@ -132,7 +132,8 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @click.option(
     "--verify-interval",
     type=float,
-    help="Seconds between re-checks of Ready models against their manifests [default: off].",
+    help="Seconds between re-checks of Ready models' sizes and mtimes against their "
+    "manifests (the scrub hashes the bytes) [default: off].",
 )
 @click.option(
     "--scrub-rate",
