@@ -15,8 +15,8 @@ import pytest
 
 from ome_agent.api import ModelResource
 from ome_agent.errors import Interrupted, UnsafePath
-from ome_agent.reconcile.localcheck import check_local
 from ome_agent.reconcile.core import Reconciler
+from ome_agent.reconcile.localcheck import check_local
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.sources import ResolvedSource
 from ome_agent.sources.model import MultipartMd5, RemoteFile

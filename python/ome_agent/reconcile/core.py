@@ -220,6 +220,7 @@ class Reconciler:
             if now:
                 self._queue.add(key, Priority.DOWNLOAD)
             else:
+                self._stop_scrub(key)
                 self._queue.cancel(key)
                 self._queue.add(key, Priority.DELETE)
         for dependent in self._dependents(key):
