@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from ome_agent.reconcile.manifest import Identity, Manifest, record_files
 from ome_agent.reconcile.options import AgentOptions
 from ome_agent.reconcile.ports import NodeState
 from ome_agent.reconcile.scrub import TokenBucket
+from ome_agent.wire.entry import encode_entry
 from tests.servers.hf_hub_server import HubServer
 from tests.test_reconcile_core import (
     CONFIG,
@@ -37,6 +39,7 @@ from tests.test_reconcile_core import (
     aio,
     model,
     options,
+    staging_leftovers,
     until,
 )
 
@@ -309,3 +312,56 @@ def test_a_directory_linked_out_is_never_read_through(tmp_path: Path) -> None:
 def test_scrub_rate_is_checked_at_the_edge(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="--scrub-rate"):
         AgentOptions(node_name="n", models_roots=(tmp_path,), scrub_rate=-1.0)
+
+
+@aio
+async def test_repair_reports_pass_the_wire_schema(hf_env: HubServer, root: Path) -> None:
+    """Updating with a message after Ready is new on the wire: every entry the repair
+    publishes is encoded and checked against OME's schema, as the adapters do."""
+    weights = _repo(hf_env)
+    reporter = MemoryReporter()
+    agent = Agent(options(root, scrub_rate=FAST), reporter, Secrets())
+    await agent.start(None, model("scrubbed", "hf://org/scrubbed", path="scrubbed"))
+    target = root / "scrubbed" / "model.safetensors"
+    try:
+        await until(lambda: reporter.state("scrubbed") is NodeState.READY)
+        _flip_keep_mtime(target, root / "unused")
+        await until(lambda: any(r.state is NodeState.UPDATING for r in reporter.history[1:]))
+        await until(lambda: _regular_bytes(target) == weights)
+        await until(lambda: reporter.state("scrubbed") is NodeState.READY)
+    finally:
+        await agent.stop()
+    updating = [r for r in reporter.history if r.error]
+    assert updating
+    for report in reporter.history:
+        entry = json.loads(encode_entry(report))  # raises on a schema violation
+        assert entry.get("message") == report.error
+
+
+@aio
+async def test_restart_fetches_again_only_a_truncated_file(hf_env: HubServer, root: Path) -> None:
+    weights = _repo(hf_env)
+    spec = model("scrubbed", "hf://org/scrubbed", path="scrubbed")
+    reporter = MemoryReporter()
+    first = Agent(options(root, scrub_rate=0), reporter, Secrets())
+    await first.start(None, spec)
+    await until(lambda: reporter.state("scrubbed") is NodeState.READY)
+    await first.stop()
+    target = root / "scrubbed" / "model.safetensors"
+    with target.open("r+b") as f:
+        f.truncate(MiB)
+    hf_env.clear_requests()
+    reporter.history.clear()
+    second = Agent(options(root, scrub_rate=0), reporter, Secrets())
+    await second.start(None, spec)
+    try:
+        await until(lambda: _regular_bytes(target) == weights)
+        await until(lambda: [r.state for r in reporter.history][-1:] == [NodeState.READY])
+    finally:
+        await second.stop()
+    assert target.read_bytes() == weights
+    assert [p for p in _requested_paths(hf_env) if "config.json" in p] == []
+    why = reporter.history[0].error
+    assert why is not None
+    assert "model.safetensors: size or mtime changed" in why
+    assert staging_leftovers(root) == []  # fetched in place, not a whole new download
