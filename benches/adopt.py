@@ -11,7 +11,7 @@ server (tests/servers/hf_hub_server.py, in this process: it answers only the lis
 during the measurement and counts requests, so "no file fetched" is checked), and
 hard-links the files as a node's model directory. Each round, interleaved with a
 rotating start: (a) adoption as the agent does it (``sources.resolve_hf``: the
-listing; ``reconcile.adopt.check_local``: every file hashed and compared, sha256
+listing; ``reconcile.localcheck.check_local``: every file hashed and compared, sha256
 for LFS shards, git blob sha1 for the rest); (b) ``sha256sum`` of all files, one
 process, and one process per core (``xargs -P``); (c) the same with ``openssl dgst
 -sha256``, the library ``hashlib`` uses (SHA-NI where the CPU has it, which coreutils'
@@ -38,7 +38,7 @@ from tests.servers.hf_hub_server import HubServer
 
 from benches import data
 from benches.run import machine_facts
-from ome_agent.reconcile.adopt import check_local
+from ome_agent.reconcile.localcheck import check_local
 from ome_agent.sources import resolve_hf
 from ome_agent.sources.uri import HfRef, parse_source
 

@@ -1,4 +1,4 @@
-"""Adoption: ``reconcile.adopt.check_local`` (files already on disk checked against a
+"""Adoption: ``reconcile.localcheck.check_local`` (files already on disk checked against a
 listing, each digest a source gives computed here independently and compared) and the
 reconcile core's gate (only what the node's report calls Ready, only the flat layout),
 with the local Hub and an in-memory reporter."""
@@ -15,8 +15,8 @@ import pytest
 
 from ome_agent.api import ModelResource
 from ome_agent.errors import Interrupted, UnsafePath
-from ome_agent.reconcile.adopt import check_local
 from ome_agent.reconcile.core import Reconciler
+from ome_agent.reconcile.localcheck import check_local
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.sources import ResolvedSource
 from ome_agent.sources.model import MultipartMd5, RemoteFile

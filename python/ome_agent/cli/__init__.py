@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "run": ("ome_agent.cli.run", "run"),
     "status": ("ome_agent.cli.status", "status"),
     "controller": ("ome_agent.cli.controller", "controller"),
+    "verify": ("ome_agent.cli.verify", "verify"),
 }
 
 

@@ -132,7 +132,16 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @click.option(
     "--verify-interval",
     type=float,
-    help="Seconds between re-checks of Ready models against their manifests [default: off].",
+    help="Seconds between re-checks of Ready models' sizes and mtimes against their "
+    "manifests (the scrub hashes the bytes) [default: off].",
+)
+@click.option(
+    "--scrub-rate",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="MB/s the background scrub may read, over all Ready models, to re-hash them "
+    "against their manifests (0: off).",
 )
 @click.option("--standalone", is_flag=True, help="No cluster: manifests in, state file out.")
 @click.option("--manifests", type=click.Path(file_okay=False), help="Standalone: manifest dir.")
@@ -154,6 +163,7 @@ def run(
     ca_bundle: str | None,
     progress_interval: float,
     verify_interval: float | None,
+    scrub_rate: float,
     standalone: bool,
     manifests: str | None,
     node_labels: str | None,
@@ -182,6 +192,7 @@ def run(
             ),
             progress_interval=progress_interval,
             verify_interval=verify_interval,
+            scrub_rate=scrub_rate * 1e6,
         )
         if standalone:
             return _standalone(options, manifests, node_labels, state_file, once)

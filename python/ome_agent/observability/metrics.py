@@ -52,6 +52,16 @@ class AgentMetrics:
             ["reason"],
             registry=registry,
         )
+        self.scrub_bytes = Counter(
+            "ome_agent_scrub_bytes_total",
+            "Bytes of Ready models read and hashed by the background scrub.",
+            registry=registry,
+        )
+        self.scrub_mismatches = Counter(
+            "ome_agent_scrub_mismatches_total",
+            "Files the scrub found differing from their manifest (each fetched again).",
+            registry=registry,
+        )
         self.models = Gauge(
             "ome_agent_models", "Models on this node, by state.", ["state"], registry=registry
         )

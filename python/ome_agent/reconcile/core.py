@@ -35,6 +35,10 @@ Decisions documented here (and in the README):
 - adoption: a model the node's report already says Ready, with files at its path but
   no manifest of ours (OME's agent put them there), is checked against the source's
   listing and kept, its entry left as it is until then (``reconcile.adopt``).
+- the scrub re-hashes Ready models at ``--scrub-rate``; a file that differs from the
+  manifest is fetched again alone, Updating with the file and the reason in the
+  message, then Ready (``reconcile.scrub``). A link out of a model directory is never
+  Ready (``reconcile.localcheck``).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from typing import Any, TypeVar
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import adapter, adopt, layout, reuse
+from ome_agent.reconcile import adapter, adopt, layout, localcheck, reuse, scrub
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.eligibility import eligibility
@@ -147,6 +151,15 @@ class Reconciler:
             max_workers=options.download_workers, thread_name_prefix="ome-fetch"
         )
         self._queue: WorkQueue[ModelKey] = WorkQueue(self._handle, options.download_workers)
+        # files the scrub found wrong, fetched again by the model's next handler
+        self._damaged: dict[ModelKey, scrub.Damage] = {}
+        self._scrubber = (
+            scrub.Scrubber(
+                options.scrub_rate, self._manifests, self._scrubbable, self._on_damage, metrics
+            )
+            if options.scrub_rate > 0
+            else None
+        )
         if metrics is not None:
             metrics.track_queue(lambda: self._queue.depth, lambda: self._queue.in_flight)
 
@@ -171,6 +184,7 @@ class Reconciler:
             return  # metadata only (resourceVersion, labels): nothing to do
         self._fatal.discard(key)
         self._backoff.reset(key)
+        self._stop_scrub(key)
         if previous is not None and self._started:
             self._queue.cancel(key)  # a download of the old spec is now pointless
         self._evaluate(key, force=True)
@@ -181,6 +195,7 @@ class Reconciler:
         self._eligible.pop(key, None)
         self._fatal.discard(key)
         self._backoff.reset(key)
+        self._stop_scrub(key)
         if self._started:
             self._queue.cancel(key)
             self._queue.add(key, Priority.DELETE)
@@ -205,6 +220,7 @@ class Reconciler:
             if now:
                 self._queue.add(key, Priority.DOWNLOAD)
             else:
+                self._stop_scrub(key)
                 self._queue.cancel(key)
                 self._queue.add(key, Priority.DELETE)
         for dependent in self._dependents(key):
@@ -254,7 +270,14 @@ class Reconciler:
                 self._queue.add(key, Priority.DELETE)
 
     async def run(self) -> None:
-        await self._queue.run()
+        scrubbing = asyncio.create_task(self._scrubber.run()) if self._scrubber else None
+        try:
+            await self._queue.run()
+        finally:
+            if scrubbing is not None:
+                scrubbing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scrubbing
 
     async def run_until_idle(self) -> bool:
         """Work until nothing is left but delayed retries, then stop (``--once``: call
@@ -309,7 +332,7 @@ class Reconciler:
         manifest = self._manifests.load(resource.key)
         if manifest is None or manifest.identity != identity:
             return False
-        if not await asyncio.to_thread(manifest.intact):
+        if not await asyncio.to_thread(localcheck.intact, manifest):  # lstat, no byte read
             return False
         await self._publish_ready(resource, manifest)
         return True
@@ -343,7 +366,14 @@ class Reconciler:
         target = self._target(resource, plan)
         self._check_not_shared(key, target)
         identity = Identity(plan.display, plan.revision, str(target))
+        damage = self._damaged.pop(key, None)
+        if damage is not None and await self._repair(resource, plan, identity, damage):
+            return
         if await self._ready_from_disk(resource, identity):
+            self._schedule_verify(key)
+            return
+        damage = await asyncio.to_thread(scrub.damage_on_disk, self._manifests.load(key))
+        if damage is not None and await self._repair(resource, plan, identity, damage):
             self._schedule_verify(key)
             return
         if plan.vendor is not None:  # the vendor's system provides the files (module doc)
@@ -357,6 +387,64 @@ class Reconciler:
             return
         await self._fetch_once(resource, plan, target, identity)
         self._schedule_verify(key)
+
+    # ------------------------------------------------------------ scrub
+    def _scrubbable(self, key: ModelKey) -> bool:
+        return (
+            self._states.get(key) is NodeState.READY
+            and self._holds(key)
+            and key not in self._damaged
+        )
+
+    def _on_damage(self, key: ModelKey, damage: scrub.Damage) -> None:
+        self._damaged[key] = damage
+        self._queue.add(key, Priority.DOWNLOAD)
+
+    def _stop_scrub(self, key: ModelKey) -> None:
+        self._damaged.pop(key, None)
+        if self._scrubber is not None:
+            self._scrubber.cancel(key)
+
+    async def _repair(
+        self, resource: ModelResource, plan: SourcePlan, identity: Identity, damage: scrub.Damage
+    ) -> bool:
+        """Fetch again only the files the scrub found wrong; False when the whole model
+        is to be downloaded instead (the manifest changed, a local source, another commit)."""
+        manifest = self._manifests.load(resource.key)
+        if manifest is None or manifest.digest != damage.digest or manifest.identity != identity:
+            return False
+        if plan.local is not None:
+            return False
+        token, auth = await self._credentials(resource, plan)
+        if self._engine is None:
+            self._engine = make_engine(self.options.transfer)
+        fetch = Fetch(self._engine, self.options.transfer)
+        target = Path(identity.path)
+        await self._publish_progress(resource, plan, target, fetch, damage.message)
+        reporter = asyncio.create_task(
+            self._progress_loop(resource, plan, target, fetch, damage.message)
+        )
+        try:
+            digests = await self._in_thread(
+                fetch.cancel, lambda: scrub.repair(fetch, plan, manifest, damage, token, auth)
+            )
+        finally:
+            reporter.cancel()
+        if digests is None:
+            return False
+        if self._metrics is not None:
+            self._metrics.download_bytes.inc(fetch.fetched_bytes)
+        repaired = await self._save_manifest(
+            resource, identity, target, manifest.commit, digests, dict(manifest.config or {}),
+            manifest.parameter_count, manifest.parent,
+        )  # fmt: skip
+        log.info(
+            "model repaired",
+            extra={"model": str(resource.key), "files": len(damage.files),
+                   "bytes": fetch.fetched_bytes},
+        )  # fmt: skip
+        await self._publish_ready(resource, repaired)
+        return True
 
     def _schedule_verify(self, key: ModelKey) -> None:
         if self.options.verify_interval is not None:
@@ -609,14 +697,24 @@ class Reconciler:
         return dict(found.to_ome_config()), found.parameter_count
 
     async def _progress_loop(
-        self, resource: ModelResource, plan: SourcePlan, target: Path, fetch: Fetch
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        target: Path,
+        fetch: Fetch,
+        message: str | None = None,
     ) -> None:
         while True:
             await asyncio.sleep(self.options.progress_interval)
-            await self._publish_progress(resource, plan, target, fetch)
+            await self._publish_progress(resource, plan, target, fetch, message)
 
     async def _publish_progress(
-        self, resource: ModelResource, plan: SourcePlan, target: Path, fetch: Fetch
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        target: Path,
+        fetch: Fetch,
+        message: str | None = None,  # why the model is Updating, when not obvious
     ) -> None:
         done, files_done, files_total, rate = fetch.progress()
         if fetch.phase in ("Verified", "Discovering"):
@@ -633,7 +731,7 @@ class Reconciler:
         await self._publish(
             NodeReport(
                 resource.key, resource.uid, NodeState.UPDATING, progress=progress,
-                storage_uri=plan.display, path=str(target),
+                error=message, storage_uri=plan.display, path=str(target),
             )
         )  # fmt: skip
 

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,12 +145,15 @@ class Manifest:
         )
 
     def intact(self) -> bool:
-        """Every recorded file is present with its recorded size and mtime."""
+        """Every recorded file is present, a regular file (not a link to one: its
+        target's size and mtime say nothing of ours) with its recorded size and mtime."""
         root = Path(self.identity.path)
         for f in self.files:
             try:
-                st = os.stat(root / f.path)
+                st = os.lstat(root / f.path)
             except OSError:
+                return False
+            if not stat.S_ISREG(st.st_mode):
                 return False
             if st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
                 return False

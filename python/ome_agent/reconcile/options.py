@@ -33,6 +33,9 @@ class AgentOptions:
     # periodic re-verification of Ready models (sizes and mtimes against the
     # manifest); None = off: a restart already confirms every model from disk
     verify_interval: float | None = None
+    # ``--scrub-rate``: bytes per second the background scrub may read over all Ready
+    # models, hashing them against their manifests (``reconcile.scrub``); 0 = off
+    scrub_rate: float = 10e6
     # ``--local-source-dir`` (repeatable): folders a local-path storageUri may read
     # besides the models roots. A model's author chooses storageUri, and the model's
     # path may be mounted into their pods: without this limit a BaseModel could copy
@@ -62,6 +65,8 @@ class AgentOptions:
             raise BadInput("progress interval must be positive (seconds)")
         if not 0 < self.retry_base <= self.retry_cap:
             raise BadInput("retry base must be positive and at most the retry cap (seconds)")
+        if not self.scrub_rate >= 0:  # NaN too
+            raise BadInput(f"--scrub-rate {self.scrub_rate / 1e6:g}: give MB/s, 0 or more (0: off)")
         if self.verify_interval is not None and self.verify_interval <= 0:
             raise BadInput("verify interval must be positive (seconds), or None for off")
 

@@ -49,7 +49,9 @@ class NodeReport:
     state: NodeState
     config: Mapping[str, Any] | None = None  # docs/wire.md ``config``, Ready only
     progress: Progress | None = None  # Updating only
-    error: str | None = None  # Failed only: the reason, naming the field and the fix
+    # Failed: the reason, naming the field and the fix; Updating: why, when the model
+    # was Ready (files the scrub found wrong and fetches again)
+    error: str | None = None
     reason: FailureReason | None = None  # Failed only: why, typed (not on the wire)
     storage_uri: str | None = None  # redacted: no query strings, no credentials
     path: str | None = None  # where the files are on the node
