@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import click
 
-from ome_agent.cli.params import exit_with, log_level_option
+from ome_agent.cli.params import exit_with, health_address_option, log_level_option
 from ome_agent.cli.run import configure_logging, event_loop_runner
 from ome_agent.errors import BadInput
 
@@ -68,6 +68,7 @@ def parse_duration(text: str, flag: str) -> timedelta:
     help="Image of the Job reading pvc:// models [env: OME_AGENT_IMAGE].",
 )
 @click.option("--workers", type=int, default=4, show_default=True, help="Reconciles at once.")
+@health_address_option
 @click.option("--health-port", type=int, default=8081, show_default=True, help="Probes, /metrics.")
 @log_level_option
 def controller(
@@ -79,6 +80,7 @@ def controller(
     finalizer_timeout: str,
     pvc_inspect_image: str | None,
     workers: int,
+    health_address: str,
     health_port: int,
     log_level: str,
 ) -> None:
@@ -99,6 +101,7 @@ def controller(
         options = ProcessOptions(
             kubeconfig=kubeconfig,
             health_port=health_port,
+            health_address=health_address,
             lease=LeaseSettings(
                 namespace=namespace,
                 name=lease_name,

@@ -8,7 +8,10 @@ that reused another's files, which manifest it linked. A restarted agent compare
 manifest with the spec and ``stat``s the files: if all match, the model is Ready again
 with no network call. A second file, ``<model>_staging.json``, names the staging
 directory of a download in progress, so leftovers of a model deleted while the agent
-was down can be found and removed.
+was down can be found and removed. Both record their
+``owner``, the agent that wrote them (``AgentOptions.owner``): an agent removes only
+what it owns, so another agent's models on a shared root are never taken for
+leftovers. Records without an owner predate it and belong to whoever finds them.
 
 The files are named ``<kind>.<namespace or _>.<name>`` and ``.json`` or
 ``_staging.json``: ``_`` is in no Kubernetes name, so a marker never takes the name
@@ -96,6 +99,7 @@ class Manifest:
     config: dict[str, Any] | None = None  # discovered config (OME format)
     parameter_count: int | None = None
     parent: ReuseRecord | None = None  # not part of the digest: the files are the same
+    owner: str = ""  # the agent that wrote it (AgentOptions.owner); "" before owners
 
     @property
     def digest(self) -> str:
@@ -124,6 +128,7 @@ class Manifest:
             "config": self.config,
             "parameterCount": self.parameter_count,
             "parent": self.parent.to_json() if self.parent else None,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -141,6 +146,7 @@ class Manifest:
             else data.get("config"),
             parameter_count=data.get("parameterCount"),
             parent=ReuseRecord.from_json(data.get("parent")),
+            owner=str(data.get("owner") or ""),
         )
 
     def intact(self) -> bool:
@@ -235,10 +241,10 @@ class ManifestStore:
         return out
 
     # ------------------------------------------------------------ staging records
-    def save_staging(self, key: ModelKey, staging: Path) -> None:
+    def save_staging(self, key: ModelKey, staging: Path, owner: str) -> None:
         write_json(
             self._file(key, STAGING_SUFFIX),
-            {"key": list(key), "staging": str(staging)},
+            {"key": list(key), "staging": str(staging), "owner": owner},
             indent=1,
             sort_keys=True,
         )
@@ -253,13 +259,15 @@ class ManifestStore:
         with contextlib.suppress(FileNotFoundError):
             self._file(key, STAGING_SUFFIX).unlink()
 
-    def staging(self) -> dict[ModelKey, Path]:
-        out: dict[ModelKey, Path] = {}
+    def staging(self) -> dict[ModelKey, tuple[Path, str]]:
+        """Every staging record: key -> (directory, owner)."""
+        out: dict[ModelKey, tuple[Path, str]] = {}
         for p in sorted(self.dir.glob("*" + STAGING_SUFFIX)) if self.dir.is_dir() else []:
             try:
                 data = json.loads(p.read_text())
                 kind, namespace, name = data["key"]
-                out[ModelKey(kind, namespace, name)] = Path(data["staging"])
+                owner = str(data.get("owner") or "")
+                out[ModelKey(kind, namespace, name)] = (Path(data["staging"]), owner)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return out
