@@ -88,6 +88,9 @@ def controller(
     configure_logging(log_level)
 
     def work() -> int:
+        from ome_agent.adapters.kube.clusterconfig import check_cluster_config
+
+        check_cluster_config(kubeconfig)  # before the client's slow import
         from ome_agent.adapters.kube.controller.controller import ControllerOptions
         from ome_agent.adapters.kube.controller.leader import LeaseSettings
         from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller

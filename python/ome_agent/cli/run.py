@@ -192,6 +192,10 @@ def run(
 
         if standalone:
             _check_standalone(manifests, state_file)
+        else:
+            from ome_agent.adapters.kube.clusterconfig import check_cluster_config
+
+            check_cluster_config(kubeconfig)  # before the client's slow import
         with hold_roots(options.models_roots):
             if standalone:
                 return _standalone(options, manifests, node_labels, state_file, once)

@@ -107,6 +107,14 @@ def status(state_file: str | None, kubeconfig: str | None, namespace: str, as_js
 def _cluster(kubeconfig: str | None, namespace: str, as_json: bool) -> None:
     import asyncio
 
+    from ome_agent.adapters.kube.clusterconfig import check_cluster_config
+
+    try:
+        check_cluster_config(kubeconfig)  # before the client's slow import
+    except OmeAgentError as e:
+        hint = "; for a standalone node pass --state-file FILE" if kubeconfig is None else ""
+        click.echo(f"error: {e}{hint}", err=True)
+        sys.exit(e.exit_code)
     from ome_agent.adapters.kube.client import KubeError
 
     try:
