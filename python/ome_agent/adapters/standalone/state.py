@@ -164,11 +164,17 @@ class StateFileReporter:
             self._pending = asyncio.get_running_loop().create_task(self._write_later(delay))
 
     async def _write_later(self, delay: float) -> None:
-        if delay > 0:
-            await asyncio.sleep(delay)  # cancelled here by flush(), which writes instead
-        # once begun, a write ends: a cancelled caller must not leave its thread racing
-        # a newer write
-        await asyncio.shield(self._locked_write())
+        # changes made while a write is under way are written by this same task, after
+        # the interval: _changed() schedules no second one while this one runs
+        while True:
+            if delay > 0:
+                await asyncio.sleep(delay)  # cancelled here by flush(), which writes instead
+            # once begun, a write ends: a cancelled caller must not leave its thread
+            # racing a newer write
+            await asyncio.shield(self._locked_write())
+            if not self._dirty:
+                return
+            delay = self._last_write + WRITE_INTERVAL - time.monotonic()
 
     async def _locked_write(self) -> None:
         async with self._lock:
