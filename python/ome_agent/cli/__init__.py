@@ -44,6 +44,7 @@ class LazyGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         """click's main, but a usage error is one line (click prints four)."""
         kwargs.pop("standalone_mode", None)
+        kwargs.setdefault("prog_name", "ome-agent")  # also when run as python -c / -m
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as e:
