@@ -60,6 +60,7 @@ async def run_standalone(
         if failed:
             log.error("models failed", extra={"models": ",".join(failed)})
         return 0 if ok and not loaded.errors else 1
+    await reporter.flush()  # the state file exists from the start, models or not
     worker = asyncio.create_task(reconciler.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
