@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ome_agent.adapters.standalone import state as state_module
-from ome_agent.adapters.standalone.state import StateFileReporter
 from ome_agent.adapters.standalone.secrets import StandaloneSecretReader
+from ome_agent.adapters.standalone.state import StateFileReporter
 from ome_agent.api import KINDS, parse_resource
 from ome_agent.reconcile import core, layout, workqueue
 from ome_agent.reconcile.core import Reconciler

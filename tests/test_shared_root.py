@@ -116,7 +116,7 @@ def test_concurrent_writers_of_one_file_never_collide(tmp_path: Path) -> None:
         try:
             for i in range(200):
                 write_json(target, {"writer": n, "i": i})
-        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
@@ -134,6 +134,7 @@ def test_temporary_name_fits_a_path_component(tmp_path: Path) -> None:
     tmp = temporary_name(long)
     assert len(os.fsencode(tmp.name)) <= NAME_MAX
     assert tmp.parent == long.parent
-    assert tmp.name.endswith(".tmp") and f".{os.getpid()}." in tmp.name
+    assert tmp.name.endswith(".tmp")
+    assert f".{os.getpid()}." in tmp.name
     write_json(long, {"ok": True})
     assert json.loads(long.read_text()) == {"ok": True}

@@ -101,7 +101,7 @@ def test_nul_bytes_name_the_field(node: dict[str, Path]) -> None:
         json.dumps({"kind": "ClusterBaseModel", "metadata": {"name": "a\x00b"}})
     )
     (node["manifests"] / "nul-path.yaml").write_text(
-        'kind: ClusterBaseModel\nmetadata: {name: p}\nspec:\n  storage:\n'
+        "kind: ClusterBaseModel\nmetadata: {name: p}\nspec:\n  storage:\n"
         '    storageUri: hf://org/model\n    path: "models/x\\0y"\n'
     )
     done = run_once(node)

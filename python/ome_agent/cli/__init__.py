@@ -41,12 +41,12 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
-    def main(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
         """click's main, but a usage error is one line (click prints four)."""
-        kwargs.pop("standalone_mode", None)
+        kwargs["standalone_mode"] = False
         kwargs.setdefault("prog_name", "ome-agent")  # also when run as python -c / -m
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, **kwargs)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "ome-agent"
             click.echo(f"error: {e.format_message()} (see {where} --help)", err=True)

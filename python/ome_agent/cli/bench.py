@@ -133,8 +133,9 @@ def bench(
 
     SOURCE is an http(s):// URL or an hf://org/name/path/to/file[@revision]
     file. Object stores (s3://, gs://, az://, oci://) and local paths are not
-    benchmarked here: bench one object through a presigned http(s) URL. Every setting downloads the file into a fresh temporary file, which is
-    deleted afterwards; the recommended setting is the fastest, ties (within 5%)
+    benchmarked here: bench one object through a presigned http(s) URL. Every
+    setting downloads the file into a fresh temporary file, which is deleted
+    afterwards; the recommended setting is the fastest, ties (within 5%)
     going to the one with the least CPU per GB. A short unmeasured warm-up
     download comes first. CPU is this process's (engine threads included); peak
     RSS is this process's resident memory sampled during each download.

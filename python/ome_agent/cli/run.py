@@ -225,7 +225,8 @@ def _standalone(
 ) -> int:
     from ome_agent.adapters.standalone import parse_node_labels, run_standalone
 
-    assert manifests is not None and state_file is not None  # _check_standalone
+    assert manifests is not None
+    assert state_file is not None
     return event_loop_runner()(
         run_standalone(
             options,

@@ -302,9 +302,7 @@ class Reconciler:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-        return not self._unremoved and not any(
-            s is NodeState.FAILED for s in self._states.values()
-        )
+        return not self._unremoved and not any(s is NodeState.FAILED for s in self._states.values())
 
     def close(self) -> None:
         self._queue.close()

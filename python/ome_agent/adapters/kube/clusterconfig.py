@@ -34,7 +34,9 @@ def check_cluster_config(kubeconfig: str | None) -> None:
     if path:
         _check_kubeconfig(path, "--kubeconfig" if kubeconfig else "KUBECONFIG")
         return
-    if not (os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")):
+    if not (
+        os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")
+    ):
         raise BadInput(
             "no cluster configuration: pass --kubeconfig (or set KUBECONFIG), or run inside "
             "a Pod with a ServiceAccount (KUBERNETES_SERVICE_HOST is not set)"
@@ -67,7 +69,9 @@ def _check_kubeconfig(path: str, flag: str) -> None:
         raise BadInput(f"{where}: nested too deeply: not a kubeconfig") from None
     hint = "give a kubeconfig (kind: Config, with clusters, contexts and users)"
     if not isinstance(doc, Mapping):
-        raise BadInput(f"{where}: not a kubeconfig (a YAML {type(doc).__name__}, not a mapping): {hint}")
+        raise BadInput(
+            f"{where}: not a kubeconfig (a YAML {type(doc).__name__}, not a mapping): {hint}"
+        )
     for section in ("clusters", "contexts", "users"):
         if not isinstance(doc.get(section) or [], list):
             raise BadInput(f"{where}: {section} is not a list: {hint}")

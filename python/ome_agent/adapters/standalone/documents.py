@@ -58,7 +58,7 @@ class ManifestUnreadable(BadInput):
 
 
 if yaml.__with_libyaml__:
-    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 
     class _Events(_Parser):
         def __init__(self, stream: str) -> None:
@@ -93,29 +93,28 @@ class _BoundedLoader(Composer, _Events, SafeConstructor, Resolver):
 
     def compose_document(self) -> Node | None:
         self._weights = {}
-        return super().compose_document()  # type: ignore[no-any-return]
+        return super().compose_document()
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        event = self.peek_event()
+        event: Any = self.peek_event()  # a composer is only asked when an event is due
+        mark: Any = event.start_mark  # libyaml's Mark or PyYAML's: both give line, column
         if isinstance(event, AliasEvent):
             node = super().compose_node(parent, index)
             if id(node) not in self._weights:  # its own composition has not ended
                 raise _Limit(
-                    None, None, f"alias *{event.anchor} refers to a node that contains it",
-                    event.start_mark,
+                    None, None, f"alias *{event.anchor} refers to a node that contains it", mark
                 )  # fmt: skip
-            return node  # type: ignore[no-any-return]
+            return node
         if self._depth >= MAX_DEPTH:
-            raise _Limit(
-                None, None, f"nested deeper than {MAX_DEPTH} levels (the limit)", event.start_mark
-            )
+            raise _Limit(None, None, f"nested deeper than {MAX_DEPTH} levels (the limit)", mark)
         self._depth += 1
         try:
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-        self._weigh(node, event.start_mark)
-        return node  # type: ignore[no-any-return]
+        if node is not None:
+            self._weigh(node, mark)
+        return node
 
     def _weigh(self, node: Node, mark: Any) -> None:
         weights = self._weights
@@ -146,7 +145,7 @@ def read_documents(path: Path) -> Iterator[Any]:
     loader = _BoundedLoader(text)
     try:
         count = 0
-        while loader.check_data():
+        while loader.check_data():  # type: ignore[no-untyped-call]
             count += 1
             if count > MAX_DOCUMENTS:
                 raise ManifestUnreadable(
