@@ -90,17 +90,16 @@ def controller(
     def work() -> int:
         from ome_agent.adapters.kube.clusterconfig import check_cluster_config
 
-        check_cluster_config(kubeconfig)  # before the client's slow import
-        from ome_agent.adapters.kube.controller.controller import ControllerOptions
-        from ome_agent.adapters.kube.controller.leader import LeaseSettings
-        from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller
-
         lease = parse_duration(lease_duration, "--lease-duration")
         if lease < timedelta(seconds=1):
             raise BadInput(f"--lease-duration {lease_duration}: must be at least 1s")
         timeout = parse_duration(finalizer_timeout, "--finalizer-timeout")
         if workers < 1:
             raise BadInput(f"--workers {workers}: must be at least 1")
+        check_cluster_config(kubeconfig)  # before the client's slow import
+        from ome_agent.adapters.kube.controller.controller import ControllerOptions
+        from ome_agent.adapters.kube.controller.leader import LeaseSettings
+        from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller
         options = ProcessOptions(
             kubeconfig=kubeconfig,
             health_port=health_port,
