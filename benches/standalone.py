@@ -162,7 +162,8 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     out = RESULTS / f"standalone-{stamp}.json"
-    out.write_text(json.dumps({"tree": str(args.source_tree or "this"), "rows": rows}, indent=1))
+    tree = args.source_tree.name if args.source_tree is not None else "this checkout"
+    out.write_text(json.dumps({"tree": tree, "rows": rows}, indent=1))
     return 0
 
 
