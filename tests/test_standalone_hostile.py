@@ -219,6 +219,8 @@ def test_state_file_records_rejections_when_every_manifest_is_rejected(
     shown = cli_process("status", "--state-file", str(node["state"]))
     assert shown.code == 0, shown.stderr
     assert "run `ome-agent run --standalone` first" not in shown.stderr
+    assert "manifest rejected: " in shown.stdout
+    assert "broken.yaml: cannot read: line 3, column 1" in shown.stdout
 
 
 def test_no_root_is_created_when_no_model_uses_it(node: dict[str, Path]) -> None:
