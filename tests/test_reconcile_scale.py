@@ -1,8 +1,9 @@
 """A reconcile of N models costs O(N), not O(N²): counted, not timed (timings on a
 shared machine prove little). The reconcile core runs for real over vendor:// models
-(Ready without a download) with a state file; what is counted is what used to be done
-once per pair of models: resolving a model's directory, scanning for dependents,
-rewriting the whole state file, and looking at every queued key to start one."""
+(Ready without a download) and local-folder models (hard-linked) with a state file;
+what is counted is what used to be done once per pair of models: resolving a model's
+directory, scanning for dependents, rewriting the whole state file, looking at every
+queued key to start one, and reading every manifest on disk for each report."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ from ome_agent.adapters.standalone.state import StateFileReporter
 from ome_agent.api import KINDS, parse_resource
 from ome_agent.reconcile import core, layout, workqueue
 from ome_agent.reconcile.core import Reconciler
+from ome_agent.reconcile.manifest import ManifestStore
 from ome_agent.reconcile.options import AgentOptions
 
 N = 600
 
 
-def _models(n: int) -> list[Any]:
-    base = [
+def _models(n: int, source: Path) -> list[Any]:
+    local = [
+        parse_resource({
+            "kind": "ClusterBaseModel", "metadata": {"name": f"local{i}"},
+            "spec": {"storage": {"storageUri": str(source)}},
+        })
+        for i in range(n // 10)
+    ]  # fmt: skip
+    base = local + [
         parse_resource({
             "kind": "ClusterBaseModel", "metadata": {"name": f"m{i}"},
             "spec": {"storage": {"storageUri": f"vendor://v/type/r{i}"}},
@@ -46,7 +55,15 @@ def _models(n: int) -> list[Any]:
 def test_work_per_model_does_not_grow_with_the_number_of_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counts = {"target_dir": 0, "base_key": 0, "writes": 0, "scanned": 0}
+    counts = {"target_dir": 0, "base_key": 0, "writes": 0, "scanned": 0, "manifest_scans": 0}
+
+    real_all = ManifestStore.all
+
+    def all_manifests(self: ManifestStore) -> Any:
+        counts["manifest_scans"] += 1
+        return real_all(self)
+
+    monkeypatch.setattr(ManifestStore, "all", all_manifests)
 
     real_target = layout.target_dir
 
@@ -91,11 +108,18 @@ def test_work_per_model_does_not_grow_with_the_number_of_models(
 
     monkeypatch.setattr(workqueue.WorkQueue, "__init__", init)
 
-    models = _models(N)
+    source = tmp_path / "sources" / "weights"
+    source.mkdir(parents=True)
+    (source / "w.bin").write_bytes(b"w" * 64)
+    models = _models(N, source)
     state = tmp_path / "state.json"
 
     async def reconcile() -> bool:
-        options = AgentOptions(node_name="n", models_roots=(tmp_path / "models",))
+        options = AgentOptions(
+            node_name="n",
+            models_roots=(tmp_path / "models",),
+            local_source_dirs=(tmp_path / "sources",),
+        )
         reporter = StateFileReporter(state, "n")
         reconciler = Reconciler(options, reporter, StandaloneSecretReader())
         reconciler.set_node("n", {})
@@ -115,3 +139,5 @@ def test_work_per_model_does_not_grow_with_the_number_of_models(
     assert counts["base_key"] <= 6 * total, counts
     assert counts["scanned"] <= 6 * total, counts
     assert counts["writes"] <= total // 10, counts  # coalesced, not one per report
+    # every manifest on disk was read for each downloaded model's report
+    assert counts["manifest_scans"] <= 2, counts

@@ -100,6 +100,7 @@ def controller(
         from ome_agent.adapters.kube.controller.controller import ControllerOptions
         from ome_agent.adapters.kube.controller.leader import LeaseSettings
         from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller
+
         options = ProcessOptions(
             kubeconfig=kubeconfig,
             health_port=health_port,

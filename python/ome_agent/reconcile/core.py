@@ -675,7 +675,8 @@ class Reconciler:
         links = reuse.Links(None, [])
         artifact = config.get("artifact")
         if isinstance(artifact, dict):  # a manifest upgraded from version 1 may have none
-            links = reuse.links(manifest, await asyncio.to_thread(self._manifests.all))
+            nearby = await asyncio.to_thread(self._manifests.neighbours, manifest.key)
+            links = reuse.links(manifest, nearby)
             config["artifact"] = {**artifact, "parentPath": {}, "childrenPaths": links.children}
         await self._publish(
             NodeReport(
@@ -753,7 +754,7 @@ class Reconciler:
         """``key``'s manifest was saved anew or removed: the models it reused or that
         reused it report again, each from its own handler, with artifact fields derived
         from the manifests now on disk (a parent's childrenPaths, a child's parentPath)."""
-        manifests = await asyncio.to_thread(self._manifests.all)
+        manifests = await asyncio.to_thread(self._manifests.neighbours, key)
         for other in sorted(reuse.related(key, before, manifests), key=str):
             if self._holds(other):
                 self._queue.add(other, Priority.VERIFY)
