@@ -56,10 +56,15 @@ def start(box: dict[str, Path], agent: str) -> subprocess.Popen[str]:
     )  # fmt: skip
     state = box[agent].parent / f"state-{agent}.json"
     deadline = time.monotonic() + 60
-    while not state.exists():
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "the agent never wrote its state"
-        time.sleep(0.1)
+    try:
+        while not state.exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the agent never wrote its state"
+            time.sleep(0.1)
+    except BaseException:
+        proc.kill()  # never leave it running
+        proc.communicate()
+        raise
     return proc
 
 
