@@ -273,8 +273,8 @@ class Reconciler:
         for manifest in self._manifests.all():
             if manifest.key not in self._resources:
                 await asyncio.to_thread(self._remove_files, manifest.key)
-        for key, (staging, owner) in self._manifests.staging().items():
-            if key not in wanted and self._owns(owner, staging):
+        for key, staging in self._manifests.staging().items():
+            if key not in wanted and self._owns(self._manifests.staging_owner(key), staging):
                 self._remove_path(staging)
                 self._manifests.clear_staging(key)
         for key in sorted(wanted, key=lambda k: self._seen.get(k, 0)):

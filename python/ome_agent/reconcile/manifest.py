@@ -291,7 +291,7 @@ class ManifestStore:
         return out
 
     # ------------------------------------------------------------ staging records
-    def save_staging(self, key: ModelKey, staging: Path, owner: str) -> None:
+    def save_staging(self, key: ModelKey, staging: Path, owner: str = "") -> None:
         write_json(
             self._file(key, STAGING_SUFFIX),
             {"key": list(key), "staging": str(staging), "owner": owner},
@@ -309,15 +309,20 @@ class ManifestStore:
         with contextlib.suppress(FileNotFoundError):
             self._file(key, STAGING_SUFFIX).unlink()
 
-    def staging(self) -> dict[ModelKey, tuple[Path, str]]:
-        """Every staging record: key -> (directory, owner)."""
-        out: dict[ModelKey, tuple[Path, str]] = {}
+    def staging_owner(self, key: ModelKey) -> str:
+        """The agent that recorded ``key``'s staging directory ("" before owners)."""
+        try:
+            return str(json.loads(self._file(key, STAGING_SUFFIX).read_text()).get("owner") or "")
+        except (OSError, ValueError, TypeError, AttributeError):
+            return ""
+
+    def staging(self) -> dict[ModelKey, Path]:
+        out: dict[ModelKey, Path] = {}
         for p in sorted(self.dir.glob("*" + STAGING_SUFFIX)) if self.dir.is_dir() else []:
             try:
                 data = json.loads(p.read_text())
                 kind, namespace, name = data["key"]
-                owner = str(data.get("owner") or "")
-                out[ModelKey(kind, namespace, name)] = (Path(data["staging"]), owner)
+                out[ModelKey(kind, namespace, name)] = Path(data["staging"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return out
