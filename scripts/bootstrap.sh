@@ -6,8 +6,11 @@
 #           moto and the GCS emulator from PyPI), cached in .cache/
 #   bench - test + the peers the benchmarks compare against (aria2c, hf_transfer,
 #           oci-cli, awscli, ...)
+# Each long step is announced with its expected duration before it starts (its own
+# output is quiet), so minutes of silence are never a surprise.
 set -euo pipefail
 profile=${1:-run}
+step() { echo "bootstrap: $1" >&2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
@@ -32,10 +35,13 @@ if [ "$profile" != run ]; then
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
   # the integration tests run the agent against a real API server; the first build
   # takes ~12 min on 2 cores, later runs reuse the cached binaries
+  step "etcd + kube-apiserver from the Go module proxy (~12 min the first time; cached in .cache/control-plane)"
   scripts/build-control-plane.sh >/dev/null
-  # the Helm chart tests render and install with a real helm (~5 min cold, cached)
+  # the Helm chart tests render and install with a real helm
+  step "helm from the Go module proxy (~9 min the first time; cached in .cache/helm)"
   scripts/build-helm.sh >/dev/null
   # the az:// tests run Azurite, Microsoft's Azure Storage emulator, from npm
+  step "Azurite from npm (needs Node.js and npm; ~1 min the first time; cached in .cache/azurite)"
   scripts/install-azurite.sh >/dev/null
 fi
 
@@ -49,6 +55,7 @@ case "$profile" in
 esac
 # maturin develop builds the Rust core in release mode and installs the package
 # (editable for the Python sources) with its dependencies into .venv.
+step "the Rust core, release build (~5-10 min the first time on 2 cores; incremental later)"
 VIRTUAL_ENV="$root/.venv" .venv/bin/maturin develop --release $extras
 if [ "$profile" != run ]; then
   # the Hub-facing tests run with the oldest supported huggingface_hub here (.venv) and
@@ -59,5 +66,6 @@ fi
 if [ "$profile" = bench ]; then
   # the vendors' CLIs the object-store benchmarks compare against, each in a venv of
   # its own under .cache/bench-peers/ (they pin old versions of shared libraries)
+  step "the object stores' CLIs for the benchmarks (~3 min the first time; cached in .cache/bench-peers)"
   scripts/install-bench-peers.sh >/dev/null
 fi

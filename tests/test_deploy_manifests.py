@@ -105,6 +105,9 @@ def test_daemonset_args_are_options_of_run(installed: list[dict[str, Any]]) -> N
     params = run.make_context("run", args).params
     assert params["health_port"] == c["ports"][0]["containerPort"]
     assert params["namespace"] == "ome"
+    # set explicitly: the kubelet probes the Pod's IP, whatever the flag's default
+    assert "--health-address=0.0.0.0" in c["args"]
+    assert params["health_address"] == "0.0.0.0"  # noqa: S104 - the Pod's every address
 
 
 def test_example_model_parses(installed: list[dict[str, Any]]) -> None:

@@ -213,6 +213,7 @@ def test_agent_mirrors_deploy_manifests(render: Render) -> None:
     ds, want_ds = _one(docs, "DaemonSet"), _one(manifests, "DaemonSet")
     c, want = _container(ds), _container(want_ds)
     assert _params(c["args"]) == _params(want["args"])
+    assert "--health-address=0.0.0.0" in c["args"]  # explicit, as in deploy/agent/
     for field in ("env", *SAME_CONTAINER_FIELDS):
         assert c[field] == want[field], field
     pod, want_pod = ds["spec"]["template"]["spec"], want_ds["spec"]["template"]["spec"]
@@ -240,6 +241,7 @@ def test_controller_mirrors_deploy_manifests(render: Render) -> None:
     assert dep["spec"]["replicas"] == want_dep["spec"]["replicas"] == 2
     c, want = _container(dep), _container(want_dep)
     assert _params(c["args"], "controller") == _params(want["args"], "controller")
+    assert "--health-address=0.0.0.0" in c["args"]  # explicit, as in deploy/controller/
     # the pvc:// inspection Jobs run the controller's own image
     env = {e["name"]: e for e in c["env"]}
     assert env.pop("OME_AGENT_IMAGE")["value"] == c["image"]

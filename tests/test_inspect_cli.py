@@ -42,14 +42,32 @@ def test_json(tmp_path: Path) -> None:
     assert data["errors"] == []
 
 
-def test_partially_understood_model_exits_0_and_lists_errors(tmp_path: Path) -> None:
+def test_unreadable_config_exits_1_and_still_prints_what_was_found(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_bytes(b"{broken")
     write_shard(tmp_path / "model.safetensors", {"w": ("BF16", [10])})
     result = CliRunner().invoke(main, ["inspect", str(tmp_path), "--json"])
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["parameterCount"] == 10
     assert data["errors"][0].startswith("config.json: malformed JSON")
+    assert "gave no usable field" in result.stderr
+
+
+def test_wrong_types_are_reported_as_ignored(tmp_path: Path) -> None:
+    config = {"model_type": "llama", "hidden_size": "big", "num_hidden_layers": 2.5}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    described = CliRunner().invoke(main, ["inspect", str(tmp_path)])
+    assert described.exit_code == 0, described.output  # model_type is usable
+    assert "config.json: hidden_size 'big' is not a positive integer: ignored" in described.stderr
+    assert "config.json: num_hidden_layers 2.5 is not a positive integer: ignored" in (
+        described.stderr
+    )
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": "big", "architectures": 7}))
+    nothing = CliRunner().invoke(main, ["inspect", str(tmp_path), "--json"])
+    assert nothing.exit_code == 1
+    errors = json.loads(nothing.stdout)["errors"]
+    assert "config.json: architectures 7 is not a list of names: ignored" in errors
+    assert "gave no usable field" in nothing.stderr
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -2,13 +2,17 @@
 
 A reader sees the old file or the new one, never half of either, and after a power
 loss the rename itself survives: data fsync'd, renamed over the old name, then the
-directory fsync'd. Model bytes are written by the Rust engine, not here.
+directory fsync'd. Each write has its own temporary name (the file's name, the
+process id and a random part), so two writers of one file, in two processes or two
+threads, never write into one temporary file: the last rename wins whole. Model bytes
+are written by the Rust engine, not here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +26,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+NAME_MAX = 255  # bytes of one path component on Linux filesystems
+
+
+def temporary_name(path: Path) -> Path:
+    """A sibling of ``path`` no other writer uses: ``.<name>.<pid>.<random>.tmp``, the
+    name cut so the whole stays within :data:`NAME_MAX` bytes."""
+    suffix = f".{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    room = NAME_MAX - len(suffix.encode()) - 1
+    name = os.fsencode(path.name)[:room].decode(errors="ignore")
+    return path.with_name(f".{name}{suffix}")
+
+
 def write_json(
     path: Path, data: Any, *, indent: int | None = None, sort_keys: bool = False
 ) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically and durably."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=indent, sort_keys=sort_keys)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = temporary_name(path)
+    try:
+        with tmp.open("x") as f:
+            json.dump(data, f, indent=indent, sort_keys=sort_keys)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)

@@ -125,7 +125,8 @@ def resolve_source(source: str) -> ResolvedSource:
         return _resolve_hf_file(source)
     raise TuningInputError(
         f"SOURCE: {source!r} is neither an http(s):// URL nor an hf://org/name/path/to/file "
-        "path; bench measures one file"
+        "path; bench measures one file over HTTP (for an object store, bench a presigned "
+        "http(s) URL of one object)"
     )
 
 

@@ -110,7 +110,7 @@ def test_bad_kubeconfig_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None
     missing = tmp_path / "nope.kubeconfig"
     garbage = tmp_path / "garbage.kubeconfig"
     garbage.write_text("clusters: [this is not a kubeconfig\n")
-    for path, expected in ((missing, "no such file"), (garbage, "cannot be used")):
+    for path, expected in ((missing, "no such file"), (garbage, "not YAML at line 2")):
         proc = subprocess.run(
             [
                 str(OME_AGENT),

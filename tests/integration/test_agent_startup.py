@@ -58,3 +58,30 @@ def test_starts_while_the_api_server_is_down(cluster: Cluster, tmp_path: Path) -
         assert "Traceback" not in log
     finally:
         assert agent.stop() == 0
+
+
+def test_health_address_is_where_it_listens(cluster: Cluster, tmp_path: Path) -> None:
+    """``--health-address 127.0.0.2``: the probes answer there and nowhere else (the
+    default, 0.0.0.0, would answer on 127.0.0.1 too)."""
+    import urllib.request
+
+    node = unique_name("node")
+    cluster.make_node(node)
+    agent = _agent(cluster, tmp_path, node)
+    agent.extra_args = ("--health-address", "127.0.0.2")
+    agent.start(wait_ready=False)
+    try:
+
+        def answers(host: str) -> bool:
+            try:
+                url = f"http://{host}:{agent.port}/livez"
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for(lambda: answers("127.0.0.2"), 30, "/livez on 127.0.0.2")
+        assert not answers("127.0.0.1")
+        assert "health on 127.0.0.2:" in agent.log()
+    finally:
+        assert agent.stop() == 0

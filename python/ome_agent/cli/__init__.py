@@ -2,12 +2,15 @@
 
 Each subcommand lives in its own module, imported only when that subcommand
 runs (a scripted ``pull`` does not pay for ``bench``'s imports); the modules
-hold no logic of their own beyond argument handling and output.
+hold no logic of their own beyond argument handling and output. Every error, click's
+own usage errors included, is one ``error:`` line on stderr (exit code 2 for usage).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -38,6 +41,23 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """click's main, but a usage error is one line (click prints four)."""
+        kwargs["standalone_mode"] = False
+        kwargs.setdefault("prog_name", "ome-agent")  # also when run as python -c / -m
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "ome-agent"
+            click.echo(f"error: {e.format_message()} (see {where} --help)", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)  # --help and --version give 0
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -60,6 +61,12 @@ def _table(measurements: list[Measurement], best: Measurement | None) -> Table:
             note,
         )
     return table
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """One ``error:`` line and the exit code, as every other command does."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
 
 
 @click.command()
@@ -125,8 +132,10 @@ def bench(
     """Measure throughput of SOURCE over connection counts and chunk sizes.
 
     SOURCE is an http(s):// URL or an hf://org/name/path/to/file[@revision]
-    file. Every setting downloads the file into a fresh temporary file, which is
-    deleted afterwards; the recommended setting is the fastest, ties (within 5%)
+    file. Object stores (s3://, gs://, az://, oci://) and local paths are not
+    benchmarked here: bench one object through a presigned http(s) URL. Every
+    setting downloads the file into a fresh temporary file, which is deleted
+    afterwards; the recommended setting is the fastest, ties (within 5%)
     going to the one with the least CPU per GB. A short unmeasured warm-up
     download comes first. CPU is this process's (engine threads included); peak
     RSS is this process's resident memory sampled during each download.
@@ -139,17 +148,15 @@ def bench(
             parse_size(max_bytes_text, what="--max-bytes") if max_bytes_text is not None else None
         )
     except TuningInputError as e:
-        raise click.UsageError(str(e)) from None
+        _fail(str(e), 2)
     if dest_dir is not None and not dest_dir.is_dir():
-        raise click.UsageError(
-            f"--dest-dir: {dest_dir} does not exist; create it or pick another directory"
-        )
+        _fail(f"--dest-dir: {dest_dir} does not exist; create it or pick another directory", 2)
 
     err = Console(stderr=True, highlight=False)
     try:
         size = probe(resolved)
     except _core.EngineError as e:
-        raise click.ClickException(f"cannot reach {resolved.display}: {e}") from None
+        _fail(f"cannot reach {resolved.display}: {e}", 1)
 
     settings = grid(connections, chunk_sizes, include_auto=include_auto)
     total = len(settings) * runs
@@ -177,7 +184,7 @@ def bench(
             on_sample=on_sample,
         )
     except TuningInputError as e:
-        raise click.UsageError(str(e)) from None
+        _fail(str(e), 2)
 
     best = recommend(measurements)
     flags = best.setting.pull_flags() if best is not None else []

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import click
 
-from ome_agent.cli.params import exit_with, log_level_option
+from ome_agent.cli.params import exit_with, health_address_option, log_level_option
 from ome_agent.cli.run import configure_logging, event_loop_runner
 from ome_agent.errors import BadInput
 
@@ -68,6 +68,7 @@ def parse_duration(text: str, flag: str) -> timedelta:
     help="Image of the Job reading pvc:// models [env: OME_AGENT_IMAGE].",
 )
 @click.option("--workers", type=int, default=4, show_default=True, help="Reconciles at once.")
+@health_address_option
 @click.option("--health-port", type=int, default=8081, show_default=True, help="Probes, /metrics.")
 @log_level_option
 def controller(
@@ -79,6 +80,7 @@ def controller(
     finalizer_timeout: str,
     pvc_inspect_image: str | None,
     workers: int,
+    health_address: str,
     health_port: int,
     log_level: str,
 ) -> None:
@@ -86,9 +88,7 @@ def controller(
     configure_logging(log_level)
 
     def work() -> int:
-        from ome_agent.adapters.kube.controller.controller import ControllerOptions
-        from ome_agent.adapters.kube.controller.leader import LeaseSettings
-        from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller
+        from ome_agent.adapters.kube.clusterconfig import check_cluster_config
 
         lease = parse_duration(lease_duration, "--lease-duration")
         if lease < timedelta(seconds=1):
@@ -96,9 +96,15 @@ def controller(
         timeout = parse_duration(finalizer_timeout, "--finalizer-timeout")
         if workers < 1:
             raise BadInput(f"--workers {workers}: must be at least 1")
+        check_cluster_config(kubeconfig)  # before the client's slow import
+        from ome_agent.adapters.kube.controller.controller import ControllerOptions
+        from ome_agent.adapters.kube.controller.leader import LeaseSettings
+        from ome_agent.adapters.kube.controller.main import ProcessOptions, run_controller
+
         options = ProcessOptions(
             kubeconfig=kubeconfig,
             health_port=health_port,
+            health_address=health_address,
             lease=LeaseSettings(
                 namespace=namespace,
                 name=lease_name,

@@ -3,8 +3,11 @@
 Argument handling and output only; the work is ``ome_agent.discovery``. A local
 directory is read from disk; ``hf://org/name[@rev]`` (HF_ENDPOINT / HF_TOKEN from the
 environment) or an http(s) ``.safetensors`` URL is read remotely, headers only.
-Exit codes: 0 when the model was read (content problems are listed, as the node
-agent would report them), 1 when the remote could not be reached, 2 on bad input.
+Exit codes: 0 when the model was described (content problems, such as config values
+of the wrong type, are listed on stderr, as the node agent would log them); 1 when
+the remote could not be reached or the config could not be read or gave no usable
+field (no ``model_type``, no ``architectures``: what was found is still printed);
+2 on bad input.
 """
 
 from __future__ import annotations
@@ -131,6 +134,13 @@ def inspect(
             click.echo(f"{label:<{width}}  {_cell(key, data[key])}")
         for message in result.errors:
             click.echo(f"error: {message}", err=True)
+    if result.model_type is None and result.model_architecture is None:
+        click.echo(
+            "error: the model's config gave no usable field (model_type, architectures): "
+            "fix its config.json, or point --schema-path at the right one",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def _write_termination_log(path: str, config: dict[str, Any]) -> None:

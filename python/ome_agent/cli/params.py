@@ -1,6 +1,7 @@
 """What several subcommands share: ``--param KEY=VALUE`` (an object store's storage
-parameters, for ``pull`` and ``inspect``), and the ``--log-level`` of the long-running
-ones (``run``, ``controller``) and their exit: one line on stderr, never a traceback."""
+parameters, for ``pull`` and ``inspect``), and the ``--log-level`` and
+``--health-address`` of the long-running ones (``run``, ``controller``) and their
+exit: one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ log_level_option = click.option(
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
     show_default=True,
+)
+
+
+health_address_option = click.option(
+    "--health-address",
+    default="0.0.0.0",  # noqa: S104 - the kubelet probes the Pod's IP
+    show_default=True,
+    help="Address of /healthz, /livez and /metrics (127.0.0.1: this host only).",
 )
 
 

@@ -5,6 +5,8 @@ Flags follow OME's model agent (``--models-root-dir``, ``--namespace``,
 ``ome-agent pull``. Cluster mode hands over to :mod:`ome_agent.adapters.kube.agent`;
 ``--standalone`` to :mod:`ome_agent.adapters.standalone`. Logs are one line per event
 on stderr: ``time level logger message key=value ...``; they never carry secrets.
+Every ``--models-root-dir`` is locked while the agent runs
+(:mod:`ome_agent.adapters.rootlock`): a second agent on one root refuses to start.
 Exit codes: 0 done (or ``--once`` with every model Ready), 1 a model failed, 2 bad input.
 """
 
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ome_agent.cli.params import exit_with, log_level_option
+from ome_agent.cli.params import exit_with, health_address_option, log_level_option
 from ome_agent.errors import BadInput
 from ome_agent.transfer import TransferSettings, parse_size
 
@@ -104,6 +106,7 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     help="This node's name [env: NODE_NAME; standalone default: the host name].",
 )
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Cluster mode: kubeconfig.")
+@health_address_option
 @click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz port.")
 @log_level_option
 @click.option(
@@ -155,6 +158,7 @@ def run(
     workers: int,
     node_name: str | None,
     kubeconfig: str | None,
+    health_address: str,
     health_port: int,
     log_level: str,
     max_connections: int,
@@ -179,6 +183,7 @@ def run(
         if not standalone and (manifests or node_labels or state_file or once):
             raise BadInput("--manifests, --node-labels, --state-file and --once need --standalone")
         options = AgentOptions(
+            owner=f"standalone:{Path(manifests).absolute()}" if manifests else "cluster",
             node_name=node_name or (socket.gethostname() if standalone else ""),
             models_roots=tuple(Path(r).absolute() for r in models_roots),
             local_source_dirs=tuple(Path(d).absolute() for d in local_source_dirs),
@@ -194,14 +199,32 @@ def run(
             verify_interval=verify_interval,
             scrub_rate=scrub_rate * 1e6,
         )
+        from ome_agent.adapters.rootlock import hold_roots
+
         if standalone:
-            return _standalone(options, manifests, node_labels, state_file, once)
+            _check_standalone(manifests, state_file)
         else:
+            from ome_agent.adapters.kube.clusterconfig import check_cluster_config
+
+            check_cluster_config(kubeconfig)  # before the client's slow import
+        with hold_roots(options.models_roots):
+            if standalone:
+                return _standalone(options, manifests, node_labels, state_file, once)
             from ome_agent.adapters.kube.agent import run_cluster
 
-            return run_cluster(options, kubeconfig=kubeconfig, health_port=health_port)
+            return run_cluster(
+                options, kubeconfig=kubeconfig, health_address=health_address,
+                health_port=health_port,
+            )  # fmt: skip
 
     exit_with(work)
+
+
+def _check_standalone(manifests: str | None, state_file: str | None) -> None:
+    if not manifests:
+        raise BadInput("--standalone needs --manifests DIR: the folder of model manifests")
+    if not state_file:
+        raise BadInput("--standalone needs --state-file FILE: where the node's reports go")
 
 
 def _standalone(
@@ -213,12 +236,8 @@ def _standalone(
 ) -> int:
     from ome_agent.adapters.standalone import parse_node_labels, run_standalone
 
-    if not manifests:
-        raise BadInput("--standalone needs --manifests DIR: the folder of model manifests")
-    if not state_file:
-        raise BadInput("--standalone needs --state-file FILE: where the node's reports go")
-    for root in options.models_roots:
-        root.mkdir(parents=True, exist_ok=True)
+    assert manifests is not None
+    assert state_file is not None
     return event_loop_runner()(
         run_standalone(
             options,

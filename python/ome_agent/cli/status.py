@@ -2,7 +2,8 @@
 
 Standalone mode (``--state-file``): reads the state file written by ``ome-agent run
 --standalone`` and prints one row per model (state, path, size, parameter count,
-message), or the whole document with ``--json``.
+message) and a line per manifest the last run rejected, or the whole document with
+``--json``.
 
 Cluster mode (otherwise): reads the model resources, the agents' per-node ConfigMaps
 in ``--namespace`` and the Nodes, and prints models by nodes — each model's state
@@ -102,11 +103,22 @@ def status(state_file: str | None, kubeconfig: str | None, namespace: str, as_js
     # as wide as the table needs, even into a pipe: paths are long and worth one line
     natural = Console(width=1000).measure(table).maximum
     Console(width=max(Console().width, natural)).print(table)
+    rejected = data.get("rejected")
+    for line in rejected if isinstance(rejected, list) else []:
+        click.echo(f"manifest rejected: {line}")
 
 
 def _cluster(kubeconfig: str | None, namespace: str, as_json: bool) -> None:
     import asyncio
 
+    from ome_agent.adapters.kube.clusterconfig import check_cluster_config
+
+    try:
+        check_cluster_config(kubeconfig)  # before the client's slow import
+    except OmeAgentError as e:
+        hint = "; for a standalone node pass --state-file FILE" if kubeconfig is None else ""
+        click.echo(f"error: {e}{hint}", err=True)
+        sys.exit(e.exit_code)
     from ome_agent.adapters.kube.client import KubeError
 
     try:

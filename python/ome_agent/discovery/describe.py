@@ -14,6 +14,7 @@ from ome_agent.discovery.configfile import parent_of
 from ome_agent.discovery.context import context_length
 from ome_agent.discovery.estimate import estimate_parameters
 from ome_agent.discovery.fields import Config, architectures, text, text_config
+from ome_agent.discovery.ignored import ignored_fields
 from ome_agent.discovery.quantization import Quantization, from_config, from_weight_dtypes
 from ome_agent.discovery.result import Discovery, NameVersion
 from ome_agent.discovery.sizes import format_parameter_size
@@ -66,6 +67,8 @@ def build(
 ) -> Discovery:
     """``dir_files``: every file name of the model, relative to its root."""
     cfg: Config = config or {}
+    if config is not None:
+        errors = errors + ignored_fields(config, config_path or "config.json")
     names_here = frozenset(
         n.rpartition("/")[2] for n in dir_files if parent_of(n) == parent_of(config_path or "")
     )

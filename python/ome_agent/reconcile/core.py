@@ -31,7 +31,9 @@ Decisions documented here (and in the README):
   exponential backoff and jitter (``retry_base`` doubling to ``retry_cap``); a spec error or an
   unsupported scheme is not retried until the resource changes.
 - removal deletes only what a manifest records, only strictly inside a models root,
-  never a path another live model uses.
+  never a path another live model uses, and only when this agent owns the manifest
+  (``AgentOptions.owner``): another agent's models on the same root are left alone.
+  A removal refused is an error that makes a ``--once`` run fail.
 - adoption: a model the node's report already says Ready, with files at its path but
   no manifest of ours (OME's agent put them there), is checked against the source's
   listing and kept, its entry left as it is until then (``reconcile.adopt``).
@@ -72,6 +74,7 @@ from ome_agent.reconcile.manifest import (
     record_files,
 )
 from ome_agent.reconcile.options import AgentOptions
+from ome_agent.reconcile.pathindex import PathIndex
 from ome_agent.reconcile.ports import (
     CredentialError,
     NodeReport,
@@ -134,10 +137,16 @@ class Reconciler:
         self._order = itertools.count()
         self._eligible: dict[ModelKey, bool] = {}
         self._states: dict[ModelKey, NodeState] = {}  # what this node reports now
+        self._state_counts: dict[str, int] = {}  # of _states, kept as they change
+        # indexes that keep each apply and each reconcile independent of the number of
+        # models: FineTunedWeights by base model, model directories by path
+        self._children: dict[ModelKey, dict[ModelKey, None]] = {}
+        self._targets: PathIndex[ModelKey] = PathIndex()
         self._backoff = Backoff(base=options.retry_base, cap=options.retry_cap)
         self._fatal: set[ModelKey] = set()  # failed until the resource changes
         # reported Ready at start-up with no manifest of ours: files to adopt (module doc)
         self._adoptable: set[ModelKey] = set()
+        self._unremoved: set[Path] = set()  # removals refused (run_until_idle fails)
         self._node_name = options.node_name
         self._labels: dict[str, str] = {}
         self._started = False
@@ -182,6 +191,7 @@ class Reconciler:
             self._seen[key] = next(self._order)
         if previous is not None and previous.spec == resource.spec:
             return  # metadata only (resourceVersion, labels): nothing to do
+        self._index(resource, previous)
         self._fatal.discard(key)
         self._backoff.reset(key)
         self._stop_scrub(key)
@@ -190,7 +200,9 @@ class Reconciler:
         self._evaluate(key, force=True)
 
     def forget(self, key: ModelKey) -> None:
-        self._resources.pop(key, None)
+        resource = self._resources.pop(key, None)
+        if resource is not None:
+            self._unindex(resource)
         self._seen.pop(key, None)  # re-created later, it queues behind current holders
         self._eligible.pop(key, None)
         self._fatal.discard(key)
@@ -208,6 +220,29 @@ class Reconciler:
             self.forget(key)
         for resource in current.values():
             self.apply(resource)
+
+    def _index(self, resource: ModelResource, previous: ModelResource | None) -> None:
+        if previous is not None:
+            self._unindex(previous)
+        base = resource.base_key
+        if base is not None:
+            self._children.setdefault(base, {})[resource.key] = None
+        try:
+            target: Path | None = layout.target_dir(
+                resource.key, resource.storage, self.options.models_roots
+            )
+        except BadInput:
+            target = None  # its own reconcile reports why
+        self._targets.set(resource.key, target)
+
+    def _unindex(self, resource: ModelResource) -> None:
+        base = resource.base_key
+        children = self._children.get(base) if base is not None else None
+        if children is not None:
+            children.pop(resource.key, None)
+            if not children:
+                del self._children[base]  # type: ignore[arg-type]
+        self._targets.discard(resource.key)
 
     def _evaluate(self, key: ModelKey, *, force: bool = False) -> None:
         resource = self._resources[key]
@@ -239,7 +274,7 @@ class Reconciler:
         """The FineTunedWeights whose base model is ``key``."""
         if key.kind == FINE_TUNED:
             return []
-        return [k for k, r in self._resources.items() if r.base_key == key]
+        return list(self._children.get(key, ()))
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -255,7 +290,7 @@ class Reconciler:
             if manifest.key not in self._resources:
                 await asyncio.to_thread(self._remove_files, manifest.key)
         for key, staging in self._manifests.staging().items():
-            if key not in wanted:
+            if key not in wanted and self._owns(self._manifests.staging_owner(key), staging):
                 self._remove_path(staging)
                 self._manifests.clear_staging(key)
         for key in sorted(wanted, key=lambda k: self._seen.get(k, 0)):
@@ -290,7 +325,7 @@ class Reconciler:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-        return not any(s is NodeState.FAILED for s in self._states.values())
+        return not self._unremoved and not any(s is NodeState.FAILED for s in self._states.values())
 
     def close(self) -> None:
         self._queue.close()
@@ -452,16 +487,12 @@ class Reconciler:
 
     def _check_not_shared(self, key: ModelKey, target: Path) -> None:
         mine = self._manifests.load(key)
-        for other_key, other in self._resources.items():
-            if other_key == key or not self._wanted(other):
+        for other_key in self._targets.overlapping(target):
+            other = self._resources.get(other_key)
+            other_target = self._targets.get(other_key)
+            if other_key == key or other is None or other_target is None:
                 continue
-            try:
-                other_target = layout.target_dir(
-                    other_key, other.storage, self.options.models_roots
-                )
-            except BadInput:
-                continue
-            if not layout.overlaps(target, other_target):
+            if not self._wanted(other):
                 continue
             theirs = self._manifests.load(other_key)
             they_hold = theirs is not None and layout.overlaps(Path(theirs.identity.path), target)
@@ -534,7 +565,7 @@ class Reconciler:
         outdated = self._manifests.staging_of(key)
         if outdated is not None and outdated != staging:  # a download of an older spec
             await asyncio.to_thread(self._remove_path, outdated)
-        await asyncio.to_thread(self._manifests.save_staging, key, staging)
+        await asyncio.to_thread(self._manifests.save_staging, key, staging, self.options.owner)
         if self._engine is None:
             self._engine = make_engine(self.options.transfer)
         fetch = Fetch(self._engine, self.options.transfer)
@@ -595,6 +626,7 @@ class Reconciler:
         manifest = Manifest(
             resource.key, resource.uid, resource.generation, identity, commit, files, config,
             parameters, parent,
+            owner=self.options.owner,
         )  # fmt: skip
         # OME's Artifact: parentPath is a {parent key: path} map and childrenPaths the
         # paths of models reusing this one's files; both are derived from the manifests
@@ -741,7 +773,8 @@ class Reconciler:
         links = reuse.Links(None, [])
         artifact = config.get("artifact")
         if isinstance(artifact, dict):  # a manifest upgraded from version 1 may have none
-            links = reuse.links(manifest, await asyncio.to_thread(self._manifests.all))
+            nearby = await asyncio.to_thread(self._manifests.neighbours, manifest.key)
+            links = reuse.links(manifest, nearby)
             config["artifact"] = {**artifact, "parentPath": {}, "childrenPaths": links.children}
         await self._publish(
             NodeReport(
@@ -753,14 +786,15 @@ class Reconciler:
 
     async def _publish(self, report: NodeReport) -> None:
         await self._reporter.publish(report)
+        self._count_state(self._states.get(report.key), report.state)
         self._states[report.key] = report.state
-        self._count_states()
 
     async def _withdraw(self, key: ModelKey) -> None:
         resource = self._resources.get(key)
         await self._reporter.withdraw(key, resource.uid if resource else None)
-        if self._states.pop(key, None) is not None:
-            self._count_states()
+        before = self._states.pop(key, None)
+        if before is not None:
+            self._count_state(before, None)
 
     async def _fail(
         self, resource: ModelResource, failure: _Failure, plan: SourcePlan | None
@@ -799,18 +833,26 @@ class Reconciler:
         if self._metrics is not None:
             self._metrics.downloads.labels(result).inc()
 
-    def _count_states(self) -> None:
+    def _count_state(self, before: NodeState | None, after: NodeState | None) -> None:
+        """Keep the per-state counts as one model changes (a recount would make every
+        report cost as much as the number of models)."""
+        if before == after:
+            return
+        counts = self._state_counts
+        if before is not None:
+            counts[before.value] -= 1
+            if not counts[before.value]:
+                del counts[before.value]
+        if after is not None:
+            counts[after.value] = counts.get(after.value, 0) + 1
         if self._metrics is not None:
-            counts: dict[str, int] = {}
-            for state in self._states.values():
-                counts[state.value] = counts.get(state.value, 0) + 1
             self._metrics.set_states(counts)
 
     async def _refresh_related(self, key: ModelKey, before: Manifest | None) -> None:
         """``key``'s manifest was saved anew or removed: the models it reused or that
         reused it report again, each from its own handler, with artifact fields derived
         from the manifests now on disk (a parent's childrenPaths, a child's parentPath)."""
-        manifests = await asyncio.to_thread(self._manifests.all)
+        manifests = await asyncio.to_thread(self._manifests.neighbours, key)
         for other in sorted(reuse.related(key, before, manifests), key=str):
             if self._holds(other):
                 self._queue.add(other, Priority.VERIFY)
@@ -818,31 +860,37 @@ class Reconciler:
     # ------------------------------------------------------------ removal
     def _remove_files(self, key: ModelKey) -> None:
         """Staging and model files of a model that left the node (blocking)."""
+        manifest = self._manifests.load(key)
+        if manifest is not None and not self._owns(manifest.owner, Path(manifest.identity.path)):
+            return
         staging = self._manifests.staging_of(key)
         if staging is not None:
             self._remove_path(staging)
-        manifest = self._manifests.load(key)
         if manifest is not None:
             self._remove_unused(Path(manifest.identity.path), key)
         self._manifests.delete(key)
 
+    def _owns(self, owner: str, path: Path) -> bool:
+        """Whether files recorded by ``owner`` are this agent's to remove (module doc)."""
+        if not owner or owner == self.options.owner:
+            return True
+        log.info("kept: recorded by another agent", extra={"path": str(path), "owner": owner})
+        return False
+
     def _remove_unused(self, path: Path, owner: ModelKey) -> None:
-        for other_key, other in self._resources.items():
-            if other_key == owner or not self._wanted(other):
+        for other_key in self._targets.overlapping(path):
+            other = self._resources.get(other_key)
+            if other_key == owner or other is None or not self._wanted(other):
                 continue
-            with contextlib.suppress(BadInput):
-                other_target = layout.target_dir(
-                    other_key, other.storage, self.options.models_roots
-                )
-                if layout.overlaps(path, other_target):
-                    log.info("kept: used by another model", extra={"path": str(path)})
-                    return
+            log.info("kept: used by another model", extra={"path": str(path)})
+            return
         self._remove_path(path)
 
     def _remove_path(self, path: Path) -> None:
         try:
             layout.remove_tree(path, self.options.models_roots)
         except BadInput as e:
+            self._unremoved.add(path)
             log.error("not removed", extra={"path": str(path), "error": str(e)})
         except FileNotFoundError:
             pass

@@ -17,6 +17,8 @@ with the same selector could be scheduled:
 - preferred terms never decide: they rank nodes for pods, they do not exclude any.
 
 The result carries a short reason when the node is not eligible, for logs and status.
+:func:`invalid_requirement` names the first requirement Kubernetes' validation would
+reject, for adapters that refuse such a model instead of never matching it.
 Pure: no I/O.
 """
 
@@ -29,6 +31,9 @@ from ome_agent.api import NodeAffinity, NodeSelectorRequirement, NodeSelectorTer
 from ome_agent.reconcile.quantity import compare_numeric, parse_quantity
 
 NODE_NAME_FIELD = "metadata.name"
+# Kubernetes compares Gt/Lt bounds as int64; a bound beyond it can never be meant
+_BOUND_LIMIT = 2**63
+_REQUIRED = "spec.storage.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
 
 
 @dataclass(frozen=True)
@@ -122,10 +127,33 @@ def _invalid_values(req: NodeSelectorRequirement) -> str:
         if count != 1:
             return f"{req.operator} needs exactly one value"
         try:
-            parse_quantity(req.values[0])
+            bound = parse_quantity(req.values[0])
         except ValueError:
-            return f"{req.values[0]!r} is not an integer or quantity"
+            return f"{_brief(req.values[0])} is not an integer or quantity"
+        if abs(bound) >= _BOUND_LIMIT:
+            return f"{_brief(req.values[0])} is out of range (below 2^63 in magnitude)"
     return ""
+
+
+def _brief(value: str) -> str:
+    """A value quoted for a message, cut short: a bound may be 100,000 digits long."""
+    return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value)} chars)"
+
+
+def invalid_requirement(storage: StorageSpec | None) -> str | None:
+    """``<field>: <why>`` for the first required affinity requirement that is invalid
+    (e.g. a ``Gt`` bound that is no number, or with two values), or None."""
+    affinity = storage.node_affinity if storage is not None else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    if required is None:
+        return None
+    for t, term in enumerate(required.node_selector_terms):
+        for e, req in enumerate(term.match_expressions):
+            invalid = _invalid_values(req)
+            if invalid:
+                where = f"{_REQUIRED}.nodeSelectorTerms[{t}].matchExpressions[{e}]"
+                return f"{where} ({_show(req)}): {invalid}"
+    return None
 
 
 def _field_miss(req: NodeSelectorRequirement, node_name: str) -> str | None:
@@ -146,7 +174,7 @@ def _show(req: NodeSelectorRequirement) -> str:
 
 
 def _list(values: Sequence[str]) -> str:
-    return "[" + ", ".join(values) + "]"
+    return "[" + ", ".join(v if len(v) <= 40 else v[:40] + "..." for v in values) + "]"
 
 
 def _has(labels: Mapping[str, str], key: str) -> str:

@@ -8,7 +8,10 @@ that reused another's files, which manifest it linked. A restarted agent compare
 manifest with the spec and ``stat``s the files: if all match, the model is Ready again
 with no network call. A second file, ``<model>_staging.json``, names the staging
 directory of a download in progress, so leftovers of a model deleted while the agent
-was down can be found and removed.
+was down can be found and removed. Both record their
+``owner``, the agent that wrote them (``AgentOptions.owner``): an agent removes only
+what it owns, so another agent's models on a shared root are never taken for
+leftovers. Records without an owner predate it and belong to whoever finds them.
 
 The files are named ``<kind>.<namespace or _>.<name>`` and ``.json`` or
 ``_staging.json``: ``_`` is in no Kubernetes name, so a marker never takes the name
@@ -28,6 +31,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +101,7 @@ class Manifest:
     config: dict[str, Any] | None = None  # discovered config (OME format)
     parameter_count: int | None = None
     parent: ReuseRecord | None = None  # not part of the digest: the files are the same
+    owner: str = ""  # the agent that wrote it (AgentOptions.owner); "" before owners
 
     @property
     def digest(self) -> str:
@@ -125,6 +130,7 @@ class Manifest:
             "config": self.config,
             "parameterCount": self.parameter_count,
             "parent": self.parent.to_json() if self.parent else None,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -142,6 +148,7 @@ class Manifest:
             else data.get("config"),
             parameter_count=data.get("parameterCount"),
             parent=ReuseRecord.from_json(data.get("parent")),
+            owner=str(data.get("owner") or ""),
         )
 
     def intact(self) -> bool:
@@ -201,10 +208,48 @@ def record_files(
 
 
 class ManifestStore:
-    """The manifests directory of this node."""
+    """The manifests directory of this node.
+
+    :meth:`load` and :meth:`all` read the disk; :meth:`neighbours` answers from a
+    copy in memory (filled by the first :meth:`all` or on first use, then kept by
+    :meth:`save` and :meth:`delete`), indexed by parent, so the sharing relations of
+    one model cost the same however many models the node holds: reading every
+    manifest for each report made a start-up of N models read N² files."""
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "manifests"
+        self._lock = threading.Lock()  # saves and deletes run in worker threads
+        self._cache: dict[ModelKey, Manifest] | None = None
+        self._children: dict[ModelKey, dict[ModelKey, None]] = {}  # parent -> children
+
+    def _remember(self, manifest: Manifest) -> None:
+        assert self._cache is not None
+        self._forget(manifest.key)
+        self._cache[manifest.key] = manifest
+        if manifest.parent is not None:
+            self._children.setdefault(manifest.parent.key, {})[manifest.key] = None
+
+    def _forget(self, key: ModelKey) -> None:
+        assert self._cache is not None
+        old = self._cache.pop(key, None)
+        if old is not None and old.parent is not None:
+            children = self._children.get(old.parent.key, {})
+            children.pop(key, None)
+            if not children:
+                self._children.pop(old.parent.key, None)
+
+    def neighbours(self, key: ModelKey) -> list[Manifest]:
+        """``key``'s manifest, its parent's and its children's (what
+        :func:`ome_agent.reconcile.reuse.links` and ``related`` look at)."""
+        if self._cache is None:
+            self.all()
+        with self._lock:
+            assert self._cache is not None
+            keys = [key, *self._children.get(key, ())]
+            own = self._cache.get(key)
+            if own is not None and own.parent is not None:
+                keys.append(own.parent.key)
+            return [m for k in dict.fromkeys(keys) if (m := self._cache.get(k)) is not None]
 
     def _file(self, key: ModelKey, suffix: str = MANIFEST_SUFFIX) -> Path:
         prefix = f"{key.kind}.{key.namespace or '_'}."
@@ -221,13 +266,20 @@ class ManifestStore:
 
     def save(self, manifest: Manifest) -> None:
         write_json(self._file(manifest.key), manifest.to_json(), indent=1, sort_keys=True)
+        with self._lock:
+            if self._cache is not None:
+                self._remember(manifest)
 
     def delete(self, key: ModelKey) -> None:
         for suffix in (MANIFEST_SUFFIX, STAGING_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 self._file(key, suffix).unlink()
+        with self._lock:
+            if self._cache is not None:
+                self._forget(key)
 
     def all(self) -> list[Manifest]:
+        """Every manifest on disk (and the copy in memory refreshed from them)."""
         out = []
         for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
             if p.name.endswith(STAGING_SUFFIX):
@@ -236,13 +288,17 @@ class ManifestStore:
                 out.append(Manifest.from_json(json.loads(p.read_text())))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+        with self._lock:
+            self._cache, self._children = {}, {}
+            for manifest in out:
+                self._remember(manifest)
         return out
 
     # ------------------------------------------------------------ staging records
-    def save_staging(self, key: ModelKey, staging: Path) -> None:
+    def save_staging(self, key: ModelKey, staging: Path, owner: str = "") -> None:
         write_json(
             self._file(key, STAGING_SUFFIX),
-            {"key": list(key), "staging": str(staging)},
+            {"key": list(key), "staging": str(staging), "owner": owner},
             indent=1,
             sort_keys=True,
         )
@@ -256,6 +312,13 @@ class ManifestStore:
     def clear_staging(self, key: ModelKey) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._file(key, STAGING_SUFFIX).unlink()
+
+    def staging_owner(self, key: ModelKey) -> str:
+        """The agent that recorded ``key``'s staging directory ("" before owners)."""
+        try:
+            return str(json.loads(self._file(key, STAGING_SUFFIX).read_text()).get("owner") or "")
+        except (OSError, ValueError, TypeError, AttributeError):
+            return ""
 
     def staging(self) -> dict[ModelKey, Path]:
         out: dict[ModelKey, Path] = {}

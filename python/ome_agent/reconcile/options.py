@@ -41,6 +41,10 @@ class AgentOptions:
     # path may be mounted into their pods: without this limit a BaseModel could copy
     # any file of the node (kubelet credentials, say) to where its pods can read it.
     local_source_dirs: tuple[Path, ...] = ()
+    # who writes this node's manifests: an agent removes only files whose manifest it
+    # owns, so two agents that used one root in turn never delete each other's models
+    # (standalone: its manifests folder; cluster mode: "cluster")
+    owner: str = "cluster"
 
     def __post_init__(self) -> None:
         if not self.node_name:

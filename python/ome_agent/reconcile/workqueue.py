@@ -15,8 +15,11 @@ channel without dedup let the same model download twice at once and corrupt its 
 - a delay schedules a retry without holding a slot; a failing handler is logged and
   the queue goes on.
 
-Choosing the next key scans the queued keys: a node holds tens to hundreds of models,
-where a scan is cheaper to get right than a heap with coalescing and cancellation.
+Choosing the next key costs O(log n): due keys wait in a heap by (priority, due, arrival),
+delayed ones in a heap by due time. Coalescing and cancellation leave stale heap
+entries behind, which are recognised (they no longer match the key's queued record)
+and dropped when they surface. A scan of every queued key per start made a start-up
+of thousands of models quadratic.
 asyncio only; no other I/O.
 """
 
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import enum
 import functools
+import heapq
 import itertools
 import logging
 import time
@@ -65,6 +69,11 @@ class WorkQueue(Generic[K]):
         self._handler = handler
         self._concurrency = concurrency
         self._queued: dict[K, _Queued] = {}
+        # (priority, due, seq, tick, key) of due keys; (due, seq, tick, key) of delayed
+        # ones. tick makes every entry unique, so keys themselves are never compared.
+        self._ready: list[tuple[Priority, float, int, int, K]] = []
+        self._delayed: list[tuple[float, int, int, K]] = []
+        self._tick = itertools.count()
         self._running: dict[K, asyncio.Task[None]] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()  # run() loop: something to look at
@@ -83,11 +92,21 @@ class WorkQueue(Generic[K]):
         due = time.monotonic() + max(0.0, delay)
         queued = self._queued.get(key)
         if queued is None:
-            self._queued[key] = _Queued(priority, due, next(self._seq))
-        else:
+            queued = self._queued[key] = _Queued(priority, due, next(self._seq))
+        elif priority < queued.priority or due < queued.due:
             queued.priority = min(queued.priority, priority)
             queued.due = min(queued.due, due)
+        else:
+            self._notify()
+            return
+        self._push(key, queued, time.monotonic())
         self._notify()
+
+    def _push(self, key: K, q: _Queued, now: float) -> None:
+        if q.due <= now:
+            heapq.heappush(self._ready, (q.priority, q.due, q.seq, next(self._tick), key))
+        else:
+            heapq.heappush(self._delayed, (q.due, q.seq, next(self._tick), key))
 
     def cancel(self, key: K) -> bool:
         """Drop ``key`` from the queue and cancel its in-flight handler, if any. Returns
@@ -129,6 +148,8 @@ class WorkQueue(Generic[K]):
         self._closed = True
         self._cancel_on_close = cancel
         self._queued.clear()
+        self._ready.clear()
+        self._delayed.clear()
         self._notify()
 
     async def wait_idle(self, include_delayed: bool = True) -> None:
@@ -164,35 +185,66 @@ class WorkQueue(Generic[K]):
     def _idle(self, include_delayed: bool) -> bool:
         if self._running:
             return False
-        return not (self._queued if include_delayed else self.depth)
+        if include_delayed:
+            return not self._queued
+        self._promote(time.monotonic())
+        self._drop_stale_ready()
+        return not self._ready
 
     def _notify(self) -> None:
         self._wake.set()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    def _current(self, key: K, priority: Priority | None, due: float, seq: int) -> bool:
+        """Whether a heap entry still describes ``key``'s queued record."""
+        q = self._queued.get(key)
+        return (
+            q is not None
+            and q.seq == seq
+            and q.due == due
+            and (priority is None or q.priority == priority)
+        )
+
+    def _promote(self, now: float) -> None:
+        """Move the delayed keys that fell due into the ready heap."""
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            due, seq, _, key = heapq.heappop(delayed)
+            if self._current(key, None, due, seq):
+                self._push(key, self._queued[key], now)
+
+    def _drop_stale_ready(self) -> None:
+        ready = self._ready
+        while ready and not self._current(ready[0][4], ready[0][0], ready[0][1], ready[0][2]):
+            heapq.heappop(ready)
+
     def _start_due(self) -> None:
         now = time.monotonic()
-        while len(self._running) < self._concurrency:
-            ready = [
-                (q.priority, q.due, q.seq, key)
-                for key, q in self._queued.items()
-                if q.due <= now and key not in self._running
-            ]
-            if not ready:
-                return
-            priority, _, _, key = min(ready, key=lambda r: r[:3])
+        self._promote(now)
+        parked = []  # due, but their key is in flight: back in the heap afterwards
+        while len(self._running) < self._concurrency and self._ready:
+            entry = heapq.heappop(self._ready)
+            priority, due, seq, _, key = entry
+            if not self._current(key, priority, due, seq):
+                continue
+            if key in self._running:
+                parked.append(entry)
+                continue
             del self._queued[key]
             task = asyncio.create_task(self._invoke(key, priority), name=f"work {key}")
             self._running[key] = task
             task.add_done_callback(functools.partial(self._finished, key))
             self._notify()
+        for entry in parked:
+            heapq.heappush(self._ready, entry)
 
     def _next_timer(self) -> float | None:
         """Seconds until the next delayed key falls due (None: nothing delayed)."""
-        now = time.monotonic()
-        waits = [q.due - now for q in self._queued.values() if q.due > now]
-        return min(waits) if waits else None
+        delayed = self._delayed
+        while delayed and not self._current(delayed[0][3], None, delayed[0][0], delayed[0][1]):
+            heapq.heappop(delayed)
+        return max(0.0, delayed[0][0] - time.monotonic()) if delayed else None
 
     async def _invoke(self, key: K, priority: Priority) -> None:
         try:

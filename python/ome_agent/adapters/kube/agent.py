@@ -43,7 +43,9 @@ FLUSH_ON_EXIT_SECONDS = 5.0
 STOP_DOWNLOADS_SECONDS = 10.0
 
 
-def run_cluster(options: AgentOptions, *, kubeconfig: str | None, health_port: int) -> int:
+def run_cluster(
+    options: AgentOptions, *, kubeconfig: str | None, health_address: str, health_port: int
+) -> int:
     """Run the node agent against the API server until SIGTERM/SIGINT; exit code."""
     try:
         import uvloop  # optional: a faster event loop
@@ -51,13 +53,15 @@ def run_cluster(options: AgentOptions, *, kubeconfig: str | None, health_port: i
         runner: Callable[[Any], int] = uvloop.run
     except ImportError:
         runner = asyncio.run
-    return runner(_main(options, kubeconfig, health_port))
+    return runner(_main(options, kubeconfig, health_address, health_port))
 
 
 class ClusterAgent:
     """The adapter's parts around one :class:`Reconciler`."""
 
-    def __init__(self, options: AgentOptions, kube: Kube, health_port: int) -> None:
+    def __init__(
+        self, options: AgentOptions, kube: Kube, health_port: int, health_address: str
+    ) -> None:
         self.options = options
         self.kube = kube
         self.reporter = KubeReporter(kube, options.node_name, options.namespace)
@@ -66,7 +70,7 @@ class ClusterAgent:
         )
         self.synced = False
         self._node_labels: dict[str, str] | None = None
-        self.health = HealthServer(health_port, self.ready)
+        self.health = HealthServer(health_port, self.ready, host=health_address)
         self.informers: list[Informer] = [
             Informer(
                 kube,
@@ -229,22 +233,28 @@ def _parse(obj: dict[str, Any]) -> ModelResource | None:
         return None
 
 
-async def _main(options: AgentOptions, kubeconfig: str | None, health_port: int) -> int:
+async def _main(
+    options: AgentOptions, kubeconfig: str | None, health_address: str, health_port: int
+) -> int:
     kube = await connect(kubeconfig)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    agent = ClusterAgent(options, kube, health_port)
+    agent = ClusterAgent(options, kube, health_port, health_address)
     try:
         try:
             await agent.health.start()
         except OSError as e:
-            raise BadInput(f"--health-port {health_port}: cannot listen ({e.strerror})") from None
+            raise BadInput(
+                f"--health-address {health_address} --health-port {health_port}: cannot "
+                f"listen ({e.strerror})"
+            ) from None
         log.info(
-            "node %s: agent starting against %s; health on :%d",
+            "node %s: agent starting against %s; health on %s:%d",
             options.node_name,
             kube.server,
+            health_address,
             health_port,
         )
         return await agent.run_until(stop)

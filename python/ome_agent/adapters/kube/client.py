@@ -23,6 +23,7 @@ from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import config as kconfig
 
 from ome_agent.adapters.kube import telemetry
+from ome_agent.adapters.kube.clusterconfig import check_cluster_config
 from ome_agent.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -207,11 +208,10 @@ _REASONS = {
 async def connect(kubeconfig: str | None) -> Kube:
     """A :class:`Kube` from ``kubeconfig`` (or ``KUBECONFIG``), else the in-cluster
     ServiceAccount. Raises :class:`BadInput` naming the file when none works."""
+    check_cluster_config(kubeconfig)
     configuration = kclient.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
     if path:
-        if not os.path.isfile(path):
-            raise BadInput(f"--kubeconfig {path}: no such file; give a kubeconfig file")
         try:
             await kconfig.load_kube_config(
                 config_file=path, client_configuration=configuration, persist_config=False

@@ -1,7 +1,9 @@
 """Standalone mode's main loop: manifests in, reconcile core, state file out (adapter, layer 5).
 
 ``once``: reconcile until nothing is left to do (retries of failed models are not
-waited for), then return 0, or 1 if a model failed or a manifest was unusable.
+waited for), then return 0, or 1 if a model failed, a manifest was unusable or a
+removal was refused. The state file is written in every case, with the manifest
+errors under ``rejected``.
 Otherwise the manifests directory is polled (names, mtimes and sizes every
 ``poll_interval`` seconds) and every change is handed to the core as a full relist;
 SIGTERM or SIGINT stops it (downloads cancelled, partial files kept for a resume),
@@ -45,15 +47,20 @@ async def run_standalone(
     seen = fingerprint(manifests)
     for error in loaded.errors:
         log.error("manifest rejected", extra={"error": error})
+    reporter.set_rejected(loaded.errors)
     reconciler.set_node(options.node_name, node_labels)
     reconciler.replace_all(KINDS, loaded.resources)
     await reconciler.start()
     if once:
-        ok = await reconciler.run_until_idle()
+        try:
+            ok = await reconciler.run_until_idle()
+        finally:
+            await reporter.flush()
         failed = sorted(str(k) for k, s in reconciler.states.items() if s.value == "Failed")
         if failed:
             log.error("models failed", extra={"models": ",".join(failed)})
         return 0 if ok and not loaded.errors else 1
+    await reporter.flush()  # the state file exists from the start, models or not
     worker = asyncio.create_task(reconciler.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,6 +83,7 @@ async def run_standalone(
                 continue
             for error in fresh.errors:
                 log.error("manifest rejected", extra={"error": error})
+            reporter.set_rejected(fresh.errors)
             secrets.update(fresh.secrets)
             reconciler.replace_all(KINDS, fresh.keeping(loaded))
             loaded = fresh
@@ -84,4 +92,5 @@ async def run_standalone(
             loop.remove_signal_handler(sig)
         reconciler.close()  # run() returns once the handlers in flight are cancelled
         await worker
+        await reporter.flush()
     return 0

@@ -5,26 +5,32 @@ YAML files may hold several documents (``---``). Each document goes through
 :func:`ome_agent.api.parse_resource`, except ``v1`` Secrets, which hold the
 credentials models name (as the reference doc pairs a Secret with a model). A file or
 document that cannot be used is an error naming the file, the document and the
-field; the other documents still count.
+field; the other documents still count. Reading a file is bounded in size, documents,
+nesting and alias expansion (:mod:`ome_agent.adapters.standalone.documents`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ome_agent.adapters.standalone.documents import (
+    ManifestUnreadable,
+    check_document,
+    read_documents,
+)
 from ome_agent.api import ModelKey, ModelResource, parse_resource
 from ome_agent.errors import BadInput
+from ome_agent.reconcile.eligibility import invalid_requirement
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
 SecretKey = tuple[str, str]  # (namespace, name)
+# The API server refuses a Secret whose data exceeds 1 MiB; so does standalone mode.
+MAX_SECRET_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -76,17 +82,21 @@ def load_manifests(directory: Path) -> Loaded:
     seen: dict[object, str] = {}
     for path in manifest_files(directory):
         try:
-            text = path.read_text()
-            docs = [json.loads(text)] if path.suffix == ".json" else list(yaml.safe_load_all(text))
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            loaded.errors.append(f"{path}: cannot read: {first}")
+            docs = list(read_documents(path))
+        except ManifestUnreadable as e:
+            loaded.errors.append(str(e))
             loaded.broken.add(path)
             continue
         for index, doc in enumerate(docs, start=1):
             if doc is None:
                 continue  # an empty document (e.g. a trailing ---)
             where = f"{path}" + (f" (document {index})" if len(docs) > 1 else "")
+            try:
+                check_document(doc)
+            except BadInput as e:
+                loaded.errors.append(f"{where}: {e}")
+                loaded.broken.add(path)
+                continue
             if isinstance(doc, Mapping) and doc.get("kind") == "Secret":
                 try:
                     ref, values = parse_secret(doc)
@@ -100,6 +110,11 @@ def load_manifests(directory: Path) -> Loaded:
                 resource = parse_resource(doc)
             except BadInput as e:
                 loaded.errors.append(f"{where}: {e}")
+                loaded.broken.add(path)
+                continue
+            invalid = invalid_requirement(resource.storage)
+            if invalid is not None:  # Kubernetes would refuse it: say so, do not skip it
+                loaded.errors.append(f"{where}: {resource.key}: {invalid}")
                 loaded.broken.add(path)
                 continue
             if resource.key in seen:
@@ -124,6 +139,7 @@ def parse_secret(doc: Mapping[str, object]) -> tuple[SecretKey, dict[str, str]]:
     namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
     namespace = namespace if isinstance(namespace, str) and namespace else "default"
     values: dict[str, str] = {}
+    total = 0
     for section in ("data", "stringData"):
         entries = doc.get(section) or {}
         if not isinstance(entries, Mapping):
@@ -131,6 +147,12 @@ def parse_secret(doc: Mapping[str, object]) -> tuple[SecretKey, dict[str, str]]:
         for key, value in entries.items():
             if not isinstance(value, str):
                 raise BadInput(f"Secret {namespace}/{name}: {section}.{key} must be a string")
+            total += len(value)
+            if total > MAX_SECRET_BYTES * 4 // 3 + 4:  # base64 of the limit, at most
+                raise BadInput(
+                    f"Secret {namespace}/{name}: {section}.{key}: the Secret holds more than "
+                    f"{MAX_SECRET_BYTES} bytes (the limit, as in Kubernetes)"
+                )
             if section == "stringData":
                 values[str(key)] = value
                 continue

@@ -9,15 +9,24 @@ reads::
         "manifestDigest", "entry"}}}
 
 ``entry`` is the model's ConfigMap entry exactly as the Kubernetes adapter would
-write it (:func:`ome_agent.wire.entry.encode_entry`). A publish that changes nothing
-writes nothing.
+write it (:func:`ome_agent.wire.entry.encode_entry`). ``rejected`` lists the manifest
+errors of the latest load, so a run whose every manifest was refused still leaves a
+state file that says why. A publish that changes nothing writes nothing.
+
+Writes are coalesced: the first change after a quiet spell is written at once, the
+changes that follow within :data:`WRITE_INTERVAL` seconds together, once it has
+passed. Rewriting the whole file on each of N reports made a start-up of N models
+write N² bytes; the file is a report (the manifests are the truth), so a change may
+reach it a moment late. :meth:`StateFileReporter.flush` writes what is pending now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -29,6 +38,8 @@ from ome_agent.durable import write_json
 from ome_agent.errors import BadInput
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire.entry import encode_entry
+
+WRITE_INTERVAL = 0.5  # seconds between two writes of the state file, at least
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -42,7 +53,16 @@ def read_state(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as e:
         raise BadInput(f"--state-file {path}: cannot read it ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise BadInput(f"--state-file {path}: not a state file of ome-agent")
+        raise BadInput(
+            f"--state-file {path}: not a state file of ome-agent (a JSON object with "
+            '"node" and "models"): give the file `ome-agent run --standalone` writes'
+        )
+    for name, record in data["models"].items():
+        if not isinstance(record, dict) or not isinstance(record.get("state"), str):
+            raise BadInput(
+                f"--state-file {path}: models.{name} is not a model record (an object "
+                'with "state"): give the file `ome-agent run --standalone` writes'
+            )
     return data
 
 
@@ -73,9 +93,30 @@ class StateFileReporter:
         self.path = path
         self.node_name = node_name
         self._models: dict[str, dict[str, Any]] = {}
+        self._rejected: list[str] = []
         self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[None] | None = None  # a coalesced write, scheduled
+        self._last_write = float("-inf")  # time.monotonic() of the last write
+        self._dirty = False  # changed since the last write
         if path.exists():
             self._models = dict(read_state(path)["models"])
+
+    def set_rejected(self, errors: list[str]) -> None:
+        """The manifest errors of the latest load (written with the next change)."""
+        if errors != self._rejected:
+            self._rejected = list(errors)
+            self._changed()
+
+    async def flush(self) -> None:
+        """Write what is pending now (at exit: nothing may be left unwritten)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+        async with self._lock:
+            if self._dirty or not self.path.exists():
+                await self._write_now()
 
     async def publish(self, report: NodeReport) -> None:
         size = (
@@ -97,16 +138,14 @@ class StateFileReporter:
             "manifestDigest": report.manifest_digest,
             "entry": encode_entry(report),
         }
-        async with self._lock:
-            if self._models.get(_name(report.key)) == record:
-                return
-            self._models[_name(report.key)] = record
-            await asyncio.to_thread(self._write)
+        if self._models.get(_name(report.key)) == record:
+            return
+        self._models[_name(report.key)] = record
+        self._changed()
 
     async def withdraw(self, key: ModelKey, uid: str | None) -> None:
-        async with self._lock:
-            if self._models.pop(_name(key), None) is not None:
-                await asyncio.to_thread(self._write)
+        if self._models.pop(_name(key), None) is not None:
+            self._changed()
 
     async def reported(self) -> Mapping[ModelKey, NodeState]:
         out: dict[ModelKey, NodeState] = {}
@@ -118,13 +157,40 @@ class StateFileReporter:
                 continue
         return out
 
-    def _write(self) -> None:
+    def _changed(self) -> None:
+        self._dirty = True
+        if self._pending is None or self._pending.done():
+            delay = self._last_write + WRITE_INTERVAL - time.monotonic()
+            self._pending = asyncio.get_running_loop().create_task(self._write_later(delay))
+
+    async def _write_later(self, delay: float) -> None:
+        # changes made while a write is under way are written by this same task, after
+        # the interval: _changed() schedules no second one while this one runs
+        while True:
+            if delay > 0:
+                await asyncio.sleep(delay)  # cancelled here by flush(), which writes instead
+            # once begun, a write ends: a cancelled caller must not leave its thread
+            # racing a newer write
+            await asyncio.shield(self._locked_write())
+            if not self._dirty:
+                return
+            delay = self._last_write + WRITE_INTERVAL - time.monotonic()
+
+    async def _locked_write(self) -> None:
+        async with self._lock:
+            if self._dirty:
+                await self._write_now()
+
+    async def _write_now(self) -> None:
         doc = {
             "node": self.node_name,
             "updated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "models": dict(sorted(self._models.items())),
+            "rejected": self._rejected,
         }
-        write_json(self.path, doc, indent=2)
+        self._dirty = False
+        self._last_write = time.monotonic()
+        await asyncio.to_thread(write_json, self.path, doc, indent=2)
 
 
 def _progress(report: NodeReport) -> dict[str, Any] | None:

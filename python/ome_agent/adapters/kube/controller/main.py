@@ -32,6 +32,7 @@ API_GRACE_SECONDS = 60.0
 class ProcessOptions:
     kubeconfig: str | None
     health_port: int
+    health_address: str
     lease: LeaseSettings
     controller: ControllerOptions
 
@@ -54,18 +55,20 @@ async def run_controller(options: ProcessOptions) -> int:
             return False, f"API server not reached for over {API_GRACE_SECONDS:.0f} s"
         return True, "ok: leading"
 
-    health = HealthServer(options.health_port, ready)
+    health = HealthServer(options.health_port, ready, host=options.health_address)
     try:
         try:
             await health.start()
         except OSError as e:
             raise BadInput(
-                f"--health-port {options.health_port}: cannot listen ({e.strerror})"
+                f"--health-address {options.health_address} --health-port "
+                f"{options.health_port}: cannot listen ({e.strerror})"
             ) from None
         log.info(
-            "controller %s starting against %s; health on :%d",
+            "controller %s starting against %s; health on %s:%d",
             options.lease.identity,
             kube.server,
+            options.health_address,
             options.health_port,
         )
         return await _lead(elector, controller, stop)
