@@ -97,28 +97,21 @@ def test_retry_after_http_date_is_honoured(
     assert reqs[1].wall_time - reqs[0].wall_time < 10.0
 
 
-def test_resets_mid_body_are_retried(
-    engine: Any, fault_server: FaultServer, tmp_path: Path
+@pytest.mark.parametrize(
+    "fault",
+    [Reset(after_bytes=100_000, times=3), Truncate(after_bytes=300_000, times=3)],
+    ids=["reset-mid-body", "truncated-body"],
+)
+def test_broken_bodies_are_retried(
+    fault: Reset | Truncate, engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
     fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Reset(after_bytes=100_000, times=3))
+    fault_server.set_faults(PATH, fault)
     dest = tmp_path / "m.bin"
     res = _run(engine, fault_server, dest)
     _assert_ok(res, dest)
     assert res.retries >= 1
-    assert sum(1 for r in fault_server.requests if r.fault == "Reset") == 3
-
-
-def test_truncated_bodies_are_retried(
-    engine: Any, fault_server: FaultServer, tmp_path: Path
-) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Truncate(after_bytes=300_000, times=3))
-    dest = tmp_path / "m.bin"
-    res = _run(engine, fault_server, dest)
-    _assert_ok(res, dest)
-    assert res.retries >= 1
-    assert sum(1 for r in fault_server.requests if r.fault == "Truncate") == 3
+    assert sum(1 for r in fault_server.requests if r.fault == type(fault).__name__) == 3
 
 
 def test_stalled_connection_is_abandoned_and_retried(

@@ -21,12 +21,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from tests.cluster.controlplane import _cert, _key, _key_pem, _pem, free_port
+from tests.servers.managed import Managed
 from tests.servers.process import connects, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def azurite_binary() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-class Azurite:
+class Azurite(Managed):
     """One azurite-blob process over HTTPS (like the real service), Bearer tokens on."""
 
     def __init__(self) -> None:
@@ -122,17 +122,6 @@ class Azurite:
     def stop(self) -> None:
         self._terminate()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Azurite:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def fake_entra_token(*, lifetime: float = 3600.0) -> tuple[str, int]:

@@ -15,8 +15,9 @@ import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Self
+
+from tests.servers.managed import Managed
 
 
 def loopback(
@@ -28,7 +29,7 @@ def loopback(
     return httpd
 
 
-class BackgroundServer:
+class BackgroundServer(Managed):
     def __init__(self, httpd: socketserver.TCPServer) -> None:
         self._httpd = httpd
         self.port = int(httpd.server_address[1])
@@ -60,14 +61,3 @@ class BackgroundServer:
                 c.shutdown(socket.SHUT_RDWR)
         self._httpd.server_close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

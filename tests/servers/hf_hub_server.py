@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from tests.servers.managed import Managed
+
 LFS_EXTENSIONS = frozenset(
     {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt"}
 )
@@ -174,7 +176,7 @@ def make_file(path: str, content: bytes | Path, *, lfs_threshold: int) -> HubFil
     return HubFile(path, size, oid, h.hexdigest(), len(pointer), data, disk)
 
 
-class HubServer:
+class HubServer(Managed):
     """The Hub (``endpoint``) and its CDN, each a threaded HTTP/1.1 server.
 
     Use as a context manager; ``add_repo`` works before or after start.
@@ -290,12 +292,6 @@ class HubServer:
             srv.server_close()
         for t in self._threads:
             t.join(timeout=5)
-
-    def __enter__(self) -> HubServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ request log
     def record(self, which: str, method: str, path: str, headers: Mapping[str, str]) -> None:

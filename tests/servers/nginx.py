@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from tests.servers.managed import Managed
 from tests.servers.process import connects, stop_group, wait_until
 
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
@@ -80,7 +80,7 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-class NginxServer:
+class NginxServer(Managed):
     """nginx serving ``root`` on 127.0.0.1 at a free port.
 
     Use as a context manager (or call ``start``/``stop``). ``base_url`` serves
@@ -217,17 +217,6 @@ http {{
         if self._own_workdir:
             # Keep the logs readable until here; the temp dir is ours to remove.
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> NginxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ access log
     def records(self) -> list[AccessRecord]:

@@ -21,8 +21,8 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
+from tests.servers.managed import Managed
 from tests.servers.nginx import _free_port
 from tests.servers.process import connects, stop_group, wait_until
 
@@ -55,7 +55,7 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-class OlahMirror:
+class OlahMirror(Managed):
     """``olah-cli`` offline on 127.0.0.1, its mirrors folder in a temp dir."""
 
     def __init__(self, *, lfs_threshold: int = 1024 * 1024) -> None:
@@ -130,14 +130,3 @@ offline = true
         if self._proc is not None:
             stop_group(self._proc)
             self._proc = None
-
-    def __enter__(self) -> OlahMirror:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
