@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use _core::engine::journal::{JournalWriter, Record, Validator};
-use _core::engine::transfer::{run, TransferSpec, TransferState};
+use _core::engine::transfer::{run, TransferOutcome, TransferSpec, TransferState};
 use _core::engine::{file::partial_paths, runtime::runtime, Engine, EngineConfig};
 use sha2::{Digest, Sha256};
 
@@ -135,6 +135,18 @@ fn engine() -> Arc<Engine> {
     Engine::new(EngineConfig::default()).unwrap()
 }
 
+/// Runs one transfer to completion on a fresh engine; panics if it fails.
+fn transfer(s: TransferSpec) -> TransferOutcome {
+    runtime()
+        .unwrap()
+        .block_on(run(
+            engine(),
+            Arc::new(s),
+            Arc::new(TransferState::default()),
+        ))
+        .unwrap()
+}
+
 #[test]
 fn ranged_transfer_is_verified_and_published() {
     let data = body(5 << 20 | 123);
@@ -146,14 +158,7 @@ fn ranged_transfer_is_verified_and_published() {
         dest.clone(),
         sha(&data),
     );
-    let out = runtime()
-        .unwrap()
-        .block_on(run(
-            engine(),
-            Arc::new(s),
-            Arc::new(TransferState::default()),
-        ))
-        .unwrap();
+    let out = transfer(s);
     assert_eq!(std::fs::read(&dest).unwrap(), *data);
     assert_eq!(out.verified, vec!["sha256".to_string()]);
     assert!(out.ranged);
@@ -192,14 +197,7 @@ fn resume_fetches_only_missing_ranges() {
         dest.clone(),
         sha(&data),
     );
-    let out = runtime()
-        .unwrap()
-        .block_on(run(
-            engine(),
-            Arc::new(s),
-            Arc::new(TransferState::default()),
-        ))
-        .unwrap();
+    let out = transfer(s);
     assert_eq!(out.resumed_bytes, half);
     assert_eq!(out.fetched_bytes, data.len() as u64 - half);
     assert_eq!(std::fs::read(&dest).unwrap(), *data);
@@ -226,14 +224,7 @@ fn authorization_does_not_follow_a_redirect_to_another_host() {
     );
     s.headers
         .insert("authorization", "Bearer secret-token".parse().unwrap());
-    runtime()
-        .unwrap()
-        .block_on(run(
-            engine(),
-            Arc::new(s),
-            Arc::new(TransferState::default()),
-        ))
-        .unwrap();
+    transfer(s);
     assert_eq!(std::fs::read(&dest).unwrap(), *data);
     let o = origin_log.lock().unwrap();
     assert!(o.requests.iter().all(|r| r.2), "origin gets the token");
