@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from ome_agent import discovery
-from ome_agent.cli.params import param_option, parse_params
+from ome_agent.cli.params import ca_bundle_option, param_option, parse_params
 from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
 from ome_agent.transfer.pull import make_engine
@@ -70,11 +70,7 @@ def _cell(key: str, value: object) -> str:
 @click.option("--schema-path", help="Where the config lives inside the model (storage.schemaPath).")
 @click.option("--revision", help="hf:// branch, tag or commit (same as URI@REV).")
 @param_option
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False),
-    help="PEM file of extra CA certificates (private endpoints, emulators).",
-)
+@ca_bundle_option
 @click.option(
     "--termination-log",
     type=click.Path(dir_okay=False, writable=True),

@@ -1,5 +1,6 @@
 """What several subcommands share: ``--param KEY=VALUE`` (an object store's storage
-parameters, for ``pull`` and ``inspect``), and the ``--log-level`` and
+parameters, for ``pull`` and ``inspect``), ``--ca-bundle`` (``pull``, ``inspect``,
+``run``), and the ``--log-level`` and
 ``--health-address`` of the long-running ones (``run``, ``controller``) and their
 exit: one line on stderr, never a traceback."""
 
@@ -19,6 +20,12 @@ param_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Object-store parameter, as in spec.storage.parameters (repeatable).",
+)
+
+ca_bundle_option = click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of extra CA certificates (an internal mirror's, a private endpoint's).",
 )
 
 log_level_option = click.option(

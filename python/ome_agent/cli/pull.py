@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ome_agent.cli.params import param_option, parse_params
+from ome_agent.cli.params import ca_bundle_option, param_option, parse_params
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings, parse_size
 from ome_agent.transfer import pull as run_pull
@@ -129,11 +129,7 @@ def _fail(err: OmeAgentError) -> None:
     is_flag=True,
     help="UNSAFE: skip all digest checks and hashing (for benchmarks only).",
 )
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False),
-    help="PEM file of extra CA certificates.",
-)
+@ca_bundle_option
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),

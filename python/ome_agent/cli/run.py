@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ome_agent.cli.params import exit_with, health_address_option, log_level_option
+from ome_agent.cli.params import (
+    ca_bundle_option,
+    exit_with,
+    health_address_option,
+    log_level_option,
+)
 from ome_agent.errors import BadInput
 from ome_agent.transfer import TransferSettings, parse_size
 
@@ -120,11 +125,7 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
     "--parallel-files", type=int, default=8, show_default=True, help="Files at once per model."
 )
 @click.option("--chunk-size", help="Bytes per range request, e.g. 16M [default: adaptive].")
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False),
-    help="PEM file of extra CA certificates (e.g. an internal mirror's).",
-)
+@ca_bundle_option
 @click.option(
     "--progress-interval",
     type=float,
