@@ -16,15 +16,44 @@ import click
 
 from ome_agent import __version__
 
-# name -> (module, attribute) of each subcommand
+# name -> (module, attribute, one-line help). The help line is here so that
+# `ome-agent --help` lists the subcommands without importing any of them
+# (their imports reach pydantic and the storage SDKs); a test keeps each
+# line equal to the command's own docstring.
 SUBCOMMANDS = {
-    "pull": ("ome_agent.cli.pull", "pull"),
-    "bench": ("ome_agent.cli.bench", "bench"),
-    "inspect": ("ome_agent.cli.inspect", "inspect"),
-    "run": ("ome_agent.cli.run", "run"),
-    "status": ("ome_agent.cli.status", "status"),
-    "controller": ("ome_agent.cli.controller", "controller"),
-    "verify": ("ome_agent.cli.verify", "verify"),
+    "pull": ("ome_agent.cli.pull", "pull", "Download SOURCE into DEST, every byte verified."),
+    "bench": (
+        "ome_agent.cli.bench",
+        "bench",
+        "Measure throughput of SOURCE over connection counts and chunk sizes.",
+    ),
+    "inspect": (
+        "ome_agent.cli.inspect",
+        "inspect",
+        "Describe a model: type, architecture, exact parameter count, context length,"
+        " dtype, capabilities, quantization.",
+    ),
+    "run": (
+        "ome_agent.cli.run",
+        "run",
+        "Run the node agent: keep this node's models present, verified and reported.",
+    ),
+    "status": (
+        "ome_agent.cli.status",
+        "status",
+        "Show each model's state: on every node of the cluster, or (with --state-file)"
+        " on this standalone node.",
+    ),
+    "controller": (
+        "ome_agent.cli.controller",
+        "controller",
+        "Write model resources' status from the nodes' reports (one active replica).",
+    ),
+    "verify": (
+        "ome_agent.cli.verify",
+        "verify",
+        "Hash models' files against their manifests: exit 0 only if all match.",
+    ),
 }
 
 
@@ -37,7 +66,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in SUBCOMMANDS:
             return None
-        module, attr = SUBCOMMANDS[cmd_name]
+        module, attr, _ = SUBCOMMANDS[cmd_name]
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
@@ -58,6 +87,17 @@ class LazyGroup(click.Group):
         except click.exceptions.Abort:
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)  # --help and --version give 0
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the table, shortened the way click does it."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        # a bare command shortens its help exactly like the real one would
+        rows = [
+            (n, click.Command(n, help=SUBCOMMANDS[n][2]).get_short_help_str(limit)) for n in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
