@@ -11,6 +11,7 @@ of the bridge gateway's port to 127.0.0.1, the one path from a pod to the host.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -63,6 +64,8 @@ class RealNode:
 
     def down(self) -> None:
         self._driver("down", timeout=600)
+        # the unpacked images (~1 GB): nothing to look at after a run
+        shutil.rmtree(self.workdir / "containerd", ignore_errors=True)
 
     def expose(self, port: int) -> str:
         """``http://GATEWAY:port``: where pods reach the host's 127.0.0.1:port."""

@@ -47,7 +47,13 @@ def labels(**kv: str | None) -> dict[str, Any]:
 def test_agent_token_reaches_only_its_own_node_labels(release: Release) -> None:
     node = release.node
     other = unique_name("other-node")
-    node.core().create_node({"metadata": {"name": other}})
+    # a Node object without a kubelet; tainted, so the DaemonSet puts no pod there
+    node.core().create_node(
+        {
+            "metadata": {"name": other},
+            "spec": {"taints": [{"key": "example.com/no-kubelet", "effect": "NoSchedule"}]},
+        }
+    )
     model_label = f"models.ome.io/clusterbasemodel.{unique_name('probe')}"
     calls = {
         # control: the token works, and may do what the agent does
@@ -76,6 +82,7 @@ def test_agent_token_reaches_only_its_own_node_labels(release: Release) -> None:
     }
     pod = node.kubectl(
         "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component=node-agent",
+        "--field-selector", f"spec.nodeName={node.name}",
         "-o", "jsonpath={.items[0].metadata.name}",
     )  # fmt: skip
     try:
