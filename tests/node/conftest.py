@@ -117,9 +117,11 @@ def release(
         rel = Release(real_node, helm, models_root, hub, hub_url, {})
         rel.upgrade(chart_values(models_root, hub_url))
         yield rel
+        # a test may have uninstalled it already
         real_node.run(
-            str(helm), "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "3m"
-        )
+            str(helm), "uninstall", RELEASE, "--namespace", NAMESPACE,
+            "--ignore-not-found", "--wait", "--timeout", "3m",
+        )  # fmt: skip
     finally:
         hub.stop()
 
