@@ -1,7 +1,7 @@
 # One command surface for people and CI (.ci/run calls `make test`).
 VENV := .venv/bin
 
-.PHONY: demo test lint rust-test py-test bench build fmt
+.PHONY: demo test e2e lint rust-test py-test bench build fmt
 
 ## install what the agent needs and run the demo (no cluster needed)
 demo:
@@ -12,6 +12,14 @@ demo:
 test:
 	scripts/bootstrap.sh test
 	$(MAKE) lint rust-test py-test
+
+## the real-node tier: the chart's pods on a real kubelet (root; see tests/node/README.md)
+e2e:
+	scripts/bootstrap.sh test
+	scripts/install-node-deps.sh
+	scripts/build-node.sh >/dev/null
+	scripts/build-node-images.sh >/dev/null
+	$(VENV)/pytest -m node tests/node $(E2E_ARGS)
 
 build:
 	VIRTUAL_ENV=$(CURDIR)/.venv $(VENV)/maturin develop --release

@@ -1,0 +1,142 @@
+"""Fixtures of the real-node tier: one node per session, the chart installed once per
+module, and the local Hub exposed to pods.
+
+Where it sits: glue between the tests in this folder and ``tests.node.realnode``.
+The tier is marked ``node``; ``make test`` leaves it out (pyproject's ``-m "not
+node"``) and ``make e2e`` runs it after building what it needs. The node is torn down
+(processes stopped by PID, iptables rules and the bridge removed) whatever the tests
+did; a failing test gets the tail of every component's log in its report.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.controlplane import free_port
+from tests.node.realnode import GATEWAY, REPO_ROOT, RealNode
+from tests.servers.hf_hub_server import HubServer
+
+CHART = REPO_ROOT / "deploy" / "helm" / "ome-agent"
+RELEASE = "ome-agent"  # object names: ome-agent (DaemonSet), ome-agent-controller
+NAMESPACE = "ome"
+IMAGE = {"repository": "localhost/ome-agent", "tag": "e2e", "pullPolicy": "Never"}
+
+
+@pytest.fixture(scope="session")
+def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    node = RealNode(tmp_path_factory.mktemp("real-node"), (free_port(), free_port(), free_port()))
+    try:
+        node.up()
+        yield node
+    finally:
+        node.down()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    out = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "build-helm.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Release:
+    """The chart installed on the node, and what its pods reach on the host."""
+
+    node: RealNode
+    helm: Path
+    models_root: Path
+    hub: HubServer
+    hub_url: str  # the Hub as pods see it
+    values: dict[str, Any]
+
+    def upgrade(self, values: dict[str, Any]) -> None:
+        path = self.models_root.parent / "values.yaml"
+        path.write_text(yaml.safe_dump(values))
+        self.node.run(
+            str(self.helm),
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--create-namespace",
+            "--values",
+            str(path),
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+        # helm's --wait counts a DaemonSet with maxUnavailable pods unready as done
+        for workload in (f"daemonset/{RELEASE}", f"deployment/{RELEASE}-controller"):
+            self.node.kubectl("-n", NAMESPACE, "rollout", "status", workload, "--timeout=300s")
+        self.values = values
+
+
+def chart_values(models_root: Path, hub_url: str) -> dict[str, Any]:
+    return {
+        "image": IMAGE,
+        "agent": {
+            "modelsRootDirs": [str(models_root)],
+            "extraEnv": [{"name": "HF_ENDPOINT", "value": hub_url}],
+        },
+        # one replica: the node has two cores and failover is tested elsewhere
+        "controller": {"replicas": 1},
+    }
+
+
+@pytest.fixture(scope="module")
+def release(
+    real_node: RealNode, helm: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    work = tmp_path_factory.mktemp("release")
+    models_root = work / "models"
+    # pods reach the Hub and its CDN on the bridge gateway; both listen on loopback
+    hub_port, cdn_port = free_port(), free_port()
+    cdn_url = f"http://{GATEWAY}:{cdn_port}/repos"
+    hub = HubServer(
+        port=hub_port, cdn_host="127.0.0.1", cdn_port=cdn_port, external_cdn=cdn_url
+    ).start()
+    try:
+        hub_url = real_node.expose(hub_port)
+        real_node.expose(cdn_port)
+        rel = Release(real_node, helm, models_root, hub, hub_url, {})
+        rel.upgrade(chart_values(models_root, hub_url))
+        yield rel
+        # a test may have uninstalled it already
+        real_node.run(
+            str(helm), "uninstall", RELEASE, "--namespace", NAMESPACE,
+            "--ignore-not-found", "--wait", "--timeout", "3m",
+        )  # fmt: skip
+    finally:
+        hub.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    node = getattr(item, "funcargs", {}).get("real_node")
+    if node is None and "release" in getattr(item, "funcargs", {}):
+        node = item.funcargs["release"].node  # type: ignore[attr-defined]
+    if report.failed and node is not None:
+        report.sections.append(("real node logs", node.logs()))
+        report.sections.append(
+            ("pods", node.kubectl("get", "pods", "-A", "-o", "wide", check=False))
+        )

@@ -1,0 +1,186 @@
+"""The chart's workloads on a real kubelet: ``helm upgrade`` with a changed value rolls
+both; deleting the agent pod mid-download, its replacement resumes (bytes fetched
+twice under a quarter of the file); ``helm uninstall`` leaves no workload, while the
+CRDs, the model resources and the downloaded files stay (as the chart's README says).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.kube import unique_name, wait_until
+from tests.data.safetensors_fixtures import shard_bytes
+from tests.node.conftest import NAMESPACE, RELEASE, Release
+from tests.node.realnode import pod_ready
+from tests.node.test_smoke import CONFIG, cluster_model, node_entry
+
+pytestmark = pytest.mark.node
+
+# ~12 MB of weights, served slowly enough to interrupt
+BIG = shard_bytes({"model.embed_tokens.weight": ("BF16", (2048, 3072))})
+
+
+def pods(release: Release, component: str) -> list[Any]:
+    return [
+        p
+        for p in release.node.core()
+        .list_namespaced_pod(NAMESPACE, label_selector=f"app.kubernetes.io/component={component}")
+        .items
+        if p.metadata.deletion_timestamp is None
+    ]
+
+
+def create_ready_model(release: Release, repo: str) -> tuple[str, Path, dict[str, Any]]:
+    """A ClusterBaseModel of ``repo`` from the local Hub, waited for until Ready;
+    its name, files and status."""
+    node = release.node
+    name = unique_name(repo.rsplit("/", 1)[-1])
+    node.custom().create_cluster_custom_object(
+        "ome.io",
+        "v1beta1",
+        "clusterbasemodels",
+        {
+            "apiVersion": "ome.io/v1beta1",
+            "kind": "ClusterBaseModel",
+            "metadata": {"name": name},
+            "spec": {"storage": {"storageUri": f"hf://{repo}"}},
+        },
+    )
+    status = wait_until(
+        lambda: (
+            (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"
+            and s
+        ),
+        timeout=300,
+        interval=1,
+        what=f"{name} Ready",
+    )
+    entry = node_entry(release, f"clusterbasemodel.{name}")
+    assert entry is not None
+    return name, Path(entry["path"]), status
+
+
+def test_upgrade_with_a_changed_value_rolls_both_workloads(release: Release) -> None:
+    before = {c: {p.metadata.uid for p in pods(release, c)} for c in ("node-agent", "controller")}
+    values = copy.deepcopy(release.values)
+    values["agent"]["logLevel"] = "debug"
+    values["controller"]["logLevel"] = "debug"
+    release.upgrade(values)
+    for component, old in before.items():
+        new = wait_until(
+            lambda c=component: [p for p in pods(release, c) if pod_ready(p)], 120, 1, component
+        )
+        assert {p.metadata.uid for p in new}.isdisjoint(old), component
+        assert "--log-level=debug" in new[0].spec.containers[0].args
+
+
+def _range_bytes(headers: dict[str, str], size: int) -> int:
+    spec = headers.get("Range", "")
+    if not spec.startswith("bytes="):
+        return size
+    start, _, end = spec.removeprefix("bytes=").partition("-")
+    return (int(end) if end else size - 1) - int(start) + 1
+
+
+# Seen on this tier: the replacement pod fetches the whole file again (its log shows
+# no resume). A restarted host process does resume in
+# tests/integration/test_agent_restart.py, which differs in source (plain http://, not
+# hf:// with a CDN redirect whose signed URL changes per request) and in connections
+# (one, not several). Strict: the day it resumes, this fails until the mark goes.
+@pytest.mark.xfail(
+    strict=True, reason="an hf:// download interrupted by pod deletion restarts from zero"
+)
+def test_agent_pod_deleted_mid_download_replacement_resumes(release: Release) -> None:
+    node = release.node
+    release.hub.add_repo(
+        "org/big", {"config.json": json.dumps(CONFIG).encode(), "model.safetensors": BIG}
+    )
+    release.hub.throttle = 400_000  # bytes/s per connection
+    name = unique_name("big")
+    key = f"clusterbasemodel.{name}"
+    node.custom().create_cluster_custom_object(
+        "ome.io",
+        "v1beta1",
+        "clusterbasemodels",
+        {
+            "apiVersion": "ome.io/v1beta1",
+            "kind": "ClusterBaseModel",
+            "metadata": {"name": name},
+            "spec": {"storage": {"storageUri": "hf://org/big"}},
+        },
+    )
+    try:
+        progress = wait_until(
+            lambda: (
+                (p := ((node_entry(release, key) or {}).get("progress") or {}))
+                and p.get("completedBytes", 0) >= 0.3 * len(BIG)
+                and p
+            ),
+            timeout=180,
+            interval=0.5,
+            what=f"{key} 30% downloaded",
+        )
+        (agent,) = pods(release, "node-agent")
+        node.kubectl("-n", NAMESPACE, "delete", "pod", agent.metadata.name, "--timeout=120s")
+        t0 = time.monotonic()
+        # the old pod is gone (its connections closed): later requests are the replacement's
+        seen = len(release.hub.requests("cdn"))
+        status = wait_until(
+            lambda: (
+                (s := (cluster_model(release, name) or {}).get("status", {})).get("state")
+                == "Ready"
+                and s
+            ),
+            timeout=300,
+            interval=1,
+            what=f"{name} Ready after the pod was replaced",
+        )
+    finally:
+        release.hub.throttle = None
+    resumed_seconds = time.monotonic() - t0
+    assert status["nodesReady"] == [node.name]
+    entry = node_entry(release, key)
+    assert entry is not None
+    assert (Path(entry["path"]) / "model.safetensors").read_bytes() == BIG
+    after = sum(
+        _range_bytes(r["headers"], len(BIG))
+        for r in release.hub.requests("cdn")[seen:]
+        if r["method"] == "GET"
+    )
+    done = progress["completedBytes"]
+    # fetched twice = what the replacement fetched beyond what was missing at deletion
+    twice = after - (len(BIG) - done)
+    print(
+        f"deleted at {done}/{len(BIG)} bytes; replacement fetched {after}; "
+        f"twice {max(twice, 0)} ({max(twice, 0) / len(BIG):.0%}); "
+        f"Ready {resumed_seconds:.0f}s later"
+    )
+    assert twice < 0.25 * len(BIG)
+
+
+def test_uninstall_leaves_no_workload_but_crds_models_and_files(release: Release) -> None:
+    node = release.node
+    release.hub.add_repo(
+        "org/kept", {"config.json": json.dumps(CONFIG).encode(), "model.safetensors": BIG}
+    )
+    name, path, _ = create_ready_model(release, "org/kept")
+    node.run(str(release.helm), "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait")
+    wait_until(lambda: not node.core().list_namespaced_pod(NAMESPACE).items, 120, 1, "no pods left")
+    workloads = node.kubectl("-n", NAMESPACE, "get", "daemonsets,deployments,jobs", "-o", "name")
+    assert workloads.strip() == ""
+    crds = node.kubectl("get", "crds", "-o", "name")
+    for crd in ("basemodels", "clusterbasemodels", "finetunedweights"):
+        assert f"{crd}.ome.io" in crds
+    assert cluster_model(release, name) is not None
+    assert (path / "model.safetensors").read_bytes() == BIG
+    # nobody runs the finalizer now: release it by hand
+    node.kubectl(
+        "patch", "clusterbasemodel", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    node.kubectl("delete", "clusterbasemodel", name)
