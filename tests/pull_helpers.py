@@ -96,9 +96,9 @@ def multipart_md5(data: bytes, part: int) -> str:
     return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
-def cancel_halfway(transfer: Any, size: int) -> None:
+def cancel_halfway(transfer: Any, size: int, fraction: float = 0.5) -> None:
     """Run ``transfer`` (throttled by the caller) on a thread and cancel it once about
-    half of its ``size`` bytes are done; it must end Cancelled."""
+    ``fraction`` (half) of its ``size`` bytes are done; it must end Cancelled."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -110,7 +110,7 @@ def cancel_halfway(transfer: Any, size: int) -> None:
     th = threading.Thread(target=run, daemon=True)
     th.start()
     deadline = time.monotonic() + 10
-    while transfer.done_bytes < size // 2:
+    while transfer.done_bytes < size * fraction:
         assert th.is_alive(), f"transfer ended early: {errors}"
         assert time.monotonic() < deadline, "transfer too slow to reach half"
         time.sleep(0.01)

@@ -88,6 +88,34 @@ def test_rerun_fetches_only_what_is_missing(
     assert [p.name for p in tmp_path.iterdir()] == [dest.name]
 
 
+def test_pieces_cut_short_by_a_cancel_are_kept(
+    engine: Any, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """A stop (an agent's SIGTERM, a pod replaced) in the middle of large pieces: what
+    each piece received is written and journaled, so the rerun asks only for the rest,
+    though no piece was complete when the transfer was cancelled."""
+    fault_server.add(PATH, BODY)
+    dest = tmp_path / "shard.bin"
+    fault_server.set_faults(PATH, Throttle(bytes_per_sec=2 * MiB))
+    t = core().Transfer(
+        engine, fault_server.url(PATH), str(dest), sha256=SHA, chunk_size=8 * MiB, connections=2
+    )
+    cancel_halfway(t, len(BODY), fraction=0.25)  # 4 MiB in, both 8 MiB pieces unfinished
+    fault_server.clear_faults(PATH)
+    n_before = len(fault_server.requests_for(PATH))
+
+    res = core().Transfer(engine, fault_server.url(PATH), str(dest), sha256=SHA).run()
+    assert res.sha256 == SHA
+    assert dest.read_bytes() == BODY
+    assert res.resumed_bytes >= 3 * MiB, res.resumed_bytes
+    asked = sum(
+        _range_len(r.header("range"))
+        for r in fault_server.requests_for(PATH)[n_before:]
+        if r.method == "GET"
+    )
+    assert asked <= len(BODY) - res.resumed_bytes + 1, (asked, res.resumed_bytes)
+
+
 def test_changed_object_starts_over(engine: Any, fault_server: FaultServer, tmp_path: Path) -> None:
     fault_server.add(PATH, BODY)
     dest = tmp_path / "shard.bin"

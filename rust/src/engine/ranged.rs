@@ -351,9 +351,21 @@ async fn drive(
             _ = state.cancel.cancelled() => break Err(Error::Cancelled.into()),
         }
     };
+    if state.cancel.is_cancelled() {
+        // the workers see the cancel too and write what they received (see
+        // `Worker::keep_received`); give them a moment before stopping them
+        let _ = tokio::time::timeout(FLUSH_GRACE, async {
+            while crew.set.join_next().await.is_some() {}
+        })
+        .await;
+    }
     crew.set.shutdown().await;
     result
 }
+
+/// How long a cancelled transfer waits for its workers to keep what they
+/// received (one write of at most a piece each).
+const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Wait for the journal thread, then the hasher's digests. The workers'
 /// result comes first among errors once the journal is flushed.

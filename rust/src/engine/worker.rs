@@ -95,39 +95,50 @@ impl Worker {
             self.process(0, f.end, f.buf, Some(f.resp)).await?;
         }
         loop {
-            let _conn = self
-                .engine
-                .conns
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Cancelled)?;
-            // Pieces are cut and their memory reserved under one lock, so
-            // reservations follow file order: the piece the hasher waits
-            // for always holds its memory and the budget cannot deadlock.
-            let (start, end, buf) = {
-                let mut p = self.shared.planner.lock().await;
-                let max = self.shared.chunk_len();
-                let Some(len) = p.peek_len(max) else {
-                    return Ok(());
-                };
-                let n = slabs_for(len) as u32;
-                let w = self.shared.window.clone().acquire_many_owned(n).await;
-                let b = self.engine.budget.clone().acquire_many_owned(n).await;
-                let (Ok(w), Ok(b)) = (w, b) else {
-                    return Err(Error::Cancelled.into());
-                };
-                let Some((s, e)) = p.next_piece(max) else {
-                    return Ok(());
-                };
-                (
-                    s,
-                    e,
-                    Buffer::new(self.engine.pool.clone(), len as usize, vec![w, b]),
-                )
+            // a cancelled transfer starts no piece: waiting for a connection
+            // or for memory ends at once
+            let next = tokio::select! {
+                biased;
+                _ = self.state.cancel.cancelled() => return Err(Error::Cancelled.into()),
+                next = self.next_piece() => next?,
+            };
+            let Some((_conn, start, end, buf)) = next else {
+                return Ok(());
             };
             self.process(start, end, buf, None).await?;
         }
+    }
+
+    /// A connection, then the next piece in file order with its memory.
+    async fn next_piece(
+        &self,
+    ) -> std::result::Result<Option<(OwnedSemaphorePermit, u64, u64, Buffer)>, AttemptError> {
+        let conn = self
+            .engine
+            .conns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        // Pieces are cut and their memory reserved under one lock, so
+        // reservations follow file order: the piece the hasher waits
+        // for always holds its memory and the budget cannot deadlock.
+        let mut p = self.shared.planner.lock().await;
+        let max = self.shared.chunk_len();
+        let Some(len) = p.peek_len(max) else {
+            return Ok(None);
+        };
+        let n = slabs_for(len) as u32;
+        let w = self.shared.window.clone().acquire_many_owned(n).await;
+        let b = self.engine.budget.clone().acquire_many_owned(n).await;
+        let (Ok(w), Ok(b)) = (w, b) else {
+            return Err(Error::Cancelled.into());
+        };
+        let Some((s, e)) = p.next_piece(max) else {
+            return Ok(None);
+        };
+        let buf = Buffer::new(self.engine.pool.clone(), len as usize, vec![w, b]);
+        Ok(Some((conn, s, e, buf)))
     }
 
     /// Fetch a piece, write it at its offset, pass it to journal and hasher.
@@ -176,6 +187,28 @@ impl Worker {
         Ok(())
     }
 
+    /// A cancelled piece keeps the bytes it received: written at their offset
+    /// and journaled, so the next run (an agent stopped, a pod replaced)
+    /// resumes after them instead of fetching the whole piece again.
+    fn keep_received(&self, start: u64, buf: &Buffer, got: usize) -> AttemptError {
+        if got > 0 {
+            let parts = buf.parts(got);
+            if self.partial.write_parts(start, &parts).is_ok() {
+                // as for whole pieces: a crc when the transfer verifies
+                let crc = self
+                    .htx
+                    .as_ref()
+                    .map(|_| parts.iter().fold(0, |c, p| crc32c::crc32c_append(c, p)));
+                let _ = self.jtx.send(Record {
+                    offset: start,
+                    len: got as u64,
+                    crc,
+                });
+            }
+        }
+        Error::Cancelled.into()
+    }
+
     /// Fetch one piece with retries, continuing after the bytes already received.
     async fn fetch(
         &self,
@@ -188,31 +221,41 @@ impl Worker {
         let mut got = 0usize;
         let mut attempt = 0u32;
         loop {
-            let r = if let Some(resp) = open.take() {
-                fetch::read_piece(
-                    resp,
-                    start,
-                    end,
-                    buf,
-                    &mut got,
-                    cfg.stall_timeout,
-                    &self.state.progress,
-                )
-                .await
-            } else {
-                fetch::fetch_piece(
-                    &self.engine,
-                    &self.shared.url,
-                    &self.shared.headers,
-                    &self.shared.cond,
-                    start,
-                    end,
-                    buf,
-                    &mut got,
-                    cfg.stall_timeout,
-                    &self.state.progress,
-                )
-                .await
+            let piece = async {
+                if let Some(resp) = open.take() {
+                    fetch::read_piece(
+                        resp,
+                        start,
+                        end,
+                        buf,
+                        &mut got,
+                        cfg.stall_timeout,
+                        &self.state.progress,
+                    )
+                    .await
+                } else {
+                    fetch::fetch_piece(
+                        &self.engine,
+                        &self.shared.url,
+                        &self.shared.headers,
+                        &self.shared.cond,
+                        start,
+                        end,
+                        buf,
+                        &mut got,
+                        cfg.stall_timeout,
+                        &self.state.progress,
+                    )
+                    .await
+                }
+            };
+            let r = tokio::select! {
+                biased;
+                _ = self.state.cancel.cancelled() => None,
+                r = piece => Some(r),
+            };
+            let Some(r) = r else {
+                return Err(self.keep_received(start, buf, got));
             };
             match r {
                 Ok(()) => return Ok(()),
