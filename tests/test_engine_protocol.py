@@ -33,6 +33,11 @@ PATH = "/org/model/file.safetensors"
 TOKEN = "tok-Sup3rSecret-9f8e7d"  # noqa: S105 - a fake, checked for leaks
 
 
+def _fetch(engine: Any, server: FaultServer, dest: Path, **kw: Any) -> Any:
+    """One transfer of ``PATH`` from ``server`` to ``dest``, run to the end."""
+    return core().Transfer(engine, server.url(PATH), str(dest), **kw).run()
+
+
 class _Runner:
     """Runs a Transfer on a thread so the test thread can watch or cancel it."""
 
@@ -74,13 +79,7 @@ def test_server_ignoring_range_still_works(
     fault_server.add(PATH, BODY)
     fault_server.set_faults(PATH, IgnoreRange())
     dest = tmp_path / "f"
-    res = (
-        core()
-        .Transfer(
-            engine, fault_server.url(PATH), str(dest), sha256=SHA, chunk_size=MiB, connections=4
-        )
-        .run()
-    )
+    res = _fetch(engine, fault_server, dest, sha256=SHA, chunk_size=MiB, connections=4)
     assert res.ranged is False
     assert res.sha256 == SHA
     assert dest.read_bytes() == BODY
@@ -97,7 +96,7 @@ def test_server_without_content_length_still_works(
     fault_server.add(PATH, BODY)
     fault_server.set_faults(PATH, NoContentLength(chunked=chunked))
     dest = tmp_path / "f"
-    res = core().Transfer(engine, fault_server.url(PATH), str(dest), sha256=SHA).run()
+    res = _fetch(engine, fault_server, dest, sha256=SHA)
     assert res.ranged is False
     assert res.size == len(BODY)
     assert res.sha256 == SHA
@@ -112,9 +111,7 @@ def test_no_content_length_with_expected_size_mismatch(
     fault_server.set_faults(PATH, NoContentLength())
     dest = tmp_path / "f"
     with pytest.raises(core().ChecksumMismatch) as ei:
-        core().Transfer(
-            engine, fault_server.url(PATH), str(dest), expected_size=len(BODY) + 10
-        ).run()
+        _fetch(engine, fault_server, dest, expected_size=len(BODY) + 10)
     assert ei.value.algorithm == "size"
     assert not dest.exists()
 
@@ -131,18 +128,9 @@ def test_redirect_to_other_host_keeps_range_drops_authorization(
     fault_server_b.add(PATH, BODY)
     fault_server.set_faults(PATH, Redirect(target=fault_server_b.base_url, code=code))
     dest = tmp_path / "f"
-    res = (
-        core()
-        .Transfer(
-            engine,
-            fault_server.url(PATH),
-            str(dest),
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            sha256=SHA,
-            chunk_size=MiB,
-            connections=4,
-        )
-        .run()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    res = _fetch(
+        engine, fault_server, dest, headers=auth, sha256=SHA, chunk_size=MiB, connections=4
     )
     assert res.sha256 == SHA
     assert res.ranged is True
@@ -168,16 +156,8 @@ def test_redirect_on_same_host_keeps_authorization(
     fault_server.add("/final" + PATH, BODY)
     fault_server.set_faults(PATH, Redirect(target=fault_server.base_url + "/final", code=302))
     dest = tmp_path / "f"
-    res = (
-        core()
-        .Transfer(
-            engine,
-            fault_server.url(PATH),
-            str(dest),
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            sha256=SHA,
-        )
-        .run()
+    res = _fetch(
+        engine, fault_server, dest, headers={"Authorization": f"Bearer {TOKEN}"}, sha256=SHA
     )
     assert res.sha256 == SHA
     finals = fault_server.requests_for("/final" + PATH)
@@ -195,11 +175,7 @@ def test_object_changing_mid_transfer_is_never_mixed(
     fault_server.set_faults(PATH, ChangeObject(after_requests=3, body=new_body))
     dest = tmp_path / "f"
     try:
-        res = (
-            core()
-            .Transfer(engine, fault_server.url(PATH), str(dest), chunk_size=MiB, connections=1)
-            .run()
-        )
+        res = _fetch(engine, fault_server, dest, chunk_size=MiB, connections=1)
     except core().EngineError:
         assert not dest.exists()
         return
