@@ -26,6 +26,11 @@ def _leftovers(dest: Path) -> list[Path]:
     return sorted(p for p in dest.parent.iterdir() if p.name.startswith(dest.name + "."))
 
 
+def _fetch(engine: Any, nginx: NginxServer, name: str, dest: Path, **kw: Any) -> Any:
+    """One transfer of ``name`` from nginx to ``dest``, run to the end."""
+    return core().Transfer(engine, nginx.base_url + name, str(dest), **kw).run()
+
+
 @pytest.fixture(scope="session")
 def medium_file(nginx_root: Path) -> DataFile:
     return make_random_file(nginx_root / "medium.bin", 16 * MiB + 12345, seed=2)
@@ -90,26 +95,23 @@ def test_all_digests_and_hash_off(
     data = medium_file.path.read_bytes()
     git_sha1 = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324
     dest = tmp_path / "m.bin"
-    res = (
-        core()
-        .Transfer(
-            engine,
-            nginx.base_url + "medium.bin",
-            str(dest),
-            sha256=medium_file.sha256,
-            md5=medium_file.md5,
-            git_sha1=git_sha1,
-            expected_size=medium_file.size,
-            chunk_size=MiB,
-            connections=3,
-        )
-        .run()
+    res = _fetch(
+        engine,
+        nginx,
+        "medium.bin",
+        dest,
+        sha256=medium_file.sha256,
+        md5=medium_file.md5,
+        git_sha1=git_sha1,
+        expected_size=medium_file.size,
+        chunk_size=MiB,
+        connections=3,
     )
     assert {"sha256", "md5", "git-sha1"} <= set(res.verified)
     assert (res.sha256, res.md5, res.git_sha1) == (medium_file.sha256, medium_file.md5, git_sha1)
 
     dest2 = tmp_path / "m2.bin"
-    res2 = core().Transfer(engine, nginx.base_url + "medium.bin", str(dest2), hash=False).run()
+    res2 = _fetch(engine, nginx, "medium.bin", dest2, hash=False)
     assert res2.sha256 is None
     assert res2.verified == []
     assert dest2.read_bytes() == data
@@ -121,18 +123,15 @@ def test_direct_io_write_path(
     """O_DIRECT writes (unaligned tail included: the size is not a block multiple)."""
     assert medium_file.size % 4096 != 0
     dest = tmp_path / "direct.bin"
-    res = (
-        core()
-        .Transfer(
-            engine,
-            nginx.base_url + "medium.bin",
-            str(dest),
-            sha256=medium_file.sha256,
-            direct_io=True,
-            chunk_size=4 * MiB,
-            connections=2,
-        )
-        .run()
+    res = _fetch(
+        engine,
+        nginx,
+        "medium.bin",
+        dest,
+        sha256=medium_file.sha256,
+        direct_io=True,
+        chunk_size=4 * MiB,
+        connections=2,
     )
     assert res.sha256 == medium_file.sha256
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == medium_file.sha256
@@ -158,20 +157,22 @@ def test_direct_io_is_chosen_automatically_by_size_and_filesystem(
     if _filesystem_type(tmp_path) in ("tmpfs", "ramfs"):
         pytest.skip("the temporary directory is itself on tmpfs")
 
-    def run(name: str, dest: Path, **kw: Any) -> Any:
-        return core().Transfer(engine, nginx.base_url + name, str(dest), **kw).run()
-
-    on_disk = run("big.bin", tmp_path / "big.bin", sha256=big_file.sha256)
+    on_disk = _fetch(engine, nginx, "big.bin", tmp_path / "big.bin", sha256=big_file.sha256)
     assert on_disk.direct_io is True
-    small = run("medium.bin", tmp_path / "medium.bin", sha256=medium_file.sha256)
+    small = _fetch(engine, nginx, "medium.bin", tmp_path / "medium.bin", sha256=medium_file.sha256)
     assert small.direct_io is False
-    forced_off = run("big.bin", tmp_path / "big2.bin", sha256=big_file.sha256, direct_io=False)
+    forced_off = _fetch(
+        engine, nginx, "big.bin", tmp_path / "big2.bin", sha256=big_file.sha256, direct_io=False
+    )
     assert forced_off.direct_io is False
     shm = Path("/dev/shm")
     if shm.is_dir() and _filesystem_type(shm) == "tmpfs":
         in_memory = shm / f"ome-agent-test-{tmp_path.name}.bin"
         try:
-            assert run("big.bin", in_memory, sha256=big_file.sha256).direct_io is False
+            assert (
+                _fetch(engine, nginx, "big.bin", in_memory, sha256=big_file.sha256).direct_io
+                is False
+            )
         finally:
             in_memory.unlink(missing_ok=True)
 
@@ -181,7 +182,7 @@ def test_empty_file_from_nginx(
 ) -> None:
     (nginx_root / "empty.bin").write_bytes(b"")
     dest = tmp_path / "empty.bin"
-    res = core().Transfer(engine, nginx.base_url + "empty.bin", str(dest)).run()
+    res = _fetch(engine, nginx, "empty.bin", dest)
     assert res.size == 0
     assert res.sha256 == hashlib.sha256(b"").hexdigest()
     assert dest.read_bytes() == b""
@@ -193,9 +194,7 @@ def test_sha256_mismatch_fails_without_final_file(
     dest = tmp_path / "bad.bin"
     wrong = "0" * 64
     with pytest.raises(core().ChecksumMismatch) as ei:
-        core().Transfer(
-            engine, nginx.base_url + "medium.bin", str(dest), sha256=wrong, chunk_size=MiB
-        ).run()
+        _fetch(engine, nginx, "medium.bin", dest, sha256=wrong, chunk_size=MiB)
     exc = ei.value
     assert exc.algorithm == "sha256"
     assert exc.expected == wrong
@@ -211,12 +210,7 @@ def test_size_mismatch_fails_without_final_file(
 ) -> None:
     dest = tmp_path / "bad.bin"
     with pytest.raises(core().ChecksumMismatch) as ei:
-        core().Transfer(
-            engine,
-            nginx.base_url + "medium.bin",
-            str(dest),
-            expected_size=medium_file.size + 1,
-        ).run()
+        _fetch(engine, nginx, "medium.bin", dest, expected_size=medium_file.size + 1)
     exc = ei.value
     assert exc.algorithm == "size"
     assert exc.expected == str(medium_file.size + 1)
