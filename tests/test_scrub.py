@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ome_agent.api import ModelKey
+from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, Interrupted
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile.localcheck import Status, check_manifest, intact, refuse_links_out
@@ -89,6 +89,16 @@ def _repo(hf_env: HubServer) -> bytes:
     return weights
 
 
+async def _fetched_then_stopped(root: Path, reporter: MemoryReporter) -> ModelResource:
+    """A first agent (no scrub) fetches the scrubbed model and stops: what a restart finds."""
+    spec = model("scrubbed", "hf://org/scrubbed", path="scrubbed")
+    first = Agent(options(root, scrub_rate=0), reporter, Secrets())
+    await first.start(None, spec)
+    await until(lambda: reporter.state("scrubbed") is NodeState.READY)
+    await first.stop()
+    return spec
+
+
 def _metrics(agent: Agent) -> AgentMetrics:
     """The agent's counters (the scrub's among them)."""
     metrics = agent.rec._metrics
@@ -114,12 +124,8 @@ async def test_tampered_file_is_fetched_again_across_a_restart(
     hf_env: HubServer, root: Path, tmp_path: Path, how: str
 ) -> None:
     weights = _repo(hf_env)
-    spec = model("scrubbed", "hf://org/scrubbed", path="scrubbed")
     reporter = MemoryReporter()
-    first = Agent(options(root, scrub_rate=0), reporter, Secrets())
-    await first.start(None, spec)
-    await until(lambda: reporter.state("scrubbed") is NodeState.READY)
-    await first.stop()
+    spec = await _fetched_then_stopped(root, reporter)
 
     target = root / "scrubbed" / "model.safetensors"
     outside = tmp_path / "elsewhere.safetensors"
@@ -341,12 +347,8 @@ async def test_repair_reports_pass_the_wire_schema(hf_env: HubServer, root: Path
 @aio
 async def test_restart_fetches_again_only_a_truncated_file(hf_env: HubServer, root: Path) -> None:
     weights = _repo(hf_env)
-    spec = model("scrubbed", "hf://org/scrubbed", path="scrubbed")
     reporter = MemoryReporter()
-    first = Agent(options(root, scrub_rate=0), reporter, Secrets())
-    await first.start(None, spec)
-    await until(lambda: reporter.state("scrubbed") is NodeState.READY)
-    await first.stop()
+    spec = await _fetched_then_stopped(root, reporter)
     target = root / "scrubbed" / "model.safetensors"
     with target.open("r+b") as f:
         f.truncate(MiB)
