@@ -182,6 +182,14 @@ def _reported_ready(reporter: MemoryReporter, resource: ModelResource) -> None:
     reporter.current[resource.key] = NodeReport(resource.key, "", NodeState.READY)
 
 
+def _tiny_already_on_disk(hf_env: HubServer, root: Path) -> ModelResource:
+    """org/tiny on the Hub, and its config.json already under ``root/tiny`` (no manifest)."""
+    hf_env.add_repo("org/tiny", {"config.json": CONFIG})
+    (root / "tiny").mkdir()
+    (root / "tiny" / "config.json").write_bytes(CONFIG)
+    return model("tiny", "hf://org/tiny", path="tiny")
+
+
 async def _run_once(root: Path, reporter: MemoryReporter, resource: ModelResource) -> None:
     rec = Reconciler(options(root), reporter, Secrets())
     rec.set_node("node-a", {})
@@ -194,11 +202,9 @@ async def _run_once(root: Path, reporter: MemoryReporter, resource: ModelResourc
 async def test_files_the_report_does_not_call_ready_are_not_taken(
     hf_env: HubServer, root: Path
 ) -> None:
-    hf_env.add_repo("org/tiny", {"config.json": CONFIG})
-    (root / "tiny").mkdir()
-    (root / "tiny" / "config.json").write_bytes(CONFIG)
+    resource = _tiny_already_on_disk(hf_env, root)
     reporter = MemoryReporter()
-    await _run_once(root, reporter, model("tiny", "hf://org/tiny", path="tiny"))
+    await _run_once(root, reporter, resource)
     report = reporter.report("tiny")
     assert report.state is NodeState.FAILED
     assert "was not written by this agent" in (report.error or "")
@@ -228,11 +234,8 @@ async def test_a_hugging_face_cache_layout_is_not_adopted(hf_env: HubServer, roo
 async def test_adopted_without_a_download_and_confirmed_from_disk_next_time(
     hf_env: HubServer, root: Path
 ) -> None:
-    hf_env.add_repo("org/tiny", {"config.json": CONFIG})
-    (root / "tiny").mkdir()
-    (root / "tiny" / "config.json").write_bytes(CONFIG)
+    resource = _tiny_already_on_disk(hf_env, root)
     reporter = MemoryReporter()
-    resource = model("tiny", "hf://org/tiny", path="tiny")
     _reported_ready(reporter, resource)
     await _run_once(root, reporter, resource)
     assert [r.state for r in reporter.history] == [NodeState.READY]  # never Updating
