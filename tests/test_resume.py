@@ -26,10 +26,18 @@ NEW_SHA = hashlib.sha256(NEW_BODY).hexdigest()
 PATH = "/repo/shard-00001.bin"
 
 
-def _interrupt_halfway(engine: Any, server: FaultServer, dest: Path) -> None:
-    """Start a throttled transfer, cancel it once about half is done."""
+def _transfer(engine: Any, server: FaultServer, dest: Path, **kw: Any) -> Any:
+    """A transfer of ``PATH`` from ``server`` to ``dest``, not started yet."""
+    return core().Transfer(engine, server.url(PATH), str(dest), **kw)
+
+
+def _interrupted(engine: Any, server: FaultServer, tmp_path: Path) -> Path:
+    """``BODY`` on the server, a throttled transfer of it cancelled once about half is
+    done: the destination, with its partial file and journal beside it."""
+    server.add(PATH, BODY)
+    dest = tmp_path / "shard.bin"
     server.set_faults(PATH, Throttle(bytes_per_sec=8 * MiB))
-    t = core().Transfer(engine, server.url(PATH), str(dest), chunk_size=MiB, connections=2)
+    t = _transfer(engine, server, dest, chunk_size=MiB, connections=2)
     cancel_halfway(t, len(BODY))
     server.clear_faults(PATH)
     assert not dest.exists()
@@ -37,6 +45,7 @@ def _interrupt_halfway(engine: Any, server: FaultServer, dest: Path) -> None:
     journal = dest.with_name(dest.name + ".partial.journal")
     assert partial.exists(), "an interrupted transfer keeps its partial file for resume"
     assert journal.exists(), "an interrupted transfer keeps its journal for resume"
+    return dest
 
 
 def _range_len(value: str | None) -> int:
@@ -52,20 +61,12 @@ def _range_len(value: str | None) -> int:
 def test_rerun_fetches_only_what_is_missing(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    dest = tmp_path / "shard.bin"
-    _interrupt_halfway(engine, fault_server, dest)
+    dest = _interrupted(engine, fault_server, tmp_path)
     # Count the rerun by its own requests: threads of the cancelled run may
     # still push a few bytes into dead sockets after the cancel.
     n_before = len(fault_server.requests_for(PATH))
 
-    res = (
-        core()
-        .Transfer(
-            engine, fault_server.url(PATH), str(dest), sha256=SHA, chunk_size=MiB, connections=2
-        )
-        .run()
-    )
+    res = _transfer(engine, fault_server, dest, sha256=SHA, chunk_size=MiB, connections=2).run()
     assert res.sha256 == SHA
     assert dest.read_bytes() == BODY
     assert res.resumed_bytes >= len(BODY) // 4
@@ -117,18 +118,12 @@ def test_pieces_cut_short_by_a_cancel_are_kept(
 
 
 def test_changed_object_starts_over(engine: Any, fault_server: FaultServer, tmp_path: Path) -> None:
-    fault_server.add(PATH, BODY)
-    dest = tmp_path / "shard.bin"
-    _interrupt_halfway(engine, fault_server, dest)
+    dest = _interrupted(engine, fault_server, tmp_path)
     old_etag = fault_server.etag(PATH)
     fault_server.add(PATH, NEW_BODY)  # re-upload: new content, new ETag
     assert fault_server.etag(PATH) != old_etag
 
-    res = (
-        core()
-        .Transfer(engine, fault_server.url(PATH), str(dest), chunk_size=MiB, connections=2)
-        .run()
-    )
+    res = _transfer(engine, fault_server, dest, chunk_size=MiB, connections=2).run()
     assert res.sha256 == NEW_SHA
     assert res.size == len(NEW_BODY)
     assert res.etag == fault_server.etag(PATH)
@@ -140,14 +135,9 @@ def test_changed_object_starts_over(engine: Any, fault_server: FaultServer, tmp_
 def test_resume_disabled_refetches_everything(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    dest = tmp_path / "shard.bin"
-    _interrupt_halfway(engine, fault_server, dest)
+    dest = _interrupted(engine, fault_server, tmp_path)
     n_before = len(fault_server.requests_for(PATH))
-    t = core().Transfer(
-        engine, fault_server.url(PATH), str(dest), sha256=SHA, resume=False, chunk_size=MiB
-    )
-    res = t.run()
+    res = _transfer(engine, fault_server, dest, sha256=SHA, resume=False, chunk_size=MiB).run()
     assert res.sha256 == SHA
     assert res.resumed_bytes == 0
     # Everything again (a probe may add a few bytes).
@@ -162,6 +152,6 @@ def test_existing_final_file_is_replaced_atomically(
     fault_server.add(PATH, BODY)
     dest = tmp_path / "shard.bin"
     dest.write_bytes(b"stale")
-    res = core().Transfer(engine, fault_server.url(PATH), str(dest), sha256=SHA).run()
+    res = _transfer(engine, fault_server, dest, sha256=SHA).run()
     assert res.sha256 == SHA
     assert dest.read_bytes() == BODY
