@@ -51,6 +51,19 @@ def _landed(dest: Path, files: dict[str, bytes]) -> None:
         assert (dest / name).read_bytes() == data, name
 
 
+def _pulled(tmp_path: Path, files: dict[str, bytes]) -> Run:
+    """``pull --json`` of the repo into ``tmp_path/d`` succeeds and every file lands."""
+    run = pull_cli(f"hf://{REPO}", str(tmp_path / "d"), "--json")
+    assert run.code == 0, run.stderr
+    _landed(tmp_path / "d", files)
+    return run
+
+
+def _verified(run: Run) -> dict[str, list[str]]:
+    """What each pulled file was verified with, by path (from the ``--json`` report)."""
+    return {f["path"]: f["verified"] for f in run.json()["files"]}
+
+
 def test_html_instead_of_the_revision_json(hf_env: HubServer, tmp_path: Path) -> None:
     _serve(hf_env, Quirk.HTML_INFO)
     line = _one_error_line(pull_cli(f"hf://{REPO}", str(tmp_path / "d")))
@@ -72,16 +85,14 @@ def test_unusable_tree_falls_back_and_says_so(
     hf_env: HubServer, tmp_path: Path, quirk: Quirk, said: str
 ) -> None:
     files = _serve(hf_env, quirk)
-    run = pull_cli(f"hf://{REPO}", str(tmp_path / "d"), "--json")
-    assert run.code == 0, run.stderr
-    _landed(tmp_path / "d", files)
+    run = _pulled(tmp_path, files)
     warning = [line for line in run.stderr.splitlines() if "/tree/" in line]
     assert len(warning) == 1, run.stderr
     assert said in warning[0]
     assert "siblings and a HEAD per file" in warning[0]
-    by_path = {f["path"]: f for f in run.json()["files"]}
-    assert "sha256" in by_path["model.safetensors"]["verified"]
-    assert "git-sha1" in by_path["config.json"]["verified"]
+    verified = _verified(run)
+    assert "sha256" in verified["model.safetensors"]
+    assert "git-sha1" in verified["config.json"]
 
 
 def test_403_on_resolve_names_the_head(hf_env: HubServer, tmp_path: Path) -> None:
@@ -102,12 +113,10 @@ def test_401_without_revision_is_not_asked(hf_env: HubServer, tmp_path: Path) ->
 
 def test_missing_sizes_still_verify_by_digest(hf_env: HubServer, tmp_path: Path) -> None:
     files = _serve(hf_env, Quirk.NO_TREE, Quirk.NO_SIZE)
-    run = pull_cli(f"hf://{REPO}", str(tmp_path / "d"), "--json")
-    assert run.code == 0, run.stderr
-    _landed(tmp_path / "d", files)
-    by_path = {f["path"]: f for f in run.json()["files"]}
-    assert "sha256" in by_path["big.dat"]["verified"]
-    assert "git-sha1" in by_path["config.json"]["verified"]
+    run = _pulled(tmp_path, files)
+    verified = _verified(run)
+    assert "sha256" in verified["big.dat"]
+    assert "git-sha1" in verified["config.json"]
 
 
 def test_contradictory_size_fails_naming_the_file(hf_env: HubServer, tmp_path: Path) -> None:
@@ -125,9 +134,7 @@ def test_another_commit_in_the_head_is_refused(hf_env: HubServer) -> None:
 
 def test_no_etag_means_size_only_and_says_so(hf_env: HubServer, tmp_path: Path) -> None:
     files = _serve(hf_env, Quirk.NO_TREE, Quirk.NO_ETAG)
-    run = pull_cli(f"hf://{REPO}", str(tmp_path / "d"), "--json")
-    assert run.code == 0, run.stderr
-    _landed(tmp_path / "d", files)
+    run = _pulled(tmp_path, files)
     for f in run.json()["files"]:
         assert f["verified"] == ["size"], f
         assert f["unverified"].endswith(": size only"), f
@@ -154,9 +161,7 @@ def test_token_stays_on_the_hub_in_the_fallback(
 ) -> None:
     files = _serve(hf_env, Quirk.NO_TREE, private=True)
     monkeypatch.setenv("HF_TOKEN", HF_TEST_TOKEN)
-    run = pull_cli(f"hf://{REPO}", str(tmp_path / "d"), "--json")
-    assert run.code == 0, run.stderr
-    _landed(tmp_path / "d", files)
+    run = _pulled(tmp_path, files)
     heads = [r for r in hf_env.requests("hub") if r["method"] == "HEAD"]
     assert heads
     assert all(r["headers"].get("Authorization") == f"Bearer {HF_TEST_TOKEN}" for r in heads)
