@@ -59,9 +59,11 @@ def _pulled(tmp_path: Path, files: dict[str, bytes]) -> Run:
     return run
 
 
-def _verified(run: Run) -> dict[str, list[str]]:
-    """What each pulled file was verified with, by path (from the ``--json`` report)."""
-    return {f["path"]: f["verified"] for f in run.json()["files"]}
+def _assert_verified_by_digest(run: Run, lfs_file: str) -> None:
+    """The ``--json`` report: the LFS file checked by sha256, config.json by git-sha1."""
+    verified = {f["path"]: f["verified"] for f in run.json()["files"]}
+    assert "sha256" in verified[lfs_file]
+    assert "git-sha1" in verified["config.json"]
 
 
 def test_html_instead_of_the_revision_json(hf_env: HubServer, tmp_path: Path) -> None:
@@ -90,9 +92,7 @@ def test_unusable_tree_falls_back_and_says_so(
     assert len(warning) == 1, run.stderr
     assert said in warning[0]
     assert "siblings and a HEAD per file" in warning[0]
-    verified = _verified(run)
-    assert "sha256" in verified["model.safetensors"]
-    assert "git-sha1" in verified["config.json"]
+    _assert_verified_by_digest(run, "model.safetensors")
 
 
 def test_403_on_resolve_names_the_head(hf_env: HubServer, tmp_path: Path) -> None:
@@ -114,9 +114,7 @@ def test_401_without_revision_is_not_asked(hf_env: HubServer, tmp_path: Path) ->
 def test_missing_sizes_still_verify_by_digest(hf_env: HubServer, tmp_path: Path) -> None:
     files = _serve(hf_env, Quirk.NO_TREE, Quirk.NO_SIZE)
     run = _pulled(tmp_path, files)
-    verified = _verified(run)
-    assert "sha256" in verified["big.dat"]
-    assert "git-sha1" in verified["config.json"]
+    _assert_verified_by_digest(run, "big.dat")
 
 
 def test_contradictory_size_fails_naming_the_file(hf_env: HubServer, tmp_path: Path) -> None:
