@@ -122,7 +122,9 @@ class NginxServer(Managed):
         return f"http://{self.host}:{self.port}/slow/"
 
     # ------------------------------------------------------------ config
-    def _config(self) -> str:
+    def _frame(self, http: str, *, workers: int, connections: int) -> str:
+        """The config around ``http`` (the inside of its block) that every nginx of the
+        tests shares: in the foreground, logs and temporary files in ``workdir``."""
         w = self.workdir
         # Workers run as root when we are root: pytest tmp dirs are mode 0700 and
         # the default "nobody" worker could not read the files it should serve.
@@ -131,12 +133,11 @@ class NginxServer(Managed):
 {user}
 daemon off;
 master_process on;
-worker_processes 2;
+worker_processes {workers};
 pid {w}/nginx.pid;
 error_log {self.error_log} warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
-    default_type application/octet-stream;
     log_format ome '{_LOG_FORMAT}';
     access_log {self.access_log} ome;
     client_body_temp_path {w}/client_body;
@@ -144,6 +145,12 @@ http {{
     fastcgi_temp_path {w}/fastcgi;
     uwsgi_temp_path {w}/uwsgi;
     scgi_temp_path {w}/scgi;
+{http}}}
+"""
+
+    def _config(self) -> str:
+        http = f"""\
+    default_type application/octet-stream;
     sendfile on;
     tcp_nopush on;
     keepalive_requests 10000;
@@ -159,8 +166,8 @@ http {{
             limit_rate {self.limit_rate};
         }}
     }}
-}}
 """
+        return self._frame(http, workers=2, connections=4096)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> NginxServer:

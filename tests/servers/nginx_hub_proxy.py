@@ -10,10 +10,9 @@ The Hub's LFS redirects still point at its CDN host, as they do at huggingface.c
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from tests.servers.nginx import _LOG_FORMAT, NginxServer
+from tests.servers.nginx import NginxServer
 
 
 class NginxHubProxy(NginxServer):
@@ -29,26 +28,9 @@ class NginxHubProxy(NginxServer):
         return f"http://{self.host}:{self.port}"
 
     def _config(self) -> str:
-        w = self.workdir
-        user = "user root root;" if os.geteuid() == 0 else ""
         hide = "".join(f"        proxy_hide_header {h};\n" for h in self.hide_headers)
-        return f"""
-{user}
-daemon off;
-master_process on;
-worker_processes 1;
-pid {w}/nginx.pid;
-error_log {self.error_log} warn;
-events {{ worker_connections 1024; }}
-http {{
-    log_format ome '{_LOG_FORMAT}';
-    access_log {self.access_log} ome;
-    client_body_temp_path {w}/client_body;
-    proxy_temp_path {w}/proxy;
-    fastcgi_temp_path {w}/fastcgi;
-    uwsgi_temp_path {w}/uwsgi;
-    scgi_temp_path {w}/scgi;
-    proxy_cache_path {w}/cache levels=1:2 keys_zone=hub:10m max_size=1g inactive=10m;
+        http = f"""\
+    proxy_cache_path {self.workdir}/cache levels=1:2 keys_zone=hub:10m max_size=1g inactive=10m;
     server {{
         listen {self.host}:{self.port};
         location / {{
@@ -62,5 +44,5 @@ http {{
             proxy_cache_valid 200 302 10m;
 {hide}        }}
     }}
-}}
 """
+        return self._frame(http, workers=1, connections=1024)
