@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.cluster.controlplane import free_port
 from tests.servers.background import BackgroundServer, loopback
+from tests.servers.managed import stop_after
 from tests.servers.process import stop_group, wait_answering
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
@@ -87,11 +88,7 @@ def start_emulator(workdir: Path) -> GcsEmulator:
 
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    emulator = start_emulator(tmp_path_factory.mktemp("gcs"))
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+    yield from stop_after(start_emulator(tmp_path_factory.mktemp("gcs")))
 
 
 # ------------------------------------------------------------------ OAuth token endpoint

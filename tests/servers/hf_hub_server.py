@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.servers.managed import Managed
+from tests.servers.managed import Managed, wait_for_interrupt
 
 LFS_EXTENSIONS = frozenset(
     {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt"}
@@ -718,11 +718,7 @@ def main(argv: list[str] | None = None) -> None:
         for repo in server.repos.values():
             for rev, r in repo.revisions.items():
                 print(f"  {repo.repo_id}@{rev} -> {r.commit} ({len(r.files)} files)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_for_interrupt()
 
 
 if __name__ == "__main__":

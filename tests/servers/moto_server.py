@@ -27,6 +27,7 @@ import pytest
 
 from ome_agent.sources.auth import StorageAuth
 from tests.cluster.controlplane import free_port
+from tests.servers.managed import stop_after
 from tests.servers.process import stop_group, wait_answering
 
 REGION = "us-east-1"
@@ -139,8 +140,4 @@ def start_moto(workdir: Path) -> MotoS3:
 
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
-    server = start_moto(tmp_path_factory.mktemp("moto"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from stop_after(start_moto(tmp_path_factory.mktemp("moto")))

@@ -64,6 +64,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.servers.background import BackgroundServer
+from tests.servers.managed import wait_for_interrupt
 
 _HASH_BLOCK = 8 * 1024 * 1024
 _SIGV4_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -625,11 +626,7 @@ def main(argv: list[str] | None = None) -> None:
         server.add_tree(bucket.name, bucket, part_size=args.part_size)
     with server:
         print(f"AWS_ENDPOINT_URL={server.endpoint}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_for_interrupt()
 
 
 if __name__ == "__main__":
