@@ -98,14 +98,12 @@ def test_pieces_cut_short_by_a_cancel_are_kept(
     fault_server.add(PATH, BODY)
     dest = tmp_path / "shard.bin"
     fault_server.set_faults(PATH, Throttle(bytes_per_sec=2 * MiB))
-    t = core().Transfer(
-        engine, fault_server.url(PATH), str(dest), sha256=SHA, chunk_size=8 * MiB, connections=2
-    )
+    t = _transfer(engine, fault_server, dest, sha256=SHA, chunk_size=8 * MiB, connections=2)
     cancel_halfway(t, len(BODY), fraction=0.25)  # 4 MiB in, both 8 MiB pieces unfinished
     fault_server.clear_faults(PATH)
     n_before = len(fault_server.requests_for(PATH))
 
-    res = core().Transfer(engine, fault_server.url(PATH), str(dest), sha256=SHA).run()
+    res = _transfer(engine, fault_server, dest, sha256=SHA).run()
     assert res.sha256 == SHA
     assert dest.read_bytes() == BODY
     assert res.resumed_bytes >= 3 * MiB, res.resumed_bytes
