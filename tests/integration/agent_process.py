@@ -178,44 +178,116 @@ def sum_metric(text: str, name: str, labels: Mapping[str, str]) -> float:
 
 
 # ---------------------------------------------------------------- cluster reads
-class NodeLabelRecorder:
-    """Watches one Node from the test and records every value each label takes."""
+class _Recorder:
+    """Watches one object from the test and records, for each key, every value it
+    takes (None while absent); ``stop`` ends the recording with a change of our own,
+    so every event before it (a whole agent restart) has been seen."""
 
-    def __init__(self, cluster: Cluster, node: str, keys: list[str]) -> None:
+    WHAT = "object"
+
+    def __init__(self, cluster: Cluster, keys: list[str]) -> None:
         self.cluster = cluster
-        self.node = node
-        self.keys = keys
         self.seen: dict[str, list[str | None]] = {k: [] for k in keys}
         self.wake = unique_name("wake")
         self.woken = threading.Event()
-        rv = cluster.core.read_node(node).metadata.resource_version
-        self._resp = cluster.core.list_node(
-            field_selector=f"metadata.name={node}",
+        self._resp = self._watch()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> Any:
+        """The watch response, from the object's current resourceVersion."""
+        raise NotImplementedError
+
+    def _values(self, obj: dict[str, Any]) -> dict[str, str | None]:
+        raise NotImplementedError
+
+    def _marks(self, obj: dict[str, Any]) -> dict[str, str]:
+        """Where ``_poke`` leaves the wake mark."""
+        raise NotImplementedError
+
+    def _poke(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends when stop() closes it
+            for line in iter_resp_lines(self._resp):
+                obj = json.loads(line)["object"]
+                values = self._values(obj)
+                for k in self.seen:
+                    self.seen[k].append(values.get(k))
+                if self._marks(obj).get("ome-test/wake") == self.wake:
+                    self.woken.set()
+                    return
+
+    def stop(self) -> None:
+        self._poke()
+        assert self.woken.wait(10), f"the {self.WHAT} watch missed events"
+        self._resp.close()
+        self._thread.join(5)
+
+
+class NodeLabelRecorder(_Recorder):
+    """Every value each of the Node's labels ``keys`` takes."""
+
+    WHAT = "Node"
+
+    def __init__(self, cluster: Cluster, node: str, keys: list[str]) -> None:
+        self.node = node
+        super().__init__(cluster, keys)
+
+    def _watch(self) -> Any:
+        rv = self.cluster.core.read_node(self.node).metadata.resource_version
+        return self.cluster.core.list_node(
+            field_selector=f"metadata.name={self.node}",
             resource_version=rv,
             watch=True,
             timeout_seconds=120,
             _preload_content=False,
         )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
-        with contextlib.suppress(Exception):  # the stream ends when stop() closes it
-            for line in iter_resp_lines(self._resp):
-                labels = json.loads(line)["object"]["metadata"].get("labels") or {}
-                for k in self.keys:
-                    self.seen[k].append(labels.get(k))
-                if labels.get("ome-test/wake") == self.wake:
-                    self.woken.set()
-                    return
+    def _values(self, obj: dict[str, Any]) -> dict[str, str | None]:
+        return dict(self._marks(obj))
 
-    def stop(self) -> None:
-        """Ends the recording with a label change of our own: every event before it
-        (the whole agent restart) has then been seen."""
+    def _marks(self, obj: dict[str, Any]) -> dict[str, str]:
+        return obj["metadata"].get("labels") or {}
+
+    def _poke(self) -> None:
         self.cluster.label_node(self.node, {"ome-test/wake": self.wake})
-        assert self.woken.wait(10), "the Node watch missed events"
-        self._resp.close()
-        self._thread.join(5)
+
+
+class EntryRecorder(_Recorder):
+    """Every status each of the node ConfigMap's entries ``keys`` takes."""
+
+    WHAT = "ConfigMap"
+
+    def __init__(self, cluster: Cluster, namespace: str, node: str, keys: list[str]) -> None:
+        self.namespace = namespace
+        self.node = node
+        super().__init__(cluster, keys)
+
+    def _watch(self) -> Any:
+        core = self.cluster.core
+        rv = core.read_namespaced_config_map(self.node, self.namespace).metadata.resource_version
+        return core.list_namespaced_config_map(
+            self.namespace,
+            field_selector=f"metadata.name={self.node}",
+            resource_version=rv,
+            watch=True,
+            timeout_seconds=120,
+            _preload_content=False,
+        )
+
+    def _values(self, obj: dict[str, Any]) -> dict[str, str | None]:
+        data = obj.get("data") or {}
+        return {k: json.loads(v)["status"] for k, v in data.items() if k in self.seen}
+
+    def _marks(self, obj: dict[str, Any]) -> dict[str, str]:
+        return obj["metadata"].get("annotations") or {}
+
+    def _poke(self) -> None:
+        self.cluster.core.patch_namespaced_config_map(
+            self.node, self.namespace, {"metadata": {"annotations": {"ome-test/wake": self.wake}}}
+        )
 
 
 def node_labels(cluster: Cluster, node: str) -> dict[str, str]:

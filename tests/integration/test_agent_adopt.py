@@ -12,13 +12,9 @@ ConfigMap entry, both watched throughout, never leave Ready.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from pathlib import Path
 from typing import Any
-
-from kubernetes.watch.watch import iter_resp_lines
 
 from ome_agent.wire import naming
 from tests.cluster.kube import Cluster, unique_name
@@ -26,6 +22,7 @@ from tests.conftest import WIRE_SCHEMA
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.integration.agent_process import (
     Agent,
+    EntryRecorder,
     NodeLabelRecorder,
     cluster_model,
     entry,
@@ -60,50 +57,6 @@ def ome_entry(name: str) -> str:
     jsonschema.validate(value, schema)
     assert set(value) <= set(schema["properties"])
     return json.dumps(value)
-
-
-class EntryRecorder:
-    """Watches the node's ConfigMap from the test and records every status each key's
-    entry takes (None while absent)."""
-
-    def __init__(self, cluster: Cluster, namespace: str, node: str, keys: list[str]) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.node = node
-        self.seen: dict[str, list[str | None]] = {k: [] for k in keys}
-        self.wake = unique_name("wake")
-        self.woken = threading.Event()
-        rv = cluster.core.read_namespaced_config_map(node, namespace).metadata.resource_version
-        self._resp = cluster.core.list_namespaced_config_map(
-            namespace,
-            field_selector=f"metadata.name={node}",
-            resource_version=rv,
-            watch=True,
-            timeout_seconds=120,
-            _preload_content=False,
-        )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with contextlib.suppress(Exception):  # the stream ends when stop() closes it
-            for line in iter_resp_lines(self._resp):
-                obj = json.loads(line)["object"]
-                data = obj.get("data") or {}
-                for k in self.seen:
-                    self.seen[k].append(json.loads(data[k])["status"] if k in data else None)
-                if (obj["metadata"].get("annotations") or {}).get("ome-test/wake") == self.wake:
-                    self.woken.set()
-                    return
-
-    def stop(self) -> None:
-        """Ends the recording with a change of our own: every event before it was seen."""
-        self.cluster.core.patch_namespaced_config_map(
-            self.node, self.namespace, {"metadata": {"annotations": {"ome-test/wake": self.wake}}}
-        )
-        assert self.woken.wait(10), "the ConfigMap watch missed events"
-        self._resp.close()
-        self._thread.join(5)
 
 
 def test_adopts_omes_files_fetching_only_what_differs_without_flap(

@@ -107,7 +107,7 @@ def test_hf_model_lives_and_dies_through_the_daemonset_pod(release: Release) -> 
     entry = node_entry(release, key)
     assert entry is not None
     assert entry["status"] == "Ready"
-    conformance.check(entry)  # against OME's schema (tests/conftest.py names it)
+    conformance.check(json.dumps(entry))  # against OME's schema (tests/conftest.py names it)
     # written by the pod into the hostPath the chart mounts at the same path
     path = Path(entry["path"])
     assert path.is_relative_to(release.models_root)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from ome_agent.api.resources import DISCOVERABLE_FIELDS
 from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
-from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
+from ome_agent.discovery.sizes import ome_counts
 
 MAX_INT32 = 2**31 - 1  # OME's maxTokens is an int32: a larger length is left out
 USER_FIELDS = DISCOVERABLE_FIELDS  # spec fields a user may set instead of discovery
@@ -96,14 +96,11 @@ class Discovery:
             "context_length": self.max_tokens,
             "has_vision": self.has_vision,
             "is_embedding": self.is_embedding,
-            # OME's types: the human count and parameters x dtype width (docs/wire.md)
-            "model_size_bytes": (
-                weights_size_bytes(count, self.torch_dtype) if count is not None else None
-            ),
             "model_type": self.model_type,
-            "parameter_count": format_parameter_size(count) if count is not None else None,
             "torch_dtype": self.torch_dtype,
             "transformers_version": self.transformers_version,
+            # OME's types: the human count and parameters x dtype width (docs/wire.md)
+            **(ome_counts(count, self.torch_dtype) if count is not None else {}),
         }
         config: dict[str, Any] = {
             "modelType": self.model_type,

@@ -57,8 +57,12 @@ def _trim(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-def weights_size_bytes(parameters: int, dtype: str | None) -> int:
-    """OME's ``model_size_bytes``: ``parameters`` x the width of ``dtype`` (float32's
-    when unknown), not the bytes on disk."""
+def ome_counts(parameters: int, dtype: str | None) -> dict[str, str | int]:
+    """The members of OME's ``decodedModelConfiguration`` that a parameter count gives:
+    ``parameter_count`` in the human form and ``model_size_bytes``, ``parameters`` x the
+    width of ``dtype`` (float32's when unknown) — not the bytes on disk."""
     width = _DTYPE_WIDTH.get((dtype or "").lower().removeprefix("torch."), _DEFAULT_WIDTH)
-    return int(parameters * width)
+    return {
+        "parameter_count": format_parameter_size(parameters),
+        "model_size_bytes": int(parameters * width),
+    }

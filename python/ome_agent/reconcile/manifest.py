@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey
-from ome_agent.discovery.sizes import format_parameter_size, weights_size_bytes
+from ome_agent.discovery.sizes import ome_counts
 from ome_agent.durable import fsync_dir, write_json
 from ome_agent.names import NAME_BUDGET, fit
 
@@ -184,8 +184,7 @@ def _upgrade_config(config: Any, parameters: Any) -> dict[str, Any] | None:
         if isinstance(on_disk, int):
             upgraded["sizeOnDiskBytes"] = on_disk
         if isinstance(parameters, int) and not isinstance(parameters, bool):
-            decoded["parameter_count"] = format_parameter_size(parameters)
-            decoded["model_size_bytes"] = weights_size_bytes(parameters, decoded.get("torch_dtype"))
+            decoded.update(ome_counts(parameters, decoded.get("torch_dtype")))
             upgraded["parameterCount"] = parameters
         else:
             decoded.pop("parameter_count", None)

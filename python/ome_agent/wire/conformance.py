@@ -29,12 +29,12 @@ class WireContractError(ValueError):
         self.member = member
 
 
-def check(entry: Any) -> None:
-    """Raise :class:`WireContractError` if ``entry`` breaks the schema named by
-    ``OME_AGENT_WIRE_SCHEMA``; do nothing when it is unset."""
+def check(text: str) -> None:
+    """Raise :class:`WireContractError` if the entry ``text`` breaks the schema named by
+    ``OME_AGENT_WIRE_SCHEMA``; when it is unset, return at once without parsing."""
     path = os.environ.get(ENV)
     if path:
-        _validator(path)(entry)
+        _validator(path)(json.loads(text))
 
 
 @functools.cache
