@@ -46,7 +46,7 @@ from tests.servers.fault_server import FaultServer
 
 from benches.run import machine_facts
 from ome_agent.adapters.kube.client import Kube, connect
-from ome_agent.adapters.kube.telemetry import WRITE_VERBS, requests_made
+from ome_agent.observability.kube_metrics import WRITE_VERBS, requests_made
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEL = "bench/node"

@@ -52,7 +52,7 @@ from benches.agent import on_control_plane, writes_of
 from ome_agent.adapters.kube.client import Kube, connect
 from ome_agent.adapters.kube.controller.cache import node_view
 from ome_agent.api import GROUP, ModelKey, parse_resource
-from ome_agent.controller.status import aggregate, entries_of_configmap, entry_key, status_changed
+from ome_agent.fleet.status import aggregate, entries_of_configmap, entry_key, status_changed
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire.entry import encode_entry
 from ome_agent.wire.naming import config_map_metadata
@@ -145,7 +145,7 @@ def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- OME-style baseline
 def _counts() -> dict[str, float]:
-    from ome_agent.adapters.kube.telemetry import API_REQUESTS
+    from ome_agent.observability.kube_metrics import API_REQUESTS
 
     counts: dict[str, float] = {}
     for metric in API_REQUESTS.collect():

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from ome_agent.cli import main
 from ome_agent.sources.model import ResolvedSource
-from ome_agent.transfer.pull import confined_jobs, make_engine
+from ome_agent.transfer.engine import build_engine
+from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
 from tests.servers.http_fixtures import core
@@ -75,7 +76,7 @@ def download(
     """``resolved`` through the transfer path of a pull: every name confined under
     ``dest``, then the Rust engine."""
     settings = settings or TransferSettings()
-    return Runner(make_engine(settings), confined_jobs(dest, resolved), settings).run()
+    return Runner(build_engine(settings), confined_jobs(dest, resolved), settings).run()
 
 
 def by_path(outcomes: list[Outcome]) -> dict[str, Outcome]:

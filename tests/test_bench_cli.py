@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ome_agent.cli import main
-from ome_agent.tuning import (
+from ome_agent.transfer.sweep import (
     Measurement,
     Sample,
     Setting,

@@ -37,10 +37,10 @@ DATA = os.urandom(24 * MiB)  # larger than the first piece: later ranges see a c
 def one_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     """The agent's real engine, with one retry instead of eight (seconds of backoff)."""
 
-    def make_engine(settings: TransferSettings) -> _core.Engine:
+    def build_engine(settings: TransferSettings) -> _core.Engine:
         return _core.Engine(**settings.engine_kwargs(), max_retries=1)
 
-    monkeypatch.setattr(core, "make_engine", make_engine)
+    monkeypatch.setattr(core, "build_engine", build_engine)
 
 
 async def fail(root: Path, uri: str) -> tuple[NodeReport, CollectorRegistry]:

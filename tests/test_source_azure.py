@@ -41,7 +41,8 @@ from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.azure import AzureRef, parse_azure, resolve_azure
 from ome_agent.sources.model import ResolvedSource
 from ome_agent.sources.redact import redact_url
-from ome_agent.transfer.pull import confined_jobs, make_engine
+from ome_agent.transfer.engine import build_engine
+from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
 from tests import pull_helpers
@@ -492,7 +493,7 @@ def test_blob_overwritten_during_the_download_is_not_mixed(
         settings = TransferSettings(
             ca_bundle=str(azurite.ca_path), chunk_size=MiB, connections=2, resume=False
         )
-        runner = Runner(make_engine(settings), confined_jobs(tmp_path, resolved), settings)
+        runner = Runner(build_engine(settings), confined_jobs(tmp_path, resolved), settings)
         with pytest.raises(TransferFailed, match=r"HTTP 412|changed upstream"):
             runner.run()
     finally:

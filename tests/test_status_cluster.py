@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from ome_agent.api import ModelResource, parse_resource
-from ome_agent.controller.pvc import pvc_status
-from ome_agent.controller.status import (
+from ome_agent.fleet.pvc import pvc_status
+from ome_agent.fleet.status import (
     NodeEntry,
     aggregate,
     entries_of_configmap,

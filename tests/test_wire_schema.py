@@ -23,7 +23,7 @@ import pytest
 from ome_agent.api import ModelKey
 from ome_agent.api.resources import parse_resource
 from ome_agent.discovery import discover
-from ome_agent.reconcile import adapter
+from ome_agent.reconcile import peft_zip
 from ome_agent.reconcile.manifest import Manifest
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire.conformance import WireContractError
@@ -109,7 +109,7 @@ def test_fine_tuned_vendor_and_skip_parsing_entries(
         }
     )
     (tmp_path / "adapter_config.json").write_text('{"r": 8, "peft_type": "LORA"}')
-    check(validator, ready(adapter.fine_tuned_config(weight, tmp_path)))
+    check(validator, ready(peft_zip.fine_tuned_config(weight, tmp_path)))
     model = parse_resource(
         {
             "apiVersion": "ome.io/v1beta1",

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ome_agent.api import GROUP
-from ome_agent.controller.deletion import FINALIZER
+from ome_agent.fleet.deletion import FINALIZER
 from tests.cluster.kube import DEPLOY_DIR, Cluster
 from tests.integration.agent_process import API, Agent, sum_metric, wait_for
 

@@ -15,19 +15,19 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, connect
 from ome_agent.adapters.kube.informer import Informer, Target
 from ome_agent.adapters.kube.reporter import KubeReporter
 from ome_agent.adapters.kube.secrets import KubeSecretReader
 from ome_agent.api import ModelKey
+from ome_agent.observability import kube_metrics
 from ome_agent.reconcile.ports import CredentialError, NodeReport, NodeState
 from ome_agent.wire import entry as wire_entry
 from ome_agent.wire import naming
 from tests.cluster.kube import Cluster, unique_name
 
 T = TypeVar("T")
-WRITES = telemetry.WRITE_VERBS
+WRITES = kube_metrics.WRITE_VERBS
 
 
 def _run(kubeconfig: Path, body: Callable[[Kube], Awaitable[T]]) -> T:
@@ -71,23 +71,23 @@ def test_burst_costs_one_write_and_steady_state_none(
     async def body(kube: Kube) -> tuple[int, int, int]:
         reporter = KubeReporter(kube, node, agent_ns)
         task = asyncio.create_task(reporter.run())
-        before = telemetry.requests_made(WRITES)
+        before = kube_metrics.requests_made(WRITES)
         for i in range(n):
             await reporter.publish(_ready(f"m{i}"))
         await _settle(reporter)
-        burst = telemetry.requests_made(WRITES) - before
+        burst = kube_metrics.requests_made(WRITES) - before
         # the same reports again: nothing to write
-        before = telemetry.requests_made()
+        before = kube_metrics.requests_made()
         for i in range(n):
             await reporter.publish(_ready(f"m{i}"))
         await _settle(reporter)
-        again = telemetry.requests_made() - before
+        again = kube_metrics.requests_made() - before
         # withdraw half
-        before = telemetry.requests_made(WRITES)
+        before = kube_metrics.requests_made(WRITES)
         for i in range(0, n, 2):
             await reporter.withdraw(ModelKey("ClusterBaseModel", None, f"m{i}"), f"uid-m{i}")
         await _settle(reporter)
-        withdraw = telemetry.requests_made(WRITES) - before
+        withdraw = kube_metrics.requests_made(WRITES) - before
         task.cancel()
         return burst, again, withdraw
 
@@ -177,7 +177,7 @@ def test_concurrent_writer_loses_nothing_and_metadata_is_restored(
 
 def _count(verb: str, code: str) -> int:
     total = 0.0
-    for metric in telemetry.API_REQUESTS.collect():
+    for metric in kube_metrics.API_REQUESTS.collect():
         for s in metric.samples:
             if (
                 s.name.endswith("_total")
@@ -343,15 +343,15 @@ def test_deleted_configmap_is_recreated_on_resync(
         await reporter.publish(_ready("kept"))
         await _settle(reporter)
         # quiet resyncs cost reads only
-        before = telemetry.requests_made(WRITES)
+        before = kube_metrics.requests_made(WRITES)
         await asyncio.sleep(1.2)
-        quiet = telemetry.requests_made(WRITES) - before
+        quiet = kube_metrics.requests_made(WRITES) - before
         # counted from before the delete: a resync may repair it before the call returns
-        before = telemetry.requests_made(WRITES)
+        before = kube_metrics.requests_made(WRITES)
         await asyncio.to_thread(cluster.core.delete_namespaced_config_map, node, agent_ns)
         await _until(lambda: _has_entry(cluster, agent_ns, node, "clusterbasemodel.kept"))
         task.cancel()
-        return quiet, telemetry.requests_made(WRITES) - before
+        return quiet, kube_metrics.requests_made(WRITES) - before
 
     quiet, repair = _run(sa_kubeconfig, body)
     assert quiet == 0

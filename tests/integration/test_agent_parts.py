@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ome_agent.adapters.kube import agent, telemetry
+from ome_agent.adapters.kube import agent
 from ome_agent.adapters.kube.client import resource_of
+from ome_agent.observability import kube_metrics
 from ome_agent.observability.health import HealthServer
 from ome_agent.reconcile.backoff import Backoff
 from tests.cluster.controlplane import free_port
@@ -42,7 +43,7 @@ def test_health_endpoints() -> None:
             out.append(await asyncio.to_thread(_get, port, "/healthz"))
             state["ready"] = (True, "ok")
             out.append(await asyncio.to_thread(_get, port, "/healthz"))
-            telemetry.count_request("get", "configmaps", 200)
+            kube_metrics.count_request("get", "configmaps", 200)
             out.append(await asyncio.to_thread(_get, port, "/metrics"))
             return out
         finally:
@@ -77,7 +78,7 @@ def test_unparseable_resource_is_skipped_named_and_counted(
             }
         },
     }
-    counter = telemetry.INVALID_RESOURCES.labels(kind="BaseModel")
+    counter = kube_metrics.INVALID_RESOURCES.labels(kind="BaseModel")
     before = counter._value.get()
     with caplog.at_level(logging.ERROR, logger="ome_agent.adapters.kube.agent"):
         assert agent._parse(bad) is None

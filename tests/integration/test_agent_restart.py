@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ome_agent.adapters.kube.telemetry import WRITE_VERBS
+from ome_agent.observability.kube_metrics import WRITE_VERBS
 from tests.cluster.kube import Cluster, unique_name
 from tests.integration.agent_process import (
     API,

@@ -10,8 +10,8 @@ from typing import Any
 
 from ome_agent.adapters.kube.controller.cache import Cache
 from ome_agent.api import ModelKey, parse_resource
-from ome_agent.controller.pvc import LABEL_MODEL_UID
-from ome_agent.controller.status import entry_key
+from ome_agent.fleet.pvc import LABEL_MODEL_UID
+from ome_agent.fleet.status import entry_key
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire.entry import encode_entry
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ome_agent.controller.pvc import LABEL_MODEL_UID
+from ome_agent.fleet.pvc import LABEL_MODEL_UID
 from tests.cluster.kube import Cluster, unique_name
 from tests.integration.agent_process import API, namespaced_model
 from tests.integration.controller_process import (

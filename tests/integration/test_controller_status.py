@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ome_agent.api import GROUP
-from ome_agent.controller.deletion import FINALIZER
+from ome_agent.fleet.deletion import FINALIZER
 from tests.cluster.kube import Cluster, unique_name
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.integration.agent_process import API, Agent, cluster_model, config_map, entry

@@ -1,7 +1,7 @@
 """``ome-agent bench SOURCE``: sweep transfer settings against the user's own source.
 
 Where it sits: command surface only (docs/architecture.md, layer 6). The sweep and the
-measurements live in ``ome_agent.tuning``; this module parses flags, reports
+measurements live in ``ome_agent.transfer.sweep``; this module parses flags, reports
 progress on stderr and prints the table (or one JSON document) on stdout,
 ending with the ``pull`` flags of the recommended setting.
 """
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ome_agent import _core
-from ome_agent.tuning import (
+from ome_agent.transfer.sweep import (
     DEFAULT_CHUNK_SIZES,
     DEFAULT_CONNECTIONS,
     TIE_TOLERANCE,

@@ -18,8 +18,9 @@ from datetime import timedelta
 import click
 
 from ome_agent.cli.params import exit_with, health_address_option, log_level_option
-from ome_agent.cli.run import configure_logging, event_loop_runner
+from ome_agent.cli.run import event_loop_runner
 from ome_agent.errors import BadInput
+from ome_agent.observability.logs import configure_logging
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -23,7 +23,7 @@ from ome_agent import discovery
 from ome_agent.cli.params import ca_bundle_option, param_option, parse_params
 from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
-from ome_agent.transfer.pull import make_engine
+from ome_agent.transfer.engine import build_engine
 from ome_agent.transfer.settings import TransferSettings
 
 TERMINATION_LOG_LIMIT = 4096
@@ -109,7 +109,7 @@ def inspect(
                 revision=revision,
                 schema_path=schema_path,
                 params=parameters,
-                engine=make_engine(TransferSettings(ca_bundle=ca_bundle)),
+                engine=build_engine(TransferSettings(ca_bundle=ca_bundle)),
             )
         else:
             if revision is not None:

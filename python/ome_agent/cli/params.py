@@ -1,18 +1,23 @@
-"""What several subcommands share: ``--param KEY=VALUE`` (an object store's storage
-parameters, for ``pull`` and ``inspect``), ``--ca-bundle`` (``pull``, ``inspect``,
-``run``), and the ``--log-level`` and
-``--health-address`` of the long-running ones (``run``, ``controller``) and their
-exit: one line on stderr, never a traceback."""
+"""What several subcommands share, each flag declared once: ``--param KEY=VALUE`` (an
+object store's storage parameters, for ``pull`` and ``inspect``), ``--ca-bundle``
+(``pull``, ``inspect``, ``run``), the transfer flags of ``pull`` and ``run``
+(:func:`transfer_options`, parsed once into a ``TransferSettings``), and the
+``--log-level`` and ``--health-address`` of the long-running ones (``run``,
+``controller``) and their exit: one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from ome_agent.errors import BadInput, OmeAgentError
+from ome_agent.transfer.settings import TransferSettings, parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 param_option = click.option(
     "--param",
@@ -67,3 +72,66 @@ def exit_with(work: Callable[[], int]) -> NoReturn:
         click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
         code = 1
     sys.exit(code)
+
+
+def transfer_options(func: F) -> F:
+    """The engine's flags, shared by ``pull`` and ``run``; the command receives them as
+    one ``transfer: TransferSettings`` argument, checked before any work starts."""
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        connections: int | None,
+        chunk_size: str | None,
+        max_connections: int,
+        parallel_files: int,
+        direct_io: bool | None,
+        ca_bundle: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            kwargs["transfer"] = TransferSettings(
+                connections=connections,
+                chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size else None,
+                max_connections=max_connections,
+                parallel_files=parallel_files,
+                direct_io=direct_io,
+                ca_bundle=ca_bundle,
+            )
+        except OmeAgentError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        return func(*args, **kwargs)
+
+    for option in reversed(_TRANSFER_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+_TRANSFER_OPTIONS = (
+    click.option("--connections", type=int, help="Parallel ranges per file [default: adaptive]."),
+    click.option(
+        "--chunk-size", help="Bytes per range request, e.g. 8M, 16MiB [default: adaptive]."
+    ),
+    click.option(
+        "--max-connections",
+        type=int,
+        default=64,
+        show_default=True,
+        help="HTTP connections over all files of all downloads.",
+    ),
+    click.option(
+        "--parallel-files",
+        type=int,
+        default=8,
+        show_default=True,
+        help="Files fetched at once (per model, for the agent).",
+    ),
+    click.option(
+        "--direct-io/--buffered-io",
+        default=None,
+        help="Write with O_DIRECT (bypass the page cache) or through it "
+        "[default: O_DIRECT for files of 64 MiB or more outside tmpfs].",
+    ),
+    ca_bundle_option,
+)

@@ -8,6 +8,7 @@ result (one line, or one JSON document with ``--json``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from types import TracebackType
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ome_agent.cli.params import ca_bundle_option, param_option, parse_params
+from ome_agent.cli.params import param_option, parse_params, transfer_options
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
-from ome_agent.transfer import PullSummary, Snapshot, TransferSettings, parse_size
+from ome_agent.transfer import PullSummary, Snapshot, TransferSettings
 from ome_agent.transfer import pull as run_pull
 
 if TYPE_CHECKING:
@@ -112,24 +113,12 @@ def _fail(err: OmeAgentError) -> None:
 @click.option("--sha256", help="Expected sha256 of an http(s) file (hex).")
 @click.option("--md5", help="Expected md5 of an http(s) file (hex).")
 @param_option
-@click.option("--connections", type=int, help="Parallel ranges per file [default: adaptive].")
-@click.option("--chunk-size", help="Bytes per range request, e.g. 8M, 16MiB [default: adaptive].")
-@click.option(
-    "--max-connections", type=int, default=64, show_default=True, help="Connections over all files."
-)
-@click.option("--parallel-files", type=int, default=8, show_default=True, help="Files at once.")
-@click.option(
-    "--direct-io/--buffered-io",
-    default=None,
-    help="Write with O_DIRECT (bypass the page cache) or through it "
-    "[default: O_DIRECT for files of 64 MiB or more outside tmpfs].",
-)
+@transfer_options
 @click.option(
     "--no-verify",
     is_flag=True,
     help="UNSAFE: skip all digest checks and hashing (for benchmarks only).",
 )
-@ca_bundle_option
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
@@ -146,28 +135,15 @@ def pull_command(
     sha256: str | None,
     md5: str | None,
     params: tuple[str, ...],
-    connections: int | None,
-    chunk_size: str | None,
-    max_connections: int,
-    parallel_files: int,
-    direct_io: bool | None,
+    transfer: TransferSettings,
     no_verify: bool,
-    ca_bundle: str | None,
     cache_dir: str | None,
     as_json: bool,
 ) -> None:
     try:
         if (dest is None) == (cache_dir is None):
             raise BadInput("give DEST or --cache-dir DIR (hf:// only), one of them")
-        settings = TransferSettings(
-            connections=connections,
-            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size else None,
-            max_connections=max_connections,
-            parallel_files=parallel_files,
-            direct_io=direct_io,
-            verify=not no_verify,
-            ca_bundle=ca_bundle,
-        )
+        settings = dataclasses.replace(transfer, verify=not no_verify)
         if no_verify:
             click.echo("warning: --no-verify: files are NOT checked against any digest", err=True)
         with ProgressView(enabled=sys.stderr.isatty()) as view:

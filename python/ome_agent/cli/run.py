@@ -13,10 +13,7 @@ Exit codes: 0 done (or ``--once`` with every model Ready), 1 a model failed, 2 b
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-import sys
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,49 +21,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ome_agent.cli.params import (
-    ca_bundle_option,
     exit_with,
     health_address_option,
     log_level_option,
+    transfer_options,
 )
 from ome_agent.errors import BadInput
-from ome_agent.transfer import TransferSettings, parse_size
+from ome_agent.observability.logs import configure_logging
 
 if TYPE_CHECKING:
     from ome_agent.reconcile.options import AgentOptions
-
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class OneLineFormatter(logging.Formatter):
-    """``2026-01-01T00:00:00Z INFO logger message key=value ...`` with ``extra`` fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
-        parts = [when, record.levelname, record.name, _quote(record.getMessage())]
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                parts.append(f"{key}={_quote(str(value))}")
-        if record.exc_info and record.levelno >= logging.ERROR:
-            exc = record.exc_info[1]
-            parts.append(f"exception={_quote(f'{type(exc).__name__}: {exc}')}")
-        return " ".join(parts)
-
-
-def _quote(text: str) -> str:
-    text = text.replace("\n", " ")
-    return f'"{text}"' if (" " in text or "=" in text or not text) else text
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # client libraries log request details (headers included) at DEBUG: keep them quiet
-    for noisy in ("urllib3", "huggingface_hub", "filelock", "kubernetes_asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from ome_agent.transfer import TransferSettings
 
 
 def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
@@ -99,7 +64,7 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @click.option("--namespace", default="ome", show_default=True, help="The agent's namespace.")
 @click.option(
     "--num-download-worker",
-    "workers",
+    "download_workers",
     type=int,
     default=2,
     show_default=True,
@@ -114,18 +79,7 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @health_address_option
 @click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz port.")
 @log_level_option
-@click.option(
-    "--max-connections",
-    type=int,
-    default=64,
-    show_default=True,
-    help="HTTP connections over all downloads.",
-)
-@click.option(
-    "--parallel-files", type=int, default=8, show_default=True, help="Files at once per model."
-)
-@click.option("--chunk-size", help="Bytes per range request, e.g. 16M [default: adaptive].")
-@ca_bundle_option
+@transfer_options
 @click.option(
     "--progress-interval",
     type=float,
@@ -156,16 +110,13 @@ def run(
     models_roots: tuple[str, ...],
     local_source_dirs: tuple[str, ...],
     namespace: str,
-    workers: int,
+    download_workers: int,
     node_name: str | None,
     kubeconfig: str | None,
     health_address: str,
     health_port: int,
     log_level: str,
-    max_connections: int,
-    parallel_files: int,
-    chunk_size: str | None,
-    ca_bundle: str | None,
+    transfer: TransferSettings,
     progress_interval: float,
     verify_interval: float | None,
     scrub_rate: float,
@@ -189,13 +140,8 @@ def run(
             models_roots=tuple(Path(r).absolute() for r in models_roots),
             local_source_dirs=tuple(Path(d).absolute() for d in local_source_dirs),
             namespace=namespace,
-            download_workers=workers,
-            transfer=TransferSettings(
-                max_connections=max_connections,
-                parallel_files=parallel_files,
-                chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size else None,
-                ca_bundle=ca_bundle,
-            ),
+            download_workers=download_workers,
+            transfer=transfer,
             progress_interval=progress_interval,
             verify_interval=verify_interval,
             scrub_rate=scrub_rate * 1e6,
@@ -250,4 +196,4 @@ def _standalone(
     )
 
 
-__all__ = ["OneLineFormatter", "configure_logging", "run"]
+__all__ = ["event_loop_runner", "run"]

@@ -8,7 +8,7 @@ message) and a line per manifest the last run rejected, or the whole document wi
 Cluster mode (otherwise): reads the model resources, the agents' per-node ConfigMaps
 in ``--namespace`` and the Nodes, and prints models by nodes — each model's state
 computed as the controller computes it, then each node's state, progress and error
-(``ome_agent.controller.view``); ``--json`` prints the same rows as JSON. Read-only.
+(``ome_agent.fleet.view``); ``--json`` prints the same rows as JSON. Read-only.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def _size(n: Any) -> str:
-    from ome_agent.controller.status import human_bytes
+    from ome_agent.fleet.status import human_bytes
 
     return human_bytes(n) if isinstance(n, int) else "-"
 
@@ -137,7 +137,7 @@ def _cluster(kubeconfig: str | None, namespace: str, as_json: bool) -> None:
         return
     from rich.console import Console
 
-    from ome_agent.controller.view import table
+    from ome_agent.fleet.view import table
 
     grid = table(model_rows)
     natural = Console(width=1000).measure(grid).maximum
@@ -181,8 +181,8 @@ async def _read_cluster(kubeconfig: str | None, namespace: str) -> list[dict[str
     from ome_agent.adapters.kube.client import KubeError, connect
     from ome_agent.api import ModelKey, ModelResource, parse_resource
     from ome_agent.api.resources import GROUP, PLURALS, VERSION
-    from ome_agent.controller.status import entries_of_configmap, node_view
-    from ome_agent.controller.view import rows
+    from ome_agent.fleet.status import entries_of_configmap, node_view
+    from ome_agent.fleet.view import rows
     from ome_agent.wire.naming import NODE_NAME_ANNOTATION, STATUS_LABEL
 
     kube = await connect(kubeconfig)

@@ -23,7 +23,7 @@ Decisions documented here (and in the README):
   such a model alone (no download, no entry) and the controller reports it.
 - a FineTunedWeight goes where its base model goes: it is eligible on this node when
   its ``baseModelRef`` resolves to a model eligible here (and its own node selector,
-  if any, matches). A single zip object is unpacked safely (``reconcile.adapter``).
+  if any, matches). A single zip object is unpacked safely (``reconcile.peft_zip``).
 - object-store credentials: the whole Secret named by ``storage.key``; a principal
   auth method (instance, resource, workload identity) needs none, so a Secret that
   cannot be read is then ignored rather than failing the model.
@@ -62,7 +62,7 @@ from typing import Any, TypeVar
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import adapter, adopt, layout, localcheck, reuse, scrub
+from ome_agent.reconcile import adopt, layout, localcheck, peft_zip, reuse, scrub
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.eligibility import eligibility
@@ -86,7 +86,7 @@ from ome_agent.reconcile.ports import (
 from ome_agent.reconcile.sources import SourcePlan, plan_source
 from ome_agent.reconcile.workqueue import Priority, WorkQueue
 from ome_agent.sources import StorageAuth
-from ome_agent.transfer.pull import make_engine
+from ome_agent.transfer.engine import build_engine
 
 log = logging.getLogger("ome_agent.reconcile")
 
@@ -452,7 +452,7 @@ class Reconciler:
             return False
         token, auth = await self._credentials(resource, plan)
         if self._engine is None:
-            self._engine = make_engine(self.options.transfer)
+            self._engine = build_engine(self.options.transfer)
         fetch = Fetch(self._engine, self.options.transfer)
         target = Path(identity.path)
         await self._publish_progress(resource, plan, target, fetch, damage.message)
@@ -567,7 +567,7 @@ class Reconciler:
             await asyncio.to_thread(self._remove_path, outdated)
         await asyncio.to_thread(self._manifests.save_staging, key, staging, self.options.owner)
         if self._engine is None:
-            self._engine = make_engine(self.options.transfer)
+            self._engine = build_engine(self.options.transfer)
         fetch = Fetch(self._engine, self.options.transfer)
         started = time.monotonic()
         await self._publish_progress(resource, plan, target, fetch)
@@ -577,7 +577,7 @@ class Reconciler:
                 fetch.cancel, lambda: fetch.run(plan, staging, token, auth, step)
             )
             if key.kind == FINE_TUNED:
-                digests = await asyncio.to_thread(adapter.unpack_single_zip, staging, digests)
+                digests = await asyncio.to_thread(peft_zip.unpack_single_zip, staging, digests)
         except asyncio.CancelledError:
             self._count_download("cancelled")
             raise
@@ -653,7 +653,7 @@ class Reconciler:
         is published until they are checked: the entry and labels that agent wrote say
         Ready meanwhile, so the node does not flap to Updating."""
         if self._engine is None:
-            self._engine = make_engine(self.options.transfer)
+            self._engine = build_engine(self.options.transfer)
         fetch = Fetch(self._engine, self.options.transfer)
         adoption = adopt.Adoption(str(resource.key), fetch, workers=os.cpu_count() or 1)
         commit, digests = await self._in_thread(
@@ -715,7 +715,7 @@ class Reconciler:
         self, resource: ModelResource, model_dir: Path
     ) -> tuple[dict[str, Any], int | None]:
         if resource.kind == FINE_TUNED:
-            return adapter.fine_tuned_config(resource, model_dir), None
+            return peft_zip.fine_tuned_config(resource, model_dir), None
         user = resource.user_fields()
         if resource.skip_config_parsing:
             return dict(user), None

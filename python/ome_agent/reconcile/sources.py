@@ -14,7 +14,7 @@ Supported here:
   agent downloads nothing and reports the model Ready at its path, with no files;
 - ``pvc://[namespace:]claim/sub-path``: the model already lives on a claim that pods
   mount; nothing belongs on the node, so the agent neither downloads nor reports it
-  (the controller reports the claim, see ``ome_agent.controller.pvc``).
+  (the controller reports the claim, see ``ome_agent.fleet.pvc``).
 
 An unknown scheme fails at once with :class:`Unsupported`, whose message names the
 scheme: the model is Failed on this node, never stuck Updating.

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ome_agent import __version__, _core
+from ome_agent import _core
 from ome_agent.errors import BadInput, UnsafePath
 from ome_agent.sources import (
     HfRef,
@@ -34,24 +34,12 @@ from ome_agent.sources import (
     select,
 )
 from ome_agent.transfer.confine import check_name, confine
+from ome_agent.transfer.engine import build_engine
 from ome_agent.transfer.hub_cache import HubCache
 from ome_agent.transfer.progress import ProgressCallback
 from ome_agent.transfer.runner import Job, Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
 from ome_agent.transfer.summary import FileSummary, PullSummary
-
-
-def make_engine(settings: TransferSettings) -> _core.Engine:
-    """One engine per process: its connection cap then holds over all files."""
-    try:
-        return _core.Engine(**settings.engine_kwargs(), user_agent=f"ome-agent/{__version__}")
-    except (ValueError, OSError, _core.EngineError) as e:
-        if settings.ca_bundle is not None:
-            raise BadInput(
-                f"--ca-bundle {settings.ca_bundle}: cannot use it ({e}); give a PEM file of "
-                "CA certificates"
-            ) from None
-        raise
 
 
 def pull(
@@ -116,7 +104,7 @@ def pull(
     jobs = confined_jobs(root, resolved)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        runner = Runner(engine or make_engine(settings), jobs, settings, on_progress)
+        runner = Runner(engine or build_engine(settings), jobs, settings, on_progress)
     except OSError as e:
         raise BadInput(f"DEST {dest}: cannot create {e.filename or root}: {e.strerror}") from None
     outcomes = runner.run()
@@ -143,7 +131,7 @@ def _pull_cached(
         resolved.source, resolved.scheme, todo, resolved.revision, resolved.commit
     )
     jobs = confined_jobs(root, fetch)
-    outcomes = Runner(engine or make_engine(settings), jobs, settings).run() if jobs else []
+    outcomes = Runner(engine or build_engine(settings), jobs, settings).run() if jobs else []
     cache.publish(resolved.files, resolved.commit, ref.revision)
     fetched = {f.path for f in todo}
     reused = [f for f in resolved.files if f.path not in fetched]

@@ -19,13 +19,13 @@ import signal
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError, connect
 from ome_agent.adapters.kube.informer import Informer, Target, items_of, model_target
 from ome_agent.adapters.kube.reporter import KubeReporter
 from ome_agent.adapters.kube.secrets import KubeSecretReader
 from ome_agent.api import ModelResource, parse_resource, resource_key
 from ome_agent.errors import BadInput
+from ome_agent.observability import kube_metrics
 from ome_agent.observability.health import HealthServer
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile.backoff import Backoff
@@ -226,7 +226,7 @@ def _parse(obj: dict[str, Any]) -> ModelResource | None:
         kind = str(obj.get("kind") or "?")
         meta = obj.get("metadata") or {}
         where = "/".join(str(p) for p in (meta.get("namespace"), meta.get("name")) if p)
-        telemetry.INVALID_RESOURCES.labels(kind=kind).inc()
+        kube_metrics.INVALID_RESOURCES.labels(kind=kind).inc()
         log.error(
             "skipping %s %s: %s (fix the resource; it is not placed on this node)", kind, where, e
         )

@@ -4,7 +4,7 @@ kubernetes_asyncio does the authentication (kubeconfig from ``--kubeconfig`` or
 ``KUBECONFIG``, else the in-cluster ServiceAccount) and the TLS; this module gives the
 rest of the adapter one narrow request path on top of it: raw JSON in and out (the
 model resources are parsed by ``ome_agent.api``, not by the generated client
-classes), a timeout on every call, every request counted in ``telemetry``, and one
+classes), a timeout on every call, every request counted in ``observability.kube_metrics``, and one
 error type, :class:`KubeError`, carrying the HTTP status and the server's message.
 """
 
@@ -22,9 +22,9 @@ import aiohttp
 from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import config as kconfig
 
-from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.clusterconfig import check_cluster_config
 from ome_agent.errors import BadInput
+from ome_agent.observability import kube_metrics
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,10 @@ class Kube:
                 _request_timeout=timeout,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            telemetry.count_request(verb, resource, "error")
+            kube_metrics.count_request(verb, resource, "error")
             reason = "Timeout" if isinstance(e, TimeoutError) else "Unreachable"
             raise KubeError(0, reason, _short(e), what=f"{method} {path}") from e
-        telemetry.count_request(verb, resource, resp.status)
+        kube_metrics.count_request(verb, resource, resp.status)
         return resp
 
 

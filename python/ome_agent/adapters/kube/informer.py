@@ -25,10 +25,10 @@ from typing import Any
 
 import aiohttp
 
-from ome_agent.adapters.kube import telemetry
 from ome_agent.adapters.kube.client import Kube, KubeError
 from ome_agent.api import GROUP, VERSION
 from ome_agent.api.resources import PLURALS
+from ome_agent.observability import kube_metrics
 from ome_agent.reconcile.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Informer:
                     # not turn this loop into a busy one
                     await asyncio.sleep(self.backoff.next_delay())
             except Gone:
-                telemetry.RELISTS.labels(resource=self.target.name).inc()
+                kube_metrics.RELISTS.labels(resource=self.target.name).inc()
                 log.info("watch of %s expired (410 Gone): listing again", self.target.name)
                 self.resource_version = None
             except (KubeError, aiohttp.ClientError, TimeoutError, ValueError) as e:
@@ -172,7 +172,7 @@ class Informer:
         kind = str(event.get("type") or "")
         obj = event.get("object") or {}
         self.kube.health.ok()
-        telemetry.WATCH_EVENTS.labels(resource=self.target.name, type=kind).inc()
+        kube_metrics.WATCH_EVENTS.labels(resource=self.target.name, type=kind).inc()
         if kind == "ERROR":
             code = obj.get("code")
             if code == 410:

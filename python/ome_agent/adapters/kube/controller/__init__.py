@@ -2,7 +2,7 @@
 
 The node agents' ConfigMaps become each model resource's ``.status``; the pure
 decisions (aggregation, back-fill, deletion, pvc://) are in
-:mod:`ome_agent.controller`, this package does the I/O around them:
+:mod:`ome_agent.fleet`, this package does the I/O around them:
 
 - ``leader``: one active replica, through a coordination.k8s.io Lease;
 - ``watches``: what is watched (the node agent's informers, with label selectors);
@@ -11,5 +11,5 @@ decisions (aggregation, back-fill, deletion, pvc://) are in
 - ``writer``: status / spec / finalizer patches and deletes;
 - ``events``: Kubernetes Events on state transitions, deduplicated;
 - ``pvcjobs``: the inspection Job of ``pvc://`` models;
-- ``telemetry``: its counters; ``main``: the process (signals, health, Lease → work).
+- ``main``: the process (signals, health, Lease → work).
 """

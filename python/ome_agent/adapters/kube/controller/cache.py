@@ -24,10 +24,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ome_agent.adapters.kube import telemetry
 from ome_agent.api import ModelKey, ModelResource, parse_resource, resource_key
-from ome_agent.controller.pvc import LABEL_MODEL_UID, PvcRef, parse_pvc_uri
-from ome_agent.controller.status import (
+from ome_agent.errors import BadInput
+from ome_agent.fleet.pvc import LABEL_MODEL_UID, PvcRef, parse_pvc_uri
+from ome_agent.fleet.status import (
     NodeEntry,
     NodeView,
     entries_of_configmap,
@@ -35,7 +35,7 @@ from ome_agent.controller.status import (
     node_view,
     same_resource,
 )
-from ome_agent.errors import BadInput
+from ome_agent.observability import kube_metrics
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.wire.naming import NODE_LABEL
 
@@ -139,7 +139,7 @@ class Cache:
         try:
             resource = parse_resource(obj)
         except BadInput as e:
-            telemetry.INVALID_RESOURCES.labels(kind=key.kind).inc()
+            kube_metrics.INVALID_RESOURCES.labels(kind=key.kind).inc()
             log.error("skipping %s: %s (fix the resource; its status is not written)", key, e)
             return set()
         if old is not None:

@@ -1,5 +1,5 @@
 """The controller's reconcile loop on Kubernetes (docs/architecture.md, layer 5; the pure
-decisions are in :mod:`ome_agent.controller`).
+decisions are in :mod:`ome_agent.fleet`).
 
 Informers keep :class:`~.cache.Cache` current and queue only the model keys an event
 touches; a keyed work queue runs one reconcile per key at a time. A reconcile reads
@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ome_agent.adapters.kube.client import Kube, KubeError
-from ome_agent.adapters.kube.controller import telemetry
 from ome_agent.adapters.kube.controller.cache import (
     Cache,
     Model,
@@ -49,15 +48,16 @@ from ome_agent.adapters.kube.controller.watches import (
 from ome_agent.adapters.kube.controller.writer import Writer
 from ome_agent.adapters.kube.informer import Informer, Target, items_of, model_target
 from ome_agent.api import KINDS, ModelKey, resource_key
-from ome_agent.controller.backfill import backfill_patch, ready_config
-from ome_agent.controller.deletion import FINALIZER, deletion_decision
-from ome_agent.controller.status import (
+from ome_agent.fleet.backfill import backfill_patch, ready_config
+from ome_agent.fleet.deletion import FINALIZER, deletion_decision
+from ome_agent.fleet.status import (
     aggregate,
     node_list,
     node_view,
     set_condition,
     status_changed,
 )
+from ome_agent.observability import controller_metrics
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.workqueue import Priority, WorkQueue
 
@@ -110,7 +110,7 @@ class Controller:
         self.gc_queue: WorkQueue[str] = WorkQueue(self._collect, 1)
         self.retries = Backoff(base=0.5, cap=60.0)
         self.synced = False
-        telemetry.QUEUE_DEPTH.set_function(lambda: self.queue.depth)
+        controller_metrics.QUEUE_DEPTH.set_function(lambda: self.queue.depth)
         cm_target = config_map_target(options.namespace)
         c = self.cache
         # ConfigMaps are listed before Nodes: a ConfigMap whose Node appears between
@@ -216,7 +216,7 @@ class Controller:
     async def _work(self, key: ModelKey, priority: Priority) -> None:
         model = self.cache.models.get(key)
         if model is None:  # deleted: forget what was kept for it
-            telemetry.RECONCILES.labels(result="gone").inc()
+            controller_metrics.RECONCILES.labels(result="gone").inc()
             self.retries.reset(key)
             self.events.forget(key)
             self.pvc.forget(key)
@@ -228,14 +228,14 @@ class Controller:
                 await self._active(model)
         except KubeError as e:
             if e.status == 404:  # deleted meanwhile: its DELETED event follows
-                telemetry.RECONCILES.labels(result="gone").inc()
+                controller_metrics.RECONCILES.labels(result="gone").inc()
                 return
-            telemetry.RECONCILES.labels(result="error").inc()
+            controller_metrics.RECONCILES.labels(result="error").inc()
             delay = self.retries.next_delay(key)
             log.warning("%s: %s; retrying in %.1f s", key, e, delay)
             self.queue.add(key, priority, delay)
             return
-        telemetry.RECONCILES.labels(result="ok").inc()
+        controller_metrics.RECONCILES.labels(result="ok").inc()
         self.retries.reset(key)
 
     def _store(self, obj: dict[str, Any]) -> Model:
@@ -331,7 +331,7 @@ class Controller:
 
     async def _event(self, model: Model, reason: str, message: str, warning: bool = False) -> None:
         if await self.events.record(model.resource, reason, message, warning=warning):
-            telemetry.EVENTS_RECORDED.labels(reason=reason).inc()
+            controller_metrics.EVENTS_RECORDED.labels(reason=reason).inc()
 
     # ------------------------------------------------------------ garbage collection
     async def _collect(self, node: str, _: Priority) -> None:

@@ -1,5 +1,5 @@
 """``pvc://`` models on Kubernetes: the inspection Job's life (docs/architecture.md, layer 5;
-the objects and the status rules are in :mod:`ome_agent.controller.pvc`).
+the objects and the status rules are in :mod:`ome_agent.fleet.pvc`).
 
 No node agent downloads a model that already lives on a claim, so the controller
 reports it: the claim's phase comes from the PVC informer; once the claim is Bound
@@ -23,7 +23,8 @@ from ome_agent.adapters.kube.client import KubeError
 from ome_agent.adapters.kube.controller.cache import Cache
 from ome_agent.adapters.kube.controller.writer import Writer
 from ome_agent.api import ModelKey, ModelResource
-from ome_agent.controller.pvc import (
+from ome_agent.errors import BadInput
+from ome_agent.fleet.pvc import (
     PvcRef,
     inspect_job,
     job_name,
@@ -31,7 +32,6 @@ from ome_agent.controller.pvc import (
     parse_pvc_uri,
     pvc_status,
 )
-from ome_agent.errors import BadInput
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ their Pods to what the controller owns, so it never holds the cluster's other ob
 from __future__ import annotations
 
 from ome_agent.adapters.kube.informer import Target
-from ome_agent.controller.pvc import COMPONENT, LABEL_COMPONENT
+from ome_agent.fleet.pvc import COMPONENT, LABEL_COMPONENT
 from ome_agent.wire.naming import STATUS_LABEL
 
 # the inspection Jobs (and, through their template, their Pods) carry this label

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from ome_agent.api import ModelKey, ModelResource, parse_resource
-from ome_agent.controller.status import (
+from ome_agent.fleet.status import (
     NodeEntry,
     NodeView,
     aggregate,
@@ -18,7 +18,7 @@ from ome_agent.controller.status import (
     set_condition,
     status_changed,
 )
-from ome_agent.controller.view import rows, table
+from ome_agent.fleet.view import rows, table
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire.entry import encode_entry
 

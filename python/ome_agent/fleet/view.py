@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ome_agent.api import ModelKey, ModelResource
-from ome_agent.controller.status import NodeEntry, NodeView, aggregate, entry_key, human_bytes
+from ome_agent.fleet.status import NodeEntry, NodeView, aggregate, entry_key, human_bytes
 
 _STYLE = {"Ready": "green", "Failed": "red", "Updating": "yellow"}
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from ome_agent.api import ModelResource
 from ome_agent.api.resources import DISCOVERABLE_FIELDS, BaseModelSpec
-from ome_agent.controller.status import NodeEntry
 from ome_agent.discovery.capabilities import normalize_capabilities
 from ome_agent.discovery.fields import pos_int
 from ome_agent.discovery.result import MAX_INT32  # spec.maxTokens is an int32 too
+from ome_agent.fleet.status import NodeEntry
 from ome_agent.reconcile.ports import NodeState
 
 _TEXT_FIELDS = ("modelType", "modelArchitecture", "modelParameterSize", "quantization")

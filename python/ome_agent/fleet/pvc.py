@@ -30,8 +30,8 @@ from typing import Any
 
 from ome_agent.api import ModelResource
 from ome_agent.api.resources import DNS_LABEL, DNS_SUBDOMAIN
-from ome_agent.controller import status as st
 from ome_agent.errors import BadInput
+from ome_agent.fleet import status as st
 from ome_agent.wire.entry import rfc3339
 
 SCHEME = "pvc://"

@@ -8,8 +8,8 @@ import pytest
 
 from ome_agent.api import ModelResource, parse_resource
 from ome_agent.api.resources import DISCOVERABLE_FIELDS
-from ome_agent.controller.backfill import backfill_patch, ready_config
-from ome_agent.controller.status import NodeEntry
+from ome_agent.fleet.backfill import backfill_patch, ready_config
+from ome_agent.fleet.status import NodeEntry
 
 CONFIG: dict[str, Any] = {
     "modelType": "llama",

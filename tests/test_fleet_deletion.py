@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ome_agent.api import ModelResource, parse_resource
-from ome_agent.controller.deletion import FINALIZER, DeletionDecision, deletion_decision
-from ome_agent.controller.status import (
+from ome_agent.fleet.deletion import FINALIZER, DeletionDecision, deletion_decision
+from ome_agent.fleet.status import (
     NodeEntry,
     NodeView,
     aggregate,

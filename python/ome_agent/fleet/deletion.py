@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ome_agent.api import ModelResource
-from ome_agent.controller.status import NodeEntry, NodeView, node_list
+from ome_agent.fleet.status import NodeEntry, NodeView, node_list
 from ome_agent.wire.entry import rfc3339
 
 FINALIZER = "ome.io/model-agent-cleanup"
