@@ -166,12 +166,12 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
         lambda: (
             (entry(env.cluster, env.namespace, env.our_node, key) or {}).get("status") == "Ready"
         ),
-        60,
+        120,
         f"our agent Ready:\n{env.logs()}",
     )
     downloading = wait_for(
         lambda: (s := env.status(name)).get("lifecycle") == "Downloading" and s,
-        30,
+        90,
         f"Downloading on OME's node:\n{env.logs()}",
     )
     assert downloading["nodesReady"] == [env.our_node]
@@ -183,7 +183,7 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
     env.write_ome(key, ome_entry(name, "Ready", config=ome_config()))
     ready = wait_for(
         lambda: (s := env.status(name)).get("readyNodeCount") == 2 and s,
-        30,
+        90,
         f"Ready on both nodes:\n{env.logs()}",
     )
     assert ready["nodesReady"] == sorted([env.ome_node, env.our_node])
@@ -198,7 +198,7 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
     )
     child_ready = wait_for(
         lambda: (s := env.status(child)).get("readyNodeCount") == 1 and s,
-        30,
+        90,
         f"the reusing model Ready:\n{env.logs()}",
     )
     assert child_ready["nodesReady"] == [env.ome_node]
@@ -207,7 +207,7 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
     env.write_ome(key, ome_entry(name, "Failed"))
     failed = wait_for(
         lambda: (s := env.status(name)).get("failedNodeCount") == 1 and s,
-        30,
+        90,
         f"Failed on OME's node:\n{env.logs()}",
     )
     assert failed["nodesFailed"] == [env.ome_node]
@@ -224,7 +224,7 @@ def test_an_undecodable_entry_is_logged_once_and_left_alone(env: Env) -> None:
         lambda: (
             (entry(env.cluster, env.namespace, env.our_node, key) or {}).get("status") == "Ready"
         ),
-        60,
+        120,
         f"our agent Ready:\n{env.logs()}",
     )
     for node in (env.ome_node, env.our_node):
