@@ -39,8 +39,7 @@ from tests.servers.hf_hub_server import HubServer
 from benches import data
 from benches.run import machine_facts
 from ome_agent.reconcile.localcheck import check_local
-from ome_agent.sources import resolve_hf
-from ome_agent.sources.uri import HfRef, parse_source
+from ome_agent.sources import HfRef, parse_source, resolve_hf
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO_ID = "bench-org/adopt-model"

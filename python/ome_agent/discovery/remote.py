@@ -34,8 +34,15 @@ from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.hf import resolve_hf
 from ome_agent.sources.model import RemoteFile
-from ome_agent.sources.objects import SCHEMES, ObjectSource, resolve_object
-from ome_agent.sources.uri import HfRef, parse_source
+from ome_agent.sources.objects import ObjectSource
+from ome_agent.sources.schemes import (
+    OBJECT_FORMS,
+    SCHEMES,
+    parse_source,
+    resolve_object,
+    split_scheme,
+)
+from ome_agent.sources.uri import HfRef
 
 PROBE_BYTES = 64 * 1024
 MAX_WORKERS = 32
@@ -59,12 +66,11 @@ def inspect_remote(
     ``params`` are an object store's ``spec.storage.parameters`` (region, auth, ...).
     Raises the sources' errors (BadInput, SourceNotFound, TransferFailed) when the
     repo cannot be listed; problems with its content go into ``Discovery.errors``."""
-    scheme = uri.strip().partition("://")[0].lower()
-    if scheme not in ("hf", "http", "https", *SCHEMES):
+    scheme = split_scheme(uri)[0]
+    if scheme not in SCHEMES or not SCHEMES[scheme].fetchable:
         raise BadInput(
             f"inspect reads hf://org/name[@revision], an http(s) URL of a .safetensors file, "
-            f"an object-store prefix ({', '.join(s + '://' for s in SCHEMES)}) or a local "
-            f"directory, not {scheme}://"
+            f"an object-store prefix ({OBJECT_FORMS}) or a local directory, not {scheme}://"
         )
     ref = parse_source(uri, revision)
     engine = engine or _core.Engine(user_agent=f"ome-agent/{__version__}")

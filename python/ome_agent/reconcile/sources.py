@@ -29,12 +29,9 @@ from urllib.parse import unquote, urlsplit
 from ome_agent.api import StorageSpec
 from ome_agent.errors import BadInput, FailureReason, UriError
 from ome_agent.sources import HfRef, HttpRef, ObjectSource, SourceRef, parse_source, redact_url
-from ome_agent.sources.objects import FORMS, SCHEMES
+from ome_agent.sources.schemes import FETCHABLE_FORMS, OBJECT_SCHEMES, SCHEMES, split_scheme
 
-SUPPORTED = (
-    f"hf://org/name[@revision], http(s)://host/path/file, {FORMS}, pvc://claim/path, "
-    "vendor://, a local path"
-)
+SUPPORTED = f"{FETCHABLE_FORMS}, {SCHEMES['pvc'].form}, {SCHEMES['vendor'].form}, a local path"
 
 
 FIELD = "spec.storage.storageUri"
@@ -48,7 +45,7 @@ class Unsupported(BadInput):
 
 @dataclass(frozen=True)
 class SourcePlan:
-    scheme: str  # "hf" | "http" | "local" | "vendor" | "pvc" | one of sources.objects.SCHEMES
+    scheme: str  # "hf" | "http" | "local" | "vendor" | "pvc" | an object store's
     display: str  # the URI with credentials and query strings redacted
     revision: str | None  # as requested (hf only)
     hf: HfRef | None = None
@@ -68,12 +65,10 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
         )
     if uri.startswith("/"):
         return SourcePlan("local", uri, None, local=Path(uri))
-    scheme, sep, _ = uri.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        raise BadInput(
-            f"spec.storage.storageUri {redact_url(uri)!r} has no scheme: use {SUPPORTED}"
-        )
+    try:
+        scheme, rest = split_scheme(uri)
+    except UriError:
+        raise BadInput(f"{FIELD} {redact_url(uri)!r} has no scheme: use {SUPPORTED}") from None
     assert storage is not None
     if scheme == "file":
         path = unquote(urlsplit(uri).path)
@@ -81,10 +76,10 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
             raise BadInput(f"spec.storage.storageUri {uri!r}: give an absolute path, file:///dir")
         return SourcePlan("local", uri, None, local=Path(path))
     if scheme == "vendor":
-        return SourcePlan("vendor", uri, None, vendor=_vendor_parts(uri))
+        return SourcePlan("vendor", uri, None, vendor=_vendor_parts(uri, rest))
     if scheme == "pvc":
         return SourcePlan("pvc", uri, None)
-    if scheme in SCHEMES:
+    if scheme in OBJECT_SCHEMES:
         ref_objects = _parse(uri)
         assert isinstance(ref_objects, ObjectSource)
         return SourcePlan(scheme, ref_objects.display, None, objects=ref_objects)
@@ -115,8 +110,8 @@ def _parse(uri: str, revision: str | None = None) -> SourceRef:
         raise e.named(FIELD) from None
 
 
-def _vendor_parts(uri: str) -> dict[str, str]:
-    vendor, _, rest = uri.partition("://")[2].partition("/")
+def _vendor_parts(uri: str, after_scheme: str) -> dict[str, str]:
+    vendor, _, rest = after_scheme.partition("/")
     resource_type, _, resource_path = rest.partition("/")
     if not vendor or not resource_type or not resource_path.strip("/"):
         raise BadInput(

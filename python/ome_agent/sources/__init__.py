@@ -1,8 +1,9 @@
 """Sources: storage URI → list of files to fetch (docs/architecture.md, layer 2).
 
-One module per scheme (``http``, ``hf``, ``oci``, ``s3``, ``gcs``, ``azure``);
-``objects`` dispatches the object-store URIs; ``auth`` carries a model's
-credentials to them; ``uri`` parses SOURCE, ``filters``
+``schemes`` is the table of storage schemes, one line each: the one place a URI is
+split, each scheme's form, what it verifies against, its parser and lister. One
+module per scheme (``http``/``hf`` with their references in ``uri``, ``oci``, ``s3``,
+``gcs``, ``azure``); ``auth`` carries a model's credentials to them; ``filters``
 applies include/exclude globs, ``digests`` checks user-given digests. Byte
 transfer is not done here: the ``transfer`` package hands files to the engine.
 """
@@ -15,9 +16,10 @@ from ome_agent.sources.filters import check_globs, select
 from ome_agent.sources.hf import resolve_hf
 from ome_agent.sources.http import resolve_http
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource
-from ome_agent.sources.objects import ObjectSource, resolve_object
+from ome_agent.sources.objects import ObjectSource
 from ome_agent.sources.redact import redact_url
-from ome_agent.sources.uri import HfRef, HttpRef, SourceRef, parse_source
+from ome_agent.sources.schemes import parse_source, resolve_object, split_scheme
+from ome_agent.sources.uri import HfRef, HttpRef, SourceRef
 
 __all__ = [
     "HfRef",
@@ -36,4 +38,5 @@ __all__ = [
     "resolve_http",
     "resolve_object",
     "select",
+    "split_scheme",
 ]

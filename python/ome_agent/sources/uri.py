@@ -1,9 +1,6 @@
-"""Parsing of the SOURCE argument into a typed reference (first step of a pull).
-
-Supported here: ``http(s)://host/path`` (one file), ``hf://org/name[@revision]``
-(a whole Hugging Face model repo) and the object stores (``oci://``, ``s3://``,
-``gs://``, ``az://``: every object under a prefix, parsed by their backend modules).
-Anything else is bad input whose message says which forms are accepted.
+"""The references of the web schemes: ``http(s)://host/path`` (one file) and
+``hf://org/name[@revision]`` (a whole Hugging Face model repo), and their parsers
+(sources layer; called through the scheme table, ``sources.schemes``).
 """
 
 from __future__ import annotations
@@ -13,12 +10,12 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from ome_agent.errors import BadInput, UriError
-from ome_agent.sources.objects import FORMS, SCHEMES, ObjectSource, parse_object
+from ome_agent.sources.objects import ObjectSource
 from ome_agent.sources.redact import redact_url
 
 # the Hub's own rule for repo ids (huggingface_hub validate_repo_id)
 _REPO_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
-ACCEPTED = f"use http(s)://host/path/file, hf://org/name[@revision], {FORMS}"
+ACCEPTED = "use http(s)://host/path/file"
 
 
 @dataclass(frozen=True)
@@ -49,40 +46,9 @@ class HfRef:
 SourceRef = HttpRef | HfRef | ObjectSource
 
 
-def parse_source(
-    source: str, revision: str | None = None, revision_field: str = "--revision"
-) -> SourceRef:
-    """Parse a storage URI; ``revision`` is given apart from it (hf only) by the caller's
-    ``revision_field``. A malformed URI raises :class:`UriError`, which the caller names
-    (``SOURCE`` unless it says otherwise)."""
-    text = source.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep or not scheme:
-        raise UriError(f"{source!r} has no scheme: {ACCEPTED}")
-    scheme = scheme.lower()
-    if scheme in ("http", "https"):
-        if revision is not None:
-            raise BadInput("--revision applies to hf:// sources only: drop it for an http(s) URL")
-        return _parse_http(text, source)
-    if scheme == "hf":
-        return _parse_hf(rest, source, revision, revision_field)
-    if scheme in SCHEMES:
-        if revision is not None:
-            raise BadInput(f"--revision applies to hf:// sources only: drop it for {scheme}://")
-        return ObjectSource(parse_object(text))
-    if scheme == "pvc":
-        raise UriError(
-            f"{source!r}: a pvc:// model already lives on its claim; nothing to pull. "
-            "Mount the claim (or run `ome-agent inspect` in a pod that mounts it)"
-        )
-    if scheme == "vendor":
-        raise UriError(
-            f"{source!r}: a vendor:// model is provided by the vendor's own system; nothing to pull"
-        )
-    raise UriError(f"scheme '{scheme}://' is not supported by pull: {ACCEPTED}")
-
-
-def _parse_http(text: str, source: str) -> HttpRef:
+def parse_http(text: str) -> HttpRef:
+    """``http(s)://host/path``; UriError for no host, user:password@ or a bad port."""
+    source = text
     parts = urlsplit(text)
     if not parts.hostname:
         raise UriError(f"{redact_url(source)!r} has no host: {ACCEPTED}")
@@ -98,7 +64,9 @@ def _parse_http(text: str, source: str) -> HttpRef:
     return HttpRef(text)
 
 
-def _parse_hf(rest: str, source: str, flag_revision: str | None, revision_field: str) -> HfRef:
+def parse_hf(rest: str, source: str, flag_revision: str | None, revision_field: str) -> HfRef:
+    """What follows ``hf://``: ``org/name[@revision]``, the revision perhaps given apart
+    in ``revision_field``; UriError naming the form otherwise."""
     repo_id, at, uri_revision = rest.partition("@")
     repo_id = repo_id.strip("/")
     if at and not uri_revision:

@@ -147,7 +147,7 @@ def _resolve_hf_file(source: str) -> ResolvedSource:
         raise TuningInputError(f"SOURCE: {source!r} contains '.' or '..' path segments")
     from huggingface_hub import constants, get_token
 
-    from ome_agent.sources.uri import parse_source
+    from ome_agent.sources.schemes import parse_source
 
     repo = "/".join(parts[:2])
     # pull's own parser checks the repo id and revision with the Hub's rules.
