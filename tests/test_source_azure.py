@@ -35,7 +35,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed, UnsafePath
+from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed, UnsafePath
 from ome_agent.sources import azure
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.azure import AzureRef, parse_azure, resolve_azure
@@ -331,8 +331,9 @@ def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(azure, "_retry_policy", lambda: fast)
     ref = parse_azure(f"az://{ACCOUNT}/models/m")
     auth = StorageAuth(parameters={"endpoint": "http://127.0.0.1:9/x"}, secret={"accountKey": KEY})
-    with pytest.raises(TransferFailed, match=re.escape("cannot reach http://127.0.0.1:9/x")):
+    with pytest.raises(TransferFailed, match=re.escape("cannot reach http://127.0.0.1:9/x")) as e:
         resolve_azure(ref, auth)
+    assert e.value.reason is FailureReason.NETWORK
     with pytest.raises(BadInput, match="endpoint 'ftp://x' is not an http"):
         resolve_azure(
             ref, StorageAuth(parameters={"endpoint": "ftp://x"}, secret={"accountKey": KEY})

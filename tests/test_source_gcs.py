@@ -19,7 +19,7 @@ from typing import Any
 import google_crc32c
 import pytest
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.gcs import parse_gcs, resolve_gcs
 from tests.pull_helpers import body_of, by_path, download
@@ -219,8 +219,9 @@ def test_denied_listing_names_the_roles(gcs_emulator: GcsEmulator, tokens: Token
     with FaultProxy(gcs_emulator.endpoint) as proxy:
         proxy.throttle("GET", listing, times=1, status=403)
         auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
-        with pytest.raises(SourceNotFound, match=r"access denied.*storage\.objects\.list"):
+        with pytest.raises(SourceNotFound, match=r"access denied.*storage\.objects\.list") as e:
             resolve_gcs(parse_gcs(f"gs://{bucket.name}/m/"), auth)
+        assert e.value.reason is FailureReason.DENIED
 
 
 # ------------------------------------------------------------------ downloads

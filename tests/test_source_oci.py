@@ -21,7 +21,7 @@ import google_crc32c
 import pytest
 import requests
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed, UriError
+from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed, UriError
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, ResolvedSource
 from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
@@ -366,16 +366,18 @@ def test_denied_and_unavailable_listings(oci: OciServer, api_key: ApiKey) -> Non
     auth = user_auth(oci, api_key)
     ref = parse_oci("oci://n/testns/b/deny/o/m")
     oci.set_faults(Status(code=403, on=("list",), times=1))
-    with pytest.raises(BadInput, match=r"may not list bucket 'deny' .*403 NotAuthorized"):
+    with pytest.raises(BadInput, match=r"may not list bucket 'deny' .*403 NotAuthorized") as denied:
         resolve_oci(ref, auth)
+    assert denied.value.reason is FailureReason.DENIED
     oci.requests.clear()
     oci.set_faults(Status(code=503, retry_after=0.1, on=("list",), times=2))
     assert [f.path for f in resolve_oci(ref, auth).files] == ["a.bin"]
     assert [r.status for r in oci.records("list")] == [503, 503, 200]
     oci.requests.clear()
     oci.set_faults(Status(code=503, retry_after=0.1, on=("list",), times=None))
-    with pytest.raises(TransferFailed, match=r"503 ServiceUnavailable.*retry later"):
+    with pytest.raises(TransferFailed, match=r"503 ServiceUnavailable.*retry later") as busy:
         resolve_oci(ref, auth)
+    assert busy.value.reason is FailureReason.THROTTLED
     assert len(oci.records("list")) == 5  # the SDK's tries, bounded
 
 

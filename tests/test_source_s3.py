@@ -20,7 +20,7 @@ from typing import Any
 import google_crc32c
 import pytest
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.s3 import _settings, parse_s3, resolve_s3
 from ome_agent.transfer.pull import confined_jobs
@@ -235,8 +235,9 @@ def test_secret_without_keys(moto_s3: MotoS3) -> None:
 
 def test_access_denied(moto_s3: MotoS3) -> None:
     bucket = moto_s3.new_bucket()
-    with pytest.raises(SourceNotFound, match=r"access denied to s3://.*s3:ListBucket"):
+    with pytest.raises(SourceNotFound, match=r"access denied to s3://.*s3:ListBucket") as e:
         resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(moto_s3.denied_key))
+    assert e.value.reason is FailureReason.DENIED
 
 
 def test_missing_bucket_and_prefix(moto_s3: MotoS3) -> None:
@@ -339,8 +340,9 @@ def test_throttled_listing_gives_up_clearly(moto_s3: MotoS3) -> None:
     bucket = moto_s3.new_bucket()
     with FaultProxy(moto_s3.endpoint) as proxy:
         proxy.throttle("GET", f"/{bucket}", times=50, retry_after=0, code="ServiceUnavailable")
-        with pytest.raises(TransferFailed, match=r"kept throttling.*try again later"):
+        with pytest.raises(TransferFailed, match=r"kept throttling.*try again later") as e:
             resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(endpoint=proxy.url))
+        assert e.value.reason is FailureReason.THROTTLED
         assert len(proxy.requests("GET", f"/{bucket}")) >= 5  # botocore retried
 
 

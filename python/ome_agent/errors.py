@@ -42,6 +42,17 @@ class FailureReason(enum.StrEnum):
         disk or internal."""
         return _CATEGORIES.get(self, "source")
 
+    @classmethod
+    def of_status(cls, status: int | None) -> FailureReason:
+        """What an HTTP status a source's API answered means for the caller."""
+        if status in (401, 403):
+            return cls.DENIED
+        if status in (404, 410):
+            return cls.NOT_FOUND
+        if status in (429, 503):
+            return cls.THROTTLED
+        return cls.SERVER
+
 
 # reasons counted under another group than "source"
 _CATEGORIES = {
@@ -100,6 +111,13 @@ class SourceNotFound(BadInput):
     (or is not visible with the credentials given)."""
 
     reason = FailureReason.NOT_FOUND
+
+
+class AccessDenied(SourceNotFound):
+    """The store refused the credentials given, or they may not list or read the source
+    (HTTP 401/403): not found as far as this node can see, and the fix is the credentials."""
+
+    reason = FailureReason.DENIED
 
 
 class TransferFailed(OmeAgentError):

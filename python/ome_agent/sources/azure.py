@@ -49,7 +49,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from ome_agent.errors import BadInput, OmeAgentError, SourceNotFound, TransferFailed, UriError
+from ome_agent.errors import (
+    AccessDenied,
+    BadInput,
+    FailureReason,
+    OmeAgentError,
+    SourceNotFound,
+    TransferFailed,
+    UriError,
+)
 from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.model import RemoteFile, ResolvedSource
 from ome_agent.sources.prefixes import (
@@ -458,7 +466,7 @@ def _translate(
         )
     status = getattr(e, "status_code", None)
     if isinstance(e, ClientAuthenticationError) or status in (401, 403):
-        return SourceNotFound(
+        return AccessDenied(
             f"{ref.display}: {where} refused access to container {ref.container!r} "
             f"({_code(e) or f'HTTP {status}'}): check that {cred.origin} holds valid "
             f"credentials of {ref.account!r} that may list and read the container"
@@ -466,12 +474,14 @@ def _translate(
     if isinstance(e, ServiceRequestError):
         return TransferFailed(
             f"{ref.display}: cannot reach {endpoint} ({type(e).__name__}): check the "
-            "network or storage.parameters.endpoint"
+            "network or storage.parameters.endpoint",
+            reason=FailureReason.NETWORK,
         )
     if isinstance(e, HttpResponseError):
         return TransferFailed(
             f"{ref.display}: {where} answered HTTP {status} ({_code(e) or 'no error code'}) "
-            f"while listing container {ref.container!r}"
+            f"while listing container {ref.container!r}",
+            reason=FailureReason.of_status(status),
         )
     return None
 

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ome_agent import __version__
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.errors import AccessDenied, BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import RemoteFile, ResolvedSource, SignFn
@@ -97,12 +97,14 @@ def resolve_gcs(ref: GcsRef, auth: StorageAuth, *, page_size: int = PAGE_SIZE) -
     except auth_errors.GoogleAuthError as e:
         raise TransferFailed(
             f"cannot get a Google access token for {ref.display} ({type(e).__name__}): "
-            f"check {where.credentials_origin}"
+            f"check {where.credentials_origin}",
+            reason=FailureReason.CREDENTIALS,
         ) from None
     except network_errors as e:
         raise TransferFailed(
             f"cannot reach {where.endpoint_text} to list {ref.display} ({type(e).__name__}): "
-            "check the network and parameters.endpoint"
+            "check the network and parameters.endpoint",
+            reason=FailureReason.NETWORK,
         ) from None
     sign = _token_signer(credentials) if credentials is not None else None
     base = where.endpoint.rstrip("/")
@@ -252,8 +254,8 @@ class _Where:
             return "the Application Default Credentials"
         return f"Secret {self.auth.secret_name or 'named by storage.key'!r} key {SECRET_KEY}"
 
-    def refused(self) -> BadInput:
-        return BadInput(
+    def refused(self) -> AccessDenied:
+        return AccessDenied(
             f"Google refused the credentials in {self.credentials_origin} (no access token "
             "issued): the key may be deleted or disabled; create a new one"
         )
@@ -267,11 +269,11 @@ class _Where:
                 f"{ref.display}"
             )
         if code == 401:
-            return BadInput(
+            return AccessDenied(
                 f"{at} did not accept the credentials in {self.credentials_origin}: check them"
             )
         if code == 403:
-            return SourceNotFound(
+            return AccessDenied(
                 f"access denied to {ref.display} at {at}: the credentials "
                 f"({self.credentials_origin}) need storage.objects.list and "
                 "storage.objects.get on the bucket (e.g. roles/storage.objectViewer)"
@@ -279,6 +281,10 @@ class _Where:
         if code in (429, 503):
             return TransferFailed(
                 f"{at} kept throttling the listing of {ref.display} (HTTP {code}) after "
-                "retries: try again later"
+                "retries: try again later",
+                reason=FailureReason.THROTTLED,
             )
-        return TransferFailed(f"{at} answered HTTP {code} for {ref.display}")
+        return TransferFailed(
+            f"{at} answered HTTP {code} for {ref.display}",
+            reason=FailureReason.of_status(code if isinstance(code, int) else None),
+        )

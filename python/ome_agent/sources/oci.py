@@ -33,7 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed, UriError
+from ome_agent.errors import (
+    AccessDenied,
+    BadInput,
+    FailureReason,
+    SourceNotFound,
+    TransferFailed,
+    UriError,
+)
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
@@ -330,7 +337,8 @@ class _Lister:
         except oci.exceptions.RequestException as e:
             raise TransferFailed(
                 f"cannot reach OCI Object Storage at {self.endpoint} ({type(e).__name__}) "
-                f"listing {self._bucket(namespace)}: check the network, region and endpoint"
+                f"listing {self._bucket(namespace)}: check the network, region and endpoint",
+                reason=FailureReason.NETWORK,
             ) from None
 
     def _service_error(self, e: Any, namespace: str) -> Exception:
@@ -350,16 +358,19 @@ class _Lister:
                 if self.creds.kind == USER
                 else "the security token was refused: check the principal's tenancy"
             )
-            return BadInput(
+            return AccessDenied(
                 f"OCI refused the credentials ({self.creds.kind} of {self.creds.origin}) listing "
                 f"{where} ({what}): {fix}, and this node's clock"
             )
         if e.status == 403:
-            return BadInput(
+            return AccessDenied(
                 f"{self.creds.kind} of {self.creds.origin} may not list {where} ({what}): grant "
                 "it 'read objects' on the bucket's compartment"
             )
-        return TransferFailed(f"OCI Object Storage failed listing {where} ({what}): retry later")
+        return TransferFailed(
+            f"OCI Object Storage failed listing {where} ({what}): retry later",
+            reason=FailureReason.of_status(e.status),
+        )
 
     def _bucket(self, namespace: str) -> str:
         return f"bucket {self.ref.bucket!r} in namespace {namespace!r}"

@@ -55,7 +55,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ome_agent import __version__
-from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
+from ome_agent.errors import AccessDenied, BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
@@ -424,16 +424,20 @@ class _Where:
                 f"{ref.display} (and parameters.region / endpoint)"
             )
         if code == "InvalidAccessKeyId":
-            return BadInput(f"{self._credential('access_key_id')} is not known to {at}: check it")
+            return AccessDenied(
+                f"{self._credential('access_key_id')} is not known to {at}: check it"
+            )
         if code == "SignatureDoesNotMatch":
-            return BadInput(
+            return AccessDenied(
                 f"{self._credential('secret_access_key')} does not match the access key id "
                 f"(signature refused by {at}): check it"
             )
         if code in ("ExpiredToken", "InvalidToken", "TokenRefreshRequired"):
-            return BadInput(f"{self._credential('session_token')} is expired or invalid: renew it")
+            return AccessDenied(
+                f"{self._credential('session_token')} is expired or invalid: renew it"
+            )
         if code in ("AccessDenied", "AllAccessDisabled", "AccountProblem") or status == 403:
-            return SourceNotFound(
+            return AccessDenied(
                 f"access denied to {ref.display} at {at}: the credentials ("
                 f"{'Secret ' + repr(self.auth.secret_name) if self.keys else 'default chain'}) "
                 "need s3:ListBucket on the bucket and s3:GetObject on its objects"
@@ -445,8 +449,10 @@ class _Where:
         if code in ("SlowDown", "503", "429", "TooManyRequests", "ServiceUnavailable"):
             return TransferFailed(
                 f"{at} kept throttling the listing of {ref.display} (HTTP {status}) after "
-                "retries: try again later"
+                "retries: try again later",
+                reason=FailureReason.THROTTLED,
             )
         return TransferFailed(
-            f"{at} answered HTTP {status} ({code or 'no error code'}) for {ref.display}"
+            f"{at} answered HTTP {status} ({code or 'no error code'}) for {ref.display}",
+            reason=FailureReason.of_status(status),
         )
