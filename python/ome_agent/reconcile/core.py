@@ -24,9 +24,7 @@ Decisions documented here (and in the README):
 - a FineTunedWeight goes where its base model goes: it is eligible on this node when
   its ``baseModelRef`` resolves to a model eligible here (and its own node selector,
   if any, matches). A single zip object is unpacked safely (``reconcile.peft_zip``).
-- object-store credentials: the whole Secret named by ``storage.key``; a principal
-  auth method (instance, resource, workload identity) needs none, so a Secret that
-  cannot be read is then ignored rather than failing the model.
+- credentials come from the model's own namespace (``reconcile.credentials``).
 - failures from the source, credentials, disk space or verification are retried with
   exponential backoff and jitter (``retry_base`` doubling to ``retry_cap``); a spec error or an
   unsupported scheme is not retried until the resource changes.
@@ -64,6 +62,7 @@ from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile import adopt, layout, localcheck, peft_zip, reuse, scrub
 from ome_agent.reconcile.backoff import Backoff
+from ome_agent.reconcile.credentials import model_credentials
 from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.reconcile.manifest import (
@@ -76,7 +75,6 @@ from ome_agent.reconcile.manifest import (
 from ome_agent.reconcile.options import AgentOptions
 from ome_agent.reconcile.pathindex import PathIndex
 from ome_agent.reconcile.ports import (
-    CredentialError,
     NodeReport,
     NodeState,
     Progress,
@@ -91,10 +89,6 @@ from ome_agent.transfer.engine import build_engine
 log = logging.getLogger("ome_agent.reconcile")
 
 NO_RETRY = (FailureReason.SPEC, FailureReason.UNSUPPORTED)
-# auth methods that take no key material from a Secret (OME's spellings, lower case)
-PRINCIPAL_AUTH = frozenset(
-    {"instanceprincipal", "resourceprincipal", "okeworkloadidentity", "workloadidentity"}
-)
 FINE_TUNED = "FineTunedWeight"
 T = TypeVar("T")
 
@@ -450,7 +444,7 @@ class Reconciler:
             return False
         if plan.local is not None:
             return False
-        token, auth = await self._credentials(resource, plan)
+        token, auth = await model_credentials(resource, plan, self._secrets, self.options.namespace)
         if self._engine is None:
             self._engine = build_engine(self.options.transfer)
         fetch = Fetch(self._engine, self.options.transfer)
@@ -551,7 +545,7 @@ class Reconciler:
         step: reuse.Reuse | None,
     ) -> None:
         key = resource.key
-        token, auth = await self._credentials(resource, plan)
+        token, auth = await model_credentials(resource, plan, self._secrets, self.options.namespace)
         ours = old is not None and Path(old.identity.path) == target
         if not ours and target.is_dir() and any(target.iterdir()):
             if key in self._adoptable and plan.local is None:
@@ -667,35 +661,6 @@ class Reconciler:
             resource, identity, target, commit, digests, config, parameters, None
         )
         await self._publish_ready(resource, manifest)
-
-    async def _credentials(
-        self, resource: ModelResource, plan: SourcePlan
-    ) -> tuple[str | None, StorageAuth]:
-        """The Hub token (hf) or the object store's Secret, from the model's namespace
-        (a cluster-scoped model's: the agent's); see the module doc for principals."""
-        storage = resource.storage
-        if storage is None:
-            return None, StorageAuth()
-        parameters = dict(storage.parameters)
-        name = storage.secret_name
-        namespace = resource.namespace or self.options.namespace
-        if name and plan.scheme == "hf":
-            return await self._secrets.read(namespace, name, storage.secret_key), StorageAuth(
-                parameters
-            )
-        if name and plan.objects is not None:
-            try:
-                secret = await self._secrets.read_all(namespace, name)
-            except CredentialError:
-                if (storage.auth or "").lower() not in PRINCIPAL_AUTH:
-                    raise
-                log.info(
-                    "secret not read: the auth method needs none",
-                    extra={"model": str(resource.key), "auth": storage.auth},
-                )
-            else:
-                return None, StorageAuth(parameters, secret=secret, secret_name=name)
-        return None, StorageAuth(parameters)
 
     async def _in_thread(self, cancel: Callable[[], None], call: Callable[[], T]) -> T:
         """Run ``call`` in a fetch thread; on cancellation stop it with ``cancel`` and
