@@ -184,7 +184,9 @@ def test_download_verified_with_pages(
     assert files["config.json"].md5 == md5(config)
     assert files["w/model-00001.safetensors"].md5 == md5(shard)
     assert files["w/big.bin"].md5 is None
-    assert files["w/big.bin"].unverified == "no Content-MD5 stored on the blob: size only"
+    assert files["w/big.bin"].unverified == (
+        "no Content-MD5 stored on the blob: size only, unverified"
+    )
     assert files["config.json"].unverified is None
     for f in resolved.files:
         query = parse_qs(urlsplit(f.url).query)

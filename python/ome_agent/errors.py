@@ -30,6 +30,9 @@ class FailureReason(enum.StrEnum):
     NETWORK = "network"  # no connection, reset, stall or timeout through the retries
     CHANGED_UPSTREAM = "changed-upstream"  # the object changed since it was listed
     CHECKSUM = "checksum"  # a digest or the size of the bytes differs from the listing's
+    # --require-digest, and the source gives no digest for a file: only its size could
+    # be checked
+    NO_DIGEST = "no-digest"
     DISK_FULL = "disk-full"  # no space (or quota) left where the files go
     DISK = "disk"  # another local file error
     CANCELLED = "cancelled"  # stopped on request
@@ -61,6 +64,7 @@ _CATEGORIES = {
     FailureReason.CREDENTIALS: "credentials",
     FailureReason.DENIED: "credentials",  # the server refused the credentials given
     FailureReason.CHECKSUM: "verify",
+    FailureReason.NO_DIGEST: "verify",
     FailureReason.DISK_FULL: "disk",
     FailureReason.DISK: "disk",
     FailureReason.INTERNAL: "internal",
@@ -120,6 +124,13 @@ class AccessDenied(SourceNotFound):
     reason = FailureReason.DENIED
 
 
+class NoDigest(BadInput):
+    """``--require-digest``: a file has no digest to check, only its size. Exit code 2:
+    the same command fails again until a digest is given or the flag dropped."""
+
+    reason = FailureReason.NO_DIGEST
+
+
 class TransferFailed(OmeAgentError):
     """Bytes could not be fetched or did not verify. Exit code 1."""
 
@@ -147,6 +158,7 @@ __all__ = [
     "BadInput",
     "FailureReason",
     "Interrupted",
+    "NoDigest",
     "OmeAgentError",
     "SourceNotFound",
     "TransferFailed",

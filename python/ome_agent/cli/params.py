@@ -87,6 +87,7 @@ def transfer_options(func: F) -> F:
         parallel_files: int,
         direct_io: bool | None,
         ca_bundle: str | None,
+        require_digest: bool,
         **kwargs: Any,
     ) -> Any:
         try:
@@ -97,6 +98,7 @@ def transfer_options(func: F) -> F:
                 parallel_files=parallel_files,
                 direct_io=direct_io,
                 ca_bundle=ca_bundle,
+                require_digest=require_digest,
             )
         except OmeAgentError as e:
             click.echo(f"error: {e}", err=True)
@@ -134,4 +136,11 @@ _TRANSFER_OPTIONS = (
         "[default: O_DIRECT for files of 64 MiB or more outside tmpfs].",
     ),
     ca_bundle_option,
+    click.option(
+        "--require-digest",
+        is_flag=True,
+        help="Fail, before downloading, on a file with no digest to check (a plain "
+        "http(s) URL without --sha256/--md5, an object stored without MD5 or CRC32C) "
+        "instead of accepting it by its size only, unverified.",
+    ),
 )

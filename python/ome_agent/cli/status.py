@@ -2,13 +2,14 @@
 
 Standalone mode (``--state-file``): reads the state file written by ``ome-agent run
 --standalone`` and prints one row per model (state, path, size, parameter count,
-message) and a line per manifest the last run rejected, or the whole document with
-``--json``.
+message, or which files were checked by their size only) and a line per manifest the
+last run rejected, or the whole document with ``--json``.
 
 Cluster mode (otherwise): reads the model resources, the agents' per-node ConfigMaps
 in ``--namespace`` and the Nodes, and prints models by nodes — each model's state
-computed as the controller computes it, then each node's state, progress and error
-(``ome_agent.fleet.view``); ``--json`` prints the same rows as JSON. Read-only.
+computed as the controller computes it, then each node's state, progress and error,
+or its files checked by their size only (``ome_agent.fleet.view``); ``--json`` prints
+the same rows as JSON. Read-only.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _detail(model: dict[str, Any]) -> str:
         done = progress.get("completed_bytes") or 0
         pct = f" {100 * done / total:.0f}%" if total else ""
         return f"{progress.get('phase', '')}{pct}"
-    return ""
+    return str(model.get("unverified") or "")
 
 
 @click.command(name="status")

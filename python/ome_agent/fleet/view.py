@@ -5,7 +5,8 @@ Each model's overall state is computed here with :func:`status.aggregate` from t
 same inputs the controller uses, so the view is current even when no controller runs
 (or it lags); a pvc:// model shows the status the controller wrote from its claim.
 Below each model, one line per existing node that reports it: state,
-progress (percent, bytes, speed) or the error.
+progress (percent, bytes, speed) or the error, or the files checked by their size only
+(``config.unverified``).
 Pure: builds rows and a rich Table, prints nothing.
 """
 
@@ -98,7 +99,12 @@ def table(model_rows: Sequence[Mapping[str, Any]]) -> Table:
                 Text(
                     f"{human_bytes(node['speedBytesPerSec'])}/s" if node["speedBytesPerSec"] else ""
                 ),
-                Text(node["error"] or ("" if node["live"] else "node not ready")),
+                Text(
+                    node["error"]
+                    or ("" if node["live"] else "node not ready")
+                    or node["unverified"]
+                    or ""
+                ),
             )
     return grid
 
@@ -116,6 +122,7 @@ def _node_row(node: str, entry: NodeEntry, nodes: Mapping[str, NodeView]) -> dic
         "speedBytesPerSec": 0,
         "phase": None,
         "error": entry.error,
+        "unverified": _unverified(entry.config),
     }
     if progress is not None and entry.state == "Updating":
         total = progress.total_bytes
@@ -127,6 +134,11 @@ def _node_row(node: str, entry: NodeEntry, nodes: Mapping[str, NodeView]) -> dic
             phase=progress.phase or None,
         )
     return row
+
+
+def _unverified(config: Mapping[str, Any] | None) -> str | None:
+    note = (config or {}).get("unverified")  # the agent's reconcile.unverified
+    return note if isinstance(note, str) else None
 
 
 def _progress_cell(node: Mapping[str, Any]) -> str:

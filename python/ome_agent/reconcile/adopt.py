@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from ome_agent.errors import BadInput
-from ome_agent.reconcile.download import Digests, Fetch, resolve
+from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.localcheck import check_local, refuse_links_out
 from ome_agent.reconcile.sources import SourcePlan
 from ome_agent.sources import StorageAuth
@@ -48,7 +48,7 @@ class Adoption:
     ) -> tuple[str | None, Digests]:
         """The resolved commit and the digests of every file now at ``target``."""
         refuse_links_out(target)  # hashed through, a link out would vouch for foreign bytes
-        resolved = resolve(plan, token, auth)
+        resolved = self._fetch.resolve(plan, token, auth)
         check = check_local(target, resolved, workers=self._workers, cancelled=self._stop)
         if not check.kept:
             raise BadInput(

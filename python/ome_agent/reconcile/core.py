@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import adopt, layout, localcheck, peft_zip, reuse, scrub
+from ome_agent.reconcile import adopt, layout, localcheck, peft_zip, reuse, scrub, unverified
 from ome_agent.reconcile.backoff import Backoff
 from ome_agent.reconcile.credentials import model_credentials
 from ome_agent.reconcile.download import Digests, Fetch
@@ -156,6 +156,7 @@ class Reconciler:
         self._queue: WorkQueue[ModelKey] = WorkQueue(self._handle, options.download_workers)
         # files the scrub found wrong, fetched again by the model's next handler
         self._damaged: dict[ModelKey, scrub.Damage] = {}
+        self._size_only = unverified.SizeOnlyNotes()  # said on reports, warned once
         self._scrubber = (
             scrub.Scrubber(
                 options.scrub_rate, self._manifests, self._scrubbable, self._on_damage, metrics
@@ -202,6 +203,7 @@ class Reconciler:
         self._fatal.discard(key)
         self._backoff.reset(key)
         self._stop_scrub(key)
+        self._size_only.forget(key)
         if self._started:
             self._queue.cancel(key)
             self._queue.add(key, Priority.DELETE)
@@ -741,6 +743,9 @@ class Reconciler:
             nearby = await asyncio.to_thread(self._manifests.neighbours, manifest.key)
             links = reuse.links(manifest, nearby)
             config["artifact"] = {**artifact, "parentPath": {}, "childrenPaths": links.children}
+        size_only = self._size_only.note(manifest)
+        if size_only is not None:
+            config["unverified"] = size_only
         await self._publish(
             NodeReport(
                 resource.key, resource.uid, NodeState.READY, config=config,

@@ -3,6 +3,8 @@
 Blocking code, run by the reconcile core in a worker thread (the event loop never
 waits on the network or the disk). :class:`Fetch` lists the source, checks free
 space, and hands the files to the transfer :class:`~ome_agent.transfer.runner.Runner`;
+under ``--require-digest`` a listing with a file that has no digest to check is refused
+before any byte is fetched, linked or adopted (:meth:`Fetch.resolve`);
 ``cancel()`` may be called from any thread and stops the transfers at once (partial
 files and their journals stay, so a later fetch of the same spec resumes).
 """
@@ -20,7 +22,7 @@ from ome_agent import _core
 from ome_agent.errors import BadInput, FailureReason, Interrupted
 from ome_agent.reconcile.sources import SourcePlan
 from ome_agent.sources import ResolvedSource, StorageAuth, resolve_hf, resolve_http, resolve_object
-from ome_agent.transfer.pull import confined_jobs
+from ome_agent.transfer.pull import confined_jobs, require_digests
 from ome_agent.transfer.runner import Job, Runner
 from ome_agent.transfer.settings import TransferSettings
 
@@ -31,6 +33,14 @@ Digests = dict[str, tuple[dict[str, str], list[str]]]
 # given the listing, fill the staging directory from files already on the node and
 # return their digests, or None to download (``reconcile.reuse``)
 ReuseFn = Callable[[ResolvedSource, Path], Digests | None]
+
+
+# what the owner of a model refused by --require-digest can do
+_HTTP_FIX = (
+    "a plain http(s) storageUri gives no digest: serve the model from hf:// or an object "
+    "store that records digests, or run the agent without --require-digest"
+)
+_LISTED_FIX = "store the file with a digest, or run the agent without --require-digest"
 
 
 class NoSpace(BadInput):
@@ -87,7 +97,7 @@ class Fetch:
         if plan.scheme == "local":
             assert plan.local is not None
             return None, self._copy_local(plan.local, staging)
-        resolved = resolve(plan, token, auth)
+        resolved = self.resolve(plan, token, auth)
         self._check()
         if reuse is not None:
             self.phase = "Linking"
@@ -97,6 +107,14 @@ class Fetch:
                 return resolved.commit, linked
             self.phase = "Listing"
         return resolved.commit, self.fetch_jobs(confined_jobs(staging, resolved), staging)
+
+    def resolve(self, plan: SourcePlan, token: str | None, auth: StorageAuth) -> ResolvedSource:
+        """The listing (:func:`resolve`), refused by ``--require-digest`` when a file has
+        no digest to check."""
+        resolved = resolve(plan, token, auth)
+        fix = _HTTP_FIX if plan.http is not None else _LISTED_FIX
+        require_digests(resolved, self._settings, fix)
+        return resolved
 
     def fetch_jobs(self, jobs: list[Job], root: Path) -> Digests:
         """Download ``jobs`` (their paths confined under ``root``); the per-file digests."""

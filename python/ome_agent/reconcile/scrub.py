@@ -28,7 +28,7 @@ from pathlib import Path
 from ome_agent.api import ModelKey
 from ome_agent.errors import Interrupted
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile.download import Digests, Fetch, resolve
+from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.localcheck import FileCheck, Status, check_manifest, stat_damage
 from ome_agent.reconcile.manifest import Manifest, ManifestStore
 from ome_agent.reconcile.sources import SourcePlan
@@ -176,7 +176,7 @@ def repair(
     when the source moved to another commit (the caller downloads the whole model:
     one file of another commit would mix two versions)."""
     target = Path(manifest.identity.path)
-    resolved = resolve(plan, token, auth)
+    resolved = fetch.resolve(plan, token, auth)
     if resolved.commit != manifest.commit:
         return None
     wrong = {c.path for c in damage.files}

@@ -59,7 +59,7 @@ from ome_agent.errors import (
     UriError,
 )
 from ome_agent.sources.auth import StorageAuth, first_value
-from ome_agent.sources.model import RemoteFile, ResolvedSource
+from ome_agent.sources.model import RemoteFile, ResolvedSource, size_only
 from ome_agent.sources.prefixes import (
     check_endpoint,
     folder_of,
@@ -414,7 +414,7 @@ def _remote_file(
         etag=etag,
         headers={"If-Match": etag},
         sign=sign,
-        unverified=None if md5 else "no Content-MD5 stored on the blob: size only",
+        unverified=None if md5 else size_only("no Content-MD5 stored on the blob"),
     )
 
 

@@ -40,7 +40,7 @@ from ome_agent import __version__
 from ome_agent.errors import AccessDenied, BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
-from ome_agent.sources.model import RemoteFile, ResolvedSource, SignFn
+from ome_agent.sources.model import RemoteFile, ResolvedSource, SignFn, size_only
 from ome_agent.sources.prefixes import (
     BucketRef,
     check_endpoint,
@@ -201,7 +201,7 @@ def _remote_file(path: str, blob: Any, base: str, bucket: str, sign: SignFn | No
     crc32c = b64_hex(blob.crc32c, 4)
     unverified = None
     if md5 is None and crc32c is None:
-        unverified = "the listing gave neither an MD5 nor a CRC32C: size only"
+        unverified = size_only("the listing gave neither an MD5 nor a CRC32C")
     name = quote(blob.name, safe="")
     url = f"{base}/storage/v1/b/{quote(bucket, safe='')}/o/{name}?alt=media"
     if blob.generation is not None:

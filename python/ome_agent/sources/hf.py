@@ -33,7 +33,7 @@ from ome_agent.sources.hub_client import (
     HubClient,
     TreeFile,
 )
-from ome_agent.sources.model import RemoteFile, ResolvedSource
+from ome_agent.sources.model import RemoteFile, ResolvedSource, size_only
 from ome_agent.sources.uri import HfRef
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -155,7 +155,8 @@ def _from_head(
     else:
         unverified = f"{call} sent no content digest as ETag"
     if unverified is not None:
-        unverified += ": size only" if head.size is not None else ": no digest and no size"
+        # no size either: the server's Content-Length is all the engine checks
+        unverified = size_only(unverified if head.size is not None else f"{unverified}, nor a size")
     return RemoteFile(
         path,
         url,

@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 # never outlive their validity window however long the file takes.
 SignFn = Callable[[], Mapping[str, str]]
 
+# what every file checked by its size alone says, wherever it is reported (the pull
+# summary, the manifest, the node's entry, ``status``)
+SIZE_ONLY = "size only, unverified"
+
+
+def size_only(why: str) -> str:
+    """``RemoteFile.unverified`` for a file with no digest to check: why, then SIZE_ONLY."""
+    return f"{why}: {SIZE_ONLY}"
+
 
 @dataclass(frozen=True)
 class MultipartMd5:
@@ -39,9 +48,14 @@ class RemoteFile:
     etag: str | None = None  # from the listing: a different ETag at fetch time = changed upstream
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     sign: SignFn | None = field(default=None, repr=False, compare=False)
-    # why a digest the service usually gives could not be checked, for the manifest
-    # (e.g. "multipart object without part sizes: size only"); None when all is verified
+    # why no digest can be checked (made with size_only), for the summary and the
+    # manifest; None when a digest is checked
     unverified: str | None = None
+
+    @property
+    def has_digest(self) -> bool:
+        """A digest of the whole file is known, so its bytes are checked, not only its size."""
+        return any((self.sha256, self.md5, self.git_sha1, self.crc32c, self.md5_multipart))
 
 
 @dataclass(frozen=True)

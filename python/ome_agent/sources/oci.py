@@ -43,7 +43,7 @@ from ome_agent.errors import (
 )
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
-from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
+from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn, size_only
 from ome_agent.sources.oci_auth import USER, OciCredentials, oci_credentials
 from ome_agent.sources.prefixes import (
     check_endpoint,
@@ -408,7 +408,7 @@ def _remote_file(
     elif crc32c is not None:
         why = None  # the CRC32C covers the whole object
     elif multipart is None and why is None:
-        why = "OCI gave no MD5 or CRC32C for this object: size only"
+        why = size_only("OCI gave no MD5 or CRC32C for this object")
     return RemoteFile(
         path=path,
         url=url,
@@ -431,16 +431,16 @@ def _multipart(
     digest_b64, _, count_text = text.rpartition("-")
     digest = b64_hex(digest_b64, 16)
     if digest is None or not count_text.isdigit():
-        return None, f"OCI gave a malformed multipart MD5 {text!r}: size only"
+        return None, size_only(f"OCI gave a malformed multipart MD5 {text!r}")
     parts = int(count_text)
     if part_size is None:
-        return None, (
+        return None, size_only(
             f"multipart object ({parts} parts) without a CRC32C: its multipart MD5 needs the "
-            "upload's part size (spec.storage.parameters.multipart_part_size); size only"
+            "upload's part size (spec.storage.parameters.multipart_part_size)"
         )
     if size is not None and max(1, -(-size // part_size)) != parts:
-        return None, (
+        return None, size_only(
             f"multipart object of {parts} parts was not uploaded in parts of "
-            f"multipart_part_size {part_size} bytes: size only"
+            f"multipart_part_size {part_size} bytes"
         )
     return MultipartMd5(part_size, f"{digest}-{parts}"), None

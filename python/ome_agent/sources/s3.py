@@ -58,7 +58,7 @@ from ome_agent import __version__
 from ome_agent.errors import AccessDenied, BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.digests import b64_hex
-from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn
+from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn, size_only
 from ome_agent.sources.prefixes import (
     BucketRef,
     check_endpoint,
@@ -333,7 +333,7 @@ def _remote_file(item: _Listed, head: _Head, url: str, signer: _Signer) -> Remot
         reason = "its ETag is neither an MD5 nor a multipart MD5"
     unverified = None
     if reason and crc32c is None:
-        unverified = f"{reason} and no CRC32C checksum is stored: size only"
+        unverified = size_only(f"{reason} and no CRC32C checksum is stored")
     return RemoteFile(
         path=item.path,
         url=url,

@@ -1,7 +1,9 @@
 """``pull``: the Python API behind ``ome-agent pull`` (sources → confine → runner).
 
 Order matters: everything the user typed is checked before the network is touched,
-the listing is filtered and every name confined before a byte is written.
+the listing is filtered and every name confined before a byte is written. With
+``--require-digest`` a file with no digest to check fails before any download
+(:func:`require_digests`, also the agent's check).
 
 Where an http(s) file lands: if DEST ends with "/" or is an existing directory, the
 file goes into it under the URL's last path segment; otherwise DEST is the file's
@@ -17,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ome_agent import _core
-from ome_agent.errors import BadInput, UnsafePath
+from ome_agent.errors import BadInput, NoDigest, UnsafePath
 from ome_agent.sources import (
     HfRef,
     HttpRef,
@@ -100,6 +102,7 @@ def pull(
         else:
             listed = resolve_hf(ref)
         resolved = _selected(ref, listed, include, exclude)
+    require_digests(resolved, settings, _PULL_FIX if isinstance(ref, HttpRef) else _LISTED_FIX)
 
     jobs = confined_jobs(root, resolved)
     try:
@@ -123,6 +126,7 @@ def _pull_cached(
     check_globs(include, "--include")
     check_globs(exclude, "--exclude")
     resolved = _selected(ref, resolve_hf(ref), include, exclude)
+    require_digests(resolved, settings, _LISTED_FIX)
     assert resolved.commit is not None  # resolve_hf always pins one
     cache = HubCache(cache_dir, ref.repo_id)
     todo = cache.prepare(resolved.files, resolved.commit)
@@ -197,6 +201,22 @@ def _selected(
         resolved.commit,
         resolved.warnings,
     )
+
+
+_PULL_FIX = "give --sha256 or --md5, or drop --require-digest"
+_LISTED_FIX = "drop --require-digest to accept it by its size"
+
+
+def require_digests(resolved: ResolvedSource, settings: TransferSettings, fix: str) -> None:
+    """``--require-digest``: :class:`NoDigest` naming the first file with no digest to
+    check, the count of the others, and ``fix`` (the caller's: flags differ)."""
+    if not settings.require_digest:
+        return
+    weak = [f for f in resolved.files if not f.has_digest]
+    if weak:
+        more = f" (and {len(weak) - 1} more files)" if len(weak) > 1 else ""
+        why = weak[0].unverified or "no digest is known"
+        raise NoDigest(f"{weak[0].path}{more}: {why}; --require-digest refuses it: {fix}")
 
 
 def confined_jobs(root: Path, resolved: ResolvedSource) -> list[Job]:

@@ -49,6 +49,9 @@ class TransferSettings:
     verify: bool = True  # False = no hashing at all: unsafe, for benchmarks only
     resume: bool = True  # keep/use the .partial journal across runs
     ca_bundle: str | None = None  # extra PEM roots, e.g. an internal mirror's CA
+    # --require-digest: a file with no digest to check (its size only) fails before
+    # its download instead of being accepted as size only, unverified
+    require_digest: bool = False
 
     def __post_init__(self) -> None:
         if self.connections is not None and not 1 <= self.connections <= 1024:
@@ -61,6 +64,8 @@ class TransferSettings:
             raise BadInput(f"--max-connections {self.max_connections}: give 1 to 4096")
         if not 1 <= self.parallel_files <= 256:
             raise BadInput(f"--parallel-files {self.parallel_files}: give 1 to 256")
+        if self.require_digest and not self.verify:
+            raise BadInput("--require-digest and --no-verify contradict each other: drop one")
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {"ca_bundle": self.ca_bundle, "max_connections": self.max_connections}

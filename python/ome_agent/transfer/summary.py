@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ome_agent.sources.model import SIZE_ONLY
+
 
 @dataclass(frozen=True)
 class FileSummary:
@@ -27,7 +29,8 @@ class FileSummary:
     connections: int
     direct_io: bool  # written with O_DIRECT
     crc32c: str | None = None  # 8 hex digits; computed whenever hashing is on
-    # why a digest the service usually gives could not be checked (RemoteFile.unverified)
+    # why the file was checked by its size only (RemoteFile.unverified: "...: size
+    # only, unverified"); None when a digest was checked
     unverified: str | None = None
     # already in the --cache-dir (its blob is named by its digest): nothing fetched
     reused: bool = False
@@ -61,7 +64,7 @@ class PullSummary:
         weak = sum(1 for f in self.files if f.unverified)
         if self.verify and weak:
             # the source gave no digest for these: said here, the reason is in --json
-            how += f", {weak} by size only or unverified"
+            how += f", {weak} {SIZE_ONLY}"
         reused = sum(1 for f in self.files if f.reused)
         if reused:
             how += f", {reused} already in the cache"

@@ -5,13 +5,15 @@ reads::
 
     {"node": ..., "updated": RFC 3339, "models": {"<kind>/<ns>/<name>": {
         "kind", "namespace", "name", "uid", "state", "path", "sizeBytes",
-        "parameterCount", "message", "progress", "storageUri", "revision",
-        "manifestDigest", "entry"}}}
+        "parameterCount", "unverified", "message", "progress", "storageUri",
+        "revision", "manifestDigest", "entry"}}}
 
-``entry`` is the model's ConfigMap entry exactly as the Kubernetes adapter would
-write it (:func:`ome_agent.wire.entry.encode_entry`). ``rejected`` lists the manifest
-errors of the latest load, so a run whose every manifest was refused still leaves a
-state file that says why. A publish that changes nothing writes nothing.
+``unverified`` is the entry's ``config.unverified`` ("size only, unverified: ..."
+when files were checked by their size only). ``entry`` is the model's ConfigMap entry
+exactly as the Kubernetes adapter would write it
+(:func:`ome_agent.wire.entry.encode_entry`). ``rejected`` lists the manifest errors of
+the latest load, so a run whose every manifest was refused still leaves a state file
+that says why. A publish that changes nothing writes nothing.
 
 Writes are coalesced: the first change after a quiet spell is written at once, the
 changes that follow within :data:`WRITE_INTERVAL` seconds together, once it has
@@ -88,6 +90,11 @@ def _parameters(config: Mapping[str, Any] | None) -> int | None:
     return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
+def _unverified(config: Mapping[str, Any] | None) -> str | None:
+    note = (config or {}).get("unverified")  # reconcile.unverified
+    return note if isinstance(note, str) else None
+
+
 class StateFileReporter:
     def __init__(self, path: Path, node_name: str) -> None:
         self.path = path
@@ -131,6 +138,7 @@ class StateFileReporter:
             "path": report.path,
             "sizeBytes": size,
             "parameterCount": _parameters(report.config),
+            "unverified": _unverified(report.config),
             "message": report.error,
             "progress": _progress(report),
             "storageUri": report.storage_uri,
