@@ -20,14 +20,13 @@ import pytest
 
 from ome_agent.api import ModelKey
 from ome_agent.errors import FailureReason
-from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.manifest import FileRecord, Identity, Manifest
 from ome_agent.reconcile.ports import NodeState
 from ome_agent.reconcile.unverified import describe
 from ome_agent.transfer.settings import TransferSettings
 from tests.pull_helpers import Run, cli_process, pull_cli
 from tests.servers.fault_server import FaultServer
-from tests.test_reconcile_core import MemoryReporter, Secrets, aio, model, options, running, until
+from tests.test_reconcile_core import MemoryReporter, aio, model, running, until
 
 PAGE = b"<html>Service moved</html>\n"  # 27 bytes: what a portal answers with 200
 WARNING = "model files checked by their size only"
@@ -129,19 +128,20 @@ def test_agent_require_digest_fails_the_model(fault_server: FaultServer, tmp_pat
 
 
 @aio
-async def test_agent_require_digest_reason_is_typed(fault_server: FaultServer, root: Path) -> None:
+async def test_agent_require_digest_reason_is_typed_and_not_retried(
+    fault_server: FaultServer, root: Path
+) -> None:
     url = fault_server.add("/w/model.bin", PAGE)
     reporter = MemoryReporter()
-    opts = options(root, transfer=TransferSettings(require_digest=True))
-    rec = Reconciler(opts, reporter, Secrets())
-    rec.set_node("node-a", {})
-    rec.apply(model("m", url, path="m"))
-    await rec.start()
-    assert not await rec.run_until_idle()
+    strict = TransferSettings(require_digest=True)
+    async with running(root, reporter, model("m", url, path="m"), transfer=strict):
+        await until(lambda: reporter.state("m") is NodeState.FAILED)
+        await asyncio.sleep(1.0)  # retry_base 0.3: a retry would have come by now
     report = reporter.report("m")
-    assert report.state is NodeState.FAILED
     assert report.reason is FailureReason.NO_DIGEST
     assert FailureReason.NO_DIGEST.category == "verify"
+    assert sum(r.state is NodeState.FAILED for r in reporter.history) == 1
+    assert fault_server.requests_for("/w/model.bin") == []
 
 
 @aio

@@ -30,8 +30,8 @@ class FailureReason(enum.StrEnum):
     NETWORK = "network"  # no connection, reset, stall or timeout through the retries
     CHANGED_UPSTREAM = "changed-upstream"  # the object changed since it was listed
     CHECKSUM = "checksum"  # a digest or the size of the bytes differs from the listing's
-    # --require-digest, and the source gives no digest for a file: only its size could
-    # be checked
+    # --require-digest, and the source gives no digest for a file (only its size could be
+    # checked): not retried
     NO_DIGEST = "no-digest"
     DISK_FULL = "disk-full"  # no space (or quota) left where the files go
     DISK = "disk"  # another local file error

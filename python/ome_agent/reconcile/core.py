@@ -26,8 +26,9 @@ Decisions documented here (and in the README):
   if any, matches). A single zip object is unpacked safely (``reconcile.peft_zip``).
 - credentials come from the model's own namespace (``reconcile.credentials``).
 - failures from the source, credentials, disk space or verification are retried with
-  exponential backoff and jitter (``retry_base`` doubling to ``retry_cap``); a spec error or an
-  unsupported scheme is not retried until the resource changes.
+  exponential backoff and jitter (``retry_base`` doubling to ``retry_cap``); a spec error, an
+  unsupported scheme or a file ``--require-digest`` refuses is not retried until the
+  resource changes.
 - removal deletes only what a manifest records, only strictly inside a models root,
   never a path another live model uses, and only when this agent owns the manifest
   (``AgentOptions.owner``): another agent's models on the same root are left alone.
@@ -88,7 +89,7 @@ from ome_agent.transfer.engine import build_engine
 
 log = logging.getLogger("ome_agent.reconcile")
 
-NO_RETRY = (FailureReason.SPEC, FailureReason.UNSUPPORTED)
+NO_RETRY = (FailureReason.SPEC, FailureReason.UNSUPPORTED, FailureReason.NO_DIGEST)
 FINE_TUNED = "FineTunedWeight"
 T = TypeVar("T")
 

@@ -37,8 +37,8 @@ ReuseFn = Callable[[ResolvedSource, Path], Digests | None]
 
 # what the owner of a model refused by --require-digest can do
 _HTTP_FIX = (
-    "a plain http(s) storageUri gives no digest: serve the model from hf:// or an object "
-    "store that records digests, or run the agent without --require-digest"
+    "serve the model from hf:// or an object store that records digests, or run the "
+    "agent without --require-digest"
 )
 _LISTED_FIX = "store the file with a digest, or run the agent without --require-digest"
 
