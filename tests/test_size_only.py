@@ -17,9 +17,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from ome_agent.api import ModelKey
 from ome_agent.errors import FailureReason
+from ome_agent.fleet.status import NodeEntry, NodeView, entry_key
+from ome_agent.fleet.view import rows, table
 from ome_agent.reconcile.manifest import FileRecord, Identity, Manifest
 from ome_agent.reconcile.ports import NodeState
 from ome_agent.reconcile.unverified import describe
@@ -182,3 +185,19 @@ def test_which_recorded_files_are_size_only() -> None:
     assert describe(_manifest(checked, reason, older, copied)) == (
         "size only, unverified: 2 of 4 files (a.bin, b.bin)"
     )
+
+
+def test_cluster_status_shows_size_only_per_node() -> None:
+    note = "size only, unverified: 1 of 1 files (model.bin)"
+    resource = model("m", "https://h/model.bin", kind="ClusterBaseModel")
+    key = entry_key(resource)
+    entries = {
+        "a": {key: NodeEntry("a", "Ready", None, None, {"unverified": note})},
+        "b": {key: NodeEntry("b", "Ready", None, None, {"modelType": "llama"})},
+    }
+    nodes = {n: NodeView(n, {}, True) for n in entries}
+    [row] = rows([resource], entries, nodes)
+    assert [n["unverified"] for n in row["nodes"]] == [note, None]
+    out = Console(width=300, record=True)
+    out.print(table([row]))
+    assert note in out.export_text()
