@@ -80,7 +80,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "hf",
             "hf://org/name[@revision]",
-            "LFS sha256; else the git blob sha1; else size only",
+            "LFS sha256; else the git blob sha1; else size only, unverified",
             _hf,
         ),
         Scheme(
@@ -110,7 +110,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "az",
             azure.FORM,
-            "Content-MD5 of the blob; else size only",
+            "Content-MD5 of the blob; else size only, unverified",
             _store(azure.parse_azure),
             ref_type=azure.AzureRef,
             resolve=azure.resolve_azure,
