@@ -255,6 +255,8 @@ restart_kubelet() { # the kubelet alone, as a node's operator restarts it; pods 
   local bin; bin=$(binaries)
   stop_pid kubelet
   kubelet_up "$bin"
+  # the node's Ready condition is the old kubelet's until the grace period: ask the new one
+  wait_for 60 "kubelet healthz" curl -fs http://127.0.0.1:10248/healthz
 }
 
 # ------------------------------------------------------------------ teardown
