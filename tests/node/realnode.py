@@ -76,9 +76,13 @@ class RealNode:
     def restart_kubelet(self) -> float:
         """Stop the kubelet and start it again (pods keep running); seconds until the
         node is Ready and untainted again."""
+        pid = self.workdir / "run" / "kubelet.pid"
+        before = pid.read_text()
         t0 = time.monotonic()
         self._driver("restart-kubelet", timeout=600)
-        return time.monotonic() - t0
+        seconds = time.monotonic() - t0
+        assert pid.read_text() != before, "the kubelet was not restarted"
+        return seconds
 
     def kubectl(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         out = subprocess.run(
