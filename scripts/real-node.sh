@@ -6,6 +6,8 @@
 #   scripts/real-node.sh up        start everything, import the images, wait for the node
 #                                  to be Ready and untainted
 #   scripts/real-node.sh expose P  let pods reach the host's 127.0.0.1:P at GATEWAY:P
+#   scripts/real-node.sh restart-kubelet  stop the kubelet (TERM) and start it again,
+#                                  waiting for the node to be Ready; pods keep running
 #   scripts/real-node.sh down      delete the workloads, stop every process by its
 #                                  recorded PID, undo every iptables rule and the bridge
 # Settings (environment): NODE_DIR (state, logs, sockets; default /tmp/ome-real-node),
@@ -249,6 +251,14 @@ up() {
   kubelet_up "$bin"
 }
 
+restart_kubelet() { # the kubelet alone, as a node's operator restarts it; pods stay
+  local bin; bin=$(binaries)
+  stop_pid kubelet
+  kubelet_up "$bin"
+  # the node's Ready condition is the old kubelet's until the grace period: ask the new one
+  wait_for 60 "kubelet healthz" curl -fs http://127.0.0.1:10248/healthz
+}
+
 # ------------------------------------------------------------------ teardown
 stop_pid() { # TERM, up to 30 s, then KILL: only the process whose PID was recorded
   local f=$D/run/$1.pid pid
@@ -304,5 +314,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   expose) shift; expose "$@" ;;
-  *) die "usage: real-node.sh up | down | expose PORT [HOST]" ;;
+  restart-kubelet) restart_kubelet ;;
+  *) die "usage: real-node.sh up | down | expose PORT [HOST] | restart-kubelet" ;;
 esac

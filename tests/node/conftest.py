@@ -10,6 +10,7 @@ did; a failing test gets the tail of every component's log in its report.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.controlplane import free_port
+from tests.cluster.kube import unique_name, wait_until
 from tests.node.realnode import GATEWAY, REPO_ROOT, RealNode
 from tests.servers.hf_hub_server import HubServer
 
@@ -124,6 +127,86 @@ def release(
         )  # fmt: skip
     finally:
         hub.stop()
+
+
+# ------------------------------------------------------- what the tests read and create
+def pods(release: Release, component: str) -> list[Any]:
+    """The chart's live pods of one component (``node-agent``, ``controller``)."""
+    return [
+        p
+        for p in release.node.core()
+        .list_namespaced_pod(NAMESPACE, label_selector=f"app.kubernetes.io/component={component}")
+        .items
+        if p.metadata.deletion_timestamp is None
+    ]
+
+
+def cluster_model(release: Release, name: str) -> dict[str, Any] | None:
+    try:
+        obj: dict[str, Any] = release.node.custom().get_cluster_custom_object(
+            "ome.io", "v1beta1", "clusterbasemodels", name
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return obj
+
+
+def node_entry(release: Release, key: str) -> dict[str, Any] | None:
+    """This node's ConfigMap entry ``key`` (``clusterbasemodel.NAME``), decoded."""
+    try:
+        cm = release.node.core().read_namespaced_config_map(release.node.name, NAMESPACE)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    raw = (cm.data or {}).get(key)
+    return json.loads(raw) if raw else None
+
+
+def agent_logs(release: Release) -> str:
+    return release.node.kubectl(
+        "-n",
+        NAMESPACE,
+        "logs",
+        "-l",
+        "app.kubernetes.io/component=node-agent",
+        "--tail=40",
+        check=False,
+    )
+
+
+def create_ready_model(
+    release: Release, repo: str, **storage: Any
+) -> tuple[str, Path, dict[str, Any]]:
+    """A ClusterBaseModel of ``repo`` from the local Hub (``storage``: more of its
+    ``spec.storage``), waited for until Ready; its name, files and status."""
+    node = release.node
+    name = unique_name(repo.rsplit("/", 1)[-1])
+    node.custom().create_cluster_custom_object(
+        "ome.io",
+        "v1beta1",
+        "clusterbasemodels",
+        {
+            "apiVersion": "ome.io/v1beta1",
+            "kind": "ClusterBaseModel",
+            "metadata": {"name": name},
+            "spec": {"storage": {"storageUri": f"hf://{repo}", **storage}},
+        },
+    )
+    status = wait_until(
+        lambda: (
+            (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"
+            and s
+        ),
+        timeout=300,
+        interval=1,
+        what=f"{name} Ready; agent says:\n{agent_logs(release)}",
+    )
+    entry = node_entry(release, f"clusterbasemodel.{name}")
+    assert entry is not None
+    return name, Path(entry["path"]), status
 
 
 @pytest.hookimpl(hookwrapper=True)

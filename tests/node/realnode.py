@@ -14,11 +14,13 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = REPO_ROOT / "scripts" / "real-node.sh"
@@ -70,6 +72,17 @@ class RealNode:
     def expose(self, port: int) -> str:
         """``http://GATEWAY:port``: where pods reach the host's 127.0.0.1:port."""
         return self._driver("expose", str(port)).strip().splitlines()[-1]
+
+    def restart_kubelet(self) -> float:
+        """Stop the kubelet and start it again (pods keep running); seconds until the
+        node is Ready and untainted again."""
+        pid = self.workdir / "run" / "kubelet.pid"
+        before = pid.read_text()
+        t0 = time.monotonic()
+        self._driver("restart-kubelet", timeout=600)
+        seconds = time.monotonic() - t0
+        assert pid.read_text() != before, "the kubelet was not restarted"
+        return seconds
 
     def kubectl(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         out = subprocess.run(
@@ -124,6 +137,49 @@ class RealNode:
                 f"real-node.sh {' '.join(args)} failed:\n{out.stderr[-3000:]}\n{self.logs()}"
             )
         return out.stdout
+
+
+class LabelWatch:
+    """Every value one of the Node's labels takes (None while absent), from a watch on
+    the Node: a flap too short for any poll is still seen. ``stop`` sets a label of
+    its own and waits for it, so every change before the call has been recorded."""
+
+    WAKE = "ome-test/wake"
+
+    def __init__(self, node: RealNode, key: str) -> None:
+        self.node = node
+        self.key = key
+        self.seen: list[str | None] = []
+        self._wake = uuid.uuid4().hex[:12]
+        self._woken = threading.Event()
+        core = node.core()
+        rv = core.read_node(node.name).metadata.resource_version
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+        self._events = self._watch.stream(
+            core.list_node,
+            field_selector=f"metadata.name={node.name}",
+            resource_version=rv,
+            timeout_seconds=900,
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for event in self._events:
+            labels = event["object"].metadata.labels or {}
+            self.seen.append(labels.get(self.key))
+            if labels.get(self.WAKE) == self._wake:
+                self._woken.set()
+                return
+
+    def stop(self) -> list[str | None]:
+        self.node.kubectl(
+            "label", "node", self.node.name, f"{self.WAKE}={self._wake}", "--overwrite"
+        )
+        assert self._woken.wait(30), "the Node watch missed events"
+        self._watch.stop()  # type: ignore[no-untyped-call]
+        self.node.kubectl("label", "node", self.node.name, f"{self.WAKE}-")
+        return self.seen
 
 
 def pod_ready(pod: Any) -> bool:

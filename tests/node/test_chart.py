@@ -10,60 +10,27 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cluster.kube import unique_name, wait_until
 from tests.data.safetensors_fixtures import shard_bytes
-from tests.node.conftest import NAMESPACE, RELEASE, Release
+from tests.node.conftest import (
+    NAMESPACE,
+    RELEASE,
+    Release,
+    cluster_model,
+    create_ready_model,
+    node_entry,
+    pods,
+)
 from tests.node.realnode import pod_ready
-from tests.node.test_smoke import CONFIG, cluster_model, node_entry
+from tests.node.test_smoke import CONFIG
 
 pytestmark = pytest.mark.node
 
 # ~12 MB of weights, served slowly enough to interrupt
 BIG = shard_bytes({"model.embed_tokens.weight": ("BF16", (2048, 3072))})
-
-
-def pods(release: Release, component: str) -> list[Any]:
-    return [
-        p
-        for p in release.node.core()
-        .list_namespaced_pod(NAMESPACE, label_selector=f"app.kubernetes.io/component={component}")
-        .items
-        if p.metadata.deletion_timestamp is None
-    ]
-
-
-def create_ready_model(release: Release, repo: str) -> tuple[str, Path, dict[str, Any]]:
-    """A ClusterBaseModel of ``repo`` from the local Hub, waited for until Ready;
-    its name, files and status."""
-    node = release.node
-    name = unique_name(repo.rsplit("/", 1)[-1])
-    node.custom().create_cluster_custom_object(
-        "ome.io",
-        "v1beta1",
-        "clusterbasemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "ClusterBaseModel",
-            "metadata": {"name": name},
-            "spec": {"storage": {"storageUri": f"hf://{repo}"}},
-        },
-    )
-    status = wait_until(
-        lambda: (
-            (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"
-            and s
-        ),
-        timeout=300,
-        interval=1,
-        what=f"{name} Ready",
-    )
-    entry = node_entry(release, f"clusterbasemodel.{name}")
-    assert entry is not None
-    return name, Path(entry["path"]), status
 
 
 def test_upgrade_with_a_changed_value_rolls_both_workloads(release: Release) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from ome_agent.wire import conformance
 from tests.cluster.kube import unique_name, wait_until
 from tests.data.safetensors_fixtures import shard_bytes
-from tests.node.conftest import NAMESPACE, Release
+from tests.node.conftest import NAMESPACE, Release, agent_logs, cluster_model, node_entry
 from tests.node.realnode import pod_ready
 
 pytestmark = pytest.mark.node
@@ -28,41 +26,6 @@ CONFIG = json.loads(
     (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
 )
 SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (64, 32))})
-
-
-def cluster_model(release: Release, name: str) -> dict[str, Any] | None:
-    try:
-        obj: dict[str, Any] = release.node.custom().get_cluster_custom_object(
-            "ome.io", "v1beta1", "clusterbasemodels", name
-        )
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    return obj
-
-
-def node_entry(release: Release, key: str) -> dict[str, Any] | None:
-    try:
-        cm = release.node.core().read_namespaced_config_map(release.node.name, NAMESPACE)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    raw = (cm.data or {}).get(key)
-    return json.loads(raw) if raw else None
-
-
-def agent_logs(release: Release) -> str:
-    return release.node.kubectl(
-        "-n",
-        NAMESPACE,
-        "logs",
-        "-l",
-        "app.kubernetes.io/component=node-agent",
-        "--tail=40",
-        check=False,
-    )
 
 
 def test_hf_model_lives_and_dies_through_the_daemonset_pod(release: Release) -> None:
