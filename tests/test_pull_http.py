@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.pull_helpers import pull_cli, pull_process
-from tests.servers.fault_server import FaultServer
+from tests.servers.fault_server import FaultServer, Redirect
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -66,6 +66,26 @@ def test_not_found_is_a_transfer_failure(fault_server: FaultServer, tmp_path: Pa
     run = pull_cli(fault_server.url("/missing.bin"), f"{tmp_path}/")
     assert run.code == 1
     assert "404" in run.stderr
+
+
+@pytest.mark.parametrize("target", ["file://", "ftp://127.0.0.1:9"])
+def test_redirect_to_another_scheme_is_one_line_and_not_retried(
+    fault_server: FaultServer, tmp_path: Path, target: str
+) -> None:
+    """A Location outside http(s) (the node's own files, ftp) is not followed: one line
+    naming the scheme, exit 1 at once, no retry."""
+    url = fault_server.add("/files/model.bin", DATA)
+    fault_server.set_faults("/files/model.bin", Redirect(target=target))
+    run = pull_cli(url, f"{tmp_path}/")
+    scheme = target.partition(":")[0]
+    assert run.code == 1
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"error: model.bin: transfer of {url} failed: "), line
+    assert line.endswith(
+        f"the server redirected to a {scheme}:// URL; only http(s) redirects are followed"
+    ), line
+    assert len(fault_server.requests_for("/files/model.bin")) <= 2  # a probe and a GET
+    assert not (tmp_path / "model.bin").exists()
 
 
 @pytest.mark.parametrize(

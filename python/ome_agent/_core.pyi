@@ -41,12 +41,13 @@ class TransferError(EngineError, ConnectionError):
     # "status": every try got a retried status (5xx, 408, 429), the last in ``status``;
     # "connect": no connection (refused, unreachable, DNS, TLS); "timeout": no answer
     # or no bytes in time; "broken": reset or cut short; "protocol": an answer that
-    # breaks HTTP (Content-Range, redirects); "changed": the object kept changing;
+    # breaks HTTP (Content-Range); "redirect": a redirect not followed (to a URL that is
+    # not http(s), or too many; never retried); "changed": the object kept changing;
     # "corrupt": resumed data kept failing its check; "sign": the signer failed;
     # "internal": the engine itself failed
     kind: Literal[
-        "status", "connect", "timeout", "broken", "protocol", "changed", "corrupt", "sign",
-        "internal",
+        "status", "connect", "timeout", "broken", "protocol", "redirect", "changed", "corrupt",
+        "sign", "internal",
     ]  # fmt: skip
     status: int | None
     retryable: bool  # False only for HttpStatusError: the status is not worth a retry

@@ -65,8 +65,11 @@ pub enum TransferKind {
     Timeout,
     /// The connection broke or the body ended early.
     Broken,
-    /// The server's answer broke the protocol (Content-Range, redirects, ...).
+    /// The server's answer broke the protocol (Content-Range, ...).
     Protocol,
+    /// A redirect not followed: to a URL that is not http(s), or one too many.
+    /// Never retried: the same server redirects the same way again.
+    Redirect,
     /// The object kept changing on the server while it was fetched.
     Changed,
     /// Resumed data kept failing its check.
@@ -86,6 +89,7 @@ impl TransferKind {
             TransferKind::Timeout => "timeout",
             TransferKind::Broken => "broken",
             TransferKind::Protocol => "protocol",
+            TransferKind::Redirect => "redirect",
             TransferKind::Changed => "changed",
             TransferKind::Corrupt => "corrupt",
             TransferKind::Sign => "sign",

@@ -67,7 +67,9 @@ def _refused(path: str, exc: _core.HttpStatusError) -> TransferFailed:
 
 
 def _gave_up(path: str, exc: _core.TransferError) -> TransferFailed:
-    """Every retry failed; ``kind`` says how."""
+    """Every retry failed, or the failure was one no retry heals; ``kind`` says how."""
+    if exc.kind == "redirect":  # not retried: the server redirects the same way again
+        return TransferFailed(f"{path}: {exc}", path=path, reason=FailureReason.SERVER)
     if exc.kind == "status" and exc.status in _THROTTLED:
         return TransferFailed(
             f"{path}: the server kept answering busy after retries: {exc}; "

@@ -38,9 +38,11 @@ pub fn build(cfg: &ClientConfig<'_>) -> Result<reqwest::Client> {
                 .map(str::to_string)
                 .unwrap_or_else(default_user_agent),
         );
-    if !cfg.follow_redirects {
-        b = b.redirect(reqwest::redirect::Policy::none());
-    }
+    b = b.redirect(if cfg.follow_redirects {
+        http_only_redirects()
+    } else {
+        reqwest::redirect::Policy::none()
+    });
     if let Some(path) = cfg.ca_bundle {
         let pem = std::fs::read(path).map_err(|e| {
             Error::InvalidInput(format!(
@@ -64,6 +66,31 @@ pub fn build(cfg: &ClientConfig<'_>) -> Result<reqwest::Client> {
     }
     b.build().map_err(|e| {
         Error::InvalidInput(format!("cannot build the HTTP client: {}", error_chain(&e)))
+    })
+}
+
+/// The most redirects one request follows (reqwest's own default).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Why a redirect to `url` is not followed: only http(s) targets are.
+pub fn unfollowable(url: &reqwest::Url) -> Option<String> {
+    let scheme = url.scheme();
+    (scheme != "http" && scheme != "https").then(|| {
+        format!("the server redirected to a {scheme}:// URL; only http(s) redirects are followed")
+    })
+}
+
+/// Follow redirects to http(s) URLs only: a `file://` or `ftp://` Location is a server
+/// fault (or an attack on the node's files), reported in one line, never retried.
+fn http_only_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if let Some(why) = unfollowable(attempt.url()) {
+            attempt.error(why)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
     })
 }
 

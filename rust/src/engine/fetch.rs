@@ -11,7 +11,7 @@ use reqwest::header::{
 use reqwest::{Client, Response, StatusCode, Url};
 
 use super::buffers::Buffer;
-use super::client::{error_chain, error_kind};
+use super::client::{self, error_chain, error_kind};
 use super::progress::Progress;
 use super::sign::{same_origin, RequestHeaders};
 use super::{retry, Engine};
@@ -171,9 +171,6 @@ impl Conditions {
     }
 }
 
-/// Hops a signed request follows itself (reqwest's own limit is 10 too).
-const MAX_REDIRECTS: usize = 10;
-
 /// Send a GET, optionally ranged (`[start, end)`), within `timeout` for the
 /// response head of each hop.
 ///
@@ -198,7 +195,7 @@ pub async fn get(
         return send(&engine.client, url, h, range, cond, timeout).await;
     }
     let mut target = url.clone();
-    for _ in 0..=MAX_REDIRECTS {
+    for _ in 0..=client::MAX_REDIRECTS {
         let h = headers.build().map_err(|message| {
             Failure::Fatal(Error::Transfer {
                 url: redact_url(url.as_str()),
@@ -218,6 +215,13 @@ pub async fn get(
         let Some(next) = next else {
             return Ok(resp);
         };
+        if let Some(message) = client::unfollowable(&next) {
+            return Err(Failure::Fatal(Error::Transfer {
+                url: redact_url(url.as_str()),
+                kind: TransferKind::Redirect,
+                message,
+            }));
+        }
         if !same_origin(&target, &next) {
             let h = headers.for_other_origin().base;
             return send(&engine.client, &next, h, range, cond, timeout).await;
@@ -226,8 +230,8 @@ pub async fn get(
     }
     Err(Failure::Fatal(Error::Transfer {
         url: redact_url(url.as_str()),
-        kind: TransferKind::Protocol,
-        message: format!("more than {MAX_REDIRECTS} redirects"),
+        kind: TransferKind::Redirect,
+        message: format!("more than {} redirects", client::MAX_REDIRECTS),
     }))
 }
 
@@ -270,7 +274,7 @@ async fn send(
         )))),
         Ok(Err(e)) if e.is_redirect() => Err(Failure::Fatal(Error::Transfer {
             url: redact_url(url.as_str()),
-            kind: TransferKind::Protocol,
+            kind: TransferKind::Redirect,
             message: error_chain(&e),
         })),
         Ok(Err(e)) => Err(Failure::retry(error_kind(&e), error_chain(&e))),
@@ -296,12 +300,28 @@ pub fn status_failure(resp: &Response) -> Failure {
             msg: format!("HTTP {status}"),
             retry_after,
         }
+    } else if let Some(message) = unfollowed_redirect(resp) {
+        Failure::Fatal(Error::Transfer {
+            url: redact_url(resp.url().as_str()),
+            kind: TransferKind::Redirect,
+            message,
+        })
     } else {
         Failure::Fatal(Error::HttpStatus {
             status,
             url: redact_url(resp.url().as_str()),
         })
     }
+}
+
+/// A redirect the client handed back instead of following: its Location is not an
+/// http(s) URL (reqwest returns those answers as they are).
+fn unfollowed_redirect(resp: &Response) -> Option<String> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let location = resp.headers().get(LOCATION)?.to_str().ok()?;
+    client::unfollowable(&resp.url().join(location).ok()?)
 }
 
 /// Read the next body chunk, failing when nothing arrives for `stall`.
