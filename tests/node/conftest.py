@@ -22,6 +22,7 @@ import yaml
 from tests.cluster.controlplane import free_port
 from tests.node.realnode import GATEWAY, REPO_ROOT, RealNode
 from tests.servers.hf_hub_server import HubServer
+from tests.servers.managed import up_while_used
 
 CHART = REPO_ROOT / "deploy" / "helm" / "ome-agent"
 RELEASE = "ome-agent"  # object names: ome-agent (DaemonSet), ome-agent-controller
@@ -32,11 +33,7 @@ IMAGE = {"repository": "localhost/ome-agent", "tag": "e2e", "pullPolicy": "Never
 @pytest.fixture(scope="session")
 def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
     node = RealNode(tmp_path_factory.mktemp("real-node"), (free_port(), free_port(), free_port()))
-    try:
-        node.up()
-        yield node
-    finally:
-        node.down()
+    yield from up_while_used(node, node.up, node.down)
 
 
 @pytest.fixture(scope="session")
@@ -126,12 +123,11 @@ def release(
         hub.stop()
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    outcome = yield
-    report = outcome.get_result()
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     node = getattr(item, "funcargs", {}).get("real_node")
     if node is None and "release" in getattr(item, "funcargs", {}):
         node = item.funcargs["release"].node  # type: ignore[attr-defined]
@@ -140,3 +136,4 @@ def pytest_runtest_makereport(
         report.sections.append(
             ("pods", node.kubectl("get", "pods", "-A", "-o", "wide", check=False))
         )
+    return report

@@ -18,7 +18,13 @@ from tests.cluster.kube import unique_name, wait_until
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.node.conftest import NAMESPACE, RELEASE, Release
 from tests.node.realnode import pod_ready
-from tests.node.test_smoke import CONFIG, cluster_model, node_entry
+from tests.node.test_smoke import (
+    CONFIG,
+    cluster_model,
+    create_cluster_model,
+    node_entry,
+    ready_status,
+)
 
 pytestmark = pytest.mark.node
 
@@ -39,28 +45,9 @@ def pods(release: Release, component: str) -> list[Any]:
 def create_ready_model(release: Release, repo: str) -> tuple[str, Path, dict[str, Any]]:
     """A ClusterBaseModel of ``repo`` from the local Hub, waited for until Ready;
     its name, files and status."""
-    node = release.node
     name = unique_name(repo.rsplit("/", 1)[-1])
-    node.custom().create_cluster_custom_object(
-        "ome.io",
-        "v1beta1",
-        "clusterbasemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "ClusterBaseModel",
-            "metadata": {"name": name},
-            "spec": {"storage": {"storageUri": f"hf://{repo}"}},
-        },
-    )
-    status = wait_until(
-        lambda: (
-            (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"
-            and s
-        ),
-        timeout=300,
-        interval=1,
-        what=f"{name} Ready",
-    )
+    create_cluster_model(release, name, f"hf://{repo}")
+    status = ready_status(release, name, 300, f"{name} Ready")
     entry = node_entry(release, f"clusterbasemodel.{name}")
     assert entry is not None
     return name, Path(entry["path"]), status
@@ -99,17 +86,7 @@ def test_agent_pod_deleted_mid_download_replacement_resumes(release: Release) ->
     release.hub.throttle = 400_000  # bytes/s per connection
     name = unique_name("big")
     key = f"clusterbasemodel.{name}"
-    node.custom().create_cluster_custom_object(
-        "ome.io",
-        "v1beta1",
-        "clusterbasemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "ClusterBaseModel",
-            "metadata": {"name": name},
-            "spec": {"storage": {"storageUri": "hf://org/big"}},
-        },
-    )
+    create_cluster_model(release, name, "hf://org/big")
     try:
         progress = wait_until(
             lambda: (
@@ -126,16 +103,7 @@ def test_agent_pod_deleted_mid_download_replacement_resumes(release: Release) ->
         t0 = time.monotonic()
         # the old pod is gone (its connections closed): later requests are the replacement's
         seen = len(release.hub.requests("cdn"))
-        status = wait_until(
-            lambda: (
-                (s := (cluster_model(release, name) or {}).get("status", {})).get("state")
-                == "Ready"
-                and s
-            ),
-            timeout=300,
-            interval=1,
-            what=f"{name} Ready after the pod was replaced",
-        )
+        status = ready_status(release, name, 300, f"{name} Ready after the pod was replaced")
     finally:
         release.hub.throttle = None
     resumed_seconds = time.monotonic() - t0

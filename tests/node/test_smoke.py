@@ -18,15 +18,14 @@ from kubernetes.client.exceptions import ApiException
 
 from ome_agent.wire import conformance
 from tests.cluster.kube import unique_name, wait_until
+from tests.data import hf_config
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.node.conftest import NAMESPACE, Release
 from tests.node.realnode import pod_ready
 
 pytestmark = pytest.mark.node
 
-CONFIG = json.loads(
-    (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
-)
+CONFIG = hf_config("llama3_1")
 SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (64, 32))})
 
 
@@ -40,6 +39,36 @@ def cluster_model(release: Release, name: str) -> dict[str, Any] | None:
             return None
         raise
     return obj
+
+
+def create_cluster_model(release: Release, name: str, uri: str) -> None:
+    """ClusterBaseModel ``name`` of ``uri``, created on the node's API server."""
+    release.node.custom().create_cluster_custom_object(
+        "ome.io",
+        "v1beta1",
+        "clusterbasemodels",
+        {
+            "apiVersion": "ome.io/v1beta1",
+            "kind": "ClusterBaseModel",
+            "metadata": {"name": name},
+            "spec": {"storage": {"storageUri": uri}},
+        },
+    )
+
+
+def ready_status(release: Release, name: str, timeout: float, what: str) -> dict[str, Any]:
+    """ClusterBaseModel ``name``'s status once it says Ready (waited for up to
+    ``timeout`` seconds; ``what`` names the wait in a failure)."""
+    status: dict[str, Any] = wait_until(
+        lambda: (
+            (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"
+            and s
+        ),
+        timeout=timeout,
+        interval=1,
+        what=what,
+    )
+    return status
 
 
 def node_entry(release: Release, key: str) -> dict[str, Any] | None:
@@ -81,26 +110,8 @@ def test_hf_model_lives_and_dies_through_the_daemonset_pod(release: Release) -> 
     key = f"clusterbasemodel.{name}"
     label = f"models.ome.io/{key}"
     t0 = time.monotonic()
-    node.custom().create_cluster_custom_object(
-        "ome.io",
-        "v1beta1",
-        "clusterbasemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "ClusterBaseModel",
-            "metadata": {"name": name},
-            "spec": {"storage": {"storageUri": "hf://org/tiny"}},
-        },
-    )
-    status = wait_until(
-        lambda: (
-            (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"
-            and s
-        ),
-        timeout=180,
-        interval=1,
-        what=f"{name} Ready; agent says:\n{agent_logs(release)}",
-    )
+    create_cluster_model(release, name, "hf://org/tiny")
+    status = ready_status(release, name, 180, f"{name} Ready; agent says:\n{agent_logs(release)}")
     ready_seconds = time.monotonic() - t0
     assert status["nodesReady"] == [node.name]
     assert node.node_labels().get(label) == "Ready"
