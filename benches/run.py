@@ -116,6 +116,27 @@ METHOD = (
 HF_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_ENABLE_HF_TRANSFER": "0"}
 
 
+def _peer(
+    tool_id: str,
+    label: str,
+    peer: str,
+    env: dict[str, str],
+    *,
+    repo: str | None = None,
+    sync: bool = False,
+) -> Tool:
+    """The download ``peer`` of benches/peers.py (huggingface_hub's or hf_transfer's) as
+    a peer tool: of the Hub repo ``repo``, else of the scenario's URL."""
+    return Tool(
+        tool_id,
+        label,
+        "peer",
+        lambda c: [PY, "-m", "benches.peers", peer, repo or c.url, str(c.dest)],
+        env=env,
+        sync=sync,
+    )
+
+
 def file_tools(sc: Scenario) -> list[Tool]:
     sync = sc.durable
     plus = " + sync" if sync else ""
@@ -152,22 +173,14 @@ def file_tools(sc: Scenario) -> list[Tool]:
             )
         )
     tools += [
-        Tool(
+        _peer(
             "hf_transfer",
             f"hf_transfer.download (100 x 10 MiB){plus}",
-            "peer",
-            lambda c: [PY, "-m", "benches.peers", "hf_transfer", c.url, str(c.dest)],
-            env=HF_ENV,
+            "hf_transfer",
+            HF_ENV,
             sync=sync,
         ),
-        Tool(
-            "hf_http_get",
-            f"huggingface_hub http_get{plus}",
-            "peer",
-            lambda c: [PY, "-m", "benches.peers", "hf_http_get", c.url, str(c.dest)],
-            env=HF_ENV,
-            sync=sync,
-        ),
+        _peer("hf_http_get", f"huggingface_hub http_get{plus}", "hf_http_get", HF_ENV, sync=sync),
         Tool(
             "aria2c",
             f"aria2c -x16 -s16 -k8M{plus}",
@@ -223,19 +236,19 @@ def hf_tools(endpoint: str) -> list[Tool]:
             lambda c: [OME_AGENT, "pull", f"hf://{REPO_ID}", str(c.dest), "--no-verify", "--json"],
             env=env,
         ),
-        Tool(
+        _peer(
             "snapshot_download",
             "huggingface_hub snapshot_download (8 workers)",
-            "peer",
-            lambda c: [PY, "-m", "benches.peers", "snapshot_download", REPO_ID, str(c.dest)],
-            env=env,
+            "snapshot_download",
+            env,
+            repo=REPO_ID,
         ),
-        Tool(
+        _peer(
             "snapshot_download+hf_transfer",
             "snapshot_download with HF_HUB_ENABLE_HF_TRANSFER=1",
-            "peer",
-            lambda c: [PY, "-m", "benches.peers", "snapshot_download", REPO_ID, str(c.dest)],
-            env={**env, "HF_HUB_ENABLE_HF_TRANSFER": "1"},
+            "snapshot_download",
+            {**env, "HF_HUB_ENABLE_HF_TRANSFER": "1"},
+            repo=REPO_ID,
         ),
     ]
 

@@ -29,6 +29,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.data import alias_bomb
+
 from benches.measure import run_measured
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,14 +67,7 @@ def deep(manifests: Path, sources: Path, count: int) -> None:
 
 def bomb(manifests: Path, sources: Path, count: int) -> None:
     _good(manifests, sources)
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for i in range(8):
-        prev, name = chr(ord("a") + i), chr(ord("b") + i)
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    text = "kind: ClusterBaseModel\nmetadata: {name: bomb}\nspec:\n  unknownField:\n"
-    text += "".join(f"    {line}\n" for line in lines)
-    text += "  storage: {storageUri: 'vendor://v/t/bomb'}\n"
-    (manifests / "bomb.yaml").write_text(text)
+    (manifests / "bomb.yaml").write_text(alias_bomb("'vendor://v/t/bomb'"))
 
 
 def blob(manifests: Path, sources: Path, count: int) -> None:

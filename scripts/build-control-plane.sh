@@ -6,14 +6,8 @@
 # (git-ignored); a rerun with both present does nothing. First build: ~12 min on
 # 2 cores and a few GB of module cache.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-mod="$root/tools/control-plane"
-version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$mod/go.mod")
-out="$root/.cache/control-plane/$version"
-# the version the server reports: admission plugins (pod security) parse major.minor
-# from it, so both must be set, not only gitVersion
-minor=$(echo "$version" | cut -d. -f2)
-ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+# root, mod, version, out, ldflags
+source "$(dirname "$0")/control-plane-pin.sh"
 if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ "$(cat "$out/ldflags" 2>/dev/null)" = "$ldflags" ]; then
   echo "$out"
   exit 0

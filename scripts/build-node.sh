@@ -6,12 +6,8 @@
 # API server in .cache/control-plane/<version>/ (git-ignored); a rerun with all
 # four present does nothing. Prints the folder.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-mod="$root/tools/control-plane"
-version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$mod/go.mod")
-out="$root/.cache/control-plane/$version"
-minor=$(echo "$version" | cut -d. -f2)
-ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+# root, mod, version, out, ldflags
+source "$(dirname "$0")/control-plane-pin.sh"
 command -v go >/dev/null || {
   echo "build-node.sh: needs the Go toolchain (Debian: apt-get install golang-go; or https://go.dev/dl)" >&2
   exit 1

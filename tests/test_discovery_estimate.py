@@ -28,33 +28,34 @@ DBRX: dict[str, Any] = {
     },
 }
 
-# the sizes of Qwen/Qwen3-Next-80B-A3B-Instruct's config.json: no layer_types, the
-# interval makes every fourth layer full attention and the others gated delta nets
+# the sizes of Qwen/Qwen3-Next-80B-A3B-Instruct's config.json (in its sorted order): no
+# layer_types, the interval makes every fourth layer full attention and the others
+# gated delta nets
 QWEN3_NEXT: dict[str, Any] = {
     "architectures": ["Qwen3NextForCausalLM"],
-    "model_type": "qwen3_next",
-    "hidden_size": 2048,
-    "num_hidden_layers": 48,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 2,
-    "head_dim": 256,
-    "intermediate_size": 5120,
+    "decoder_sparse_step": 1,
     "full_attention_interval": 4,
+    "head_dim": 256,
+    "hidden_act": "silu",
+    "hidden_size": 2048,
+    "intermediate_size": 5120,
     "linear_conv_kernel_dim": 4,
     "linear_key_head_dim": 128,
-    "linear_value_head_dim": 128,
     "linear_num_key_heads": 16,
     "linear_num_value_heads": 32,
+    "linear_value_head_dim": 128,
+    "mlp_only_layers": [],
+    "model_type": "qwen3_next",
+    "moe_intermediate_size": 512,
+    "num_attention_heads": 16,
     "num_experts": 512,
     "num_experts_per_tok": 10,
-    "moe_intermediate_size": 512,
-    "shared_expert_intermediate_size": 512,
-    "decoder_sparse_step": 1,
-    "mlp_only_layers": [],
-    "hidden_act": "silu",
+    "num_hidden_layers": 48,
+    "num_key_value_heads": 2,
     "rms_norm_eps": 1e-06,
-    "vocab_size": 151936,
+    "shared_expert_intermediate_size": 512,
     "tie_word_embeddings": False,
+    "vocab_size": 151936,
 }
 
 H = 64

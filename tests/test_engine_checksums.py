@@ -27,6 +27,7 @@ from ome_agent.transfer.failures import describe
 from tests.pull_helpers import cancel_halfway, multipart_md5
 from tests.servers.fault_server import (
     ChangeObject,
+    Fault,
     FaultServer,
     HonorIfMatch,
     IgnoreIfRange,
@@ -38,12 +39,11 @@ from tests.servers.fault_server import (
     Truncate,
     WrongBytes,
 )
-from tests.servers.http_fixtures import core
+from tests.servers.http_fixtures import MiB, core
 
-MiB = 1024 * 1024
+PART = 5 * MiB // 2 + 17  # not aligned with the engine's pieces on purpose
 BODY = os.urandom(6 * MiB + 4321)
 PATH = "/bucket/model.bin"
-PART = 5 * MiB // 2 + 17  # not aligned with the engine's pieces on purpose
 
 
 def crc32c_hex(data: bytes) -> str:
@@ -58,6 +58,17 @@ def _transfer(engine: Any, server: FaultServer, dest: Path, **kw: Any) -> Any:
     kw.setdefault("chunk_size", MiB)
     kw.setdefault("connections", 3)
     return core().Transfer(engine, server.url(PATH), str(dest), **kw)
+
+
+def _listed_etag_mismatch(
+    engine: Any, server: FaultServer, tmp_path: Path, listed: str, *faults: Fault
+) -> Any:
+    """The ``ChecksumMismatch`` a transfer of ``BODY`` (behind ``faults``) listed with
+    the ETag ``listed`` fails with."""
+    server.add(PATH, BODY, faults=faults)
+    with pytest.raises(core().ChecksumMismatch) as info:
+        _transfer(engine, server, tmp_path / "m.bin", expected_etag=listed).run()
+    return info.value
 
 
 def _assert_nothing_kept(tmp_path: Path) -> None:
@@ -103,8 +114,7 @@ def test_crc32c_is_computed_whenever_hashing_is_on(
 def test_one_stream_path_verifies_too(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, IgnoreRange())
+    fault_server.add(PATH, BODY, faults=[IgnoreRange()])
     dest = tmp_path / "m.bin"
     res = _transfer(engine, fault_server, dest, crc32c=CRC, md5_multipart=(PART, MULTI)).run()
     assert not res.ranged
@@ -158,8 +168,7 @@ def test_wrong_value_fails_and_keeps_nothing(
 def test_one_flipped_byte_fails(
     engine: Any, fault_server: FaultServer, tmp_path: Path, which: str
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, WrongBytes(offset=PART + 5, count=1))
+    fault_server.add(PATH, BODY, faults=[WrongBytes(offset=PART + 5, count=1)])
     kw: dict[str, Any] = {"crc32c": CRC} if which == "crc32c" else {"md5_multipart": (PART, MULTI)}
     with pytest.raises(core().ChecksumMismatch) as info:
         _transfer(engine, fault_server, tmp_path / "m.bin", **kw).run()
@@ -189,8 +198,7 @@ def test_malformed_expected_values_name_the_field(
 def test_resumed_transfer_still_verifies(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Throttle(bytes_per_sec=6 * MiB))
+    fault_server.add(PATH, BODY, faults=[Throttle(bytes_per_sec=6 * MiB)])
     dest = tmp_path / "m.bin"
     cancel_halfway(_transfer(engine, fault_server, dest, connections=2), len(BODY))
     assert dest.with_name(dest.name + ".partial.journal").exists()
@@ -207,8 +215,7 @@ def test_resumed_transfer_with_damaged_bytes_fails(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """Bytes flipped on the wire in the first run are caught by the rerun's CRC32C."""
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, WrongBytes(offset=10), Throttle(bytes_per_sec=6 * MiB))
+    fault_server.add(PATH, BODY, faults=[WrongBytes(offset=10), Throttle(bytes_per_sec=6 * MiB)])
     dest = tmp_path / "m.bin"
     cancel_halfway(_transfer(engine, fault_server, dest, connections=2), len(BODY))
     fault_server.clear_faults(PATH)
@@ -233,12 +240,10 @@ def test_listed_etag_matches_in_any_spelling(
 def test_etag_changed_since_listing_fails_at_the_probe(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    with pytest.raises(core().ChecksumMismatch) as info:
-        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag='"listed-1"').run()
-    assert info.value.algorithm == "etag"
-    assert info.value.expected == '"listed-1"'
-    assert info.value.actual == fault_server.etag(PATH)
+    mismatch = _listed_etag_mismatch(engine, fault_server, tmp_path, '"listed-1"')
+    assert mismatch.algorithm == "etag"
+    assert mismatch.expected == '"listed-1"'
+    assert mismatch.actual == fault_server.etag(PATH)
     assert len(fault_server.requests_for(PATH)) == 1, "fail fast: the probe only"
     _assert_nothing_kept(tmp_path)
 
@@ -308,11 +313,8 @@ def test_server_answering_412_to_if_match_fails_with_etag(
 def test_412_at_the_probe_fails_fast(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, HonorIfMatch())
-    with pytest.raises(core().ChecksumMismatch) as info:
-        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag='"listed-1"').run()
-    assert (info.value.algorithm, info.value.actual) == ("etag", "changed (HTTP 412)")
+    mismatch = _listed_etag_mismatch(engine, fault_server, tmp_path, '"listed-1"', HonorIfMatch())
+    assert (mismatch.algorithm, mismatch.actual) == ("etag", "changed (HTTP 412)")
     reqs = fault_server.requests_for(PATH)
     assert [r.header("if-match") for r in reqs] == ['"listed-1"']
     _assert_nothing_kept(tmp_path)
@@ -416,9 +418,6 @@ def test_if_match_follows_a_redirect_to_another_host(
 def test_messages_of_the_transfer_layer(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    with pytest.raises(core().ChecksumMismatch) as info:
-        _transfer(engine, fault_server, tmp_path / "m.bin", expected_etag='"old"').run()
-    msg = str(describe("model.bin", info.value))
+    msg = str(describe("model.bin", _listed_etag_mismatch(engine, fault_server, tmp_path, '"old"')))
     assert msg.startswith("model.bin: changed upstream since it was listed")
     assert msg.endswith("rerun to fetch the new version")

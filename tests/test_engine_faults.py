@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.servers.fault_server import (
+    Fault,
     FaultServer,
     Reset,
     Stall,
@@ -26,18 +27,25 @@ from tests.servers.fault_server import (
     WrongBytes,
     http_date,
 )
-from tests.servers.http_fixtures import core
+from tests.servers.http_fixtures import MiB, core
 
-MiB = 1024 * 1024
+PATH = "/data/model.bin"
 BODY = os.urandom(4 * MiB + 777)
 SHA = hashlib.sha256(BODY).hexdigest()
-PATH = "/data/model.bin"
 
 
 def _run(engine: Any, server: FaultServer, dest: Path, **kw: Any) -> Any:
     kw.setdefault("chunk_size", MiB)
     kw.setdefault("connections", 4)
     return core().Transfer(engine, server.url(PATH), str(dest), sha256=SHA, **kw).run()
+
+
+def _serve(server: FaultServer, tmp_path: Path, *faults: Fault) -> Path:
+    """``BODY`` at ``PATH`` of ``server``, behind ``faults``; where the test's transfer
+    writes it."""
+    server.add(PATH, BODY)
+    server.set_faults(PATH, *faults)
+    return tmp_path / "m.bin"
 
 
 def _assert_ok(res: Any, dest: Path) -> None:
@@ -52,9 +60,7 @@ def _assert_ok(res: Any, dest: Path) -> None:
 def test_5xx_burst_is_retried(
     engine: Any, fault_server: FaultServer, tmp_path: Path, code: int
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=code, times=3))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Status(code=code, times=3))
     res = _run(engine, fault_server, dest)
     _assert_ok(res, dest)
     statuses = [r.status for r in fault_server.requests_for(PATH)]
@@ -66,9 +72,7 @@ def test_5xx_burst_is_retried(
 def test_retry_after_seconds_is_honoured(
     engine: Any, fault_server: FaultServer, tmp_path: Path, code: int
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=code, times=1, retry_after=1))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Status(code=code, times=1, retry_after=1))
     res = _run(engine, fault_server, dest, connections=1)
     _assert_ok(res, dest)
     reqs = fault_server.requests_for(PATH)
@@ -81,11 +85,11 @@ def test_retry_after_seconds_is_honoured(
 def test_retry_after_http_date_is_honoured(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
     # HTTP-dates have whole seconds: the client may retry at `not_before` at the earliest.
     not_before = int(time.time()) + 2
-    fault_server.set_faults(PATH, Status(code=429, times=1, retry_after=http_date(not_before)))
-    dest = tmp_path / "m.bin"
+    dest = _serve(
+        fault_server, tmp_path, Status(code=429, times=1, retry_after=http_date(not_before))
+    )
     res = _run(engine, fault_server, dest, connections=1)
     _assert_ok(res, dest)
     reqs = fault_server.requests_for(PATH)
@@ -105,9 +109,7 @@ def test_retry_after_http_date_is_honoured(
 def test_broken_bodies_are_retried(
     fault: Reset | Truncate, engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, fault)
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, fault)
     res = _run(engine, fault_server, dest)
     _assert_ok(res, dest)
     assert res.retries >= 1
@@ -118,9 +120,7 @@ def test_stalled_connection_is_abandoned_and_retried(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """The engine fixture has stall_timeout=1s; the server stalls for 30 s."""
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Stall(after_bytes=200_000, seconds=30, times=1))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Stall(after_bytes=200_000, seconds=30, times=1))
     t0 = time.monotonic()
     res = _run(engine, fault_server, dest)
     elapsed = time.monotonic() - t0
@@ -132,9 +132,7 @@ def test_stalled_connection_is_abandoned_and_retried(
 def test_stall_without_any_body_byte_is_detected(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Stall(after_bytes=0, seconds=30, times=1))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Stall(after_bytes=0, seconds=30, times=1))
     t0 = time.monotonic()
     res = _run(engine, fault_server, dest, connections=1)
     assert time.monotonic() - t0 < 10.0
@@ -146,9 +144,7 @@ def test_stall_without_any_body_byte_is_detected(
 def test_client_errors_are_not_retried(
     engine: Any, fault_server: FaultServer, tmp_path: Path, code: int
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=code))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Status(code=code))
     url = fault_server.url(PATH)
     t0 = time.monotonic()
     with pytest.raises(core().HttpStatusError) as ei:
@@ -173,9 +169,7 @@ def test_missing_object_is_404(engine: Any, fault_server: FaultServer, tmp_path:
 def test_wrong_bytes_fail_the_checksum(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, WrongBytes(offset=3 * MiB + 5, count=3))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, WrongBytes(offset=3 * MiB + 5, count=3))
     corrupted = bytearray(BODY)
     for i in range(3 * MiB + 5, 3 * MiB + 8):
         corrupted[i] ^= 0xFF
@@ -190,9 +184,7 @@ def test_wrong_bytes_fail_the_checksum(
 def test_exhausted_retries_give_a_clear_transfer_error(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=503))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Status(code=503))
     t0 = time.monotonic()
     with pytest.raises(core().TransferError) as ei:
         _run(engine, fault_server, dest, connections=1)
@@ -211,9 +203,7 @@ def test_exhausted_retries_give_a_clear_transfer_error(
 def test_resets_forever_give_a_transfer_error(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Reset(after_bytes=1000))
-    dest = tmp_path / "m.bin"
+    dest = _serve(fault_server, tmp_path, Reset(after_bytes=1000))
     with pytest.raises(core().TransferError) as ei:
         _run(engine, fault_server, dest, connections=1)
     assert not isinstance(ei.value, core().HttpStatusError)

@@ -31,6 +31,11 @@ def _fetch(engine: Any, nginx: NginxServer, name: str, dest: Path, **kw: Any) ->
     return core().Transfer(engine, nginx.base_url + name, str(dest), **kw).run()
 
 
+def _fetch_checked(engine: Any, nginx: NginxServer, file: DataFile, dest: Path, **kw: Any) -> Any:
+    """``_fetch`` of a file of the nginx root, checked against its sha256."""
+    return _fetch(engine, nginx, file.path.name, dest, sha256=file.sha256, **kw)
+
+
 @pytest.fixture(scope="session")
 def medium_file(nginx_root: Path) -> DataFile:
     return make_random_file(nginx_root / "medium.bin", 16 * MiB + 12345, seed=2)
@@ -95,12 +100,11 @@ def test_all_digests_and_hash_off(
     data = medium_file.path.read_bytes()
     git_sha1 = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324
     dest = tmp_path / "m.bin"
-    res = _fetch(
+    res = _fetch_checked(
         engine,
         nginx,
-        "medium.bin",
+        medium_file,
         dest,
-        sha256=medium_file.sha256,
         md5=medium_file.md5,
         git_sha1=git_sha1,
         expected_size=medium_file.size,
@@ -123,15 +127,8 @@ def test_direct_io_write_path(
     """O_DIRECT writes (unaligned tail included: the size is not a block multiple)."""
     assert medium_file.size % 4096 != 0
     dest = tmp_path / "direct.bin"
-    res = _fetch(
-        engine,
-        nginx,
-        "medium.bin",
-        dest,
-        sha256=medium_file.sha256,
-        direct_io=True,
-        chunk_size=4 * MiB,
-        connections=2,
+    res = _fetch_checked(
+        engine, nginx, medium_file, dest, direct_io=True, chunk_size=4 * MiB, connections=2
     )
     assert res.sha256 == medium_file.sha256
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == medium_file.sha256
@@ -159,7 +156,7 @@ def test_direct_io_is_chosen_automatically_by_size_and_filesystem(
 
     on_disk = _fetch(engine, nginx, "big.bin", tmp_path / "big.bin", sha256=big_file.sha256)
     assert on_disk.direct_io is True
-    small = _fetch(engine, nginx, "medium.bin", tmp_path / "medium.bin", sha256=medium_file.sha256)
+    small = _fetch_checked(engine, nginx, medium_file, tmp_path / "medium.bin")
     assert small.direct_io is False
     forced_off = _fetch(
         engine, nginx, "big.bin", tmp_path / "big2.bin", sha256=big_file.sha256, direct_io=False

@@ -24,9 +24,8 @@ from tests.servers.fault_server import (
     Status,
     Throttle,
 )
-from tests.servers.http_fixtures import core
+from tests.servers.http_fixtures import MiB, core
 
-MiB = 1024 * 1024
 BODY = os.urandom(3 * MiB + 4321)
 SHA = hashlib.sha256(BODY).hexdigest()
 PATH = "/org/model/file.safetensors"
@@ -76,8 +75,7 @@ def _wait_for(cond: Any, timeout: float) -> None:
 def test_server_ignoring_range_still_works(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, IgnoreRange())
+    fault_server.add(PATH, BODY, faults=[IgnoreRange()])
     dest = tmp_path / "f"
     res = _fetch(engine, fault_server, dest, sha256=SHA, chunk_size=MiB, connections=4)
     assert res.ranged is False
@@ -93,8 +91,7 @@ def test_server_ignoring_range_still_works(
 def test_server_without_content_length_still_works(
     engine: Any, fault_server: FaultServer, tmp_path: Path, chunked: bool
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, NoContentLength(chunked=chunked))
+    fault_server.add(PATH, BODY, faults=[NoContentLength(chunked=chunked)])
     dest = tmp_path / "f"
     res = _fetch(engine, fault_server, dest, sha256=SHA)
     assert res.ranged is False
@@ -107,8 +104,7 @@ def test_no_content_length_with_expected_size_mismatch(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """Size unknown up front: the check happens at the end of the stream."""
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, NoContentLength())
+    fault_server.add(PATH, BODY, faults=[NoContentLength()])
     dest = tmp_path / "f"
     with pytest.raises(core().ChecksumMismatch) as ei:
         _fetch(engine, fault_server, dest, expected_size=len(BODY) + 10)
@@ -171,8 +167,7 @@ def test_object_changing_mid_transfer_is_never_mixed(
     """The object is replaced after 3 requests. Ranges of two versions must never
     be stitched together: the engine starts over (new content) or fails."""
     new_body = os.urandom(len(BODY))
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, ChangeObject(after_requests=3, body=new_body))
+    fault_server.add(PATH, BODY, faults=[ChangeObject(after_requests=3, body=new_body)])
     dest = tmp_path / "f"
     try:
         res = _fetch(engine, fault_server, dest, chunk_size=MiB, connections=1)
@@ -212,8 +207,7 @@ def test_progress_counters_readable_while_running(
 
 
 def test_cancel_from_another_thread(engine: Any, fault_server: FaultServer, tmp_path: Path) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Throttle(bytes_per_sec=256 * 1024))
+    fault_server.add(PATH, BODY, faults=[Throttle(bytes_per_sec=256 * 1024)])
     dest = tmp_path / "f"
     t = core().Transfer(engine, fault_server.url(PATH), str(dest), chunk_size=MiB)
     run = _Runner(t).start()
@@ -231,8 +225,7 @@ def test_cancel_during_retry_backoff(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """A long Retry-After must not delay a cancel."""
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=503, retry_after=30))
+    fault_server.add(PATH, BODY, faults=[Status(code=503, retry_after=30)])
     dest = tmp_path / "f"
     t = core().Transfer(engine, fault_server.url(PATH), str(dest))
     run = _Runner(t).start()
@@ -306,8 +299,7 @@ def _all_text(exc: BaseException) -> str:
 def test_token_never_in_error_messages(
     engine: Any, fault_server: FaultServer, tmp_path: Path, fault: Any
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, fault)
+    fault_server.add(PATH, BODY, faults=[fault])
     with pytest.raises(core().EngineError) as ei:
         core().Transfer(
             engine,
@@ -323,8 +315,7 @@ def test_token_never_in_error_messages(
 def test_signed_query_string_never_in_error(
     engine: Any, fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=403))
+    fault_server.add(PATH, BODY, faults=[Status(code=403)])
     url = fault_server.url(PATH) + f"?X-Amz-Signature={TOKEN}&X-Amz-Expires=60"
     with pytest.raises(core().HttpStatusError) as ei:
         core().Transfer(engine, url, str(tmp_path / "f")).run()
@@ -346,7 +337,6 @@ def test_head_and_fetch_range(engine: Any, fault_server: FaultServer) -> None:
 
 
 def test_fetch_range_is_retried(engine: Any, fault_server: FaultServer) -> None:
-    fault_server.add(PATH, BODY)
-    fault_server.set_faults(PATH, Status(code=503, times=2))
+    fault_server.add(PATH, BODY, faults=[Status(code=503, times=2)])
     assert engine.fetch_range(fault_server.url(PATH), 0, 64) == BODY[:64]
     assert [r.status for r in fault_server.requests] == [503, 503, 206]

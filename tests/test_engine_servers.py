@@ -16,19 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.fault_server import (
-    ChangeObject,
-    FaultServer,
-    IgnoreRange,
-    NoContentLength,
-    Redirect,
-    Reset,
-    Stall,
-    Status,
-    Throttle,
-    Truncate,
-    WrongBytes,
-)
+from tests.servers import fault_server as faults
+from tests.servers.fault_server import FaultServer
 from tests.servers.nginx import NginxServer
 
 BODY = os.urandom(500_000)
@@ -97,7 +86,9 @@ def test_file_bodies_are_read_in_place(fault_server: FaultServer, tmp_path: Path
 
 def test_status_faults_count_and_retry_after(fault_server: FaultServer) -> None:
     fault_server.add("/a", BODY)
-    fault_server.set_faults("/a", Status(code=429, times=2, retry_after=3), Reset(times=1))
+    fault_server.set_faults(
+        "/a", faults.Status(code=429, times=2, retry_after=3), faults.Reset(times=1)
+    )
     assert [(_get(fault_server, "/a")[0].status) for _ in range(2)] == [429, 429]
     assert fault_server.requests[0].status == 429
     # The Reset was not used up by the 429s.
@@ -109,19 +100,19 @@ def test_status_faults_count_and_retry_after(fault_server: FaultServer) -> None:
 
 def test_body_cuts(fault_server: FaultServer) -> None:
     fault_server.add("/t", BODY)
-    fault_server.set_faults("/t", Truncate(after_bytes=1000, times=1))
+    fault_server.set_faults("/t", faults.Truncate(after_bytes=1000, times=1))
     with pytest.raises(http.client.IncompleteRead) as ei:
         _get(fault_server, "/t")
     assert len(ei.value.partial) == 1000
     assert fault_server.requests[-1].bytes_sent == 1000
 
     fault_server.add("/r", BODY)
-    fault_server.set_faults("/r", Reset(after_bytes=1000, times=1))
+    fault_server.set_faults("/r", faults.Reset(after_bytes=1000, times=1))
     with pytest.raises((ConnectionResetError, http.client.IncompleteRead)):
         _get(fault_server, "/r")
 
     fault_server.add("/s", BODY)
-    fault_server.set_faults("/s", Stall(after_bytes=1000, seconds=30, times=1))
+    fault_server.set_faults("/s", faults.Stall(after_bytes=1000, seconds=30, times=1))
     c = http.client.HTTPConnection(fault_server.host, fault_server.port, timeout=0.5)
     c.request("GET", "/s")
     resp = c.getresponse()
@@ -135,32 +126,32 @@ def test_body_cuts(fault_server: FaultServer) -> None:
 
 def test_wrong_bytes_ignore_range_no_length(fault_server: FaultServer) -> None:
     fault_server.add("/w", BODY)
-    fault_server.set_faults("/w", WrongBytes(offset=100, count=2))
+    fault_server.set_faults("/w", faults.WrongBytes(offset=100, count=2))
     _, d = _get(fault_server, "/w", {"Range": "bytes=50-149"})
     assert [i + 50 for i in range(100) if d[i] != BODY[50 + i]] == [100, 101]
 
     fault_server.add("/i", BODY)
-    fault_server.set_faults("/i", IgnoreRange())
+    fault_server.set_faults("/i", faults.IgnoreRange())
     r, d = _get(fault_server, "/i", {"Range": "bytes=0-9"})
     assert (r.status, r.getheader("Accept-Ranges"), d) == (200, None, BODY)
 
     fault_server.add("/n", BODY)
-    fault_server.set_faults("/n", NoContentLength())
+    fault_server.set_faults("/n", faults.NoContentLength())
     r, d = _get(fault_server, "/n", {"Range": "bytes=0-9"})
     assert (r.status, r.getheader("Content-Length"), d) == (200, None, BODY)
-    fault_server.set_faults("/n", NoContentLength(chunked=True))
+    fault_server.set_faults("/n", faults.NoContentLength(chunked=True))
     r, d = _get(fault_server, "/n")
     assert (r.getheader("Transfer-Encoding"), d) == ("chunked", BODY)
 
 
 def test_change_object_and_redirect(fault_server: FaultServer, fault_server_b: FaultServer) -> None:
     fault_server.add("/c", BODY)
-    fault_server.set_faults("/c", ChangeObject(after_requests=1, body=b"new"))
+    fault_server.set_faults("/c", faults.ChangeObject(after_requests=1, body=b"new"))
     _, d1 = _get(fault_server, "/c")
     _, d2 = _get(fault_server, "/c")
     assert (d1, d2) == (BODY, b"new")
 
-    fault_server.set_faults("/c", Redirect(target=fault_server_b.base_url, code=307))
+    fault_server.set_faults("/c", faults.Redirect(target=fault_server_b.base_url, code=307))
     r, _ = _get(fault_server, "/c?x=1")
     assert (r.status, r.getheader("Location")) == (307, fault_server_b.base_url + "/c?x=1")
     assert fault_server_b.host == "127.0.0.2"
@@ -203,7 +194,7 @@ def test_nginx_fixture(tmp_path: Path) -> None:
 
 def test_peak_concurrency(fault_server: FaultServer) -> None:
     fault_server.add("/a", BODY)
-    fault_server.set_faults("/a", Throttle(bytes_per_sec=2_000_000))  # 0.25 s per GET
+    fault_server.set_faults("/a", faults.Throttle(bytes_per_sec=2_000_000))  # 0.25 s per GET
     _get(fault_server, "/a")
     _get(fault_server, "/a")
     assert fault_server.peak_concurrency() == 1

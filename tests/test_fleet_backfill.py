@@ -10,19 +10,13 @@ from ome_agent.api import ModelResource, parse_resource
 from ome_agent.api.resources import DISCOVERABLE_FIELDS
 from ome_agent.fleet.backfill import backfill_patch, ready_config
 from ome_agent.fleet.status import NodeEntry
+from tests.data import llama_entry_config
 
-CONFIG: dict[str, Any] = {
-    "modelType": "llama",
-    "modelArchitecture": "LlamaForCausalLM",
-    "modelFramework": {"name": "transformers", "version": "4.43.0"},
-    "modelFormat": {"name": "safetensors", "version": "1.0.0"},
-    "modelParameterSize": "8.03B",
-    "maxTokens": 131072,
-    "modelCapabilities": ["TEXT_TO_TEXT"],
-    "apiCapabilities": ["OPENAI_V1_CHAT_COMPLETIONS"],
-    "decodedModelConfiguration": {"model_type": "llama"},
-    "quantization": "fp8",
-}
+CONFIG = llama_entry_config(
+    apiCapabilities=["OPENAI_V1_CHAT_COMPLETIONS"],
+    decodedModelConfiguration={"model_type": "llama"},
+    quantization="fp8",
+)
 
 
 def resource(

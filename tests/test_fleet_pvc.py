@@ -12,14 +12,7 @@ import pytest
 from ome_agent.api import ModelResource, parse_resource
 from ome_agent.cli.inspect import inspect as inspect_command
 from ome_agent.errors import BadInput
-from ome_agent.fleet.pvc import (
-    PvcRef,
-    inspect_job,
-    job_name,
-    job_result,
-    parse_pvc_uri,
-    pvc_status,
-)
+from ome_agent.fleet.pvc import PvcRef, inspect_job, job_name, job_result, parse_pvc_uri, pvc_status
 from tests.cluster.kube import Cluster
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.data import tiny_config
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.pull_helpers import cli_process
 from tests.servers import moto_server
@@ -18,18 +19,13 @@ from tests.servers.moto_server import REGION, MotoS3
 
 moto_s3 = moto_server.moto_s3  # the session fixture, used by name below
 
-CONFIG = {
-    "model_type": "llama",
-    "architectures": ["LlamaForCausalLM"],
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "num_hidden_layers": 2,
-    "vocab_size": 1000,
-    "max_position_embeddings": 4096,
-    "torch_dtype": "bfloat16",
-}
+CONFIG = tiny_config(
+    "LlamaForCausalLM",
+    "llama",
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    torch_dtype="bfloat16",
+)
 SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (1000, 64))})
 
 

@@ -15,7 +15,6 @@ import pytest
 
 from ome_agent.api import ModelResource
 from ome_agent.errors import Interrupted, UnsafePath
-from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.localcheck import check_local
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.sources import ResolvedSource
@@ -24,9 +23,18 @@ from tests.data.safetensors_fixtures import shard_bytes
 from tests.servers import moto_server
 from tests.servers.hf_hub_server import HubServer
 from tests.servers.moto_server import REGION, MotoS3
-from tests.test_reconcile_core import CONFIG, MemoryReporter, Secrets, aio, model, options
+from tests.test_reconcile_core import (
+    CONFIG,
+    MemoryReporter,
+    Secrets,
+    aio,
+    model,
+    root,
+    started,
+)
 
 moto_s3 = moto_server.moto_s3  # the session fixture, used by name below
+__all__ = ["root"]  # the fixture, re-exported for pytest
 PART = 1024
 
 
@@ -170,16 +178,11 @@ def test_cancelled_stops_reading(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- in the reconcile core
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    r = tmp_path / "models"
-    r.mkdir()
-    return r
-
-
-def _reported_ready(reporter: MemoryReporter, resource: ModelResource) -> None:
-    """The node's report as OME's agent left it: Ready, with no uid."""
+def _reported_ready(resource: ModelResource) -> MemoryReporter:
+    """A reporter holding the node's report as OME's agent left it: Ready, with no uid."""
+    reporter = MemoryReporter()
     reporter.current[resource.key] = NodeReport(resource.key, "", NodeState.READY)
+    return reporter
 
 
 def _tiny_already_on_disk(hf_env: HubServer, root: Path) -> ModelResource:
@@ -191,10 +194,7 @@ def _tiny_already_on_disk(hf_env: HubServer, root: Path) -> ModelResource:
 
 
 async def _run_once(root: Path, reporter: MemoryReporter, resource: ModelResource) -> None:
-    rec = Reconciler(options(root), reporter, Secrets())
-    rec.set_node("node-a", {})
-    rec.replace_all(("ClusterBaseModel",), [resource])
-    await rec.start()
+    rec = await started(root, reporter, resource)
     await rec.run_until_idle()
 
 
@@ -218,9 +218,8 @@ async def test_a_hugging_face_cache_layout_is_not_adopted(hf_env: HubServer, roo
     snapshot = root / "tiny" / "models--org--tiny" / "snapshots" / "abc"
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_bytes(CONFIG)
-    reporter = MemoryReporter()
     resource = model("tiny", "hf://org/tiny", path="tiny")
-    _reported_ready(reporter, resource)
+    reporter = _reported_ready(resource)
     await _run_once(root, reporter, resource)
     report = reporter.report("tiny")
     assert report.state is NodeState.FAILED
@@ -235,8 +234,7 @@ async def test_adopted_without_a_download_and_confirmed_from_disk_next_time(
     hf_env: HubServer, root: Path
 ) -> None:
     resource = _tiny_already_on_disk(hf_env, root)
-    reporter = MemoryReporter()
-    _reported_ready(reporter, resource)
+    reporter = _reported_ready(resource)
     await _run_once(root, reporter, resource)
     assert [r.state for r in reporter.history] == [NodeState.READY]  # never Updating
     assert reporter.report("tiny").manifest_digest
@@ -266,13 +264,9 @@ async def test_adopted_from_an_object_store_with_the_one_bad_file_fetched_again(
             "parameters": {"endpoint": moto_s3.endpoint, "region": REGION},
         },
     )  # fmt: skip
-    reporter = MemoryReporter()
-    _reported_ready(reporter, resource)
+    reporter = _reported_ready(resource)
     secrets = Secrets({("team", "s3-creds", k): v for k, v in moto_s3.secret().items()})
-    rec = Reconciler(options(root), reporter, secrets)
-    rec.set_node("node-a", {})
-    rec.replace_all(("BaseModel",), [resource])
-    await rec.start()
+    rec = await started(root, reporter, resource, secrets=secrets)
     assert await rec.run_until_idle()
     assert [r.state for r in reporter.history] == [NodeState.READY]
     assert (root / "llama" / "model.safetensors").read_bytes() == shard

@@ -24,23 +24,14 @@ from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.options import AgentOptions
 from ome_agent.reconcile.ports import CredentialError, NodeReport, NodeState
 from ome_agent.transfer.settings import TransferSettings
+from tests.data import tiny_config
 from tests.servers.fault_server import FaultServer, Status, Throttle
 from tests.servers.hf_fixtures import HF_TEST_TOKEN
 from tests.servers.hf_hub_server import HubServer
 
 MiB = 1024 * 1024
 CONFIG = json.dumps(
-    {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "vocab_size": 1000,
-        "max_position_embeddings": 2048,
-        "torch_dtype": "bfloat16",
-    }
+    tiny_config("LlamaForCausalLM", "llama", max_position_embeddings=2048, torch_dtype="bfloat16")
 ).encode()
 
 
@@ -165,6 +156,19 @@ async def running(
         yield agent
     finally:
         await agent.stop()
+
+
+async def started(
+    root: Path, reporter: MemoryReporter, *models: ModelResource,
+    secrets: Secrets | None = None, metrics: AgentMetrics | None = None, **kw: Any,
+) -> Reconciler:  # fmt: skip
+    """A Reconciler of node ``node-a`` (no labels) over ``models``, with
+    ``options(root, **kw)``: started (what is on disk confirmed), not run."""
+    rec = Reconciler(options(root, **kw), reporter, secrets or Secrets(), metrics=metrics)
+    rec.set_node("node-a", {})
+    rec.replace_all(("ClusterBaseModel", "BaseModel"), models)
+    await rec.start()
+    return rec
 
 
 def aio(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
@@ -391,10 +395,7 @@ async def test_restart_with_a_modified_file_downloads_again(
     await until(lambda: reporter.state("x") is NodeState.READY)
     await first.stop()
     (root / "x" / "w.bin").write_bytes(b"tampered")
-    second = Reconciler(options(root), reporter, Secrets())
-    second.set_node("node-a", {})
-    second.replace_all(("ClusterBaseModel",), [model("x", url, path="x")])
-    await second.start()
+    second = await started(root, reporter, model("x", url, path="x"))
     assert await second.run_until_idle()
     assert (root / "x" / "w.bin").read_bytes() == data
 
@@ -411,10 +412,7 @@ async def test_leftovers_of_models_gone_while_down_are_cleaned(
     await until(lambda: reporter.state("kept") is NodeState.READY)
     await first.stop()
 
-    second = Reconciler(options(root), reporter, Secrets())
-    second.set_node("node-a", {})
-    second.replace_all(("ClusterBaseModel",), [model("kept", url, path="kept")])
-    await second.start()
+    second = await started(root, reporter, model("kept", url, path="kept"))
     assert not (root / "gone").exists()
     assert (root / "kept" / "w.bin").exists()
     assert reporter.state("gone") is None
@@ -442,15 +440,12 @@ async def test_unknown_and_malformed_schemes_fail_fast_and_claims_stay_off_the_n
     root: Path,
 ) -> None:
     reporter = MemoryReporter()
-    rec = Reconciler(options(root), reporter, Secrets())
-    rec.set_node("node-a", {})
     uris = {
         "z": "weird://x",
         "o": "oci://n/ns/b/",
         "p": "pvc://claim/sub",
     }
-    rec.replace_all(("ClusterBaseModel",), [model(n, u) for n, u in uris.items()])
-    await rec.start()
+    rec = await started(root, reporter, *[model(n, u) for n, u in uris.items()])
     assert not await asyncio.wait_for(rec.run_until_idle(), 10)
     assert "weird:// is not a storage scheme this agent knows" in (reporter.report("z").error or "")
     assert reporter.report("o").state is NodeState.FAILED
@@ -463,16 +458,12 @@ async def test_unknown_and_malformed_schemes_fail_fast_and_claims_stay_off_the_n
 @aio
 async def test_vendor_is_ready_without_download(root: Path) -> None:
     reporter = MemoryReporter()
-    rec = Reconciler(options(root), reporter, Secrets())
-    rec.set_node("node-a", {})
-    rec.replace_all(
-        ("ClusterBaseModel",),
-        [
-            model("v", "vendor://nvidia/models/llama-70b-tensorrt", path="v", modelType="llama"),
-            model("bad", "vendor://nvidia", path="bad"),
-        ],
+    rec = await started(
+        root,
+        reporter,
+        model("v", "vendor://nvidia/models/llama-70b-tensorrt", path="v", modelType="llama"),
+        model("bad", "vendor://nvidia", path="bad"),
     )
-    await rec.start()
     assert not await rec.run_until_idle()
     ready = reporter.report("v")
     assert ready.state is NodeState.READY
@@ -497,17 +488,13 @@ async def test_path_outside_roots_and_root_itself_are_rejected(
 ) -> None:
     url = fault_server.add("/o/w.bin", b"x")
     reporter = MemoryReporter()
-    rec = Reconciler(options(root), reporter, Secrets())
-    rec.set_node("node-a", {})
-    rec.replace_all(
-        ("ClusterBaseModel",),
-        [
-            model("out", url, path=str(tmp_path / "elsewhere")),
-            model("up", url, path="../escape"),
-            model("rootitself", url, path=str(root)),
-        ],
+    rec = await started(
+        root,
+        reporter,
+        model("out", url, path=str(tmp_path / "elsewhere")),
+        model("up", url, path="../escape"),
+        model("rootitself", url, path=str(root)),
     )
-    await rec.start()
     assert not await rec.run_until_idle()
     assert "outside the models roots" in (reporter.report("out").error or "")
     assert "'..'" in (reporter.report("up").error or "")
@@ -520,11 +507,12 @@ async def test_path_outside_roots_and_root_itself_are_rejected(
 async def test_two_models_one_path_second_fails(fault_server: FaultServer, root: Path) -> None:
     url = fault_server.add("/s/w.bin", os.urandom(MiB))
     reporter = MemoryReporter()
-    rec = Reconciler(options(root), reporter, Secrets())
-    rec.set_node("node-a", {})
-    rec.apply(model("first", url, path="shared"))
-    rec.apply(model("second", url, path="shared/inner"))
-    await rec.start()
+    rec = await started(
+        root,
+        reporter,
+        model("first", url, path="shared"),
+        model("second", url, path="shared/inner"),
+    )
     assert not await rec.run_until_idle()
     assert reporter.report("first").state is NodeState.READY
     error = reporter.report("second").error or ""
@@ -563,10 +551,7 @@ async def test_disk_space_checked_before_download(hf_env: HubServer, tiny_fs: Pa
     hf_env.add_repo("org/big", {"config.json": CONFIG, "model.safetensors": os.urandom(12 * MiB)})
     reporter = MemoryReporter()
     metrics = AgentMetrics(CollectorRegistry())
-    rec = Reconciler(options(tiny_fs), reporter, Secrets(), metrics=metrics)
-    rec.set_node("node-a", {})
-    rec.apply(model("big", "hf://org/big"))
-    await rec.start()
+    rec = await started(tiny_fs, reporter, model("big", "hf://org/big"), metrics=metrics)
     assert not await rec.run_until_idle()
     error = reporter.report("big").error or ""
     assert "not enough disk space" in error, error
@@ -586,14 +571,14 @@ async def test_local_directory_is_linked_in_and_metrics_count_it(
     (source / "sub" / "w.bin").write_bytes(os.urandom(MiB))
     registry = CollectorRegistry()
     reporter = MemoryReporter()
-    opts = options(root, local_source_dirs=(tmp_path,))
-    rec = Reconciler(opts, reporter, Secrets(), metrics=AgentMetrics(registry))
-    rec.set_node("node-a", {})
-    rec.replace_all(
-        ("ClusterBaseModel",),
-        [model("abs", str(source), path="abs"), model("url", f"file://{source}", path="url")],
+    rec = await started(
+        root,
+        reporter,
+        model("abs", str(source), path="abs"),
+        model("url", f"file://{source}", path="url"),
+        metrics=AgentMetrics(registry),
+        local_source_dirs=(tmp_path,),
     )
-    await rec.start()
     assert await rec.run_until_idle()
     for name in ("abs", "url"):
         assert reporter.report(name).state is NodeState.READY
@@ -724,16 +709,13 @@ async def test_local_sources_are_confined_to_allowed_folders(root: Path, tmp_pat
     (allowed / "m" / "config.json").write_bytes(CONFIG)
     (allowed / "m" / "escape.json").symlink_to(outside / "kubelet.conf")
     reporter = MemoryReporter()
-    rec = Reconciler(options(root, local_source_dirs=(allowed,)), reporter, Secrets())
-    rec.set_node("node-a", {})
-    rec.replace_all(
-        ("ClusterBaseModel",),
-        [
-            model("outside", str(outside), path="outside"),
-            model("linked", str(allowed / "m"), path="linked"),
-        ],
+    rec = await started(
+        root,
+        reporter,
+        model("outside", str(outside), path="outside"),
+        model("linked", str(allowed / "m"), path="linked"),
+        local_source_dirs=(allowed,),
     )
-    await rec.start()
     assert not await rec.run_until_idle()
     assert reporter.state("outside") is NodeState.FAILED
     assert "--local-source-dir" in (reporter.report("outside").error or "")

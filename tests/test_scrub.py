@@ -30,27 +30,22 @@ from ome_agent.reconcile.ports import NodeState
 from ome_agent.reconcile.scrub import TokenBucket
 from ome_agent.wire.entry import encode_entry
 from tests.servers.hf_hub_server import HubServer
+from tests.servers.http_fixtures import MiB
 from tests.test_reconcile_core import (
     CONFIG,
     Agent,
     MemoryReporter,
-    MiB,
     Secrets,
     aio,
     model,
     options,
+    root,
     staging_leftovers,
     until,
 )
 
+__all__ = ["root"]  # the fixture, re-exported for pytest
 FAST = 1e9  # bytes/s: the scrub's pace is not what these tests measure
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    r = tmp_path / "models"
-    r.mkdir()
-    return r
 
 
 # ---------------------------------------------------------------- tampering

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.data import tiny_config
 from tests.pull_helpers import REPO_ROOT, Run, cli_process
 from tests.servers.fault_server import FaultServer
 from tests.servers.hf_fixtures import HF_TEST_TOKEN
@@ -21,17 +22,7 @@ from tests.servers.hf_hub_server import HubServer
 
 MiB = 1024 * 1024
 CONFIG = json.dumps(
-    {
-        "architectures": ["Qwen2ForCausalLM"],
-        "model_type": "qwen2",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "num_hidden_layers": 2,
-        "vocab_size": 1000,
-        "max_position_embeddings": 4096,
-    }
+    tiny_config("Qwen2ForCausalLM", "qwen2", num_key_value_heads=2, max_position_embeddings=4096)
 ).encode()
 CLI = [sys.executable, "-c", "from ome_agent.cli import main; main()"]
 

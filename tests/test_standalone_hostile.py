@@ -21,6 +21,7 @@ from ome_agent.adapters.standalone.documents import (
     MAX_FILE_BYTES,
     MAX_NODES,
 )
+from tests.data import alias_bomb
 from tests.pull_helpers import REPO_ROOT, Run, cli_process
 
 GOOD = "ClusterBaseModel/good"
@@ -111,13 +112,7 @@ def test_nul_bytes_name_the_field(node: dict[str, Path]) -> None:
 
 
 def test_alias_bomb_is_refused_before_it_expands(node: dict[str, Path]) -> None:
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for i in range(8):
-        prev, name = chr(ord("a") + i), chr(ord("b") + i)
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    bomb = "kind: ClusterBaseModel\nmetadata: {name: bomb}\nspec:\n  unknownField:\n"
-    bomb += "".join(f"    {line}\n" for line in lines)
-    bomb += "  storage: {storageUri: hf://org/model}\n"
+    bomb = alias_bomb("hf://org/model")
     assert len(bomb.encode()) < 700  # 9^9 = 387 million strings once expanded
     (node["manifests"] / "bomb.yaml").write_text(bomb)
     done = run_once(node, timeout=60)  # it took minutes and gigabytes

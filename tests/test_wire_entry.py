@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
@@ -12,22 +11,17 @@ from ome_agent.api import ModelKey
 from ome_agent.reconcile.ports import NodeReport, NodeState, Progress
 from ome_agent.wire.entry import MAX_MESSAGE, decode_entry, encode_entry
 from ome_agent.wire.naming import config_map_key
+from tests.data import llama_entry_config
 
 CBM = ModelKey("ClusterBaseModel", None, "llama-3-1-8b-instruct")
 BM = ModelKey("BaseModel", "team-a", "mistral-7b")
 UID = "0f7c5a3e-1b2d-4c5e-8f9a-0123456789ab"
 
-CONFIG: dict[str, Any] = {
-    "modelType": "llama",
-    "modelArchitecture": "LlamaForCausalLM",
-    "modelFramework": {"name": "transformers", "version": "4.43.0.dev0"},
-    "modelFormat": {"name": "safetensors", "version": "1.0.0"},
-    "modelParameterSize": "8.03B",
-    "maxTokens": 131072,
-    "modelCapabilities": ["TEXT_TO_TEXT"],
-    "decodedModelConfiguration": {"model_type": "llama", "parameter_count": "8.03B"},
-    "artifact": {"sha": "0e9e39f2", "parentPath": {}, "childrenPaths": []},
-}
+CONFIG = llama_entry_config(
+    modelFramework={"name": "transformers", "version": "4.43.0.dev0"},
+    decodedModelConfiguration={"model_type": "llama", "parameter_count": "8.03B"},
+    artifact={"sha": "0e9e39f2", "parentPath": {}, "childrenPaths": []},
+)
 
 PROGRESS = Progress(
     phase="Downloading",
@@ -206,14 +200,9 @@ def test_reads_omes_ready_entry() -> None:
 def test_reads_omes_updating_entry() -> None:
     decoded = decode_entry(OME_UPDATING)
     assert decoded.state is NodeState.UPDATING
+    # the members of OME_UPDATING's progress, in its order
     assert decoded.progress == Progress(
-        phase="Downloading",
-        total_bytes=100,
-        completed_bytes=50,
-        total_files=2,
-        completed_files=1,
-        speed_bytes_per_sec=1.5e6,
-        last_updated=datetime(2025, 6, 1, 8, 20, 30, 123456, tzinfo=UTC),
+        "Downloading", 100, 50, 2, 1, 1.5e6, datetime(2025, 6, 1, 8, 20, 30, 123456, tzinfo=UTC)
     )
     assert decoded.model_key("team-a.basemodel.mistral-7b") == BM
 
@@ -276,13 +265,6 @@ def test_wrong_types_inside_are_tolerated() -> None:
     assert decoded.name is None
     assert decoded.config is None
     assert decoded.message is None
-    assert decoded.progress == Progress(
-        phase="",
-        total_bytes=0,
-        completed_bytes=0,
-        total_files=0,
-        completed_files=0,
-        speed_bytes_per_sec=0.0,
-        last_updated=datetime(1970, 1, 1, tzinfo=UTC),
-    )
+    # every member at its zero value
+    assert decoded.progress == Progress("", 0, 0, 0, 0, 0.0, datetime(1970, 1, 1, tzinfo=UTC))
     assert decode_entry(json.dumps({"status": "Ready", "progress": [1]})).progress is None

@@ -68,6 +68,38 @@ def run_with_queue(
     asyncio.run(main())
 
 
+def fill_then_drain(
+    handler: Handler, fill: Callable[[WorkQueue[str]], None], concurrency: int
+) -> None:
+    """``fill`` a queue before it runs, then run it until idle and close it."""
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(handler, concurrency)
+        fill(queue)
+        runner = asyncio.create_task(queue.run())
+        await queue.wait_idle()
+        queue.close()
+        await runner
+
+    asyncio.run(main())
+
+
+def once_m_is_in_flight(
+    handler: Handler, then: Callable[[WorkQueue[str], asyncio.Task[None]], Awaitable[None]]
+) -> None:
+    """A queue of two slots with key ``m`` added; ``then(queue, runner)`` once ``m`` is
+    in flight (``runner``: the task of ``queue.run()``)."""
+
+    async def main() -> None:
+        queue: WorkQueue[str] = WorkQueue(handler, 2)
+        queue.add("m", Priority.DOWNLOAD)
+        runner = asyncio.create_task(queue.run())
+        await until(lambda: queue.in_flight == 1)
+        await then(queue, runner)
+
+    asyncio.run(main())
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -78,28 +110,22 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 def test_coalescing_keeps_the_most_urgent_priority() -> None:
     rec = Recorder()
 
-    async def main() -> None:
-        queue: WorkQueue[str] = WorkQueue(rec, 2)
+    def fill(queue: WorkQueue[str]) -> None:
         queue.add("m", Priority.VERIFY)
         queue.add("m", Priority.DELETE)
         queue.add("m", Priority.DOWNLOAD)
         queue.add("n", Priority.DOWNLOAD)
         queue.add("n", Priority.DOWNLOAD)
         assert queue.depth == 2
-        runner = asyncio.create_task(queue.run())
-        await queue.wait_idle()
-        queue.close()
-        await runner
 
-    asyncio.run(main())
+    fill_then_drain(rec, fill, concurrency=2)
     assert sorted(rec.calls) == [("m", Priority.DELETE), ("n", Priority.DOWNLOAD)]
 
 
 def test_priority_order_then_fifo() -> None:
     rec = Recorder()
 
-    async def main() -> None:
-        queue: WorkQueue[str] = WorkQueue(rec, 1)
+    def fill(queue: WorkQueue[str]) -> None:
         for key, prio in [
             ("verify-1", Priority.VERIFY),
             ("download-1", Priority.DOWNLOAD),
@@ -109,12 +135,8 @@ def test_priority_order_then_fifo() -> None:
             ("delete-2", Priority.DELETE),
         ]:
             queue.add(key, prio)
-        runner = asyncio.create_task(queue.run())
-        await queue.wait_idle()
-        queue.close()
-        await runner
 
-    asyncio.run(main())
+    fill_then_drain(rec, fill, concurrency=1)
     assert rec.keys == ["delete-1", "delete-2", "download-1", "download-2", "verify-1", "verify-2"]
 
 
@@ -166,18 +188,13 @@ def test_cancel_stops_the_handler_in_flight_at_once() -> None:
 def test_cancel_drops_a_queued_key() -> None:
     rec = Recorder()
 
-    async def main() -> None:
-        queue: WorkQueue[str] = WorkQueue(rec, 1)
+    def fill(queue: WorkQueue[str]) -> None:
         queue.add("a", Priority.DOWNLOAD)
         queue.add("b", Priority.DOWNLOAD)
         assert queue.cancel("a") is True
         assert queue.cancel("zzz") is False
-        runner = asyncio.create_task(queue.run())
-        await queue.wait_idle()
-        queue.close()
-        await runner
 
-    asyncio.run(main())
+    fill_then_drain(rec, fill, concurrency=1)
     assert rec.keys == ["b"]
 
 
@@ -303,15 +320,11 @@ def test_close_cancels_in_flight_and_ignores_new_work() -> None:
 def test_close_without_cancel_lets_handlers_finish() -> None:
     rec = Recorder(hold=0.1)
 
-    async def main() -> None:
-        queue: WorkQueue[str] = WorkQueue(rec, 2)
-        queue.add("m", Priority.DOWNLOAD)
-        runner = asyncio.create_task(queue.run())
-        await until(lambda: queue.in_flight == 1)
+    async def then(queue: WorkQueue[str], runner: asyncio.Task[None]) -> None:
         queue.close(cancel=False)
         await asyncio.wait_for(runner, 1)
 
-    asyncio.run(main())
+    once_m_is_in_flight(rec, then)
     assert rec.cancelled == []
     assert rec.keys == ["m"]
 
@@ -320,17 +333,13 @@ def test_cancelling_run_cancels_the_handlers() -> None:
     rec = Recorder()
     rec.gates["m"] = asyncio.Event()
 
-    async def main() -> None:
-        queue: WorkQueue[str] = WorkQueue(rec, 2)
-        queue.add("m", Priority.DOWNLOAD)
-        runner = asyncio.create_task(queue.run())
-        await until(lambda: queue.in_flight == 1)
+    async def then(queue: WorkQueue[str], runner: asyncio.Task[None]) -> None:
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
         assert queue.in_flight == 0
 
-    asyncio.run(main())
+    once_m_is_in_flight(rec, then)
     assert rec.cancelled == ["m"]
 
 

@@ -31,6 +31,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,9 +116,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _cert(
     subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
+    key: CertificateIssuerPrivateKeyTypes,
     issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer_key: CertificateIssuerPrivateKeyTypes,
     *,
     ca: bool = False,
     server_names: tuple[str, ...] = (),
@@ -157,7 +158,8 @@ def _cert(
             sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
             sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in server_ips]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 

@@ -12,12 +12,12 @@ its report.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import Any
 
 import pytest
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.kube import CRD_DIR, Cluster
+from tests.servers.managed import up_while_used
 
 _CLUSTER_FIXTURES = {"control_plane", "cluster", "kube_namespace"}
 
@@ -26,11 +26,7 @@ _CLUSTER_FIXTURES = {"control_plane", "cluster", "kube_namespace"}
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver on 127.0.0.1, started once per session."""
     cp = ControlPlane(tmp_path_factory.mktemp("control-plane"))
-    try:
-        cp.start()
-        yield cp
-    finally:
-        cp.stop()
+    yield from up_while_used(cp, cp.start, cp.stop)
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +43,15 @@ def kube_namespace(cluster: Cluster) -> str:
     return cluster.make_namespace()
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    outcome = yield
-    report = outcome.get_result()
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.failed and _CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
         cp = getattr(item, "funcargs", {}).get("control_plane")
         if cp is None and "cluster" in getattr(item, "funcargs", {}):
             cp = item.funcargs["cluster"].control_plane  # type: ignore[attr-defined]
         if cp is not None:
             report.sections.append(("control plane logs", cp.log_tail()))
+    return report

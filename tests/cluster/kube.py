@@ -248,6 +248,17 @@ class Cluster:
             }
         )
 
+    def make_namespace_and_node(
+        self, selector: str, labels: dict[str, str] | None = None
+    ) -> tuple[str, str]:
+        """A fresh namespace and a fresh Node (``node-...``) labelled ``selector: <its
+        name>``, so that a model selecting that label lands on this Node alone; ``labels``
+        go on the Node too. Returns (namespace, node)."""
+        namespace = self.make_namespace()
+        node = unique_name("node")
+        self.make_node(node, {**(labels or {}), selector: node})
+        return namespace, node
+
     def label_node(self, name: str, labels: dict[str, str | None]) -> dict[str, Any]:
         """Merge-patch a Node's labels (None removes a label), like `kubectl label`."""
         node: dict[str, Any] = self.request(

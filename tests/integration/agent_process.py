@@ -9,25 +9,26 @@ so a missing RBAC rule shows up as a failure here, not as a silent admin bypass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from ome_agent.wire import entry as wire_entry
 from tests.cluster.controlplane import free_port
-from tests.cluster.kube import Cluster, unique_name
+from tests.cluster.kube import Cluster, unique_name, wait_until
 
 T = TypeVar("T")
 OME_AGENT = Path(sys.executable).with_name("ome-agent")
@@ -35,44 +36,31 @@ API = "ome.io/v1beta1"
 
 
 def wait_for(cond: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll ``cond`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
+    """Poll ``cond`` until it returns something truthy; that value. A timeout fails the
+    test (``AssertionError``) naming ``what``."""
+    try:
+        return wait_until(cond, timeout, interval=0.05, what=what)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}") from None
 
 
+@dataclass(kw_only=True, eq=False)
 class Agent:
     """One ``ome-agent run`` process for node ``node`` in namespace ``namespace``."""
 
-    WHAT = "agent"  # in failure messages
+    WHAT: ClassVar[str] = "agent"  # in failure messages
     # what of the test runner's environment the process must not see
-    DROP_ENV: tuple[str, ...] = ("HF_", "KUBE", "AWS_")
+    DROP_ENV: ClassVar[tuple[str, ...]] = ("HF_", "KUBE", "AWS_")
 
-    def __init__(
-        self,
-        *,
-        kubeconfig: Path,
-        node: str,
-        namespace: str,
-        models_root: Path,
-        log_path: Path,
-        env: Mapping[str, str] | None = None,
-        extra_args: tuple[str, ...] = (),
-    ) -> None:
-        self.kubeconfig = kubeconfig
-        self.node = node
-        self.namespace = namespace
-        self.models_root = models_root
-        self.log_path = log_path
-        self.env = dict(env or {})
-        self.extra_args = extra_args
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+    kubeconfig: Path
+    node: str
+    namespace: str
+    models_root: Path
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)  # added to its environment
+    extra_args: tuple[str, ...] = ()
+    port: int = field(default=0, init=False)
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def command(self) -> list[str]:
         """The subcommand and its own options (the health port and extra_args follow)."""
@@ -185,6 +173,8 @@ class _Recorder:
 
     WHAT = "object"
 
+    node: str  # the watched object's name
+
     def __init__(self, cluster: Cluster, keys: list[str]) -> None:
         self.cluster = cluster
         self.seen: dict[str, list[str | None]] = {k: [] for k in keys}
@@ -196,6 +186,18 @@ class _Recorder:
 
     def _watch(self) -> Any:
         """The watch response, from the object's current resourceVersion."""
+        resource_version, list_objects = self._source()
+        return list_objects(
+            field_selector=f"metadata.name={self.node}",
+            resource_version=resource_version,
+            watch=True,
+            timeout_seconds=120,
+            _preload_content=False,
+        )
+
+    def _source(self) -> tuple[str, Callable[..., Any]]:
+        """The watched object's current resourceVersion, and the list call that watches
+        it (given the field selector and the watch options)."""
         raise NotImplementedError
 
     def _values(self, obj: dict[str, Any]) -> dict[str, str | None]:
@@ -235,15 +237,9 @@ class NodeLabelRecorder(_Recorder):
         self.node = node
         super().__init__(cluster, keys)
 
-    def _watch(self) -> Any:
-        rv = self.cluster.core.read_node(self.node).metadata.resource_version
-        return self.cluster.core.list_node(
-            field_selector=f"metadata.name={self.node}",
-            resource_version=rv,
-            watch=True,
-            timeout_seconds=120,
-            _preload_content=False,
-        )
+    def _source(self) -> tuple[str, Callable[..., Any]]:
+        core = self.cluster.core
+        return core.read_node(self.node).metadata.resource_version, core.list_node
 
     def _values(self, obj: dict[str, Any]) -> dict[str, str | None]:
         return dict(self._marks(obj))
@@ -265,17 +261,10 @@ class EntryRecorder(_Recorder):
         self.node = node
         super().__init__(cluster, keys)
 
-    def _watch(self) -> Any:
+    def _source(self) -> tuple[str, Callable[..., Any]]:
         core = self.cluster.core
         rv = core.read_namespaced_config_map(self.node, self.namespace).metadata.resource_version
-        return core.list_namespaced_config_map(
-            self.namespace,
-            field_selector=f"metadata.name={self.node}",
-            resource_version=rv,
-            watch=True,
-            timeout_seconds=120,
-            _preload_content=False,
-        )
+        return rv, functools.partial(core.list_namespaced_config_map, self.namespace)
 
     def _values(self, obj: dict[str, Any]) -> dict[str, str | None]:
         data = obj.get("data") or {}
@@ -288,6 +277,31 @@ class EntryRecorder(_Recorder):
         self.cluster.core.patch_namespaced_config_map(
             self.node, self.namespace, {"metadata": {"annotations": {"ome-test/wake": self.wake}}}
         )
+
+
+def agent_on(
+    cluster: Cluster,
+    namespace: str,
+    node: str,
+    work: Path,
+    *,
+    sa: str = "ome-agent",
+    log: str = "agent.log",
+    rbac: Mapping[str, Any] | None = None,
+    **kw: Any,
+) -> Agent:
+    """An :class:`Agent` of ``node`` as ServiceAccount ``sa`` of ``namespace`` (bound to
+    deploy/agent/rbac.yaml; ``rbac``: what else ``service_account_kubeconfig`` takes),
+    its models in ``work/models``, its log at ``work/<log>``; ``kw`` as ``Agent`` takes
+    them. Not started; the models folder is not made here."""
+    return Agent(
+        kubeconfig=cluster.service_account_kubeconfig(namespace, sa, **(rbac or {})),
+        node=node,
+        namespace=namespace,
+        models_root=work / "models",
+        log_path=work / log,
+        **kw,
+    )
 
 
 def node_labels(cluster: Cluster, node: str) -> dict[str, str]:
@@ -319,6 +333,20 @@ def cluster_model(name: str, uri: str, **storage: Any) -> dict[str, Any]:
         "kind": "ClusterBaseModel",
         "metadata": {"name": name},
         "spec": {"storage": {"storageUri": uri, **storage}},
+    }
+
+
+def fine_tuned_weight(name: str, base: str, uri: str) -> dict[str, Any]:
+    """A LoRA FineTunedWeight on ClusterBaseModel ``base``, its adapter at ``uri``."""
+    return {
+        "apiVersion": API,
+        "kind": "FineTunedWeight",
+        "metadata": {"name": name},
+        "spec": {
+            "baseModelRef": {"name": base},
+            "modelType": "LoRA",
+            "storage": {"storageUri": uri},
+        },
     }
 
 

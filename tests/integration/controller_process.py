@@ -9,6 +9,7 @@ kubeconfig bound to deploy/controller/rbac.yaml, so a missing rule fails a test.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ome_agent.api import GROUP
 from ome_agent.fleet.deletion import FINALIZER
-from tests.cluster.kube import DEPLOY_DIR, Cluster
+from tests.cluster.kube import DEPLOY_DIR, Cluster, unique_name
 from tests.integration.agent_process import API, Agent, sum_metric, wait_for
 
 RBAC = DEPLOY_DIR / "controller" / "rbac.yaml"
@@ -78,6 +79,25 @@ def controller_kubeconfig(cluster: Cluster, namespace: str, name: str) -> Path:
     return cluster.service_account_kubeconfig(namespace, name, rbac_manifest=RBAC)
 
 
+def controller_in(
+    cluster: Cluster,
+    namespace: str,
+    work: Path,
+    identity: str = "controller-0",
+    extra_args: tuple[str, ...] = (),
+) -> ControllerProcess:
+    """Replica ``identity`` as ServiceAccount ``ome-agent-controller`` of ``namespace``
+    (bound to deploy/controller/rbac.yaml), its log at ``work/controller.log``. Not
+    started."""
+    return ControllerProcess(
+        kubeconfig=controller_kubeconfig(cluster, namespace, "ome-agent-controller"),
+        namespace=namespace,
+        identity=identity,
+        log_path=work / "controller.log",
+        extra_args=extra_args,
+    )
+
+
 def model_object(cluster: Cluster, kind: str, name: str, namespace: str | None = None) -> Any:
     try:
         return cluster.get(API, kind, name, namespace)
@@ -90,6 +110,19 @@ def model_object(cluster: Cluster, kind: str, name: str, namespace: str | None =
 def status_of(cluster: Cluster, kind: str, name: str, namespace: str | None = None) -> Any:
     obj = model_object(cluster, kind, name, namespace)
     return (obj or {}).get("status") or {}
+
+
+def status_when(
+    status: Callable[[str], dict[str, Any]],
+    name: str,
+    field: str,
+    value: Any,
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    """``status(name)`` once its ``field`` is ``value``, waited for up to ``timeout``
+    seconds; ``what`` names the wait in a failure."""
+    return wait_for(lambda: (s := status(name)).get(field) == value and s, timeout, what)
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -120,6 +153,15 @@ def mark_node_ready(cluster: Cluster, node: str, ready: bool = True) -> None:
     )
 
 
+def ready_node(cluster: Cluster, prefix: str, labels: dict[str, str]) -> str:
+    """A new Node (``<prefix>-...``) with ``labels`` and the Ready condition a kubelet
+    would post; its name."""
+    node = unique_name(prefix)
+    cluster.make_node(node, labels)
+    mark_node_ready(cluster, node)
+    return node
+
+
 def release_finalizers(cluster: Cluster) -> None:
     """The controller put its finalizer on every model of the shared API server; with
     it stopped, take it off again so other tests' deletes are not held."""
@@ -140,10 +182,13 @@ def release_finalizers(cluster: Cluster) -> None:
 __all__ = [
     "ControllerProcess",
     "condition",
+    "controller_in",
     "controller_kubeconfig",
     "mark_node_ready",
     "model_object",
+    "ready_node",
     "release_finalizers",
     "status_of",
+    "status_when",
     "wait_for",
 ]

@@ -19,11 +19,12 @@ from typing import Any
 from ome_agent.wire import naming
 from tests.cluster.kube import Cluster, unique_name
 from tests.conftest import WIRE_SCHEMA
+from tests.data import hf_config
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.integration.agent_process import (
-    Agent,
     EntryRecorder,
     NodeLabelRecorder,
+    agent_on,
     cluster_model,
     entry,
     node_labels,
@@ -31,9 +32,7 @@ from tests.integration.agent_process import (
 from tests.servers.hf_hub_server import HubServer
 
 SEL = "ome-test/adopt"
-CONFIG = json.loads(
-    (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
-)
+CONFIG = hf_config("llama3_1")
 
 
 def ome_entry(name: str) -> str:
@@ -62,9 +61,7 @@ def ome_entry(name: str) -> str:
 def test_adopts_omes_files_fetching_only_what_differs_without_flap(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {SEL: node})
+    namespace, node = cluster.make_namespace_and_node(SEL)
     root = tmp_path / "models"
     shard = shard_bytes({"model.embed_tokens.weight": ("BF16", (64, 32))})
     files = {
@@ -105,14 +102,7 @@ def test_adopts_omes_files_fetching_only_what_differs_without_flap(
         uid_labels = [naming.uid_label_key(u) for u in uids.values()]
         labels = NodeLabelRecorder(cluster, node, ome_labels + uid_labels)
         entries = EntryRecorder(cluster, namespace, node, keys)
-        agent = Agent(
-            kubeconfig=cluster.service_account_kubeconfig(namespace, "ome-agent"),
-            node=node,
-            namespace=namespace,
-            models_root=root,
-            log_path=tmp_path / "agent.log",
-            env={"HF_ENDPOINT": hub.endpoint},
-        )
+        agent = agent_on(cluster, namespace, node, tmp_path, env={"HF_ENDPOINT": hub.endpoint})
         try:  # whatever fails from here, the process is stopped
             agent.start()
             for k in keys:  # our Ready entry (with our manifest's digest) replaces OME's

@@ -27,13 +27,16 @@ from kubernetes.client.exceptions import ApiException
 from ome_agent.api import ModelKey
 from ome_agent.wire import naming
 from tests.cluster.kube import Cluster, unique_name
+from tests.data import hf_config
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.integration.agent_process import (
     API,
     Agent,
+    agent_on,
     cluster_model,
     config_map,
     entry,
+    fine_tuned_weight,
     namespaced_model,
     node_labels,
     wait_for,
@@ -46,9 +49,7 @@ from tests.servers.moto_server import MotoS3, moto_s3
 __all__ = ["moto_s3"]  # the session fixture, used by name
 
 SEL = "ome-test/node"  # every model selects its node by this label
-CONFIG = json.loads(
-    (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
-)
+CONFIG = hf_config("llama3_1")
 SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (64, 32))})
 
 
@@ -79,22 +80,12 @@ class Env:
 @pytest.fixture(scope="module")
 def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("agent-lifecycle")
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {"gpu": "a100", SEL: node})
-    kubeconfig = cluster.service_account_kubeconfig(namespace, "ome-agent")
+    namespace, node = cluster.make_namespace_and_node(SEL, {"gpu": "a100"})
     hub = HubServer(token=HF_TEST_TOKEN, lfs_threshold=1024).start()
     tiny = {"config.json": json.dumps(CONFIG).encode(), "model.safetensors": SHARD}
     hub.add_repo("org/tiny", tiny)
     fault = FaultServer("127.0.0.1").start()
-    agent = Agent(
-        kubeconfig=kubeconfig,
-        node=node,
-        namespace=namespace,
-        models_root=work / "models",
-        log_path=work / "agent.log",
-        env={"HF_ENDPOINT": hub.endpoint},
-    )
+    agent = agent_on(cluster, namespace, node, work, env={"HF_ENDPOINT": hub.endpoint})
     (work / "models").mkdir()
     agent.start()
     try:
@@ -311,18 +302,7 @@ def test_fine_tuned_weight_is_placed_with_its_base_and_reported(env: Env) -> Non
         z.writestr("adapter_model.safetensors", SHARD)
     url = env.fault.add(f"/{base}/adapter.zip", archive.getvalue())
     name = unique_name("ftw")
-    env.cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "FineTunedWeight",
-            "metadata": {"name": name},
-            "spec": {
-                "baseModelRef": {"name": base},
-                "modelType": "LoRA",
-                "storage": {"storageUri": url},
-            },
-        }
-    )
+    env.cluster.apply(fine_tuned_weight(name, base, url))
     key = naming.config_map_key(ModelKey("FineTunedWeight", None, name))
     wait_for(lambda: env.status_of(key) == "Ready", 60, f"{key}:\n{env.agent.log()[-3000:]}")
     e = env.entry(key)

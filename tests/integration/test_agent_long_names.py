@@ -22,13 +22,15 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.kube import Cluster, unique_name
+from tests.cluster.kube import Cluster
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.integration.agent_process import (
     API,
     Agent,
+    agent_on,
     cluster_model,
     entry,
+    fine_tuned_weight,
     namespaced_model,
     node_labels,
     wait_for,
@@ -95,17 +97,9 @@ def agent_env(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Agent, FaultServer, str]]:
     work = tmp_path_factory.mktemp("long-names")
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {SEL: node})
+    namespace, node = cluster.make_namespace_and_node(SEL)
     fault = FaultServer("127.0.0.1").start()
-    agent = Agent(
-        kubeconfig=cluster.service_account_kubeconfig(namespace, "ome-agent"),
-        node=node,
-        namespace=namespace,
-        models_root=work / "models",
-        log_path=work / "agent.log",
-    )
+    agent = agent_on(cluster, namespace, node, work)
     (work / "models").mkdir()
     agent.start()
     try:
@@ -136,18 +130,7 @@ def test_longest_names_ready_under_omes_keys_and_gone_when_deleted(
     assert (len(cbm), len(ftw), len(ns), len(bm)) == (253, 253, 63, 253)
     created = [
         cluster.apply(cluster_model(cbm, weights, **selector)),
-        cluster.apply(
-            {
-                "apiVersion": API,
-                "kind": "FineTunedWeight",
-                "metadata": {"name": ftw},
-                "spec": {
-                    "baseModelRef": {"name": cbm},
-                    "modelType": "LoRA",
-                    "storage": {"storageUri": adapter},
-                },
-            }
-        ),
+        cluster.apply(fine_tuned_weight(ftw, cbm, adapter)),
         cluster.apply(namespaced_model(ns, bm, weights, **selector)),
     ]
     uids = [c["metadata"]["uid"] for c in created]

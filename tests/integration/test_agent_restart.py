@@ -18,6 +18,7 @@ from tests.integration.agent_process import (
     API,
     Agent,
     NodeLabelRecorder,
+    agent_on,
     cluster_model,
     config_map,
     entry,
@@ -32,15 +33,8 @@ SEL = "ome-test/node"
 def _agent(
     cluster: Cluster, tmp: Path, namespace: str, node: str, sa: str = "ome-agent", **kw: Any
 ) -> Agent:
-    kubeconfig = cluster.service_account_kubeconfig(namespace, sa, **kw)
     (tmp / "models").mkdir(exist_ok=True)
-    return Agent(
-        kubeconfig=kubeconfig,
-        node=node,
-        namespace=namespace,
-        models_root=tmp / "models",
-        log_path=tmp / f"{sa}.log",
-    )
+    return agent_on(cluster, namespace, node, tmp, sa=sa, log=f"{sa}.log", rbac=kw)
 
 
 def _writes(agent: Agent) -> float:
@@ -50,9 +44,7 @@ def _writes(agent: Agent) -> float:
 def test_restart_confirms_from_disk_without_flap_then_survives_apiserver_restart(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {SEL: node})
+    namespace, node = cluster.make_namespace_and_node(SEL)
     names = [unique_name("keep") for _ in range(3)]
     keys = [f"models.ome.io/clusterbasemodel.{n}" for n in names]
     with FaultServer("127.0.0.1") as server:
@@ -111,9 +103,7 @@ def test_restart_confirms_from_disk_without_flap_then_survives_apiserver_restart
 def test_each_rbac_rule_is_needed(
     cluster: Cluster, tmp_path: Path, without: tuple[str, str], missing: str
 ) -> None:
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {SEL: node})
+    namespace, node = cluster.make_namespace_and_node(SEL)
     name = unique_name("rbac")
     key = f"clusterbasemodel.{name}"
     with FaultServer("127.0.0.1") as server:
@@ -149,9 +139,7 @@ def test_each_rbac_rule_is_needed(
 def test_sigterm_during_download_exits_cleanly_and_the_restart_resumes(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {SEL: node})
+    namespace, node = cluster.make_namespace_and_node(SEL)
     name = unique_name("resume")
     key = f"clusterbasemodel.{name}"
     size = 16 * 1024 * 1024

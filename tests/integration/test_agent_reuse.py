@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster.kube import Cluster, unique_name
-from tests.integration.agent_process import API, Agent, cluster_model, entry, wait_for
+from tests.integration.agent_process import API, agent_on, cluster_model, entry, wait_for
 from tests.servers.hf_fixtures import HF_TEST_TOKEN
 from tests.servers.hf_hub_server import HubServer
 
@@ -35,9 +35,7 @@ def _downloads(hub: HubServer) -> int:
 def test_reuse_downloads_once_and_survives_restart_deletes_and_splits(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    namespace = cluster.make_namespace()
-    node = unique_name("node")
-    cluster.make_node(node, {SEL: node})
+    namespace, node = cluster.make_namespace_and_node(SEL)
     root = tmp_path / "models"
     root.mkdir()
     weights, other = os.urandom(3 * 1024 * 1024), os.urandom(1024 * 1024)
@@ -69,12 +67,11 @@ def test_reuse_downloads_once_and_survives_restart_deletes_and_splits(
     with HubServer(token=HF_TEST_TOKEN, lfs_threshold=1024) as hub:
         commit = hub.add_repo("org/shared", {"config.json": CONFIG, WEIGHTS: weights})
         hub.add_repo("org/shared", {"config.json": CONFIG, WEIGHTS: other}, revision="v2")
-        agent = Agent(
-            kubeconfig=cluster.service_account_kubeconfig(namespace, "ome-agent"),
-            node=node,
-            namespace=namespace,
-            models_root=root,
-            log_path=tmp_path / "agent.log",
+        agent = agent_on(
+            cluster,
+            namespace,
+            node,
+            tmp_path,
             env={"HF_ENDPOINT": hub.endpoint},
             extra_args=("--chunk-size", "1G"),
         ).start()

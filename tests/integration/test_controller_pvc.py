@@ -25,10 +25,11 @@ from tests.integration.agent_process import API, namespaced_model
 from tests.integration.controller_process import (
     ControllerProcess,
     condition,
-    controller_kubeconfig,
+    controller_in,
     model_object,
     release_finalizers,
     status_of,
+    status_when,
     wait_for,
 )
 
@@ -135,12 +136,8 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
         namespace,
     )
-    controller = ControllerProcess(
-        kubeconfig=controller_kubeconfig(cluster, namespace, "ome-agent-controller"),
-        namespace=namespace,
-        identity="controller-pvc",
-        log_path=Path(work) / "controller.log",
-        extra_args=("--pvc-inspect-image", IMAGE),
+    controller = controller_in(
+        cluster, namespace, Path(work), "controller-pvc", ("--pvc-inspect-image", IMAGE)
     ).start()
     controller.wait_leading()
     try:
@@ -178,11 +175,7 @@ def test_claim_bound_inspected_ready_backfilled_job_cleaned(env: Env) -> None:
     )
 
     env.run_pod(job, exit_code=0, message=json.dumps(CONFIG))
-    ready = wait_for(
-        lambda: (s := env.status(name)).get("state") == "Ready" and s,
-        15,
-        f"Ready:\n{env.logs()}",
-    )
+    ready = status_when(env.status, name, "state", "Ready", 15, f"Ready:\n{env.logs()}")
     assert ready["lifecycle"] == "Ready"
     spec = wait_for(
         lambda: (
@@ -224,25 +217,19 @@ def test_failed_inspection_missing_claim_and_foreign_namespace(env: Env) -> None
     created = env.cluster.apply(namespaced_model(env.namespace, broken, f"pvc://{claim}/x"))
     (job,) = wait_for(lambda: env.jobs(created["metadata"]["uid"]), 15, "Job")
     env.run_pod(job, exit_code=1, message="config.json: not found in /model/x")
-    failed = wait_for(
-        lambda: (s := env.status(broken)).get("state") == "Failed" and s, 15, env.logs()
-    )
+    failed = status_when(env.status, broken, "state", "Failed", 15, env.logs())
     assert "config.json: not found" in condition(failed, "Degraded")["message"]
     wait_for(lambda: env.jobs(created["metadata"]["uid"]) == [], 10, "failed Job deleted")
 
     missing = unique_name("missing")
     env.cluster.apply(namespaced_model(env.namespace, missing, "pvc://no-such-claim/m"))
-    failed = wait_for(
-        lambda: (s := env.status(missing)).get("state") == "Failed" and s, 15, env.logs()
-    )
+    failed = status_when(env.status, missing, "state", "Failed", 15, env.logs())
     assert condition(failed, "Ready")["reason"] == "ClaimNotFound"
     assert "no-such-claim" in condition(failed, "Ready")["message"]
 
     foreign = unique_name("foreign")
     env.cluster.apply(namespaced_model(env.namespace, foreign, f"pvc://other:{claim}/m"))
-    failed = wait_for(
-        lambda: (s := env.status(foreign)).get("state") == "Failed" and s, 15, env.logs()
-    )
+    failed = status_when(env.status, foreign, "state", "Failed", 15, env.logs())
     message = condition(failed, "Degraded")["message"]
     assert "spec.storage.storageUri" in message
     assert "own namespace" in message

@@ -10,25 +10,27 @@ from pathlib import Path
 from tests.cluster.kube import Cluster, unique_name
 from tests.integration.controller_process import RBAC, ControllerProcess, wait_for
 
+
+def rules(group: str, *specs: str) -> list[tuple[str, str, str, str]]:
+    """(verb, resource, group, subresource) of each ``"verb resource[/subresource]"``."""
+    out = []
+    for rule in specs:
+        verb, _, path = rule.partition(" ")
+        resource, _, sub = path.partition("/")
+        out.append((verb, resource, group, sub))
+    return out
+
+
 ALLOWED = [
-    ("patch", "clusterbasemodels", "ome.io", ""),
-    ("patch", "basemodels", "ome.io", "status"),
-    ("watch", "finetunedweights", "ome.io", ""),
-    ("list", "nodes", "", ""),
-    ("create", "events", "", ""),
-    ("create", "jobs", "batch", ""),
-    ("delete", "jobs", "batch", ""),
-    ("watch", "persistentvolumeclaims", "", ""),
-    ("watch", "pods", "", ""),
+    *rules(
+        "ome.io", "patch clusterbasemodels", "patch basemodels/status", "watch finetunedweights"
+    ),
+    *rules("", "list nodes", "create events", "watch persistentvolumeclaims", "watch pods"),
+    *rules("batch", "create jobs", "delete jobs"),
 ]
 DENIED = [
-    ("create", "clusterbasemodels", "ome.io", ""),
-    ("delete", "basemodels", "ome.io", ""),
-    ("update", "basemodels", "ome.io", ""),
-    ("patch", "nodes", "", ""),
-    ("get", "secrets", "", ""),
-    ("create", "pods", "", ""),
-    ("update", "persistentvolumeclaims", "", ""),
+    *rules("ome.io", "create clusterbasemodels", "delete basemodels", "update basemodels"),
+    *rules("", "patch nodes", "get secrets", "create pods", "update persistentvolumeclaims"),
 ]
 
 

@@ -19,7 +19,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,16 +26,18 @@ import pytest
 from ome_agent.api import GROUP
 from ome_agent.fleet.deletion import FINALIZER
 from tests.cluster.kube import Cluster, unique_name
+from tests.data import hf_config
 from tests.data.safetensors_fixtures import shard_bytes
 from tests.integration.agent_process import API, Agent, cluster_model, config_map, entry
 from tests.integration.controller_process import (
     ControllerProcess,
     condition,
-    controller_kubeconfig,
-    mark_node_ready,
+    controller_in,
     model_object,
+    ready_node,
     release_finalizers,
     status_of,
+    status_when,
     wait_for,
 )
 from tests.servers.fault_server import FaultServer, Status, Throttle
@@ -44,9 +45,7 @@ from tests.servers.hf_fixtures import HF_TEST_TOKEN
 from tests.servers.hf_hub_server import HubServer
 
 SEL = "ome-test/controller"  # the label every model of this module selects
-CONFIG = json.loads(
-    (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
-)
+CONFIG = hf_config("llama3_1")
 SHARD = shard_bytes({"model.embed_tokens.weight": ("BF16", (64, 32))})
 # long enough that a loaded machine still sees the WaitingForNodes phase before it ends
 FINALIZER_TIMEOUT = 12.0
@@ -97,10 +96,8 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     work = tmp_path_factory.mktemp("controller")
     namespace = cluster.make_namespace()
     group = unique_name("grp")
-    node_a, node_b = unique_name("node-a"), unique_name("node-b")
-    for node, role in ((node_a, "a"), (node_b, "b")):
-        cluster.make_node(node, {SEL: group, "role": role})
-        mark_node_ready(cluster, node)
+    node_a = ready_node(cluster, "node-a", {SEL: group, "role": "a"})
+    node_b = ready_node(cluster, "node-b", {SEL: group, "role": "b"})
     agent_config = cluster.service_account_kubeconfig(namespace, "ome-agent")
     hub = HubServer(token=HF_TEST_TOKEN, lfs_threshold=1024).start()
     hub.add_repo(
@@ -118,11 +115,10 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             log_path=work / f"{node}.log",
             env={"HF_ENDPOINT": hub.endpoint},
         )
-    controller = ControllerProcess(
-        kubeconfig=controller_kubeconfig(cluster, namespace, "ome-agent-controller"),
-        namespace=namespace,
-        identity="controller-0",
-        log_path=work / "controller.log",
+    controller = controller_in(
+        cluster,
+        namespace,
+        work,
         extra_args=("--finalizer-timeout", f"{FINALIZER_TIMEOUT:.0f}s", "--lease-duration", "3s"),
     )
     for agent in agents.values():
@@ -149,19 +145,15 @@ def test_updating_then_ready_on_the_eligible_node_only(env: Env) -> None:
     env.fault.set_faults(f"/{name}/weights.bin", Throttle(bytes_per_sec=300_000, methods=("GET",)))
     env.cluster.apply(env.model(name, url, role="a"))
 
-    downloading = wait_for(
-        lambda: (s := env.status(name)).get("lifecycle") == "Downloading" and s,
-        30,
-        f"lifecycle Downloading:\n{env.logs()}",
+    downloading = status_when(
+        env.status, name, "lifecycle", "Downloading", 30, f"lifecycle Downloading:\n{env.logs()}"
     )
     assert downloading["state"] == "In_Transit"
     assert downloading["eligibleNodeCount"] == 1
     assert condition(downloading, "Progressing")["status"] == "True"
     assert env.node_a in condition(downloading, "Progressing")["message"]
 
-    ready = wait_for(
-        lambda: (s := env.status(name)).get("state") == "Ready" and s, 30, f"Ready:\n{env.logs()}"
-    )
+    ready = status_when(env.status, name, "state", "Ready", 30, f"Ready:\n{env.logs()}")
     obj = model_object(env.cluster, "ClusterBaseModel", name)
     assert FINALIZER in obj["metadata"]["finalizers"]
     assert ready["lifecycle"] == "Ready"
@@ -190,10 +182,8 @@ def test_failed_with_the_reason(env: Env) -> None:
     env.fault.set_faults(f"/{name}/weights.bin", Status(code=404, methods=("GET", "HEAD")))
     env.cluster.apply(env.model(name, url))
 
-    failed = wait_for(
-        lambda: (s := env.status(name)).get("failedNodeCount") == 2 and s,
-        30,
-        f"Failed on both nodes:\n{env.logs()}",
+    failed = status_when(
+        env.status, name, "failedNodeCount", 2, 30, f"Failed on both nodes:\n{env.logs()}"
     )
     assert failed["state"] == "Failed"
     assert failed["nodesFailed"] == sorted([env.node_a, env.node_b])
@@ -215,10 +205,8 @@ def test_backfill_sorted_nodes_and_clean_delete(env: Env) -> None:
     manifest["spec"]["modelType"] = "user-type"  # the user's word wins
     env.cluster.apply(manifest)
 
-    ready = wait_for(
-        lambda: (s := env.status(name)).get("readyNodeCount") == 2 and s,
-        60,
-        f"Ready on both nodes:\n{env.logs()}",
+    ready = status_when(
+        env.status, name, "readyNodeCount", 2, 60, f"Ready on both nodes:\n{env.logs()}"
     )
     assert ready["nodesReady"] == sorted([env.node_a, env.node_b])
     assert ready["lifecycle"] == "Ready"

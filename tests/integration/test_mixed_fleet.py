@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,23 +22,23 @@ import pytest
 from ome_agent.wire import naming
 from tests.cluster.kube import Cluster, unique_name
 from tests.conftest import WIRE_SCHEMA
+from tests.data import hf_config
 from tests.data.safetensors_fixtures import shard_bytes
-from tests.integration.agent_process import Agent, cluster_model, config_map, entry
+from tests.integration.agent_process import Agent, agent_on, cluster_model, config_map, entry
 from tests.integration.controller_process import (
     ControllerProcess,
     condition,
-    controller_kubeconfig,
-    mark_node_ready,
+    controller_in,
+    ready_node,
     release_finalizers,
     status_of,
+    status_when,
     wait_for,
 )
 from tests.servers.hf_hub_server import HubServer
 
 SEL = "ome-test/mixed"
-CONFIG = json.loads(
-    (Path(__file__).parents[1] / "data" / "hf-configs" / "llama3_1.json").read_text()
-)
+CONFIG = hf_config("llama3_1")
 JUNK_KEY = "other-tool.cache"
 JUNK = "{written by another tool, not JSON"
 
@@ -96,10 +95,9 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     work = tmp_path_factory.mktemp("mixed")
     namespace = cluster.make_namespace()
     group = unique_name("grp")
-    ome_node, our_node = unique_name("ome-node"), unique_name("our-node")
+    ome_node = ready_node(cluster, "ome-node", {SEL: group})
+    our_node = ready_node(cluster, "our-node", {SEL: group})
     for node in (ome_node, our_node):
-        cluster.make_node(node, {SEL: group})
-        mark_node_ready(cluster, node)
         # both ConfigMaps already hold a value another tool wrote
         cluster.core.create_namespaced_config_map(
             namespace,
@@ -114,20 +112,8 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "org/tiny", {"config.json": json.dumps(CONFIG).encode(), "model.safetensors": shard}
     )
     (work / "models").mkdir()
-    agent = Agent(
-        kubeconfig=cluster.service_account_kubeconfig(namespace, "ome-agent"),
-        node=our_node,
-        namespace=namespace,
-        models_root=work / "models",
-        log_path=work / "agent.log",
-        env={"HF_ENDPOINT": hub.endpoint},
-    )
-    controller = ControllerProcess(
-        kubeconfig=controller_kubeconfig(cluster, namespace, "ome-agent-controller"),
-        namespace=namespace,
-        identity="controller-0",
-        log_path=work / "controller.log",
-    )
+    agent = agent_on(cluster, namespace, our_node, work, env={"HF_ENDPOINT": hub.endpoint})
+    controller = controller_in(cluster, namespace, work)
     env = Env(cluster, namespace, group, ome_node, our_node, agent, controller)
     try:  # whatever fails from here, both processes are stopped
         agent.start(wait_ready=False)
@@ -169,8 +155,11 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
         120,
         f"our agent Ready:\n{env.logs()}",
     )
-    downloading = wait_for(
-        lambda: (s := env.status(name)).get("lifecycle") == "Downloading" and s,
+    downloading = status_when(
+        env.status,
+        name,
+        "lifecycle",
+        "Downloading",
         90,
         f"Downloading on OME's node:\n{env.logs()}",
     )
@@ -181,10 +170,8 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
 
     # OME's node is done: Ready on both, alike
     env.write_ome(key, ome_entry(name, "Ready", config=ome_config()))
-    ready = wait_for(
-        lambda: (s := env.status(name)).get("readyNodeCount") == 2 and s,
-        90,
-        f"Ready on both nodes:\n{env.logs()}",
+    ready = status_when(
+        env.status, name, "readyNodeCount", 2, 90, f"Ready on both nodes:\n{env.logs()}"
     )
     assert ready["nodesReady"] == sorted([env.ome_node, env.our_node])
     assert ready["lifecycle"] == "Ready"
@@ -196,19 +183,15 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
     env.cluster.apply(
         cluster_model(child, "hf://org/tiny", nodeSelector={SEL: env.group, "role": "ome"})
     )
-    child_ready = wait_for(
-        lambda: (s := env.status(child)).get("readyNodeCount") == 1 and s,
-        90,
-        f"the reusing model Ready:\n{env.logs()}",
+    child_ready = status_when(
+        env.status, child, "readyNodeCount", 1, 90, f"the reusing model Ready:\n{env.logs()}"
     )
     assert child_ready["nodesReady"] == [env.ome_node]
 
     # OME's agent failed there (its entries carry no message): counted as a failure
     env.write_ome(key, ome_entry(name, "Failed"))
-    failed = wait_for(
-        lambda: (s := env.status(name)).get("failedNodeCount") == 1 and s,
-        90,
-        f"Failed on OME's node:\n{env.logs()}",
+    failed = status_when(
+        env.status, name, "failedNodeCount", 1, 90, f"Failed on OME's node:\n{env.logs()}"
     )
     assert failed["nodesFailed"] == [env.ome_node]
     assert failed["nodesReady"] == [env.our_node]

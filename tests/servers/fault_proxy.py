@@ -114,8 +114,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._serve()
 
-        def do_HEAD(self) -> None:
-            self._serve()
+        do_HEAD = do_GET
 
         def _serve(self) -> None:
             path = urlsplit(self.path).path

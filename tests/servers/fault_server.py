@@ -50,7 +50,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -258,13 +258,17 @@ class FaultServer(BackgroundServer):
         *,
         etag: str | None = None,
         last_modified: float | None = None,
+        faults: Sequence[Fault] | None = None,
     ) -> str:
-        """Register (or replace) the object at ``path``; returns its URL."""
+        """Register (or replace) the object at ``path``, with ``faults`` also its fault
+        plan (as ``set_faults``); returns its URL."""
         path = _norm(path)
         with self._lock:
             prev = self._objects.get(path)
             version = prev.version + 1 if prev else 1
             self._objects[path] = _make_object(body, etag, last_modified, version)
+        if faults is not None:
+            self.set_faults(path, *faults)
         return self.url(path)
 
     def set_faults(self, path: str, *faults: Fault) -> None:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.cluster.controlplane import free_port
 from tests.servers.background import BackgroundServer, loopback
 from tests.servers.managed import stop_after
-from tests.servers.process import stop_group, wait_answering
+from tests.servers.process import spawn, stop_group, wait_answering
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 
@@ -60,8 +60,7 @@ class GcsEmulator:
         return self.client().create_bucket(f"models-{uuid.uuid4().hex[:12]}")
 
     def stop(self) -> None:
-        if self._proc is not None:
-            stop_group(self._proc)
+        stop_group(self._proc)
 
 
 def start_emulator(workdir: Path) -> GcsEmulator:
@@ -70,13 +69,7 @@ def start_emulator(workdir: Path) -> GcsEmulator:
     cli = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent))
     if cli is None:
         raise RuntimeError("gcp-storage-emulator is not installed in this venv: pip install it")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [cli, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn([cli, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"], log)
     emulator = GcsEmulator(f"http://127.0.0.1:{port}", log, proc)
     try:
         wait_answering(proc, emulator.endpoint + "/", "gcp-storage-emulator", log)

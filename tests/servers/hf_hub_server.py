@@ -33,7 +33,6 @@ Standalone: ``python -m tests.servers.hf_hub_server --root DIR --port P`` serves
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import enum
 import hashlib
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.servers.managed import Managed, wait_for_interrupt
+from tests.servers.managed import Managed, command_line, wait_for_interrupt
 
 LFS_EXTENSIONS = frozenset(
     {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt"}
@@ -345,6 +344,15 @@ class _Base(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         return
 
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_HEAD = do_GET
+
+    def _handle(self) -> None:
+        """Answer a GET or HEAD: the routes of each server."""
+        raise NotImplementedError
+
     @property
     def hub(self) -> HubServer:
         return self.server.hub
@@ -439,13 +447,7 @@ class _Base(BaseHTTPRequestHandler):
 
 
 class _HubHandler(_Base):
-    def do_HEAD(self) -> None:
-        self._route()
-
-    def do_GET(self) -> None:
-        self._route()
-
-    def _route(self) -> None:
+    def _handle(self) -> None:
         self._record()
         url = urlsplit(self.path)
         query = parse_qs(url.query)
@@ -656,13 +658,7 @@ class _HubHandler(_Base):
 
 
 class _CdnHandler(_Base):
-    def do_HEAD(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
+    def _handle(self) -> None:
         self._record()
         m = re.fullmatch(r"/(?:repos|xet-bridge)/([0-9a-f]{64})", urlsplit(self.path).path)
         f = self.hub.lfs_file(m.group(1)) if m else None
@@ -691,10 +687,9 @@ def _http_date() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local Hugging Face Hub look-alike for tests.")
-    parser.add_argument("--root", required=True, type=Path, help="DIR/org/name = repo org/name")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = command_line(
+        "Local Hugging Face Hub look-alike for tests.", "DIR/org/name = repo org/name"
+    )
     parser.add_argument("--cdn-host", default="127.0.0.2")
     parser.add_argument("--cdn-port", type=int, default=0)
     parser.add_argument("--token", default=None, help="bearer token private repos require")
@@ -702,17 +697,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--external-cdn", default=None, help="redirect LFS files to URL/{sha256} instead"
     )
-    args = parser.parse_args(argv)
-    server = HubServer(
-        args.root,
-        host=args.host,
-        port=args.port,
-        cdn_host=args.cdn_host,
-        cdn_port=args.cdn_port,
-        token=args.token,
-        lfs_threshold=args.lfs_threshold,
-        external_cdn=args.external_cdn,
-    )
+    options = vars(parser.parse_args(argv))  # HubServer's own names
+    server = HubServer(options.pop("root"), **options)
     with server:
         print(f"HF_ENDPOINT={server.endpoint}", flush=True)
         for repo in server.repos.values():

@@ -28,7 +28,7 @@ import pytest
 from ome_agent.sources.auth import StorageAuth
 from tests.cluster.controlplane import free_port
 from tests.servers.managed import stop_after
-from tests.servers.process import stop_group, wait_answering
+from tests.servers.process import spawn, stop_group, wait_answering
 
 REGION = "us-east-1"
 _POLICY = {
@@ -81,22 +81,16 @@ class MotoS3:
         return name
 
     def stop(self) -> None:
-        if self._proc is not None:
-            stop_group(self._proc)
+        stop_group(self._proc)
 
 
 def start_moto(workdir: Path) -> MotoS3:
     log = workdir / "moto.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    proc = spawn(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log, env=env
+    )
     endpoint = f"http://127.0.0.1:{port}"
     server = MotoS3(endpoint, "", "", log, _proc=proc)
     try:

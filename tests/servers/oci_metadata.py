@@ -27,9 +27,7 @@ Object Storage stand-in, which then verifies every request signed with them.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
-import ipaddress
 import json
 import random
 import ssl
@@ -46,6 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.cluster.controlplane import _cert, _pem
 from tests.servers.background import BackgroundServer, loopback
 from tests.servers.oci_server import OciServer, verify_signature
 
@@ -77,38 +76,6 @@ def _pem_public(body: str) -> str:
 
 def _new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _cert(
-    subject: x509.Name,
-    key: rsa.RSAPrivateKey,
-    issuer: x509.Name,
-    issuer_key: rsa.RSAPrivateKey,
-    *,
-    ca: bool,
-    ip: str | None = None,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ip is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -270,8 +237,7 @@ class ProxymuxServer(BackgroundServer):
             key,
             ca_name,
             ca_key,
-            ca=False,
-            ip=self.host,
+            server_ips=(self.host,),
         )
         cert_file = workdir / "proxymux.pem"
         cert_file.write_bytes(_pem(server_cert) + _key_pem(key))

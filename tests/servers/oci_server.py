@@ -56,7 +56,7 @@ import socketserver
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.servers.background import BackgroundServer
+from tests.servers.s3_fast import part_md5s
 
 MAX_SKEW = 300.0  # seconds, as the service
 MAX_LIMIT = 1000
@@ -409,32 +410,24 @@ class OciServer(BackgroundServer):
 def _digests(
     path: Path, part_size: int | None, with_crc: bool
 ) -> tuple[str | None, str | None, str | None]:
-    whole = hashlib.md5()  # noqa: S324 - the service's Content-MD5
     crc = google_crc32c.Checksum()
-    part_digests: list[bytes] = []
-    part = hashlib.md5()  # noqa: S324
-    in_part = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            if part_size is None:
-                whole.update(chunk)
-            else:
-                view = memoryview(chunk)
-                while view:
-                    take = min(len(view), part_size - in_part)
-                    part.update(view[:take])
-                    in_part += take
-                    view = view[take:]
-                    if in_part == part_size:
-                        part_digests.append(part.digest())
-                        part, in_part = hashlib.md5(), 0  # noqa: S324
-            if with_crc:
-                crc.update(chunk)
+
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            while chunk := f.read(READ_CHUNK):
+                if with_crc:
+                    crc.update(chunk)
+                yield chunk
+
+    whole = hashlib.md5()  # noqa: S324 - the service's Content-MD5
+    if part_size is None:
+        for chunk in chunks():
+            whole.update(chunk)
+    else:
+        part_digests = part_md5s(chunks(), part_size)
     crc_b64 = base64.b64encode(crc.digest()).decode() if with_crc else None
     if part_size is None:
         return base64.b64encode(whole.digest()).decode(), None, crc_b64
-    if in_part or not part_digests:
-        part_digests.append(part.digest())
     combined = hashlib.md5(b"".join(part_digests)).digest()  # noqa: S324
     return None, f"{base64.b64encode(combined).decode()}-{len(part_digests)}", crc_b64
 
@@ -473,14 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve()
 
-    def do_HEAD(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
+    do_HEAD = do_POST = do_PUT = do_GET
 
     # ------------------------------------------------------------ dispatch
     def _serve(self) -> None:

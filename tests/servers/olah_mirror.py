@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tests.servers.managed import Managed
 from tests.servers.nginx import _free_port
-from tests.servers.process import connects, stop_group, wait_until
+from tests.servers.process import connects, spawn, stop_group, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OLAH = REPO_ROOT / ".venv-hub-latest" / "bin" / "olah-cli"
@@ -113,20 +113,16 @@ offline = true
 """
         )
         log = self.workdir / "olah.out"
-        with log.open("wb") as out:
-            self._proc = subprocess.Popen(
-                [str(binary), "-c", str(config), "--log-path", str(self.workdir / "logs")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
+        self._proc = spawn(
+            [str(binary), "-c", str(config), "--log-path", str(self.workdir / "logs")],
+            log,
+            cwd=self.workdir,
+        )
         if not wait_until(self._proc, lambda: connects("127.0.0.1", self.port), 60.0):
             self.stop()
             raise RuntimeError(f"olah did not start: {log.read_text(errors='replace')[-2000:]}")
         return self
 
     def stop(self) -> None:
-        if self._proc is not None:
-            stop_group(self._proc)
-            self._proc = None
+        stop_group(self._proc)
+        self._proc = None

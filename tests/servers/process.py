@@ -1,7 +1,8 @@
 """Waiting for and stopping the test servers that run as processes of their own.
 
 Where it sits: under nginx, Azurite, moto and the GCS emulator (tests/servers/).
-Each starts its server in a session of its own (``start_new_session=True``), waits
+Each starts its server in a session of its own (``start_new_session=True``, as
+:func:`spawn` does), waits
 with :func:`wait_until` (or :func:`wait_answering`) until it serves or has died,
 and ends it with :func:`stop_group`.
 """
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def wait_until(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> bool:
@@ -55,8 +57,20 @@ def wait_answering(
         raise RuntimeError(f"{name} {state}: {log.read_text(errors='replace')[-2000:]}")
 
 
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it lingers past 5 s."""
+def spawn(argv: list[str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, its stdout and stderr written to ``log``;
+    ``popen`` as ``subprocess.Popen`` takes it (``env``, ``cwd``)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **popen
+        )
+
+
+def stop_group(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it lingers past 5 s; nothing
+    for a server that never started (None)."""
+    if proc is None:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:

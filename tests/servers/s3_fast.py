@@ -38,7 +38,6 @@ AK --secret-key SK [--part-size BYTES]`` serves every directory ``DIR/b`` as buc
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import calendar
@@ -64,7 +63,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.servers.background import BackgroundServer
-from tests.servers.managed import wait_for_interrupt
+from tests.servers.managed import command_line, wait_for_interrupt
 
 _HASH_BLOCK = 8 * 1024 * 1024
 _SIGV4_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -121,6 +120,14 @@ def s3_etag(chunks: Iterable[bytes], part_size: int | None) -> str:
         for c in chunks:
             h.update(c)
         return h.hexdigest()
+    digests = part_md5s(chunks, part_size)
+    combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+    return f"{combined}-{len(digests)}"
+
+
+def part_md5s(chunks: Iterable[bytes], part_size: int) -> list[bytes]:
+    """The md5 digest of each ``part_size`` bytes (the last part may be shorter; no bytes
+    at all are one empty part) of the bytes ``chunks`` make: a multipart upload's parts."""
     digests: list[bytes] = []
     part = hashlib.md5(usedforsecurity=False)
     filled = 0
@@ -136,8 +143,7 @@ def s3_etag(chunks: Iterable[bytes], part_size: int | None) -> str:
                 part, filled = hashlib.md5(usedforsecurity=False), 0
     if filled or not digests:
         digests.append(part.digest())
-    combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
-    return f"{combined}-{len(digests)}"
+    return digests
 
 
 def _file_chunks(path: Path) -> Iterable[bytes]:
@@ -599,10 +605,9 @@ def _list_v2(bucket: str, objects: dict[str, S3Object], q: dict[str, str]) -> by
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fast S3 read server for tests and benchmarks.")
-    parser.add_argument("--root", required=True, type=Path, help="DIR/bucket/key... = objects")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = command_line(
+        "Fast S3 read server for tests and benchmarks.", "DIR/bucket/key... = objects"
+    )
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
     parser.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
