@@ -177,14 +177,10 @@ def agent_logs(release: Release) -> str:
     )
 
 
-def create_ready_model(
-    release: Release, repo: str, **storage: Any
-) -> tuple[str, Path, dict[str, Any]]:
-    """A ClusterBaseModel of ``repo`` from the local Hub (``storage``: more of its
-    ``spec.storage``), waited for until Ready; its name, files and status."""
-    node = release.node
-    name = unique_name(repo.rsplit("/", 1)[-1])
-    node.custom().create_cluster_custom_object(
+def create_cluster_model(release: Release, name: str, repo: str, **storage: Any) -> None:
+    """A ClusterBaseModel ``name`` of ``repo`` from the local Hub (``storage``: more of
+    its ``spec.storage``)."""
+    release.node.custom().create_cluster_custom_object(
         "ome.io",
         "v1beta1",
         "clusterbasemodels",
@@ -195,6 +191,15 @@ def create_ready_model(
             "spec": {"storage": {"storageUri": f"hf://{repo}", **storage}},
         },
     )
+
+
+def create_ready_model(
+    release: Release, repo: str, **storage: Any
+) -> tuple[str, Path, dict[str, Any]]:
+    """A ClusterBaseModel of ``repo`` from the local Hub (``storage``: more of its
+    ``spec.storage``), waited for until Ready; its name, files and status."""
+    name = unique_name(repo.rsplit("/", 1)[-1])
+    create_cluster_model(release, name, repo, **storage)
     status = wait_until(
         lambda: (
             (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"

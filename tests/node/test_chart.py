@@ -20,6 +20,7 @@ from tests.node.conftest import (
     RELEASE,
     Release,
     cluster_model,
+    create_cluster_model,
     create_ready_model,
     node_entry,
     pods,
@@ -66,17 +67,7 @@ def test_agent_pod_deleted_mid_download_replacement_resumes(release: Release) ->
     release.hub.throttle = 400_000  # bytes/s per connection
     name = unique_name("big")
     key = f"clusterbasemodel.{name}"
-    node.custom().create_cluster_custom_object(
-        "ome.io",
-        "v1beta1",
-        "clusterbasemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "ClusterBaseModel",
-            "metadata": {"name": name},
-            "spec": {"storage": {"storageUri": "hf://org/big"}},
-        },
-    )
+    create_cluster_model(release, name, "org/big")
     try:
         progress = wait_until(
             lambda: (

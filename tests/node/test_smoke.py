@@ -17,7 +17,14 @@ import pytest
 from ome_agent.wire import conformance
 from tests.cluster.kube import unique_name, wait_until
 from tests.data.safetensors_fixtures import shard_bytes
-from tests.node.conftest import NAMESPACE, Release, agent_logs, cluster_model, node_entry
+from tests.node.conftest import (
+    NAMESPACE,
+    Release,
+    agent_logs,
+    cluster_model,
+    create_cluster_model,
+    node_entry,
+)
 from tests.node.realnode import pod_ready
 
 pytestmark = pytest.mark.node
@@ -44,17 +51,7 @@ def test_hf_model_lives_and_dies_through_the_daemonset_pod(release: Release) -> 
     key = f"clusterbasemodel.{name}"
     label = f"models.ome.io/{key}"
     t0 = time.monotonic()
-    node.custom().create_cluster_custom_object(
-        "ome.io",
-        "v1beta1",
-        "clusterbasemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "ClusterBaseModel",
-            "metadata": {"name": name},
-            "spec": {"storage": {"storageUri": "hf://org/tiny"}},
-        },
-    )
+    create_cluster_model(release, name, "org/tiny")
     status = wait_until(
         lambda: (
             (s := (cluster_model(release, name) or {}).get("status", {})).get("state") == "Ready"

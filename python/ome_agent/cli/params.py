@@ -59,6 +59,12 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def fail(err: OmeAgentError) -> NoReturn:
+    """The one way a command ends on an error: one ``error:`` line, its exit code."""
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
 def exit_with(work: Callable[[], int]) -> NoReturn:
     """Run ``work`` and exit with its code; errors become one line and an exit code."""
     try:
@@ -66,8 +72,7 @@ def exit_with(work: Callable[[], int]) -> NoReturn:
     except KeyboardInterrupt:
         code = 130
     except OmeAgentError as e:
-        click.echo(f"error: {e}", err=True)
-        code = e.exit_code
+        fail(e)
     except Exception as e:  # one line, never a traceback
         click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
         code = 1
@@ -101,8 +106,7 @@ def transfer_options(func: F) -> F:
                 require_digest=require_digest,
             )
         except OmeAgentError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(e.exit_code)
+            fail(e)
         return func(*args, **kwargs)
 
     for option in reversed(_TRANSFER_OPTIONS):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ome_agent.cli.params import param_option, parse_params, transfer_options
+from ome_agent.cli.params import fail, param_option, parse_params, transfer_options
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings
 from ome_agent.transfer import pull as run_pull
@@ -99,11 +99,6 @@ class ProgressView:
         )
 
 
-def _fail(err: OmeAgentError) -> None:
-    click.echo(f"error: {err}", err=True)
-    sys.exit(err.exit_code)
-
-
 @click.command(help=HELP)
 @click.argument("source")
 @click.argument("dest", required=False, type=click.Path(file_okay=True, dir_okay=True))
@@ -161,13 +156,13 @@ def pull_command(
                 cache_dir=cache_dir,
             )
     except KeyboardInterrupt:
-        _fail(Interrupted("interrupted"))
+        fail(Interrupted("interrupted"))
     except OmeAgentError as e:
-        _fail(e)
+        fail(e)
     except ValueError as e:  # anything the engine rejects as an argument
-        _fail(BadInput(str(e)))
+        fail(BadInput(str(e)))
     except Exception as e:  # one line, never a traceback
-        _fail(OmeAgentError(f"unexpected {type(e).__name__}: {e}"))
+        fail(OmeAgentError(f"unexpected {type(e).__name__}: {e}"))
     else:
         _print(summary, as_json)
 

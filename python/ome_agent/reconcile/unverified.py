@@ -35,10 +35,14 @@ def size_only(record: FileRecord) -> bool:
 def describe(manifest: Manifest) -> str | None:
     """``config.unverified``: "size only, unverified: 1 of 3 files (model.bin)"; None
     when every file was checked by a digest."""
-    weak = [f.path for f in manifest.files if size_only(f)]
+    return _describe(manifest, [f for f in manifest.files if size_only(f)])
+
+
+def _describe(manifest: Manifest, weak: list[FileRecord]) -> str | None:
     if not weak:
         return None
-    shown = ", ".join(weak[:NAMES_SHOWN]) + (", ..." if len(weak) > NAMES_SHOWN else "")
+    names = [f.path for f in weak[:NAMES_SHOWN]]
+    shown = ", ".join(names) + (", ..." if len(weak) > NAMES_SHOWN else "")
     return f"{SIZE_ONLY}: {len(weak)} of {len(manifest.files)} files ({shown})"
 
 
@@ -51,16 +55,17 @@ class SizeOnlyNotes:
     def note(self, manifest: Manifest) -> str | None:
         """``config.unverified`` for ``manifest``; the first time for this model and
         source (identity), a warning naming the model and how many files."""
-        text = describe(manifest)
+        weak = [f for f in manifest.files if size_only(f)]
+        text = _describe(manifest, weak)
         identity = manifest.identity.text()
-        if text is not None and self._warned.get(manifest.key) != identity:
+        if weak and self._warned.get(manifest.key) != identity:
             self._warned[manifest.key] = identity
-            first = next(f for f in manifest.files if size_only(f))
+            first = weak[0]
             log.warning(
                 "model files checked by their size only: a short or wrong body would pass",
                 extra={
                     "model": str(manifest.key),
-                    "size_only_files": sum(1 for f in manifest.files if size_only(f)),
+                    "size_only_files": len(weak),
                     "files": len(manifest.files),
                     "first": f"{first.path}: "
                     + first.digests.get("unverified", f"no digest compared: {SIZE_ONLY}"),

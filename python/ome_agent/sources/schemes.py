@@ -55,12 +55,21 @@ def _hf(uri: str, rest: str, revision: str | None, field: str) -> SourceRef:
     return parse_hf(rest, uri, revision, field)
 
 
-def _store(parse: Callable[[str], ObjectRef]) -> Parse:
+def _object_store(
+    name: str,
+    form: str,
+    verifies: str,
+    parse: Callable[[str], ObjectRef],
+    ref_type: type,
+    resolve: Callable[[Any, StorageAuth], ResolvedSource],
+) -> Scheme:
+    """An object store's line: its backend parses the whole URI into its reference."""
+
     def parse_store(uri: str, rest: str, revision: str | None, field: str) -> SourceRef:
-        _no_revision(uri.partition(":")[0].lower(), revision, field)
+        _no_revision(name, revision, field)
         return ObjectSource(parse(uri))
 
-    return parse_store
+    return Scheme(name, form, verifies, parse_store, ref_type=ref_type, resolve=resolve)
 
 
 def _elsewhere(why: str) -> Parse:
@@ -83,37 +92,37 @@ SCHEMES: dict[str, Scheme] = {
             "LFS sha256; else the git blob sha1; else size only, unverified",
             _hf,
         ),
-        Scheme(
+        _object_store(
             "oci",
             oci.FORMS,
             "MD5, multipart MD5 or CRC32C from the listing",
-            _store(oci.parse_oci),
-            ref_type=oci.OciRef,
-            resolve=oci.resolve_oci,
+            oci.parse_oci,
+            oci.OciRef,
+            oci.resolve_oci,
         ),
-        Scheme(
+        _object_store(
             "s3",
             "s3://{bucket}/{prefix}",
             "full-object CRC32C or MD5 ETag; multipart MD5 with part sizes",
-            _store(s3.parse_s3),
-            ref_type=s3.S3Ref,
-            resolve=s3.resolve_s3,
+            s3.parse_s3,
+            s3.S3Ref,
+            s3.resolve_s3,
         ),
-        Scheme(
+        _object_store(
             "gs",
             "gs://{bucket}/{prefix}",
             "MD5 or CRC32C from the listing",
-            _store(gcs.parse_gcs),
-            ref_type=gcs.GcsRef,
-            resolve=gcs.resolve_gcs,
+            gcs.parse_gcs,
+            gcs.GcsRef,
+            gcs.resolve_gcs,
         ),
-        Scheme(
+        _object_store(
             "az",
             azure.FORM,
             "Content-MD5 of the blob; else size only, unverified",
-            _store(azure.parse_azure),
-            ref_type=azure.AzureRef,
-            resolve=azure.resolve_azure,
+            azure.parse_azure,
+            azure.AzureRef,
+            azure.resolve_azure,
         ),
         Scheme(
             "pvc",

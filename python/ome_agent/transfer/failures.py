@@ -16,7 +16,6 @@ from ome_agent import _core
 from ome_agent.errors import FailureReason, Interrupted, OmeAgentError, TransferFailed
 
 # retried statuses that mean "busy": they surface once the retries are spent
-_THROTTLED = frozenset({429, 503})
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -70,7 +69,7 @@ def _gave_up(path: str, exc: _core.TransferError) -> TransferFailed:
     """Every retry failed, or the failure was one no retry heals; ``kind`` says how."""
     if exc.kind == "redirect":  # not retried: the server redirects the same way again
         return TransferFailed(f"{path}: {exc}", path=path, reason=FailureReason.SERVER)
-    if exc.kind == "status" and exc.status in _THROTTLED:
+    if exc.kind == "status" and FailureReason.of_status(exc.status) is FailureReason.THROTTLED:
         return TransferFailed(
             f"{path}: the server kept answering busy after retries: {exc}; "
             "retry later or lower --max-connections",
