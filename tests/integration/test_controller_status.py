@@ -146,14 +146,14 @@ def test_updating_then_ready_on_the_eligible_node_only(env: Env) -> None:
     env.cluster.apply(env.model(name, url, role="a"))
 
     downloading = status_when(
-        env.status, name, "lifecycle", "Downloading", 30, f"lifecycle Downloading:\n{env.logs()}"
+        env.status, name, "lifecycle", "Downloading", 90, f"lifecycle Downloading:\n{env.logs()}"
     )
     assert downloading["state"] == "In_Transit"
     assert downloading["eligibleNodeCount"] == 1
     assert condition(downloading, "Progressing")["status"] == "True"
     assert env.node_a in condition(downloading, "Progressing")["message"]
 
-    ready = status_when(env.status, name, "state", "Ready", 30, f"Ready:\n{env.logs()}")
+    ready = status_when(env.status, name, "state", "Ready", 90, f"Ready:\n{env.logs()}")
     obj = model_object(env.cluster, "ClusterBaseModel", name)
     assert FINALIZER in obj["metadata"]["finalizers"]
     assert ready["lifecycle"] == "Ready"
@@ -183,7 +183,7 @@ def test_failed_with_the_reason(env: Env) -> None:
     env.cluster.apply(env.model(name, url))
 
     failed = status_when(
-        env.status, name, "failedNodeCount", 2, 30, f"Failed on both nodes:\n{env.logs()}"
+        env.status, name, "failedNodeCount", 2, 90, f"Failed on both nodes:\n{env.logs()}"
     )
     assert failed["state"] == "Failed"
     assert failed["nodesFailed"] == sorted([env.node_a, env.node_b])

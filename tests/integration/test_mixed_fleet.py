@@ -155,15 +155,17 @@ def test_omes_entries_count_as_ours(env: Env) -> None:
         120,
         f"our agent Ready:\n{env.logs()}",
     )
-    downloading = status_when(
-        env.status,
-        name,
-        "lifecycle",
-        "Downloading",
+    # the controller may publish OME's Downloading before it has read our Ready entry:
+    # wait for the status that has both, as a reader of the resource would
+    downloading = wait_for(
+        lambda: (
+            (s := env.status(name)).get("lifecycle") == "Downloading"
+            and s.get("nodesReady") == [env.our_node]
+            and s
+        ),
         90,
-        f"Downloading on OME's node:\n{env.logs()}",
+        f"Downloading on OME's node, Ready on ours:\n{env.logs()}",
     )
-    assert downloading["nodesReady"] == [env.our_node]
     progressing = condition(downloading, "Progressing")["message"]
     assert env.ome_node in progressing
     assert "25%" in progressing, progressing
