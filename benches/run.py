@@ -137,16 +137,22 @@ def _peer(
     )
 
 
-def file_tools(sc: Scenario) -> list[Tool]:
+def _verified_pull(exe: str) -> Callable[[Ctx], list[str]]:
+    """``exe pull URL DEST --sha256 HEX --json``: the headline command of S1-S3."""
+    return lambda c: [exe, "pull", c.url, str(c.dest), "--sha256", c.sha256, "--json"]
+
+
+def _baseline(label: str, argv: Callable[[Ctx], list[str]], env: dict[str, str]) -> Tool:
+    """Another build of ours (``--baseline``), run like a reference: a restructuring
+    or an engine change is measured against the code before it in the same run."""
+    return Tool("baseline", f"{label} (baseline build)", "reference", argv, env=env)
+
+
+def file_tools(sc: Scenario, baseline: str | None = None) -> list[Tool]:
     sync = sc.durable
     plus = " + sync" if sync else ""
     tools = [
-        Tool(
-            "ours",
-            "ome-agent pull --sha256",
-            "ours",
-            lambda c: [OME_AGENT, "pull", c.url, str(c.dest), "--sha256", c.sha256, "--json"],
-        ),
+        Tool("ours", "ome-agent pull --sha256", "ours", _verified_pull(OME_AGENT)),
         Tool(
             "ours-noverify",
             "ome-agent pull --no-verify",
@@ -172,6 +178,8 @@ def file_tools(sc: Scenario) -> list[Tool]:
                 ],
             )
         )
+    if baseline:
+        tools.append(_baseline("ome-agent pull --sha256", _verified_pull(baseline), {}))
     tools += [
         _peer(
             "hf_transfer",
@@ -219,16 +227,17 @@ def file_tools(sc: Scenario) -> list[Tool]:
     return tools
 
 
-def hf_tools(endpoint: str) -> list[Tool]:
+def _hf_pull(exe: str) -> Callable[[Ctx], list[str]]:
+    """``exe pull hf://ORG/NAME DEST --json``: the headline command of S4."""
+    return lambda c: [exe, "pull", f"hf://{REPO_ID}", str(c.dest), "--json"]
+
+
+def hf_tools(endpoint: str, baseline: str | None = None) -> list[Tool]:
     env = {**HF_ENV, "HF_ENDPOINT": endpoint}
+    label = "ome-agent pull hf:// (sha256 / git-sha1)"
     return [
-        Tool(
-            "ours",
-            "ome-agent pull hf:// (sha256 / git-sha1)",
-            "ours",
-            lambda c: [OME_AGENT, "pull", f"hf://{REPO_ID}", str(c.dest), "--json"],
-            env=env,
-        ),
+        Tool("ours", label, "ours", _hf_pull(OME_AGENT), env=env),
+        *([_baseline(label, _hf_pull(baseline), env)] if baseline else []),
         Tool(  # like for like with snapshot_download, which checks no digest
             "ours-noverify",
             "ome-agent pull hf:// --no-verify",
@@ -483,6 +492,17 @@ def main(argv: list[str] | None = None) -> int:
         "--check-all", action="store_true", help="sha256 every peer output, not just round 1"
     )
     p.add_argument(
+        "--baseline",
+        metavar="EXE",
+        help="another build's ome-agent executable, run beside ours in the same rounds "
+        "(before/after a change); its results go to results/builds/, not the README",
+    )
+    p.add_argument(
+        "--tools",
+        metavar="IDS",
+        help="run only these tool ids, e.g. ours,baseline (results go to results/builds/)",
+    )
+    p.add_argument(
         "--readme-only",
         action="store_true",
         help="regenerate the README results section from benches/results and exit",
@@ -504,6 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = a.runs if a.runs is not None else (3 if a.quick else 5)
     if runs < 1:
         p.error("--runs: must be at least 1")
+    if a.baseline and not os.access(a.baseline, os.X_OK):
+        p.error(f"--baseline: {a.baseline} is not an executable")
+    only = {t.strip() for t in a.tools.split(",") if t.strip()} if a.tools else None
+    # a partial table must not replace the README's full one
+    partial = bool(a.baseline or only)
     file_size = (256 if a.quick else 2048) * 1024 * 1024
     shards, shard_size = (4, 32 * 1024 * 1024) if a.quick else (16, 128 * 1024 * 1024)
 
@@ -513,7 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"machine: {machine}", markup=False)
     console.print(f"versions: {versions}", markup=False)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    out_dir = report.RESULTS_DIR / "quick" if a.quick else report.RESULTS_DIR
+    out_dir = report.RESULTS_DIR
+    if a.quick or partial:
+        out_dir = out_dir / ("quick" if a.quick else "builds")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def base_doc(key: str, title: str) -> dict[str, Any]:
@@ -587,14 +614,16 @@ def main(argv: list[str] | None = None) -> int:
                     expected = {f.path.relative_to(repo_dir).as_posix(): f.size for f in repo_files}
                     total = sum(expected.values())
                     ctx = Ctx(endpoint, repo_dir, Path(), "", total)
-                    tools = hf_tools(endpoint)
+                    tools = hf_tools(endpoint, a.baseline)
                     nfiles = len(expected)
                 else:
                     assert src is not None
                     base = nginx.slow_url if sc.slow else nginx.base_url
                     ctx = Ctx(base + src.path.name, src.path, Path(), src.sha256, src.size)
-                    tools = file_tools(sc)
+                    tools = file_tools(sc, a.baseline)
                     nfiles = 1
+                if only is not None:
+                    tools = [t for t in tools if t.id in only]
                 body = run_scenario(
                     sc,
                     tools,
@@ -615,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if not a.quick and report.update_readme():
+    if not (a.quick or partial) and report.update_readme():
         console.print(f"updated the results sections of {report.README.relative_to(ROOT)}")
     return 0
 
