@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from ome_agent import _core
 from ome_agent.errors import FailureReason
 from ome_agent.observability.metrics import FAILURE_REASONS, AgentMetrics
-from ome_agent.reconcile import core
+from ome_agent.reconcile import fetching
 from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.transfer.settings import TransferSettings
@@ -40,7 +40,7 @@ def one_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     def build_engine(settings: TransferSettings) -> _core.Engine:
         return _core.Engine(**settings.engine_kwargs(), max_retries=1)
 
-    monkeypatch.setattr(core, "build_engine", build_engine)
+    monkeypatch.setattr(fetching, "build_engine", build_engine)
 
 
 async def fail(root: Path, uri: str) -> tuple[NodeReport, CollectorRegistry]:

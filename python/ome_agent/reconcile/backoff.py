@@ -13,8 +13,12 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable
 
+from ome_agent.errors import FailureReason
+
 DEFAULT_BASE = 5.0
 DEFAULT_CAP = 600.0
+# failures that do not pass by themselves: retried only when the resource changes
+NO_RETRY = (FailureReason.SPEC, FailureReason.UNSUPPORTED, FailureReason.NO_DIGEST)
 
 
 class Backoff:
@@ -59,3 +63,31 @@ class Backoff:
     def reset(self, key: Hashable = None) -> None:
         """``key`` succeeded (or left): its next failure starts again from ``base``."""
         self._failures.pop(key, None)
+
+
+class Retries:
+    """When each failed model is tried again: a spec error, an unsupported scheme or a
+    file ``--require-digest`` refuses waits until the resource changes (:meth:`reset`);
+    any other failure is retried after its key's next :class:`Backoff` delay."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self._backoff = Backoff(base=base, cap=cap)
+        self._waiting: set[Hashable] = set()  # failed until the resource changes
+
+    def after(self, key: Hashable, reason: FailureReason) -> float | None:
+        """Seconds until ``key`` is tried again, or None to wait for a change."""
+        if reason in NO_RETRY:
+            self._waiting.add(key)
+            return None
+        return self._backoff.next_delay(key)
+
+    def waiting(self, key: Hashable) -> bool:
+        return key in self._waiting
+
+    def succeeded(self, key: Hashable) -> None:
+        self._backoff.reset(key)
+
+    def reset(self, key: Hashable) -> None:
+        """``key``'s resource changed or left: it starts again with no failure."""
+        self._waiting.discard(key)
+        self._backoff.reset(key)

@@ -81,30 +81,41 @@ class Damage:
 
 class Scrubber:
     """Walks the Ready models forever (``run``, a task); ``ready(key)`` says whether a
-    model may be read now, ``damaged(key, damage)`` receives what differs."""
+    model may be read now. What differs is kept until the model's handler takes it
+    (:meth:`take`); ``damaged(key)`` asks for that handler."""
 
     def __init__(
         self,
         rate: float,
         manifests: ManifestStore,
         ready: Callable[[ModelKey], bool],
-        damaged: Callable[[ModelKey, Damage], None],
+        damaged: Callable[[ModelKey], None],
         metrics: AgentMetrics | None = None,
     ) -> None:
         self._bucket = TokenBucket(rate)
         self._manifests = manifests
-        self._ready = ready
+        self._is_ready = ready
         self._damaged = damaged
         self._metrics = metrics
+        self._found: dict[ModelKey, Damage] = {}  # fetched again by the model's handler
         self._current: ModelKey | None = None
         self._stop = threading.Event()
         # one thread: the rate, not parallelism, bounds the scrub
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ome-scrub")
 
     def cancel(self, key: ModelKey) -> None:
-        """``key`` was removed or changed: stop reading its files now (any thread)."""
+        """``key`` was removed or changed: stop reading its files now, forget what was
+        found wrong in them."""
+        self._found.pop(key, None)
         if self._current == key:
             self._stop.set()
+
+    def take(self, key: ModelKey) -> Damage | None:
+        """What was found wrong in ``key``'s files, once."""
+        return self._found.pop(key, None)
+
+    def _ready(self, key: ModelKey) -> bool:
+        return key not in self._found and self._is_ready(key)
 
     async def run(self) -> None:
         try:
@@ -141,7 +152,8 @@ class Scrubber:
         damage = Damage(manifest.digest, bad)
         log.warning("scrub: files differ from the manifest", extra={"model": str(key),
                     "files": "; ".join(f"{c.path}: {c.reason}" for c in bad)})  # fmt: skip
-        self._damaged(key, damage)
+        self._found[key] = damage
+        self._damaged(key)
 
     def _pace(self, n: int) -> None:
         self._bucket.take(n, self._stop)

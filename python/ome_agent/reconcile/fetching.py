@@ -1,0 +1,294 @@
+"""Running a model's download (reconcile core, layer 4: the download action of the work
+queue, between the decision and the Ready report).
+
+One transfer engine per agent, built on first use (``transfer.engine``); downloads run
+in their own thread pool (each blocks a thread for hours, so the default executor stays
+free for the short disk checks) and publish progress while they run. A download lands
+in a staging directory and is switched into place (``reconcile.layout``); the files are
+then described and recorded (``reconcile.recording``) and reported Ready.
+
+- ``downloadPolicy: ReuseIfExists``: files another model already holds, identical to
+  the listing, are hard-linked instead of downloaded (``reconcile.reuse``); such a model
+  first waits for a download of the same source in flight, so two models declared
+  together cost one download.
+- a FineTunedWeight's single zip object is unpacked safely (``reconcile.peft_zip``).
+- adoption: a model the node's report already says Ready, with files at its path but
+  no manifest of ours (OME's agent put them there), is checked against the source's
+  listing and kept, its entry left as it is until then (``reconcile.adopt``).
+- repair: a file the scrub found different from the manifest is fetched again alone,
+  Updating with the file and the reason in the message, then Ready (``reconcile.scrub``).
+- credentials come from the model's own namespace (``reconcile.credentials``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ome_agent.api import ModelKey, ModelResource
+from ome_agent.errors import BadInput
+from ome_agent.reconcile import adopt, layout, peft_zip, recording, reuse, scrub
+from ome_agent.reconcile.credentials import model_credentials
+from ome_agent.reconcile.desired import FINE_TUNED, Desired
+from ome_agent.reconcile.download import Digests, Fetch
+from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore
+from ome_agent.reconcile.options import AgentOptions
+from ome_agent.reconcile.ports import SecretReader
+from ome_agent.reconcile.removal import Removal
+from ome_agent.reconcile.reports import Reports
+from ome_agent.reconcile.sources import SourcePlan
+from ome_agent.sources import StorageAuth
+from ome_agent.transfer.engine import build_engine
+
+log = logging.getLogger("ome_agent.reconcile")
+T = TypeVar("T")
+# a manifest was saved anew or removed: the models related by reuse report again
+Related = Callable[[ModelKey, Manifest | None], Awaitable[None]]
+
+
+class Downloads:
+    def __init__(
+        self,
+        options: AgentOptions,
+        manifests: ManifestStore,
+        desired: Desired,
+        reports: Reports,
+        removal: Removal,
+        secrets: SecretReader,
+        related: Related,
+    ) -> None:
+        self._options = options
+        self._manifests = manifests
+        self._desired = desired
+        self._reports = reports
+        self._removal = removal
+        self._secrets = secrets
+        self._related = related
+        self._engine: Any = None
+        # downloads in flight, by source (reuse.origin): a ReuseIfExists model of the same
+        # source waits for the event, then links instead of downloading it too
+        self._fetching: dict[ModelKey, tuple[str, asyncio.Event]] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=options.download_workers, thread_name_prefix="ome-fetch"
+        )
+        # reported Ready at start-up with no manifest of ours: files to adopt (module doc)
+        self.adoptable: set[ModelKey] = set()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)  # cancelled fetches end on their own
+
+    def _fetch(self) -> Fetch:
+        if self._engine is None:
+            self._engine = build_engine(self._options.transfer)
+        return Fetch(self._engine, self._options.transfer)
+
+    async def _credentials(
+        self, resource: ModelResource, plan: SourcePlan
+    ) -> tuple[str | None, StorageAuth]:
+        return await model_credentials(resource, plan, self._secrets, self._options.namespace)
+
+    async def _in_thread(self, cancel: Callable[[], None], call: Callable[[], T]) -> T:
+        """Run ``call`` in a fetch thread; on cancellation stop it with ``cancel`` and
+        wait until it has stopped, so the caller may clean the staging directory safely."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, call)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel()
+            await asyncio.wait({future})
+            if not future.cancelled():
+                future.exception()  # consumed: the cancel is what matters
+            raise
+
+    # ------------------------------------------------------------ a whole model
+    async def once(self, resource: ModelResource, plan: SourcePlan, identity: Identity) -> None:
+        """Download, or with ``ReuseIfExists`` link identical files (module doc)."""
+        key = resource.key
+        wants_reuse = resource.storage is not None and resource.storage.reuse_if_exists
+        source = reuse.origin(plan.display, plan.revision)
+        while wants_reuse and (
+            busy := [
+                done
+                for other, (theirs, done) in self._fetching.items()
+                if other != key and theirs == source
+            ]
+        ):
+            await busy[0].wait()
+        done = asyncio.Event()
+        self._fetching[key] = (source, done)  # no await since the check: one registers first
+        try:
+            step: reuse.Reuse | None = None
+            if wants_reuse:
+                manifests = await asyncio.to_thread(self._manifests.all)
+                wanted = [m for m in manifests if m.key != key and self._desired.holds(m.key)]
+                step = reuse.Reuse(key, source, wanted)
+            await self._download(resource, plan, identity, self._manifests.load(key), step)
+        finally:
+            del self._fetching[key]
+            done.set()
+
+    async def _download(
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        identity: Identity,
+        old: Manifest | None,
+        step: reuse.Reuse | None,
+    ) -> None:
+        key = resource.key
+        target = Path(identity.path)
+        token, auth = await self._credentials(resource, plan)
+        ours = old is not None and Path(old.identity.path) == target
+        if not ours and target.is_dir() and any(target.iterdir()):
+            if key in self.adoptable and plan.local is None:
+                await self._adopt(resource, plan, identity, token, auth)
+                return
+            raise BadInput(
+                f"spec.storage.path {target} already exists and was not written by this "
+                "agent for this model: remove it or choose another path"
+            )
+        staging = await self._prepare_staging(key, target, identity)
+        fetch = self._fetch()
+        started = time.monotonic()
+        commit, digests = await self._transfer(
+            resource, plan, target, fetch, staging, step, token, auth
+        )
+        fetch.phase = "Discovering"
+        await self._reports.progress(resource, plan, target, fetch)
+        found = await asyncio.to_thread(recording.discover, resource, staging)
+        await self._into_place(key, staging, target, old)
+        parent = step.parent if step is not None else None
+        manifest = await recording.save_manifest(
+            self._manifests, self._options.owner, resource, identity, commit, digests, found, parent
+        )
+        self._manifests.clear_staging(key)
+        await self._related(key, old)
+        self._reports.count_download("success" if parent is None else "reused")
+        if parent is None:  # a reuse moves no byte
+            self._reports.count_fetched(fetch.fetched_bytes, time.monotonic() - started)
+        log.info(
+            "model ready",
+            extra={"model": str(key), "path": str(target), "bytes": manifest.total_bytes},
+        )
+        await self._reports.ready(resource, manifest)
+
+    async def _prepare_staging(self, key: ModelKey, target: Path, identity: Identity) -> Path:
+        """This spec's staging directory, recorded; an older spec's one removed."""
+        staging = layout.staging_dir(target, key, identity.text())
+        outdated = self._manifests.staging_of(key)
+        if outdated is not None and outdated != staging:  # a download of an older spec
+            await asyncio.to_thread(self._removal.path, outdated)
+        await asyncio.to_thread(self._manifests.save_staging, key, staging, self._options.owner)
+        return staging
+
+    async def _transfer(
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        target: Path,
+        fetch: Fetch,
+        staging: Path,
+        step: reuse.Reuse | None,
+        token: str | None,
+        auth: StorageAuth,
+    ) -> tuple[str | None, Digests]:
+        """The files into ``staging``, reporting progress meanwhile; the commit and digests."""
+        await self._reports.progress(resource, plan, target, fetch)
+        reporter = asyncio.create_task(self._reports.progress_loop(resource, plan, target, fetch))
+        try:
+            commit, digests = await self._in_thread(
+                fetch.cancel, lambda: fetch.run(plan, staging, token, auth, step)
+            )
+            if resource.kind == FINE_TUNED:
+                digests = await asyncio.to_thread(peft_zip.unpack_single_zip, staging, digests)
+        except asyncio.CancelledError:
+            self._reports.count_download("cancelled")
+            raise
+        except BaseException:
+            self._reports.count_download("failure")
+            raise
+        finally:
+            reporter.cancel()
+        return commit, digests
+
+    async def _into_place(
+        self, key: ModelKey, staging: Path, target: Path, old: Manifest | None
+    ) -> None:
+        """Switch ``staging`` into ``target``; what it replaced and an old path go."""
+        previous = await asyncio.to_thread(layout.switch_into_place, staging, target)
+        if previous is not None:
+            await asyncio.to_thread(self._removal.path, previous)
+        if old is not None and Path(old.identity.path) != target:
+            await asyncio.to_thread(self._removal.unused, Path(old.identity.path), key)
+
+    async def _adopt(
+        self,
+        resource: ModelResource,
+        plan: SourcePlan,
+        identity: Identity,
+        token: str | None,
+        auth: StorageAuth,
+    ) -> None:
+        """Keep the files another agent put at the model's path (``reconcile.adopt``).
+        Nothing is published until they are checked: the entry and labels that agent
+        wrote say Ready meanwhile, so the node does not flap to Updating."""
+        target = Path(identity.path)
+        fetch = self._fetch()
+        adoption = adopt.Adoption(str(resource.key), fetch, workers=os.cpu_count() or 1)
+        commit, digests = await self._in_thread(
+            adoption.cancel, lambda: adoption.run(plan, target, token, auth)
+        )
+        self.adoptable.discard(resource.key)  # the manifest decides from now on
+        self._reports.count_fetched(fetch.fetched_bytes)
+        found = await asyncio.to_thread(recording.discover, resource, target)
+        manifest = await recording.save_manifest(
+            self._manifests, self._options.owner, resource, identity, commit, digests, found, None
+        )
+        await self._reports.ready(resource, manifest)
+
+    # ------------------------------------------------------------ files the scrub found
+    async def repair(
+        self, resource: ModelResource, plan: SourcePlan, identity: Identity, damage: scrub.Damage
+    ) -> bool:
+        """Fetch again only the files the scrub found wrong; False when the whole model
+        is to be downloaded instead (the manifest changed, a local source, another commit)."""
+        manifest = self._manifests.load(resource.key)
+        if manifest is None or manifest.digest != damage.digest or manifest.identity != identity:
+            return False
+        if plan.local is not None:
+            return False
+        token, auth = await self._credentials(resource, plan)
+        fetch = self._fetch()
+        target = Path(identity.path)
+        await self._reports.progress(resource, plan, target, fetch, damage.message)
+        reporter = asyncio.create_task(
+            self._reports.progress_loop(resource, plan, target, fetch, damage.message)
+        )
+        try:
+            digests = await self._in_thread(
+                fetch.cancel, lambda: scrub.repair(fetch, plan, manifest, damage, token, auth)
+            )
+        finally:
+            reporter.cancel()
+        if digests is None:
+            return False
+        self._reports.count_fetched(fetch.fetched_bytes)
+        found = (dict(manifest.config or {}), manifest.parameter_count)
+        repaired = await recording.save_manifest(
+            self._manifests, self._options.owner, resource, identity, manifest.commit, digests,
+            found, manifest.parent,
+        )  # fmt: skip
+        log.info(
+            "model repaired",
+            extra={"model": str(resource.key), "files": len(damage.files),
+                   "bytes": fetch.fetched_bytes},
+        )  # fmt: skip
+        await self._reports.ready(resource, repaired)
+        return True
