@@ -8,8 +8,9 @@ JSON), ``fields`` (typed reads, transformers defaults), ``estimate`` (parameter 
 from the config's structure, with ``estimate_view``, ``estimate_layers`` and
 ``estimate_vision``), ``weights`` (exact count from headers; the counting rule for
 packed quantized weights), ``context``, ``capabilities``, ``quantization``,
-``sizes``, ``describe`` (assembly), ``result`` (the result type and user-spec merge),
-``annotations`` (skip-config-parsing).
+``sizes``, ``reader`` (the one path both entry points take), ``describe``
+(assembly), ``result`` (the result type and user-spec merge), ``annotations``
+(skip-config-parsing).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Turning what was read (config, file names, header counts) into a Discovery.
 
-Shared by the local (``local``) and remote (``remote``) readers, so a model gives
-the same answer on disk and on the Hub. Nothing here touches files or the network.
+Shared by the local (``local``) and remote (``remote``) readers through
+``reader.describe_model``, so a model gives the same answer on disk and on the Hub.
+Nothing here touches files or the network.
 """
 
 from __future__ import annotations
@@ -57,15 +58,16 @@ def quantization_of(config: Config | None) -> Quantization:
 
 def build(
     *,
-    config: Config | None,
-    config_path: str | None,
     dir_files: frozenset[str],
-    weights: WeightCount | None,
-    other_weight_bytes: int,
-    tokenizer_config: Mapping[str, Any] | None,
     errors: list[str],
+    config: Config | None = None,
+    config_path: str | None = None,
+    weights: WeightCount | None = None,
+    other_weight_bytes: int = 0,
+    tokenizer_config: Mapping[str, Any] | None = None,
 ) -> Discovery:
-    """``dir_files``: every file name of the model, relative to its root."""
+    """``dir_files``: every file name of the model, relative to its root. Readers of a
+    whole model come through ``reader.describe_model``; a single file has no config."""
     cfg: Config = config or {}
     if config is not None:
         errors = errors + ignored_fields(config, config_path or "config.json")

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ome_agent.discovery.configfile import (
     MAX_CONFIG_BYTES,
     ConfigError,
     check_schema_path,
     locate,
-    parent_of,
     read_config_file,
 )
-from ome_agent.discovery.describe import build, quantization_of, weight_dirs
+from ome_agent.discovery.quantization import Quantization
+from ome_agent.discovery.reader import Weights, describe_model, prefixed
 from ome_agent.discovery.result import Discovery
 from ome_agent.discovery.weights import WeightCount, merge, read_local, select_shards
 from ome_agent.errors import BadInput
@@ -33,61 +34,58 @@ def discover(model_dir: Path | str, schema_path: str | None = None) -> Discovery
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
         raise BadInput(f"model directory {str(root)!r} {what}: give the model's folder")
-    errors: list[str] = []
-    names = _list(root, depth=2)
+    return describe_model(_Directory(root), schema_path)
 
-    config_path: str | None
-    try:
-        config_path = _config_path(root, names, schema_path)
-    except ConfigError as e:
-        errors.append(str(e))
-        config_path = None
-    config = None
-    if config_path is None:
-        if not errors:
-            errors.append("config.json: not found in the model directory (nor a subfolder)")
-    else:
+
+class _Directory:
+    """A model directory on this node, for ``reader.describe_model``."""
+
+    place = "the model directory"
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self.names = frozenset(_list(root, depth=2))
+
+    def config_path(self, schema_path: str | None) -> str | None:
+        return _config_path(self._root, self.names, schema_path)
+
+    def read_config(self, name: str) -> dict[str, Any]:
+        return read_config_file(self._root / name, name)
+
+    def tokenizer(self, name: str) -> dict[str, Any] | None:
+        if name not in self.names:
+            return None
         try:
-            config = read_config_file(root / config_path, config_path)
-        except ConfigError as e:
-            errors.append(str(e))
+            return read_config_file(self._root / name, name)
+        except ConfigError:
+            return None
 
-    quant = quantization_of(config)
-    total: WeightCount | None = None
-    other_bytes = 0
-    for directory in weight_dirs(config_path, config, names):
-        here = _list(root / directory, depth=1) if directory else [n for n in names if "/" not in n]
-        shards, shard_errors = select_shards(here, lambda n, d=directory: _read_small(root / d / n))
-        errors.extend(f"{directory}/{e}" if directory else e for e in shard_errors)
-        found = read_local(root / directory, shards, quant)
-        errors.extend(f"{directory}/{e}" if directory else e for e in found.errors)
-        found.errors = shard_errors + found.errors
-        total = merge(total, found)
-        if not shards:
-            other_bytes += sum(
-                _size(root / directory / n) for n in here if n.endswith(_OTHER_WEIGHTS)
+    def weights(self, directories: list[str], quant: Quantization) -> Weights:
+        root = self._root
+        total: WeightCount | None = None
+        other_bytes = 0
+        errors: list[str] = []
+        for directory in directories:
+            here = (
+                _list(root / directory, depth=1)
+                if directory
+                else [n for n in self.names if "/" not in n]
             )
-
-    tokenizer = None
-    if config_path is not None:
-        tok_name = _join(parent_of(config_path), "tokenizer_config.json")
-        if tok_name in names:
-            try:
-                tokenizer = read_config_file(root / tok_name, tok_name)
-            except ConfigError:
-                tokenizer = None  # only evidence of a chat template; the tokenizer is not ours
-    return build(
-        config=config,
-        config_path=config_path,
-        dir_files=frozenset(names),
-        weights=total,
-        other_weight_bytes=other_bytes,
-        tokenizer_config=tokenizer,
-        errors=errors,
-    )
+            shards, shard_errors = select_shards(
+                here, lambda n, d=directory: _read_small(root / d / n)
+            )
+            found = read_local(root / directory, shards, quant)
+            errors += prefixed(directory, shard_errors) + prefixed(directory, found.errors)
+            found.errors = shard_errors + found.errors
+            total = merge(total, found)
+            if not shards:
+                other_bytes += sum(
+                    _size(root / directory / n) for n in here if n.endswith(_OTHER_WEIGHTS)
+                )
+        return total, other_bytes, errors
 
 
-def _config_path(root: Path, names: list[str], schema_path: str | None) -> str | None:
+def _config_path(root: Path, names: frozenset[str], schema_path: str | None) -> str | None:
     if schema_path is None:
         if (root / "config.json").is_dir():
             raise ConfigError("config.json is a directory, not a file: remove it or fix schemaPath")
@@ -118,10 +116,6 @@ def _list(directory: Path, depth: int) -> list[str]:
         except OSError:
             continue
     return out
-
-
-def _join(directory: str, name: str) -> str:
-    return f"{directory}/{name}" if directory else name
 
 
 def _read_small(path: Path) -> bytes:

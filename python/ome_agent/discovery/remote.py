@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from ome_agent import __version__, _core
 from ome_agent.discovery.configfile import (
@@ -27,7 +28,9 @@ from ome_agent.discovery.configfile import (
     parent_of,
     parse_config_bytes,
 )
-from ome_agent.discovery.describe import build, quantization_of, weight_dirs
+from ome_agent.discovery.describe import build, quantization_of
+from ome_agent.discovery.quantization import Quantization
+from ome_agent.discovery.reader import Weights, describe_model, prefixed
 from ome_agent.discovery.result import Discovery
 from ome_agent.discovery.weights import WeightCount, count, merge, select_shards
 from ome_agent.errors import BadInput, SourceNotFound, TransferFailed
@@ -76,7 +79,7 @@ def inspect_remote(
     engine = engine or _core.Engine(user_agent=f"ome-agent/{__version__}")
     if isinstance(ref, ObjectSource):
         listed = resolve_object(ref.ref, StorageAuth(parameters=dict(params or {})))
-        return _inspect_files(engine, {f.path: f for f in listed.files}, schema_path)
+        return describe_model(_Listing(engine, {f.path: f for f in listed.files}), schema_path)
     if not isinstance(ref, HfRef):
         name = ref.file_name or ""
         if not name.endswith(".safetensors"):
@@ -86,8 +89,7 @@ def inspect_remote(
             )
         return _inspect_url(engine, ref.url, name)
     resolved = resolve_hf(ref, token=token)
-    files = {f.path: f for f in resolved.files}
-    return _inspect_files(engine, files, schema_path)
+    return describe_model(_Listing(engine, {f.path: f for f in resolved.files}), schema_path)
 
 
 def _inspect_url(engine: _core.Engine, url: str, name: str) -> Discovery:
@@ -106,79 +108,65 @@ def _inspect_url(engine: _core.Engine, url: str, name: str) -> Discovery:
         errors.append(result)
     weights = count([] if isinstance(result, str) else [result], quantization_of(None))
     weights.errors = list(errors)
-    return build(
-        config=None,
-        config_path=None,
-        dir_files=frozenset({name}),
-        weights=weights,
-        other_weight_bytes=0,
-        tokenizer_config=None,
-        errors=errors,
-    )
+    return build(dir_files=frozenset({name}), weights=weights, errors=errors)
 
 
-def _inspect_files(
-    engine: _core.Engine, files: dict[str, RemoteFile], schema_path: str | None
-) -> Discovery:
-    errors: list[str] = []
-    try:
-        config_path = locate(files, schema_path)
-    except ConfigError as e:
-        errors.append(str(e))
-        config_path = None
-    config = None
-    if config_path is None or config_path not in files:
-        if not errors:
-            errors.append(
-                f"{config_path}: not in the repo"
-                if config_path
-                else "config.json: not found in the repo (nor a subfolder)"
-            )
-        config_path = None
-    else:
-        config = _json(engine, files[config_path], errors)
+class _Listing:
+    """A listed repo or prefix, read by range requests, for ``reader.describe_model``."""
 
-    tokenizer = None
-    if config_path is not None:
-        tok = _join(parent_of(config_path), "tokenizer_config.json")
-        if tok in files and (files[tok].size or 0) <= _TOKENIZER_MAX:
-            tokenizer = _json(engine, files[tok], [])
+    place = "the repo"
 
-    quant = quantization_of(config)
-    groups: list[tuple[list[RemoteFile], list[str]]] = []
-    other_bytes = 0
-    for directory in weight_dirs(config_path, config, files):
-        here = {n.rpartition("/")[2]: f for n, f in files.items() if parent_of(n) == directory}
+    def __init__(self, engine: _core.Engine, files: dict[str, RemoteFile]) -> None:
+        self._engine = engine
+        self._files = files
+        self.names = frozenset(files)
 
-        def read_index(name: str, here: dict[str, RemoteFile] = here) -> bytes:
-            return _fetch_small(engine, here[name])
+    def config_path(self, schema_path: str | None) -> str | None:
+        path = locate(self._files, schema_path)
+        if path is not None and path not in self._files:
+            raise ConfigError(f"{path}: not in the repo")
+        return path
 
-        shards, shard_errors = select_shards(here, read_index)
-        groups.append(([here[s] for s in shards], _prefixed(directory, shard_errors)))
-        if not shards:
-            other_bytes += sum(f.size or 0 for n, f in here.items() if n.endswith(_OTHER_WEIGHTS))
+    def read_config(self, name: str) -> dict[str, Any]:
+        return parse_config_bytes(_fetch_small(self._engine, self._files[name]), name)
 
-    # every shard of every group in one parallel batch
-    results = _headers(engine, [f for shards, _ in groups for f in shards])
-    total: WeightCount | None = None
-    for group_files, group_errors in groups:
-        outcomes = [results[f.path] for f in group_files]
-        parsed = [r for r in outcomes if not isinstance(r, str)]
-        failed = [r for r in outcomes if isinstance(r, str)]
-        found = count(parsed, quant)
-        found.errors = group_errors + failed
-        errors.extend(found.errors)
-        total = merge(total, found)
+    def tokenizer(self, name: str) -> dict[str, Any] | None:
+        f = self._files.get(name)
+        if f is None or (f.size or 0) > _TOKENIZER_MAX:
+            return None
+        try:
+            return self.read_config(name)
+        except ConfigError:
+            return None
 
-    return build(
-        config=config,
-        config_path=config_path,
-        dir_files=frozenset(files),
-        weights=total,
-        other_weight_bytes=other_bytes,
-        tokenizer_config=tokenizer,
-        errors=errors,
-    )
+    def weights(self, directories: list[str], quant: Quantization) -> Weights:
+        groups: list[tuple[list[RemoteFile], list[str]]] = []
+        other_bytes = 0
+        for directory in directories:
+            here = {
+                n.rpartition("/")[2]: f for n, f in self._files.items() if parent_of(n) == directory
+            }
+
+            def read_index(name: str, here: dict[str, RemoteFile] = here) -> bytes:
+                return _fetch_small(self._engine, here[name])
+
+            shards, shard_errors = select_shards(here, read_index)
+            groups.append(([here[s] for s in shards], prefixed(directory, shard_errors)))
+            if not shards:
+                other_bytes += sum(
+                    f.size or 0 for n, f in here.items() if n.endswith(_OTHER_WEIGHTS)
+                )
+        # every shard of every group in one parallel batch
+        results = _headers(self._engine, [f for shards, _ in groups for f in shards])
+        total: WeightCount | None = None
+        errors: list[str] = []
+        for group_files, group_errors in groups:
+            outcomes = [results[f.path] for f in group_files]
+            found = count([r for r in outcomes if not isinstance(r, str)], quant)
+            found.errors = group_errors + [r for r in outcomes if isinstance(r, str)]
+            errors.extend(found.errors)
+            total = merge(total, found)
+        return total, other_bytes, errors
 
 
 def _headers(engine: _core.Engine, shards: list[RemoteFile]) -> dict[str, Header | str]:
@@ -234,11 +222,3 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, _core.HttpStatusError):
         return f"HTTP {e.status}"
     return type(e).__name__
-
-
-def _join(directory: str, name: str) -> str:
-    return f"{directory}/{name}" if directory else name
-
-
-def _prefixed(directory: str, messages: list[str]) -> list[str]:
-    return [f"{directory}/{m}" if directory else m for m in messages]
