@@ -336,7 +336,7 @@ def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(TransferFailed, match=re.escape("cannot reach http://127.0.0.1:9/x")) as e:
         resolve_azure(ref, auth)
     assert e.value.reason is FailureReason.NETWORK
-    with pytest.raises(BadInput, match="endpoint 'ftp://x' is not an http"):
+    with pytest.raises(BadInput, match="--param endpoint=ftp://x is not an http"):
         resolve_azure(
             ref, StorageAuth(parameters={"endpoint": "ftp://x"}, secret={"accountKey": KEY})
         )

@@ -179,7 +179,7 @@ def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 
 def test_bad_endpoint() -> None:
-    with pytest.raises(BadInput, match=r"parameters\.endpoint"):
+    with pytest.raises(BadInput, match=r"--param endpoint=gopher://x is not an http"):
         resolve_gcs(parse_gcs("gs://bucket/m"), StorageAuth(parameters={"endpoint": "gopher://x"}))
 
 

@@ -21,7 +21,16 @@ import google_crc32c
 import pytest
 import requests
 
-from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed, UriError
+from ome_agent.errors import (
+    BadInput,
+    FailureReason,
+    ParameterError,
+    SourceNotFound,
+    TransferFailed,
+    UriError,
+)
+from ome_agent.reconcile.core import Reconciler
+from ome_agent.reconcile.ports import NodeState
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, ResolvedSource
 from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
@@ -29,6 +38,7 @@ from ome_agent.transfer.runner import Outcome
 from ome_agent.transfer.settings import TransferSettings
 from tests.pull_helpers import download, multipart_md5, pull_process
 from tests.servers.oci_server import ApiKey, ChangeObject, OciServer, Status, verify_signature
+from tests.test_reconcile_core import MemoryReporter, Secrets, aio, model, options
 
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaatenancyfortests"
 USER = "ocid1.user.oc1..aaaaaaaauserfortests"
@@ -481,16 +491,51 @@ def test_no_credentials_at_all_names_the_auth_parameter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OCI_CONFIG_FILE", str(tmp_path / "absent"))
-    with pytest.raises(BadInput, match=r"spec\.storage\.parameters\.auth"):
+    with pytest.raises(ParameterError) as missing:
         resolve_oci(parse_oci("oci://n/ns/b/b/o/m"), StorageAuth({"region": "us-phoenix-1"}))
-    with pytest.raises(BadInput, match="is not an OCI principal"):
+    assert (missing.value.parameter, missing.value.value) == ("auth", None)
+    with pytest.raises(ParameterError) as wrong:
         resolve_oci(parse_oci("oci://n/ns/b/b/o/m"), StorageAuth({"auth": "Kerberos"}))
+    assert (wrong.value.parameter, wrong.value.value) == ("auth", "Kerberos")
+    assert str(wrong.value).startswith("--param auth=Kerberos is not an OCI principal")
+    assert str(wrong.value.in_spec()).startswith(
+        "spec.storage.parameters.auth 'Kerberos' is not an OCI principal"
+    )
+
+
+def test_missing_auth_names_the_flag_on_the_command_line(tmp_path: Path) -> None:
+    run = pull_process(
+        "oci://n/ns/b/b/o/m", str(tmp_path / "out"), "--param", "region=us-phoenix-1",
+        env={"OCI_CONFIG_FILE": str(tmp_path / "absent")},
+    )  # fmt: skip
+    assert run.code == 2
+    assert "oci:// needs credentials: set --param auth=… to UserPrincipal" in run.stderr
+    assert "spec.storage.parameters" not in run.stderr
+
+
+@aio
+async def test_missing_auth_names_the_crd_field_in_the_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCI_CONFIG_FILE", str(tmp_path / "absent"))
+    reporter = MemoryReporter()
+    rec = Reconciler(options(tmp_path / "models"), reporter, Secrets())
+    rec.set_node("node-a", {})
+    rec.apply(model("m", "oci://n/ns/b/b/o/m", path="m", storage={"parameters": {"region": "x-1"}}))
+    await rec.start()
+    assert not await rec.run_until_idle()
+    report = reporter.report("m")
+    assert (report.state, report.reason) == (NodeState.FAILED, FailureReason.SPEC)
+    assert report.error is not None
+    assert "oci:// needs credentials: set spec.storage.parameters.auth to" in report.error
+    assert "--param" not in report.error
 
 
 def test_region_is_required(oci: OciServer, api_key: ApiKey) -> None:
     auth = StorageAuth({"auth": "UserPrincipal"}, secret_of(api_key), "c")
-    with pytest.raises(BadInput, match=r"spec\.storage\.parameters\.region"):
+    with pytest.raises(ParameterError, match=r"no OCI region for .*: set --param region=…") as e:
         resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+    assert e.value.parameter == "region"
 
 
 # ---------------------------------------------------------------- downloads

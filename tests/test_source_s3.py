@@ -312,9 +312,9 @@ def test_oci_compat_endpoint_implies_path_style_and_region() -> None:
 @pytest.mark.parametrize(
     ("params", "says"),
     [
-        ({"endpoint": "ftp://x"}, "parameters.endpoint"),
-        ({"endpoint": "https://user:pw@s3.example.com"}, "user info"),
-        ({"addressing_style": "sideways"}, "parameters.addressing_style"),
+        ({"endpoint": "ftp://x"}, "--param endpoint=ftp://x is not an http"),
+        ({"endpoint": "https://user:pw@s3.example.com"}, "--param endpoint=… carries user info"),
+        ({"addressing_style": "sideways"}, "--param addressing_style=sideways is not one of"),
     ],
 )
 def test_bad_parameters(params: dict[str, str], says: str) -> None:

@@ -101,6 +101,45 @@ class UriError(BadInput):
         return UriError(self.problem, field)
 
 
+class ParameterError(BadInput):
+    """A storage parameter (an object store's ``auth``, ``region``, ``endpoint``, ...)
+    missing or wrong. As with :class:`UriError`, the source states the problem without
+    naming where the parameter came from: the message is ``before``, the parameter as
+    the caller names it, then ``after``. The default names the command line's flag
+    (``--param auth=…``); the agent names its CRD field
+    (``spec.storage.parameters.auth``) with :meth:`in_spec`."""
+
+    def __init__(
+        self,
+        parameter: str,
+        before: str,
+        after: str,
+        *,
+        value: str | None = None,  # as given, already redacted; None when not set
+        in_spec: bool = False,
+    ) -> None:
+        self.parameter = parameter
+        self.before = before
+        self.after = after
+        self.value = value
+        self.spec = in_spec
+        super().__init__(f"{before}{self.field}{after}")
+
+    @property
+    def field(self) -> str:
+        """The parameter as the caller names it, with its value when it has one."""
+        if self.spec:
+            named = f"spec.storage.parameters.{self.parameter}"
+            return named if self.value is None else f"{named} {self.value!r}"
+        return f"--param {self.parameter}={'…' if self.value is None else self.value}"
+
+    def in_spec(self) -> ParameterError:
+        """The same problem, naming the resource's field."""
+        return ParameterError(
+            self.parameter, self.before, self.after, value=self.value, in_spec=True
+        )
+
+
 class UnsafePath(BadInput):
     """A remote file name would land outside the destination directory."""
 

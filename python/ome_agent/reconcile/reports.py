@@ -10,7 +10,8 @@ failures).
 - ``vendor://``: the vendor's system provides the files; the model is reported Ready
   at its path with no download.
 - an exception becomes a Failed report with the reason it carries (typed where it was
-  raised, :func:`classify`), never with text matched afterwards.
+  raised, :func:`classify`), never with text matched afterwards; a storage parameter's
+  error names the CRD field (``ParameterError.in_spec``), not the command line's flag.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ome_agent.api import ModelKey, ModelResource
-from ome_agent.errors import BadInput, FailureReason, OmeAgentError
+from ome_agent.errors import BadInput, FailureReason, OmeAgentError, ParameterError
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile import layout, localcheck, reuse, unverified
 from ome_agent.reconcile.download import Fetch
@@ -40,7 +41,10 @@ class Failure:
 
 
 def classify(exc: BaseException) -> Failure:
-    """The reason each error carries (typed where it was raised), and its message."""
+    """The reason each error carries (typed where it was raised), and its message, which
+    names the resource's fields (a storage parameter as ``spec.storage.parameters.…``)."""
+    if isinstance(exc, ParameterError):
+        exc = exc.in_spec()
     if isinstance(exc, OmeAgentError):
         return Failure(exc.reason, str(exc))
     if isinstance(exc, OSError):

@@ -54,6 +54,7 @@ from ome_agent.errors import (
     BadInput,
     FailureReason,
     OmeAgentError,
+    ParameterError,
     SourceNotFound,
     TransferFailed,
     UriError,
@@ -319,10 +320,12 @@ def resolve_azure(
     cred = _credential(ref, auth)
     endpoint = _endpoint(ref, auth, cred)
     if cred.token is not None and not endpoint.startswith("https://"):
-        raise BadInput(
-            f"{ref.display}: Entra ID tokens ({cred.origin}) are only sent over HTTPS but "
-            f"storage.parameters.endpoint is {endpoint!r}: use an https:// endpoint, or "
-            f"name a Secret in storage.key with {CREDENTIAL_NAMES}"
+        raise ParameterError(
+            "endpoint",
+            f"{ref.display}: Entra ID tokens ({cred.origin}) are only sent over HTTPS but ",
+            f" is not: use an https:// endpoint, or name a Secret in storage.key with "
+            f"{CREDENTIAL_NAMES}",
+            value=endpoint,
         )
     client = ContainerClient(
         endpoint,

@@ -35,8 +35,8 @@ from urllib.parse import quote
 
 from ome_agent.errors import (
     AccessDenied,
-    BadInput,
     FailureReason,
+    ParameterError,
     SourceNotFound,
     TransferFailed,
     UriError,
@@ -141,9 +141,8 @@ def parse_part_size(text: str) -> int:
     """``parameters.multipart_part_size``: bytes, or with a K/M/G/T (binary) suffix."""
     m = _SIZE.match(text)
     if m is None or int(m.group(1)) == 0:
-        raise BadInput(
-            f"spec.storage.parameters.multipart_part_size {text!r} is not a size: write e.g. "
-            "128Mi or 134217728"
+        raise ParameterError(
+            "multipart_part_size", "", " is not a size: write e.g. 128Mi or 134217728", value=text
         )
     return int(m.group(1)) * int(1024 ** "_kmgt".index(m.group(2).lower() or "_"))
 
@@ -190,18 +189,19 @@ def _q(segment: str) -> str:
 def _region(ref: OciRef, auth: StorageAuth, creds: OciCredentials, explicit: str | None) -> str:
     param = auth.param("region")
     if ref.region and param and ref.region != param:
-        raise BadInput(
-            f"{FIELD} names region {ref.region!r} but spec.storage.parameters.region is "
-            f"{param!r}: give only one"
+        raise ParameterError(
+            "region",
+            f"{ref.display} names region {ref.region!r} but ",
+            " differs: give only one",
+            value=param,
         )
     region = ref.region or param or creds.region
     if not region:
-        raise BadInput(
-            f"no OCI region for {ref.display}: set spec.storage.parameters.region "
-            "(e.g. us-phoenix-1)"
+        raise ParameterError(
+            "region", f"no OCI region for {ref.display}: set ", " (e.g. us-phoenix-1)"
         )
     if explicit is None and not _REGION.match(region):
-        raise BadInput(f"spec.storage.parameters.region {region!r} is not a region name")
+        raise ParameterError("region", "", " is not a region name", value=region)
     return region
 
 

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ome_agent.errors import BadInput, TransferFailed
+from ome_agent.errors import BadInput, ParameterError, TransferFailed
 from ome_agent.sources.auth import StorageAuth, first_value
 
 USER = "UserPrincipal"
@@ -86,16 +86,15 @@ def auth_kind(auth: StorageAuth) -> str:
     if raw is None:
         if auth.secret is not None or os.path.isfile(config_file_path()):
             return USER
-        raise BadInput(
-            "oci:// needs credentials: set spec.storage.parameters.auth to "
-            f"{CHOICES} (UserPrincipal reads the Secret named by spec.storage.key or "
-            "the OCI config file)"
+        raise ParameterError(
+            "auth",
+            "oci:// needs credentials: set ",
+            f" to {CHOICES} (UserPrincipal reads the Secret named by spec.storage.key or "
+            "the OCI config file)",
         )
     kind = _KINDS.get("".join(c for c in raw.lower() if c.isalnum()))
     if kind is None:
-        raise BadInput(
-            f"spec.storage.parameters.auth {raw!r} is not an OCI principal: use {CHOICES}"
-        )
+        raise ParameterError("auth", "", f" is not an OCI principal: use {CHOICES}", value=raw)
     return kind
 
 
@@ -170,8 +169,8 @@ def _user_from_config_file(auth: StorageAuth) -> OciCredentials:
     try:
         config = oci.config.from_file(file_location=path, profile_name=profile)
     except oci.exceptions.ProfileNotFound:
-        raise BadInput(
-            f"{where}: no such profile: set spec.storage.parameters.profile to one in the file"
+        raise ParameterError(
+            "profile", f"{where}: no such profile: set ", " to one in the file"
         ) from None
     except oci.exceptions.ConfigFileNotFound:
         raise BadInput(f"{where}: cannot read the file") from None
@@ -272,7 +271,7 @@ def _token_principal(kind: str, auth: StorageAuth) -> OciCredentials:
 
 def _require_env(name: str, hint: str) -> None:
     if not os.environ.get(name):
-        raise BadInput(f"{hint}: {name} is not set; choose another spec.storage.parameters.auth")
+        raise ParameterError("auth", f"{hint}: {name} is not set; choose another ", "")
 
 
 def _principal_failure(kind: str, what: str, status: int | None) -> Exception:

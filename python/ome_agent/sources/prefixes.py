@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from ome_agent.errors import BadInput, UriError
+from ome_agent.errors import ParameterError, UriError
 from ome_agent.sources.redact import redact_url
 
 # loose on purpose: legacy S3 buckets allow upper case and "_"; the store itself
@@ -71,14 +71,15 @@ def check_endpoint(url: str, example: str) -> str:
     text = url.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadInput(
-            f"spec.storage.parameters.endpoint {redact_url(text)!r} is not an http(s) URL: "
-            f"write e.g. {example}"
+        raise ParameterError(
+            "endpoint", "", f" is not an http(s) URL: write e.g. {example}", value=redact_url(text)
         )
     if parts.username or parts.password or parts.query:
-        raise BadInput(
-            "spec.storage.parameters.endpoint carries user info or a query: give only "
-            "scheme://host[:port][/path]; credentials belong in the Secret named by storage.key"
+        raise ParameterError(
+            "endpoint",
+            "",
+            " carries user info or a query: give only scheme://host[:port][/path]; "
+            "credentials belong in the Secret named by storage.key",
         )
     return text.rstrip("/")
 

@@ -55,7 +55,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ome_agent import __version__
-from ome_agent.errors import AccessDenied, BadInput, FailureReason, SourceNotFound, TransferFailed
+from ome_agent.errors import (
+    AccessDenied,
+    BadInput,
+    FailureReason,
+    ParameterError,
+    SourceNotFound,
+    TransferFailed,
+)
 from ome_agent.sources.auth import StorageAuth, first_value
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn, size_only
@@ -183,8 +190,8 @@ def _settings(auth: StorageAuth) -> _Settings:
             region = region or oci.group(1)
             style = style or "path"
     if style is not None and style not in _ADDRESSING:
-        raise BadInput(
-            f"parameters.addressing_style {style!r} is not one of {', '.join(_ADDRESSING)}"
+        raise ParameterError(
+            "addressing_style", "", f" is not one of {', '.join(_ADDRESSING)}", value=style
         )
     return _Settings(region, endpoint, style)
 
