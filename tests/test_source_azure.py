@@ -38,9 +38,10 @@ from azure.storage.blob import (
 from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed, UnsafePath
 from ome_agent.sources import azure
 from ome_agent.sources.auth import StorageAuth
-from ome_agent.sources.azure import AzureRef, parse_azure, resolve_azure
+from ome_agent.sources.azure import AzureRef, resolve_azure
 from ome_agent.sources.model import ResolvedSource
 from ome_agent.sources.redact import redact_url
+from ome_agent.sources.schemes import parse_source
 from ome_agent.transfer.engine import build_engine
 from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Outcome, Runner
@@ -118,14 +119,14 @@ def download(resolved: ResolvedSource, dest: Path) -> list[Outcome]:
 
 # ---------------------------------------------------------------- URIs
 def test_parse_forms() -> None:
-    ref = parse_azure("az://acct01/models/llama/3-8b")
+    ref = parse_source("az://acct01/models/llama/3-8b").ref
     assert ref == AzureRef("acct01", "models", "llama/3-8b")
     assert ref.display == "az://acct01/models/llama/3-8b"
     # OME's host form names the same thing
-    assert parse_azure("az://acct01.blob.core.windows.net/models/llama") == AzureRef(
+    assert parse_source("az://acct01.blob.core.windows.net/models/llama").ref == AzureRef(
         "acct01", "models", "llama"
     )
-    whole = parse_azure("az://acct01/models/")
+    whole = parse_source("az://acct01/models/").ref
     assert whole.prefix == ""
     assert whole.display == "az://acct01/models"
 
@@ -138,12 +139,11 @@ def test_parse_forms() -> None:
         ("az://acct01/Models/x", "is not a container name"),
         ("az://acct01/a--b/x", "is not a container name"),
         ("az://acct01/models/x?sv=2024&sig=abc", "query or fragment"),
-        ("s3://acct01/models/x", "is not of the form az://"),
     ],
 )
 def test_parse_rejects(uri: str, says: str) -> None:
     with pytest.raises(BadInput, match=says) as e:
-        parse_azure(uri)
+        parse_source(uri)
     assert "sig=abc" not in str(e.value)
 
 
@@ -166,7 +166,7 @@ def test_download_verified_with_pages(
     container.upload_blob("m2/other.bin", b"not under m/")
     before = len(azurite.requests())
 
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
     resolved = resolve_azure(ref, key_auth(azurite), page_size=2)
 
     # 5 blobs under m/, 2 per page (Azurite writes its log a moment after answering)
@@ -215,7 +215,7 @@ def test_download_verified_with_pages(
 def test_prefix_naming_one_blob(azurite: Azurite, container: ContainerClient) -> None:
     container.upload_blob("m/model.gguf", b"gguf")
     container.upload_blob("m/model.gguf.sig", b"other")
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m/model.gguf")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m/model.gguf").ref
     resolved = resolve_azure(ref, key_auth(azurite))
     assert [f.path for f in resolved.files] == ["model.gguf"]
     assert resolved.files[0].size == 4
@@ -224,7 +224,7 @@ def test_prefix_naming_one_blob(azurite: Azurite, container: ContainerClient) ->
 def test_whole_container(azurite: Azurite, container: ContainerClient) -> None:
     container.upload_blob("a.bin", b"a")
     container.upload_blob("d/b.bin", b"b")
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}").ref
     assert sorted(f.path for f in resolve_azure(ref, key_auth(azurite)).files) == [
         "a.bin",
         "d/b.bin",
@@ -237,7 +237,7 @@ def test_connection_string_sas_token_and_environment(
 ) -> None:
     data = os.urandom(MiB + 5)
     container.upload_blob("m/w.bin", data)
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
 
     # connection string: its BlobEndpoint is used, no parameter needed
     by_cs = resolve_azure(
@@ -269,7 +269,7 @@ def test_connection_string_sas_token_and_environment(
 
 def test_connection_string_of_another_account(azurite: Azurite) -> None:
     other = azurite.connection_string.replace(ACCOUNT, "otheraccount")
-    ref = parse_azure(f"az://{ACCOUNT}/models/m")
+    ref = parse_source(f"az://{ACCOUNT}/models/m").ref
     with pytest.raises(BadInput, match="is for storage account 'otheraccount'") as e:
         resolve_azure(ref, StorageAuth(secret={"connectionString": other}, secret_name=SECRET))
     assert KEY not in str(e.value)
@@ -281,7 +281,7 @@ def test_wrong_key_names_the_secret_key_not_its_value(
 ) -> None:
     container.upload_blob("m/a.bin", b"a")
     wrong = base64.b64encode(b"not the key of this account").decode()
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
     with pytest.raises(SourceNotFound) as e:
         resolve_azure(ref, key_auth(azurite, AZURE_STORAGE_KEY=wrong))
     msg = str(e.value)
@@ -293,7 +293,7 @@ def test_wrong_key_names_the_secret_key_not_its_value(
 
 
 def test_malformed_key_and_sas(azurite: Azurite) -> None:
-    ref = parse_azure(f"az://{ACCOUNT}/models/m")
+    ref = parse_source(f"az://{ACCOUNT}/models/m").ref
     with pytest.raises(BadInput, match="key 'accountKey' is not a storage account key") as e:
         resolve_azure(ref, key_auth(azurite, accountKey="not base64 at all!"))
     assert "not base64 at all" not in str(e.value)
@@ -306,7 +306,7 @@ def test_malformed_key_and_sas(azurite: Azurite) -> None:
 
 
 def test_secret_without_azure_credentials(azurite: Azurite) -> None:
-    ref = parse_azure(f"az://{ACCOUNT}/models/m")
+    ref = parse_source(f"az://{ACCOUNT}/models/m").ref
     with pytest.raises(BadInput, match=r"Secret 'az-creds' .* holds no Azure credentials") as e:
         resolve_azure(ref, key_auth(azurite, token="hf_abc"))  # noqa: S106
     assert "AZURE_STORAGE_KEY" in str(e.value)
@@ -315,14 +315,14 @@ def test_secret_without_azure_credentials(azurite: Azurite) -> None:
 
 def test_missing_container(azurite: Azurite) -> None:
     for prefix in ("m", ""):  # a HEAD of the prefix first, or a listing straight away
-        ref = parse_azure(f"az://{ACCOUNT}/nosuchcontainer/{prefix}")
+        ref = parse_source(f"az://{ACCOUNT}/nosuchcontainer/{prefix}").ref
         with pytest.raises(SourceNotFound, match="container 'nosuchcontainer' not found"):
             resolve_azure(ref, key_auth(azurite))
 
 
 def test_missing_prefix(azurite: Azurite, container: ContainerClient) -> None:
     container.upload_blob("m/a.bin", b"a")
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/llama")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/llama").ref
     with pytest.raises(SourceNotFound, match="has no blob under 'llama/': check the prefix"):
         resolve_azure(ref, key_auth(azurite))
 
@@ -331,7 +331,7 @@ def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = azure._retry_policy()
     fast.connect_retries = 0  # the message is what is tested here, not the SDK's patience
     monkeypatch.setattr(azure, "_retry_policy", lambda: fast)
-    ref = parse_azure(f"az://{ACCOUNT}/models/m")
+    ref = parse_source(f"az://{ACCOUNT}/models/m").ref
     auth = StorageAuth(parameters={"endpoint": "http://127.0.0.1:9/x"}, secret={"accountKey": KEY})
     with pytest.raises(TransferFailed, match=re.escape("cannot reach http://127.0.0.1:9/x")) as e:
         resolve_azure(ref, auth)
@@ -345,7 +345,7 @@ def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_archived_blob_is_a_clear_error(azurite: Azurite, container: ContainerClient) -> None:
     container.upload_blob("m/a.bin", b"a")
     container.get_blob_client("m/a.bin").set_standard_blob_tier(StandardBlobTier.ARCHIVE)
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
     with pytest.raises(BadInput, match=r"'m/a\.bin' is in the Archive tier.*rehydrate"):
         resolve_azure(ref, key_auth(azurite))
 
@@ -359,7 +359,7 @@ def test_hostile_blob_names_are_refused(
 ) -> None:
     container.upload_blob(name, b"x")
     container.upload_blob("m/ok.bin", b"ok")
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
     resolved = resolve_azure(ref, key_auth(azurite))
     assert rel in [f.path for f in resolved.files]
     with pytest.raises(UnsafePath):
@@ -374,7 +374,7 @@ def test_blob_overwritten_after_listing_is_not_mixed(
     old = os.urandom(3 * MiB)
     new = os.urandom(3 * MiB)  # same size: a size check alone would not notice
     staged(container, "m/w.bin", old, MiB)  # no Content-MD5: only the ETag can tell
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
     resolved = resolve_azure(ref, key_auth(azurite))
     staged(container, "m/w.bin", new, MiB)
     with pytest.raises(TransferFailed, match=r"HTTP 412|changed upstream") as e:
@@ -469,7 +469,7 @@ def test_throttled_listing_and_download_are_retried(
     container.upload_blob("m/a.bin", data)
     proxy = _Proxy(azurite, busy=2)
     try:
-        ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+        ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
         auth = StorageAuth(parameters={"endpoint": proxy.endpoint}, secret={"accountKey": KEY})
         resolved = resolve_azure(ref, auth)  # HEAD, HEAD (both 503), then through
         assert [f.path for f in resolved.files] == ["a.bin"]
@@ -488,7 +488,7 @@ def test_blob_overwritten_during_the_download_is_not_mixed(
     old = os.urandom(6 * MiB)
     new = os.urandom(6 * MiB)
     staged(container, "m/w.bin", old, MiB)  # no Content-MD5: only the ETag can tell
-    ref = parse_azure(f"az://{ACCOUNT}/{container.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{container.container_name}/m").ref
     proxy = _Proxy(azurite, after_first_range=lambda: staged(container, "m/w.bin", new, MiB))
     try:
         auth = StorageAuth(parameters={"endpoint": proxy.endpoint}, secret={"accountKey": KEY})
@@ -535,7 +535,7 @@ def test_token_credential_signs_every_request(
 
     fake = _FakeCredential()
     monkeypatch.setattr("azure.identity.DefaultAzureCredential", lambda: fake)
-    ref = parse_azure(f"az://{ACCOUNT}/{client.container_name}/m")
+    ref = parse_source(f"az://{ACCOUNT}/{client.container_name}/m").ref
     resolved = resolve_azure(ref, StorageAuth(parameters={"endpoint": azurite.endpoint}))
     (f,) = resolved.files
     assert urlsplit(f.url).query == ""  # nothing secret in the URL
@@ -573,7 +573,7 @@ def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
             raise CredentialUnavailableError("nothing configured")
 
     monkeypatch.setattr("azure.identity.DefaultAzureCredential", Unavailable)
-    ref = parse_azure(f"az://{ACCOUNT}/models/m")
+    ref = parse_source(f"az://{ACCOUNT}/models/m").ref
     with pytest.raises(BadInput, match="no Azure credentials for az://"):
         resolve_azure(ref, StorageAuth(parameters={"endpoint": "https://127.0.0.1:9/x"}))
     with pytest.raises(BadInput, match=r"Entra ID tokens .* only sent over HTTPS"):

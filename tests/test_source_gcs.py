@@ -21,7 +21,8 @@ import pytest
 
 from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
-from ome_agent.sources.gcs import parse_gcs, resolve_gcs
+from ome_agent.sources.gcs import resolve_gcs
+from ome_agent.sources.schemes import parse_source
 from tests.pull_helpers import body_of, by_path, download
 from tests.servers import gcs_emulator as emulator_fixtures
 from tests.servers.fault_proxy import FaultProxy
@@ -62,12 +63,10 @@ def _no_google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ parsing
 def test_parse_forms_and_errors() -> None:
-    assert parse_gcs("gs://bucket/a/b/").prefix == "a/b/"
-    assert parse_gcs("gs://bucket").display == "gs://bucket/"
-    with pytest.raises(BadInput, match=r"gs://\{bucket\}/\{prefix\}"):
-        parse_gcs("s3://bucket/x")
+    assert parse_source("gs://bucket/a/b/").ref.prefix == "a/b/"
+    assert parse_source("gs://bucket").ref.display == "gs://bucket/"
     with pytest.raises(BadInput, match="names no bucket"):
-        parse_gcs("gs:///x")
+        parse_source("gs:///x")
 
 
 # ------------------------------------------------------------------ listing
@@ -82,7 +81,7 @@ def test_listing_prefixes_markers_and_digests(via_emulator: GcsEmulator) -> None
     }
     for name, body in bodies.items():
         bucket.blob(name).upload_from_string(body)
-    resolved = resolve_gcs(parse_gcs(f"gs://{bucket.name}/m"), StorageAuth())
+    resolved = resolve_gcs(parse_source(f"gs://{bucket.name}/m").ref, StorageAuth())
     assert resolved.scheme == "gs"
     files = {f.path: f for f in resolved.files}
     assert sorted(files) == ["config.json", "sub/deep/w.bin", "tok en.json"]
@@ -100,9 +99,9 @@ def test_one_object_and_whole_bucket(via_emulator: GcsEmulator) -> None:
     bucket = via_emulator.new_bucket()
     bucket.blob("models/w.safetensors").upload_from_string(b"w")
     bucket.blob("models/w.safetensors.d/x").upload_from_string(b"x")
-    one = resolve_gcs(parse_gcs(f"gs://{bucket.name}/models/w.safetensors"), StorageAuth())
+    one = resolve_gcs(parse_source(f"gs://{bucket.name}/models/w.safetensors").ref, StorageAuth())
     assert [f.path for f in one.files] == ["w.safetensors"]
-    whole = resolve_gcs(parse_gcs(f"gs://{bucket.name}"), StorageAuth())
+    whole = resolve_gcs(parse_source(f"gs://{bucket.name}").ref, StorageAuth())
     assert sorted(f.path for f in whole.files) == [
         "models/w.safetensors",
         "models/w.safetensors.d/x",
@@ -111,11 +110,11 @@ def test_one_object_and_whole_bucket(via_emulator: GcsEmulator) -> None:
 
 def test_missing_bucket_and_prefix(via_emulator: GcsEmulator) -> None:
     with pytest.raises(SourceNotFound, match="bucket 'no-such-bucket-here' does not exist"):
-        resolve_gcs(parse_gcs("gs://no-such-bucket-here/m"), StorageAuth())
+        resolve_gcs(parse_source("gs://no-such-bucket-here/m").ref, StorageAuth())
     bucket = via_emulator.new_bucket()
     bucket.blob("other/x").upload_from_string(b"x")
     with pytest.raises(SourceNotFound, match=r"no object at .* or under it.*check the prefix"):
-        resolve_gcs(parse_gcs(f"gs://{bucket.name}/models/llama"), StorageAuth())
+        resolve_gcs(parse_source(f"gs://{bucket.name}/models/llama").ref, StorageAuth())
 
 
 # ------------------------------------------------------------------ credentials
@@ -126,7 +125,7 @@ def test_service_account_key_from_secret(
     bucket = gcs_emulator.new_bucket()
     bucket.blob("m/a").upload_from_string(b"a")
     resolved = resolve_gcs(
-        parse_gcs(f"gs://{bucket.name}/m"), sa_auth(gcs_emulator, tokens.service_account())
+        parse_source(f"gs://{bucket.name}/m").ref, sa_auth(gcs_emulator, tokens.service_account())
     )
     (f,) = resolved.files
     assert f.sign is not None
@@ -143,7 +142,7 @@ def test_refused_key_names_the_secret_key_not_its_content(
     key = tokens.service_account()
     tokens.service_account()  # the same account gets a new key: the old one is refused
     with pytest.raises(BadInput) as err:
-        resolve_gcs(parse_gcs(f"gs://{bucket.name}/m"), sa_auth(gcs_emulator, key))
+        resolve_gcs(parse_source(f"gs://{bucket.name}/m").ref, sa_auth(gcs_emulator, key))
     message = str(err.value)
     assert "Secret 'gcs-key' key service-account.json" in message
     assert json.loads(key)["private_key_id"] not in message
@@ -166,7 +165,7 @@ def test_refused_key_names_the_secret_key_not_its_content(
 def test_bad_secret(secret: dict[str, str], says: str) -> None:
     with pytest.raises(BadInput, match=says) as err:
         resolve_gcs(
-            parse_gcs("gs://bucket/m"),
+            parse_source("gs://bucket/m").ref,
             StorageAuth(secret=secret, secret_name="gcs-key"),  # noqa: S106 - a name
         )
     assert "MIIE" not in str(err.value)
@@ -175,12 +174,14 @@ def test_bad_secret(secret: dict[str, str], says: str) -> None:
 def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _no_google_env(monkeypatch, tmp_path)
     with pytest.raises(BadInput, match=r"no Google credentials.*storage\.key"):
-        resolve_gcs(parse_gcs("gs://bucket/m"), StorageAuth())
+        resolve_gcs(parse_source("gs://bucket/m").ref, StorageAuth())
 
 
 def test_bad_endpoint() -> None:
     with pytest.raises(BadInput, match=r"--param endpoint=gopher://x is not an http"):
-        resolve_gcs(parse_gcs("gs://bucket/m"), StorageAuth(parameters={"endpoint": "gopher://x"}))
+        resolve_gcs(
+            parse_source("gs://bucket/m").ref, StorageAuth(parameters={"endpoint": "gopher://x"})
+        )
 
 
 def test_throttled_listing_is_retried(gcs_emulator: GcsEmulator, tokens: TokenServer) -> None:
@@ -190,7 +191,7 @@ def test_throttled_listing_is_retried(gcs_emulator: GcsEmulator, tokens: TokenSe
     with FaultProxy(gcs_emulator.endpoint) as proxy:
         proxy.throttle("GET", listing, times=1, status=429, retry_after=0)
         auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
-        resolved = resolve_gcs(parse_gcs(f"gs://{bucket.name}/m/"), auth)
+        resolved = resolve_gcs(parse_source(f"gs://{bucket.name}/m/").ref, auth)
         statuses = [s.status for s in proxy.requests("GET", listing)]
     assert [f.path for f in resolved.files] == ["a"]
     assert statuses == [429, 200]
@@ -206,7 +207,7 @@ def test_listing_follows_every_page(gcs_emulator: GcsEmulator, tokens: TokenServ
     with FaultProxy(gcs_emulator.endpoint) as proxy:
         proxy.page_gcs_listings()
         auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
-        resolved = resolve_gcs(parse_gcs(f"gs://{bucket.name}/m/"), auth, page_size=2)
+        resolved = resolve_gcs(parse_source(f"gs://{bucket.name}/m/").ref, auth, page_size=2)
         pages = proxy.requests("GET", listing)
     assert sorted(f.path for f in resolved.files) == [n.removeprefix("m/") for n in names]
     assert [s.status for s in pages] == [200, 200, 200]
@@ -220,7 +221,7 @@ def test_denied_listing_names_the_roles(gcs_emulator: GcsEmulator, tokens: Token
         proxy.throttle("GET", listing, times=1, status=403)
         auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
         with pytest.raises(SourceNotFound, match=r"access denied.*storage\.objects\.list") as e:
-            resolve_gcs(parse_gcs(f"gs://{bucket.name}/m/"), auth)
+            resolve_gcs(parse_source(f"gs://{bucket.name}/m/").ref, auth)
         assert e.value.reason is FailureReason.DENIED
 
 
@@ -237,7 +238,7 @@ def test_download_with_refreshed_tokens_and_retry_after(
     # google-auth refreshes tokens within 3m45s of expiry: 60 s means on every request
     with TokenServer(lifetime=60) as tokens, FaultProxy(gcs_emulator.endpoint) as proxy:
         auth = sa_auth(gcs_emulator, tokens.service_account(), endpoint=proxy.url)
-        resolved = resolve_gcs(parse_gcs(f"gs://{bucket.name}/m"), auth)
+        resolved = resolve_gcs(parse_source(f"gs://{bucket.name}/m").ref, auth)
         media = f"/storage/v1/b/{bucket.name}/o/m%2Fw.bin"
         proxy.throttle("GET", media, times=1, status=503, retry_after=1)
         started = time.monotonic()
@@ -262,7 +263,7 @@ def test_object_replaced_upstream_fails_without_a_file(
     generation and serves the new bytes, which the listed digests then refuse."""
     bucket = via_emulator.new_bucket()
     bucket.blob("m/w.bin").upload_from_string(body_of(200_000, 3))
-    resolved = resolve_gcs(parse_gcs(f"gs://{bucket.name}/m"), StorageAuth())
+    resolved = resolve_gcs(parse_source(f"gs://{bucket.name}/m").ref, StorageAuth())
     bucket.blob("m/w.bin").upload_from_string(body_of(200_000, 4))
     with pytest.raises(TransferFailed, match="mismatch"):
         download(resolved, tmp_path / "dest")

@@ -33,7 +33,8 @@ from ome_agent.reconcile.core import Reconciler
 from ome_agent.reconcile.ports import NodeState
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.model import MultipartMd5, ResolvedSource
-from ome_agent.sources.oci import OciRef, parse_oci, parse_part_size, resolve_oci
+from ome_agent.sources.oci import OciRef, parse_part_size, resolve_oci
+from ome_agent.sources.schemes import parse_source
 from ome_agent.transfer.runner import Outcome
 from ome_agent.transfer.settings import TransferSettings
 from tests.pull_helpers import download, multipart_md5, pull_process
@@ -101,7 +102,7 @@ def user_auth(server: OciServer, key: ApiKey, **params: str) -> StorageAuth:
     ],
 )
 def test_parse_accepts_omes_forms(uri: str, ref: OciRef) -> None:
-    assert parse_oci(uri) == ref
+    assert parse_source(uri).ref == ref
 
 
 @pytest.mark.parametrize(
@@ -118,19 +119,18 @@ def test_parse_accepts_omes_forms(uri: str, ref: OciRef) -> None:
         "oci://ns@/bkt/a",
         "oci://@us-phoenix-1/bkt/a",
         "oci://n/ns/b/bkt/o/a\x00b",
-        "s3://bkt/a",
     ],
 )
 def test_parse_rejects_with_the_field_and_forms(uri: str) -> None:
     with pytest.raises(UriError) as e:
-        parse_oci(uri)
+        parse_source(uri)
     assert e.value.problem.startswith(repr(uri))  # names the URI, then what is wrong
     assert str(e.value).startswith("SOURCE ")  # the command line's name for it
     assert str(e.value.named("spec.storage.storageUri")).startswith("spec.storage.storageUri ")
 
 
 def test_display_is_the_documented_form() -> None:
-    assert parse_oci("oci://ns@us-phoenix-1/b/p/").display == "oci://n/ns/b/b/o/p/"
+    assert parse_source("oci://ns@us-phoenix-1/b/p/").ref.display == "oci://n/ns/b/b/o/p/"
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_listing_paginates_past_one_page(oci: OciServer, api_key: ApiKey) -> Non
         oci.add_object("paged", n, n.encode())
     oci.add_object("paged", "many-more/x.bin", b"x")  # after the folder, not in it
     resolved = resolve_oci(
-        parse_oci("oci://n/testns/b/paged/o/many"), user_auth(oci, api_key), page_size=100
+        parse_source("oci://n/testns/b/paged/o/many").ref, user_auth(oci, api_key), page_size=100
     )
     assert sorted(f.path for f in resolved.files) == sorted(n[len("many/") :] for n in names)
     lists = oci.records("list")
@@ -169,15 +169,15 @@ def test_prefix_selects_a_folder_or_one_object(oci: OciServer, api_key: ApiKey) 
     for name in ("llama/a.json", "llama/sub/b.bin", "llama-2/c.bin", "llama/", "other.bin"):
         oci.add_object("sel", name, name.encode())
     auth = user_auth(oci, api_key)
-    folder = resolve_oci(parse_oci("oci://n/testns/b/sel/o/llama"), auth)
+    folder = resolve_oci(parse_source("oci://n/testns/b/sel/o/llama").ref, auth)
     assert sorted(f.path for f in folder.files) == ["a.json", "sub/b.bin"]
     oci.add_object("sel", "llama/sub/b.bin.sig", b"after b.bin, with its name as prefix")
     oci.requests.clear()
-    one = resolve_oci(parse_oci("oci://n/testns/b/sel/o/llama/sub/b.bin"), auth)
+    one = resolve_oci(parse_source("oci://n/testns/b/sel/o/llama/sub/b.bin").ref, auth)
     assert [f.path for f in one.files] == ["b.bin"]
     assert "limit=1&" in oci.records("list")[-1].target
     assert one.files[0].url.endswith("/n/testns/b/sel/o/llama%2Fsub%2Fb.bin")
-    whole = resolve_oci(parse_oci("oci://n/testns/b/sel/o/"), auth)
+    whole = resolve_oci(parse_source("oci://n/testns/b/sel/o/").ref, auth)
     assert sorted(f.path for f in whole.files) == [
         "llama-2/c.bin",
         "llama/a.json",
@@ -192,18 +192,18 @@ def test_short_forms_resolve(oci: OciServer, api_key: ApiKey) -> None:
     auth = StorageAuth(
         {"auth": "user_principal", "endpoint": oci.endpoint}, secret_of(api_key), "oci-creds"
     )
-    with_region = resolve_oci(parse_oci("oci://testns@us-phoenix-1/short/m"), auth)
+    with_region = resolve_oci(parse_source("oci://testns@us-phoenix-1/short/m").ref, auth)
     assert [f.path for f in with_region.files] == ["config.json"]
     # no namespace in the URI: GetNamespace asks the service
     oci.requests.clear()
-    no_ns = resolve_oci(parse_oci("oci://short/m"), user_auth(oci, api_key))
+    no_ns = resolve_oci(parse_source("oci://short/m").ref, user_auth(oci, api_key))
     assert no_ns.source == "oci://n/testns/b/short/o/m"
     assert oci.records("namespace")
 
 
 def test_region_conflict_is_bad_input(oci: OciServer, api_key: ApiKey) -> None:
     with pytest.raises(BadInput, match="give only one"):
-        resolve_oci(parse_oci("oci://testns@us-ashburn-1/short/m"), user_auth(oci, api_key))
+        resolve_oci(parse_source("oci://testns@us-ashburn-1/short/m").ref, user_auth(oci, api_key))
 
 
 # ---------------------------------------------------------------- digests
@@ -215,7 +215,9 @@ def test_digests_for_single_and_multipart_objects(oci: OciServer, api_key: ApiKe
     oci.add_object("dig", "m/crc.bin", multi, multipart_part_size=part)
     oci.add_object("dig", "m/md5only.bin", multi, multipart_part_size=part, crc32c=False)
     auth = user_auth(oci, api_key)
-    files = {f.path: f for f in resolve_oci(parse_oci("oci://n/testns/b/dig/o/m"), auth).files}
+    files = {
+        f.path: f for f in resolve_oci(parse_source("oci://n/testns/b/dig/o/m").ref, auth).files
+    }
 
     assert files["single.bin"].md5 == hashlib.md5(single).hexdigest()  # noqa: S324
     assert files["single.bin"].unverified is None
@@ -234,14 +236,14 @@ def test_digests_for_single_and_multipart_objects(oci: OciServer, api_key: ApiKe
     expected = multipart_md5(multi, part)
     assert expected.endswith("-4")
     sized = resolve_oci(
-        parse_oci("oci://n/testns/b/dig/o/m/md5only.bin"),
+        parse_source("oci://n/testns/b/dig/o/m/md5only.bin").ref,
         user_auth(oci, api_key, multipart_part_size="1Mi"),
     ).files[0]
     assert sized.md5_multipart == MultipartMd5(part, expected)
     assert sized.unverified is None
 
     wrong = resolve_oci(
-        parse_oci("oci://n/testns/b/dig/o/m/md5only.bin"),
+        parse_source("oci://n/testns/b/dig/o/m/md5only.bin").ref,
         user_auth(oci, api_key, multipart_part_size="64Mi"),
     ).files[0]
     assert wrong.md5_multipart is None
@@ -254,7 +256,7 @@ def test_digests_for_single_and_multipart_objects(oci: OciServer, api_key: ApiKe
 # ---------------------------------------------------------------- signing
 def test_sign_gives_sdk_signed_headers_the_server_accepts(oci: OciServer, api_key: ApiKey) -> None:
     oci.add_object("sig", "m/w.bin", b"weights")
-    f = resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), user_auth(oci, api_key)).files[0]
+    f = resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, user_auth(oci, api_key)).files[0]
     assert f.sign is not None
     headers = dict(f.sign())
     assert set(headers) == {"date", "host", "authorization"}
@@ -317,7 +319,7 @@ def test_wrong_key_is_a_clear_401_without_secrets(
         "oci-creds",
     )
     with pytest.raises(BadInput) as e:
-        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+        resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, auth)
     message = str(e.value)
     assert "401 NotAuthenticated" in message
     assert "Secret 'oci-creds'" in message
@@ -335,7 +337,7 @@ def test_node_clock_off_by_more_than_five_minutes(
         email.utils, "formatdate", lambda *a, **k: real(time.time() - 400, usegmt=True)
     )
     with pytest.raises(BadInput, match="this node's clock"):
-        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), user_auth(oci, api_key))
+        resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, user_auth(oci, api_key))
     assert oci.records("list")[0].auth_error == "date more than 5 minutes off"
 
 
@@ -348,22 +350,22 @@ def oci_fingerprint(server: OciServer) -> str:
 def test_missing_bucket_and_objects(oci: OciServer, api_key: ApiKey) -> None:
     auth = user_auth(oci, api_key)
     with pytest.raises(SourceNotFound) as e:
-        resolve_oci(parse_oci("oci://n/testns/b/nosuch/o/m"), auth)
+        resolve_oci(parse_source("oci://n/testns/b/nosuch/o/m").ref, auth)
     assert "bucket 'nosuch' in namespace 'testns'" in str(e.value)
     assert "404 BucketNotFound" in str(e.value)
     with pytest.raises(SourceNotFound) as e:
-        resolve_oci(parse_oci("oci://n/othertenancy/b/sig/o/m"), auth)
+        resolve_oci(parse_source("oci://n/othertenancy/b/sig/o/m").ref, auth)
     assert "namespace 'othertenancy'" in str(e.value)
     oci.add_object("empty-prefix", "x/y.bin", b"y")
     with pytest.raises(SourceNotFound, match="no object 'nothing'"):
-        resolve_oci(parse_oci("oci://n/testns/b/empty-prefix/o/nothing"), auth)
+        resolve_oci(parse_source("oci://n/testns/b/empty-prefix/o/nothing").ref, auth)
 
 
 def test_throttled_listing_waits_for_retry_after(oci: OciServer, api_key: ApiKey) -> None:
     oci.add_object("slow", "m/a.bin", b"a")
     oci.set_faults(Status(code=429, retry_after=1.2, on=("list",), times=1))
     started = time.monotonic()
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/slow/o/m"), user_auth(oci, api_key))
+    resolved = resolve_oci(parse_source("oci://n/testns/b/slow/o/m").ref, user_auth(oci, api_key))
     assert [f.path for f in resolved.files] == ["a.bin"]
     lists = oci.records("list")
     assert [r.status for r in lists] == [429, 200]
@@ -374,7 +376,7 @@ def test_throttled_listing_waits_for_retry_after(oci: OciServer, api_key: ApiKey
 def test_denied_and_unavailable_listings(oci: OciServer, api_key: ApiKey) -> None:
     oci.add_object("deny", "m/a.bin", b"a")
     auth = user_auth(oci, api_key)
-    ref = parse_oci("oci://n/testns/b/deny/o/m")
+    ref = parse_source("oci://n/testns/b/deny/o/m").ref
     oci.set_faults(Status(code=403, on=("list",), times=1))
     with pytest.raises(BadInput, match=r"may not list bucket 'deny' .*403 NotAuthorized") as denied:
         resolve_oci(ref, auth)
@@ -404,7 +406,7 @@ def test_secret_missing_keys_are_named(
         {"auth": "UserPrincipal", "region": "r-1", "endpoint": oci.endpoint}, secret, "creds"
     )
     with pytest.raises(BadInput) as e:
-        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+        resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, auth)
     assert "Secret 'creds'" in str(e.value)
     assert named in str(e.value)
     assert_no_secret(str(e.value), api_key)
@@ -414,7 +416,7 @@ def test_malformed_secret_values_are_named_not_echoed(oci: OciServer, api_key: A
     secret = secret_of(api_key, fingerprint="not-a-fingerprint", tenancy_ocid="x")
     auth = StorageAuth({"auth": "UserPrincipal", "region": "r-1"}, secret, "creds")
     with pytest.raises(BadInput) as e:
-        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+        resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, auth)
     assert "Secret 'creds' key 'fingerprint' is malformed" in str(e.value)
     assert "not-a-fingerprint" not in str(e.value)
 
@@ -424,7 +426,7 @@ def test_malformed_secret_values_are_named_not_echoed(oci: OciServer, api_key: A
         "creds",
     )
     with pytest.raises(BadInput, match="Secret 'creds': key 'key' is not a PEM private key"):
-        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), garbage)
+        resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, garbage)
 
 
 def test_encrypted_key_needs_its_passphrase(
@@ -437,17 +439,22 @@ def test_encrypted_key_needs_its_passphrase(
     params = {"auth": "UserPrincipal", "region": "us-phoenix-1", "endpoint": oci.endpoint}
     with pytest.raises(BadInput) as e:
         resolve_oci(
-            parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, secret_of(locked), "c")
+            parse_source("oci://n/testns/b/locked/o/m").ref,
+            StorageAuth(params, secret_of(locked), "c"),
         )
     assert "Secret 'c': key 'key' is an encrypted private key" in str(e.value)
     assert "give its passphrase in key 'passphrase'" in str(e.value)
     wrong = secret_of(locked, passphrase="not-it")  # noqa: S106
     with pytest.raises(BadInput) as e:
-        resolve_oci(parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, wrong, "c"))
+        resolve_oci(
+            parse_source("oci://n/testns/b/locked/o/m").ref, StorageAuth(params, wrong, "c")
+        )
     assert "'passphrase' is wrong" in str(e.value)
     assert "not-it" not in str(e.value)
     right = secret_of(locked, passphrase=PASSPHRASE)
-    files = resolve_oci(parse_oci("oci://n/testns/b/locked/o/m"), StorageAuth(params, right, "c"))
+    files = resolve_oci(
+        parse_source("oci://n/testns/b/locked/o/m").ref, StorageAuth(params, right, "c")
+    )
     assert [f.path for f in files.files] == ["w.bin"]
     assert_no_secret(caplog.text + repr(files), locked)
 
@@ -470,19 +477,21 @@ def test_config_file_profile(
     oci.add_object("cfg", "m/w.bin", b"w")
     # no auth parameter, no Secret: the config file is the default
     auth = StorageAuth({"endpoint": oci.endpoint, "profile": "MODELS"})
-    assert [f.path for f in resolve_oci(parse_oci("oci://n/testns/b/cfg/o/m"), auth).files] == [
-        "w.bin"
-    ]
+    assert [
+        f.path for f in resolve_oci(parse_source("oci://n/testns/b/cfg/o/m").ref, auth).files
+    ] == ["w.bin"]
     with pytest.raises(BadInput, match=r"\[DEFAULT\].*401 NotAuthenticated"):
-        resolve_oci(parse_oci("oci://n/testns/b/cfg/o/m"), StorageAuth({"endpoint": oci.endpoint}))
+        resolve_oci(
+            parse_source("oci://n/testns/b/cfg/o/m").ref, StorageAuth({"endpoint": oci.endpoint})
+        )
     with pytest.raises(BadInput, match=r"\[MOVED\]: its key_file is not a file"):
         resolve_oci(
-            parse_oci("oci://n/testns/b/cfg/o/m"),
+            parse_source("oci://n/testns/b/cfg/o/m").ref,
             StorageAuth({"endpoint": oci.endpoint, "profile": "MOVED"}),
         )
     with pytest.raises(BadInput, match="no such profile"):
         resolve_oci(
-            parse_oci("oci://n/testns/b/cfg/o/m"),
+            parse_source("oci://n/testns/b/cfg/o/m").ref,
             StorageAuth({"endpoint": oci.endpoint, "profile": "NOPE"}),
         )
 
@@ -492,10 +501,10 @@ def test_no_credentials_at_all_names_the_auth_parameter(
 ) -> None:
     monkeypatch.setenv("OCI_CONFIG_FILE", str(tmp_path / "absent"))
     with pytest.raises(ParameterError) as missing:
-        resolve_oci(parse_oci("oci://n/ns/b/b/o/m"), StorageAuth({"region": "us-phoenix-1"}))
+        resolve_oci(parse_source("oci://n/ns/b/b/o/m").ref, StorageAuth({"region": "us-phoenix-1"}))
     assert (missing.value.parameter, missing.value.value) == ("auth", None)
     with pytest.raises(ParameterError) as wrong:
-        resolve_oci(parse_oci("oci://n/ns/b/b/o/m"), StorageAuth({"auth": "Kerberos"}))
+        resolve_oci(parse_source("oci://n/ns/b/b/o/m").ref, StorageAuth({"auth": "Kerberos"}))
     assert (wrong.value.parameter, wrong.value.value) == ("auth", "Kerberos")
     assert str(wrong.value).startswith("--param auth=Kerberos is not an OCI principal")
     assert str(wrong.value.in_spec()).startswith(
@@ -534,7 +543,7 @@ async def test_missing_auth_names_the_crd_field_in_the_agent(
 def test_region_is_required(oci: OciServer, api_key: ApiKey) -> None:
     auth = StorageAuth({"auth": "UserPrincipal"}, secret_of(api_key), "c")
     with pytest.raises(ParameterError, match=r"no OCI region for .*: set --param region=…") as e:
-        resolve_oci(parse_oci("oci://n/testns/b/sig/o/m"), auth)
+        resolve_oci(parse_source("oci://n/testns/b/sig/o/m").ref, auth)
     assert e.value.parameter == "region"
 
 
@@ -558,7 +567,7 @@ def test_download_verifies_every_digest_and_signs_every_request(
     for name, (data, part_size, crc) in blobs.items():
         oci.add_object("dl", name, data, multipart_part_size=part_size, crc32c=crc)
     auth = user_auth(oci, api_key, multipart_part_size="1Mi")
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/dl/o/m"), auth)
+    resolved = resolve_oci(parse_source("oci://n/testns/b/dl/o/m").ref, auth)
     oci.requests.clear()
     outcomes = {o.job.file.path: o.result for o in fetch(resolved, tmp_path / "model")}
 
@@ -576,7 +585,7 @@ def test_download_verifies_every_digest_and_signs_every_request(
 def test_download_waits_for_retry_after(oci: OciServer, api_key: ApiKey, tmp_path: Path) -> None:
     data = os.urandom(600 * 1024)
     oci.add_object("dl429", "m/w.bin", data)
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/dl429/o/m"), user_auth(oci, api_key))
+    resolved = resolve_oci(parse_source("oci://n/testns/b/dl429/o/m").ref, user_auth(oci, api_key))
     oci.requests.clear()
     oci.set_faults(Status(code=429, retry_after=1.0, on=("get",), times=1))
     fetch(resolved, tmp_path / "model")
@@ -592,7 +601,7 @@ def test_object_changed_during_download_fails(
     oci: OciServer, api_key: ApiKey, tmp_path: Path, if_range: bool
 ) -> None:
     oci.add_object("chg", "m/w.bin", os.urandom(2 << 20))
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/chg/o/m"), user_auth(oci, api_key))
+    resolved = resolve_oci(parse_source("oci://n/testns/b/chg/o/m").ref, user_auth(oci, api_key))
     oci.honor_if_range = if_range
     oci.set_faults(ChangeObject(after_gets=2, body=os.urandom(2 << 20), bucket="chg", times=None))
     try:
@@ -615,7 +624,7 @@ def test_revoked_key_mid_pull_is_a_clear_error(
     revoked = ApiKey.generate()
     oci.add_user(TENANCY, USER, revoked.fingerprint, revoked.public_pem)
     oci.add_object("rev", "m/w.bin", b"w" * 1000)
-    resolved = resolve_oci(parse_oci("oci://n/testns/b/rev/o/m"), user_auth(oci, revoked))
+    resolved = resolve_oci(parse_source("oci://n/testns/b/rev/o/m").ref, user_auth(oci, revoked))
     # the user's key is replaced between listing and download
     oci.add_user(TENANCY, USER, revoked.fingerprint, ApiKey.generate().public_pem)
     with pytest.raises(TransferFailed) as e:

@@ -18,7 +18,8 @@ import requests
 
 from ome_agent.errors import BadInput
 from ome_agent.sources.auth import StorageAuth
-from ome_agent.sources.oci import parse_oci, resolve_oci
+from ome_agent.sources.oci import resolve_oci
+from ome_agent.sources.schemes import parse_source
 from ome_agent.transfer.settings import TransferSettings
 from tests.pull_helpers import download
 from tests.servers.oci_metadata import (
@@ -43,7 +44,7 @@ def oci(tmp_path: Path) -> Iterator[OciServer]:
 
 def check_signed_with_tokens(oci: OciServer, tokens: list[str], auth: StorageAuth) -> None:
     """Listing and GETs carry ST$<token> signatures the server accepts."""
-    resolved = resolve_oci(parse_oci(URI), auth)
+    resolved = resolve_oci(parse_source(URI).ref, auth)
     assert sorted(f.path for f in resolved.files) == ["config.json", "model.safetensors"]
     for f in resolved.files:
         assert f.sign is not None
@@ -87,7 +88,7 @@ def test_instance_principal_renews_tokens_during_a_download(
                 "federation_endpoint": ids.federation_endpoint,
             }
         )
-        resolved = resolve_oci(parse_oci(URI), auth)
+        resolved = resolve_oci(parse_source(URI).ref, auth)
         oci.requests.clear()
         download(
             resolved, tmp_path / "model", TransferSettings(connections=4, chunk_size=64 * 1024)
@@ -114,7 +115,7 @@ def test_instance_principal_refused_by_the_auth_service(
             }
         )
         with pytest.raises(BadInput) as e:
-            resolve_oci(parse_oci(URI), auth)
+            resolve_oci(parse_source(URI).ref, auth)
     assert "InstancePrincipal: could not get a security token (401" in str(e.value)
     assert "OCI compute instances" in str(e.value)
     assert not oci.requests  # nothing reached Object Storage
@@ -131,7 +132,7 @@ def test_resource_principal(
     check_signed_with_tokens(oci, [token], auth)
     # and through the engine: every range request signed with the session key
     oci.requests.clear()
-    resolved = resolve_oci(parse_oci(URI), auth)
+    resolved = resolve_oci(parse_source(URI).ref, auth)
     download(resolved, tmp_path / "model", TransferSettings(chunk_size=64 * 1024))
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == BIG
     gets = oci.records("get")
@@ -142,7 +143,7 @@ def test_resource_principal(
 def test_resource_principal_without_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OCI_RESOURCE_PRINCIPAL_VERSION", raising=False)
     with pytest.raises(BadInput, match="OCI_RESOURCE_PRINCIPAL_VERSION is not set"):
-        resolve_oci(parse_oci(URI), StorageAuth({"auth": "ResourcePrincipal"}))
+        resolve_oci(parse_source(URI).ref, StorageAuth({"auth": "ResourcePrincipal"}))
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_oke_workload_identity_refused(
         monkeypatch.setenv("KUBERNETES_SERVICE_HOST", mux.host)
         monkeypatch.setenv("OCI_KUBERNETES_SERVICE_ACCOUNT_CERT_PATH", str(mux.ca_path))
         with pytest.raises(BadInput) as e:
-            resolve_oci(parse_oci(URI), StorageAuth({"auth": "oke_workload_identity"}))
+            resolve_oci(parse_source(URI).ref, StorageAuth({"auth": "oke_workload_identity"}))
     assert "OkeWorkloadIdentity: could not get a security token (401" in str(e.value)
     assert pod.read_text() not in str(e.value)
 
@@ -181,4 +182,4 @@ def test_oke_workload_identity_refused(
 def test_oke_workload_identity_outside_kubernetes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(BadInput, match="KUBERNETES_SERVICE_HOST is not set"):
-        resolve_oci(parse_oci(URI), StorageAuth({"auth": "OkeWorkloadIdentity"}))
+        resolve_oci(parse_source(URI).ref, StorageAuth({"auth": "OkeWorkloadIdentity"}))

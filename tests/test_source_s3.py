@@ -22,7 +22,8 @@ import pytest
 
 from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
-from ome_agent.sources.s3 import _settings, parse_s3, resolve_s3
+from ome_agent.sources.s3 import _settings, resolve_s3
+from ome_agent.sources.schemes import parse_source
 from ome_agent.transfer.pull import confined_jobs
 from tests.pull_helpers import body_of, by_path, download, multipart_md5
 from tests.servers import moto_server
@@ -65,10 +66,10 @@ def put_multipart(client: Any, bucket: str, key: str, body: bytes) -> str:
 
 # ------------------------------------------------------------------ parsing
 def test_parse_forms() -> None:
-    assert parse_s3("s3://bucket/a/b").prefix == "a/b"
-    assert parse_s3("s3://bucket").prefix == ""
-    assert parse_s3("s3://bucket/dir/").display == "s3://bucket/dir/"
-    assert parse_s3("S3://my.bucket_1//x").prefix == "x"
+    assert parse_source("s3://bucket/a/b").ref.prefix == "a/b"
+    assert parse_source("s3://bucket").ref.prefix == ""
+    assert parse_source("s3://bucket/dir/").ref.display == "s3://bucket/dir/"
+    assert parse_source("S3://my.bucket_1//x").ref.prefix == "x"
 
 
 @pytest.mark.parametrize(
@@ -77,12 +78,11 @@ def test_parse_forms() -> None:
         ("s3:///prefix", "names no bucket"),
         ("s3://b/x", "not a bucket name"),
         ("s3://bucket/x?versionId=3", "query"),
-        ("gs://bucket/x", "s3://{bucket}/{prefix}"),
     ],
 )
 def test_parse_errors_name_the_form(uri: str, says: str) -> None:
     with pytest.raises(BadInput, match=says.replace("?", r"\?").replace("{", r"\{")):
-        parse_s3(uri)
+        parse_source(uri)
 
 
 # ------------------------------------------------------------------ listing
@@ -95,7 +95,7 @@ def test_listing_pages_nested_prefixes_and_markers(moto_s3: MotoS3) -> None:
     c.put_object(Bucket=bucket, Key="m-other/x.bin", Body=b"not selected")
     with FaultProxy(moto_s3.endpoint) as proxy:  # counts the listing requests
         auth = moto_s3.auth(endpoint=proxy.url)
-        resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), auth, page_size=2)
+        resolved = resolve_s3(parse_source(f"s3://{bucket}/m").ref, auth, page_size=2)
         listings = proxy.requests("GET", f"/{bucket}")
     # the one-object probe, then 6 keys (with the marker) in pages of 2
     assert len(listings) == 4
@@ -106,7 +106,7 @@ def test_listing_pages_nested_prefixes_and_markers(moto_s3: MotoS3) -> None:
     assert by_path["sub/deep/b.bin"].size == len(b"m/sub/deep/b.bin")
     assert "/m/tok%20en.json" in by_path["tok en.json"].url
     # the same folder given with a trailing "/" lists the same
-    again = resolve_s3(parse_s3(f"s3://{bucket}/m/sub/"), moto_s3.auth(), page_size=1)
+    again = resolve_s3(parse_source(f"s3://{bucket}/m/sub/").ref, moto_s3.auth(), page_size=1)
     assert sorted(f.path for f in again.files) == ["c.bin", "deep/b.bin"]
 
 
@@ -114,9 +114,9 @@ def test_prefix_naming_one_object_and_whole_bucket(moto_s3: MotoS3) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="models/w.safetensors", Body=b"w")
     c.put_object(Bucket=bucket, Key="models/w.safetensors.bak/x", Body=b"x")
-    one = resolve_s3(parse_s3(f"s3://{bucket}/models/w.safetensors"), moto_s3.auth())
+    one = resolve_s3(parse_source(f"s3://{bucket}/models/w.safetensors").ref, moto_s3.auth())
     assert [f.path for f in one.files] == ["w.safetensors"]
-    whole = resolve_s3(parse_s3(f"s3://{bucket}"), moto_s3.auth())
+    whole = resolve_s3(parse_source(f"s3://{bucket}").ref, moto_s3.auth())
     assert sorted(f.path for f in whole.files) == [
         "models/w.safetensors",
         "models/w.safetensors.bak/x",
@@ -132,7 +132,9 @@ def test_digests_single_part_multipart_and_crc32c(moto_s3: MotoS3) -> None:
     assert etag == multipart_md5(big, PART)  # moto computes it like S3
     crc_body = body_of(70_000, 3)
     crc = put_crc32c(c, bucket, "m/crc.bin", crc_body)
-    files = {f.path: f for f in resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth()).files}
+    files = {
+        f.path: f for f in resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth()).files
+    }
 
     assert files["small.json"].md5 == hashlib.md5(small).hexdigest()  # noqa: S324
     assert files["small.json"].unverified is None
@@ -159,7 +161,7 @@ def test_multipart_with_unequal_parts_is_left_unverified(moto_s3: MotoS3) -> Non
     c.complete_multipart_upload(
         Bucket=bucket, Key="m/odd.bin", UploadId=upload, MultipartUpload={"Parts": parts}
     )
-    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth()).files
+    (f,) = resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth()).files
     assert f.md5_multipart is None
     assert "not all of one size" in (f.unverified or "")
 
@@ -167,7 +169,7 @@ def test_multipart_with_unequal_parts_is_left_unverified(moto_s3: MotoS3) -> Non
 def test_sse_kms_etag_is_not_taken_for_an_md5(moto_s3: MotoS3) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="m/a", Body=b"a", ServerSideEncryption="aws:kms")
-    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth()).files
+    (f,) = resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth()).files
     assert f.md5 is None
     assert "aws:kms" in (f.unverified or "")
 
@@ -177,7 +179,7 @@ def test_signer_makes_fresh_valid_headers(moto_s3: MotoS3) -> None:
 
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="f.bin", Body=b"0123456789")
-    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/f.bin"), moto_s3.auth()).files
+    (f,) = resolve_s3(parse_source(f"s3://{bucket}/f.bin").ref, moto_s3.auth()).files
     assert f.sign is not None
     headers = dict(f.sign())
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
@@ -193,7 +195,7 @@ def test_key_escaping_the_destination_is_refused(moto_s3: MotoS3, tmp_path: Path
 
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="m/../../etc/cron.d/x", Body=b"x")
-    resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
+    resolved = resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth())
     assert [f.path for f in resolved.files] == ["../../etc/cron.d/x"]  # not sanitised here
     with pytest.raises(UnsafePath):
         confined_jobs(tmp_path / "dest", resolved)
@@ -207,7 +209,7 @@ def test_lower_case_secret_keys(moto_s3: MotoS3) -> None:
         "access_key_id": moto_s3.access_key_id,
         "secret_access_key": moto_s3.secret_access_key + "\n",  # `echo` into a Secret
     }
-    assert len(resolve_s3(parse_s3(f"s3://{bucket}/a"), moto_s3.auth(secret)).files) == 1
+    assert len(resolve_s3(parse_source(f"s3://{bucket}/a").ref, moto_s3.auth(secret)).files) == 1
 
 
 @pytest.mark.parametrize("key", ["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"])
@@ -216,7 +218,7 @@ def test_wrong_credentials_name_the_secret_key_not_the_value(moto_s3: MotoS3, ke
     wrong = "WRONGVALUEwrongvalue0123456789"
     secret = {**moto_s3.secret(), key: wrong}
     with pytest.raises(BadInput) as err:
-        resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(secret))
+        resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth(secret))
     message = str(err.value)
     assert f"Secret 's3-creds' (key {key})" in message
     assert wrong not in message
@@ -226,7 +228,7 @@ def test_wrong_credentials_name_the_secret_key_not_the_value(moto_s3: MotoS3, ke
 def test_secret_without_keys(moto_s3: MotoS3) -> None:
     with pytest.raises(BadInput, match="has no key AWS_SECRET_ACCESS_KEY"):
         resolve_s3(
-            parse_s3("s3://bucket/m"),
+            parse_source("s3://bucket/m").ref,
             moto_s3.auth({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}),
         )
 
@@ -234,17 +236,17 @@ def test_secret_without_keys(moto_s3: MotoS3) -> None:
 def test_access_denied(moto_s3: MotoS3) -> None:
     bucket = moto_s3.new_bucket()
     with pytest.raises(SourceNotFound, match=r"access denied to s3://.*s3:ListBucket") as e:
-        resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(moto_s3.denied_key))
+        resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth(moto_s3.denied_key))
     assert e.value.reason is FailureReason.DENIED
 
 
 def test_missing_bucket_and_prefix(moto_s3: MotoS3) -> None:
     with pytest.raises(SourceNotFound, match="bucket 'no-such-bucket-here' does not exist"):
-        resolve_s3(parse_s3("s3://no-such-bucket-here/m"), moto_s3.auth())
+        resolve_s3(parse_source("s3://no-such-bucket-here/m").ref, moto_s3.auth())
     bucket = moto_s3.new_bucket()
     moto_s3.client().put_object(Bucket=bucket, Key="other/x", Body=b"x")
     with pytest.raises(SourceNotFound, match=r"no object at .* or under it.*check the prefix"):
-        resolve_s3(parse_s3(f"s3://{bucket}/models/llama"), moto_s3.auth())
+        resolve_s3(parse_source(f"s3://{bucket}/models/llama").ref, moto_s3.auth())
 
 
 def _clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -271,7 +273,7 @@ def test_environment_endpoint_and_credentials(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_s3.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_s3.secret_access_key)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), StorageAuth()).files
+    (f,) = resolve_s3(parse_source(f"s3://{bucket}/m").ref, StorageAuth()).files
     assert f.url.startswith(moto_s3.endpoint + "/")
     assert f.sign is not None
     assert "/eu-west-1/s3/aws4_request" in f.sign()["Authorization"]
@@ -280,14 +282,18 @@ def test_environment_endpoint_and_credentials(
 def test_no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _clean_aws_env(monkeypatch, tmp_path)
     with pytest.raises(BadInput, match=r"no AWS credentials.*storage\.key"):
-        resolve_s3(parse_s3("s3://bucket/m"), StorageAuth(parameters={"region": "us-east-1"}))
+        resolve_s3(
+            parse_source("s3://bucket/m").ref, StorageAuth(parameters={"region": "us-east-1"})
+        )
 
 
 def test_missing_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _clean_aws_env(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     with pytest.raises(TransferFailed, match=r"ProfileNotFound.*credential chain"):
-        resolve_s3(parse_s3("s3://bucket/m"), StorageAuth(parameters={"region": "us-east-1"}))
+        resolve_s3(
+            parse_source("s3://bucket/m").ref, StorageAuth(parameters={"region": "us-east-1"})
+        )
 
 
 def test_endpoint_override_path_style(moto_s3: MotoS3) -> None:
@@ -295,7 +301,7 @@ def test_endpoint_override_path_style(moto_s3: MotoS3) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="m/a", Body=b"a")
     auth = moto_s3.auth(addressing_style="path")
-    (f,) = resolve_s3(parse_s3(f"s3://{bucket}/m"), auth).files
+    (f,) = resolve_s3(parse_source(f"s3://{bucket}/m").ref, auth).files
     assert f.url == f"{moto_s3.endpoint}/{bucket}/m/a"
 
 
@@ -319,7 +325,7 @@ def test_oci_compat_endpoint_implies_path_style_and_region() -> None:
 )
 def test_bad_parameters(params: dict[str, str], says: str) -> None:
     with pytest.raises(BadInput, match=says) as err:
-        resolve_s3(parse_s3("s3://bucket/m"), StorageAuth(parameters=params))
+        resolve_s3(parse_source("s3://bucket/m").ref, StorageAuth(parameters=params))
     assert "pw" not in str(err.value)
 
 
@@ -328,7 +334,9 @@ def test_throttled_listing_is_retried(moto_s3: MotoS3) -> None:
     c.put_object(Bucket=bucket, Key="m/a", Body=b"a")
     with FaultProxy(moto_s3.endpoint) as proxy:
         proxy.throttle("GET", f"/{bucket}", times=1, retry_after=0)
-        resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(endpoint=proxy.url))
+        resolved = resolve_s3(
+            parse_source(f"s3://{bucket}/m").ref, moto_s3.auth(endpoint=proxy.url)
+        )
         statuses = [s.status for s in proxy.requests("GET", f"/{bucket}")]
     assert [f.path for f in resolved.files] == ["a"]
     assert statuses[:2] == [503, 200]
@@ -339,7 +347,7 @@ def test_throttled_listing_gives_up_clearly(moto_s3: MotoS3) -> None:
     with FaultProxy(moto_s3.endpoint) as proxy:
         proxy.throttle("GET", f"/{bucket}", times=50, retry_after=0, code="ServiceUnavailable")
         with pytest.raises(TransferFailed, match=r"kept throttling.*try again later") as e:
-            resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(endpoint=proxy.url))
+            resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth(endpoint=proxy.url))
         assert e.value.reason is FailureReason.THROTTLED
         assert len(proxy.requests("GET", f"/{bucket}")) >= 5  # botocore retried
 
@@ -352,7 +360,7 @@ def test_download_verifies_every_kind(moto_s3: MotoS3, tmp_path: Path) -> None:
     c.put_object(Bucket=bucket, Key="m/empty.txt", Body=b"")
     put_multipart(c, bucket, "m/shards/model-1.safetensors", big)
     put_crc32c(c, bucket, "m/shards/model-2.safetensors", crc_body)
-    resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
+    resolved = resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth())
     outcomes = by_path(download(resolved, tmp_path / "dest"))
     assert (tmp_path / "dest/config.json").read_bytes() == small
     assert (tmp_path / "dest/empty.txt").read_bytes() == b""
@@ -373,7 +381,7 @@ def test_download_wrong_multipart_digest_fails(moto_s3: MotoS3, tmp_path: Path) 
 
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     put_multipart(c, bucket, "m/big.bin", body_of(PART + 10, 7))
-    resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
+    resolved = resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth())
     (f,) = resolved.files
     assert f.md5_multipart is not None
     bad = replace(f, md5_multipart=MultipartMd5(PART // 2, f.md5_multipart.digest))
@@ -387,7 +395,9 @@ def test_download_honours_retry_after_on_gets(moto_s3: MotoS3, tmp_path: Path) -
     body = body_of(100_000, 8)
     c.put_object(Bucket=bucket, Key="m/w.bin", Body=body)
     with FaultProxy(moto_s3.endpoint) as proxy:
-        resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth(endpoint=proxy.url))
+        resolved = resolve_s3(
+            parse_source(f"s3://{bucket}/m").ref, moto_s3.auth(endpoint=proxy.url)
+        )
         proxy.throttle("GET", f"/{bucket}/m/w.bin", times=2, retry_after=1)
         started = time.monotonic()
         outcomes = by_path(download(resolved, tmp_path / "dest"))
@@ -403,7 +413,7 @@ def test_download_honours_retry_after_on_gets(moto_s3: MotoS3, tmp_path: Path) -
 def test_object_changed_upstream_after_listing(moto_s3: MotoS3, tmp_path: Path) -> None:
     c, bucket = moto_s3.client(), moto_s3.new_bucket()
     c.put_object(Bucket=bucket, Key="m/w.bin", Body=body_of(50_000, 9))
-    resolved = resolve_s3(parse_s3(f"s3://{bucket}/m"), moto_s3.auth())
+    resolved = resolve_s3(parse_source(f"s3://{bucket}/m").ref, moto_s3.auth())
     c.put_object(Bucket=bucket, Key="m/w.bin", Body=body_of(50_000, 10))
     with pytest.raises(TransferFailed, match="changed upstream"):
         download(resolved, tmp_path / "dest")

@@ -108,17 +108,15 @@ class AzureRef:
         return f"az://{self.account}/{self.container}{tail}"
 
 
-def parse_azure(uri: str) -> AzureRef:
-    """``az://{account}/{container}/{prefix}``; BadInput naming the form otherwise."""
-    head, sep, rest = uri.strip().partition("://")
-    if not sep or head.lower() != "az":
-        raise UriError(f"{uri!r} is not of the form {FORM}")
+def parse_azure(uri: str, rest: str) -> AzureRef:
+    """``rest``, what follows ``az://`` in ``uri`` (``sources.schemes`` splits the
+    scheme) → ``{account}/{container}/{prefix}``; UriError naming the form otherwise."""
     if "?" in rest or "#" in rest:
         # a pasted SAS URL carries its signature there: never repeat it
-        shown = re.split(r"[?#]", uri.strip(), maxsplit=1)[0] + "?…"
+        shown = re.split(r"[?#]", uri, maxsplit=1)[0] + "?…"
         raise UriError(
             f"{shown!r} has a query or fragment: give only {FORM} (a SAS token "
-            "goes in the Secret named by storage.key, the endpoint in storage.parameters)"
+            "goes in the Secret named by storage.key, the endpoint is a storage parameter)"
         )
     account, _, after = rest.partition("/")
     if account.lower().endswith(_HOST_SUFFIX):

@@ -47,7 +47,7 @@ from ome_agent.sources.prefixes import (
     folder_of,
     relative_path,
     single_object_name,
-    split_bucket_uri,
+    split_bucket,
 )
 from ome_agent.sources.redact import redact_url
 
@@ -62,8 +62,9 @@ class GcsRef(BucketRef):
     scheme = "gs"
 
 
-def parse_gcs(uri: str) -> GcsRef:
-    bucket, prefix = split_bucket_uri(uri, "gs")
+def parse_gcs(uri: str, rest: str) -> GcsRef:
+    """``rest`` follows ``gs://`` in ``uri`` (``sources.schemes`` splits the scheme)."""
+    bucket, prefix = split_bucket(uri, rest, "gs")
     return GcsRef(bucket, prefix)
 
 

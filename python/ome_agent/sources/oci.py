@@ -1,8 +1,9 @@
 """Source ``oci://``: every object under a prefix of an OCI Object Storage bucket.
 
-Where it sits: sources layer. ``parse_oci`` turns ``spec.storage.storageUri`` into an
-:class:`OciRef`; ``resolve_oci`` lists the objects with the oci SDK (its signer, its
-pagination, its retry strategy) and hands the transfer layer one
+Where it sits: sources layer. ``parse_oci`` turns what follows ``oci://`` (the scheme
+table, ``sources.schemes``, splits it off) into an :class:`OciRef`; ``resolve_oci``
+lists the objects with the oci SDK (its signer, its pagination, its retry strategy)
+and hands the transfer layer one
 :class:`~ome_agent.sources.model.RemoteFile` per object, each with a ``sign``
 callable that has the SDK's signer sign every GET the engine sends: signatures carry
 a date and expire after five minutes, so they are made per request, never once.
@@ -83,16 +84,13 @@ class OciRef:
         return f"oci://n/{self.namespace}/b/{self.bucket}/o/{self.prefix}"
 
 
-def parse_oci(uri: str) -> OciRef:
-    """``spec.storage.storageUri`` → :class:`OciRef`; BadInput naming the accepted forms."""
-    text = uri.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep or scheme.lower() != "oci":
-        raise UriError(f"{uri!r} is not an oci:// URI: use {FORMS}")
+def parse_oci(uri: str, rest: str) -> OciRef:
+    """``rest``, what follows ``oci://`` in ``uri`` (``sources.schemes`` splits the
+    scheme) → :class:`OciRef`; UriError quoting ``uri`` and naming the accepted forms."""
     if "?" in rest or "#" in rest:
         raise UriError(
             f"{uri!r} has a query or fragment: give only {FORMS} (region, endpoint, "
-            "auth go in spec.storage.parameters)"
+            "auth are storage parameters)"
         )
     if any(ord(c) < 32 or c == "\x7f" for c in rest):
         raise UriError(f"{uri!r} contains control characters")

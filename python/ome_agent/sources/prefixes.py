@@ -41,16 +41,14 @@ class BucketRef:
         return f"{self.scheme}://{self.bucket}/{self.prefix}"
 
 
-def split_bucket_uri(uri: str, scheme: str) -> tuple[str, str]:
-    """``scheme://bucket/prefix`` → (bucket, prefix); BadInput naming the form."""
+def split_bucket(uri: str, rest: str, scheme: str) -> tuple[str, str]:
+    """``rest``, what follows ``scheme://`` in ``uri`` (split by ``sources.schemes``) →
+    (bucket, prefix); UriError quoting ``uri`` and naming the form."""
     form = f"{scheme}://{{bucket}}/{{prefix}}"
-    head, sep, rest = uri.strip().partition("://")
-    if not sep or head.lower() != scheme:
-        raise UriError(f"{uri!r} is not of the form {form}")
     if "?" in rest or "#" in rest:
         raise UriError(
             f"{uri!r} has a query or fragment: give only {form} "
-            "(region, endpoint, ... go in spec.storage.parameters)"
+            "(region, endpoint, ... are storage parameters)"
         )
     bucket, _, prefix = rest.partition("/")
     if not bucket:

@@ -72,7 +72,7 @@ from ome_agent.sources.prefixes import (
     folder_of,
     relative_path,
     single_object_name,
-    split_bucket_uri,
+    split_bucket,
 )
 from ome_agent.sources.redact import redact_url
 
@@ -96,8 +96,9 @@ class S3Ref(BucketRef):
     scheme = "s3"
 
 
-def parse_s3(uri: str) -> S3Ref:
-    bucket, prefix = split_bucket_uri(uri, "s3")
+def parse_s3(uri: str, rest: str) -> S3Ref:
+    """``rest`` follows ``s3://`` in ``uri`` (``sources.schemes`` splits the scheme)."""
+    bucket, prefix = split_bucket(uri, rest, "s3")
     return S3Ref(bucket, prefix)
 
 

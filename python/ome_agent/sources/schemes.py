@@ -59,15 +59,16 @@ def _object_store(
     name: str,
     form: str,
     verifies: str,
-    parse: Callable[[str], ObjectRef],
+    parse: Callable[[str, str], ObjectRef],
     ref_type: type,
     resolve: Callable[[Any, StorageAuth], ResolvedSource],
 ) -> Scheme:
-    """An object store's line: its backend parses the whole URI into its reference."""
+    """An object store's line: its backend parses what follows the scheme into its
+    reference (the whole URI given for messages)."""
 
     def parse_store(uri: str, rest: str, revision: str | None, field: str) -> SourceRef:
         _no_revision(name, revision, field)
-        return ObjectSource(parse(uri))
+        return ObjectSource(parse(uri, rest))
 
     return Scheme(name, form, verifies, parse_store, ref_type=ref_type, resolve=resolve)
 
