@@ -118,11 +118,8 @@ class ParameterError(BadInput):
         value: str | None = None,  # as given, already redacted; None when not set
         in_spec: bool = False,
     ) -> None:
-        self.parameter = parameter
-        self.before = before
-        self.after = after
-        self.value = value
-        self.spec = in_spec
+        self.parameter, self.value, self.spec = parameter, value, in_spec
+        self._around = (before, after)  # the words before and after the field
         super().__init__(f"{before}{self.field}{after}")
 
     @property
@@ -135,9 +132,7 @@ class ParameterError(BadInput):
 
     def in_spec(self) -> ParameterError:
         """The same problem, naming the resource's field."""
-        return ParameterError(
-            self.parameter, self.before, self.after, value=self.value, in_spec=True
-        )
+        return ParameterError(self.parameter, *self._around, value=self.value, in_spec=True)
 
 
 class UnsafePath(BadInput):

@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,46 +53,41 @@ T = TypeVar("T")
 Related = Callable[[ModelKey, Manifest | None], Awaitable[None]]
 
 
+@dataclass(eq=False)  # one per agent: compared by identity
 class Downloads:
-    def __init__(
-        self,
-        options: AgentOptions,
-        manifests: ManifestStore,
-        desired: Desired,
-        reports: Reports,
-        removal: Removal,
-        secrets: SecretReader,
-        related: Related,
-    ) -> None:
-        self._options = options
-        self._manifests = manifests
-        self._desired = desired
-        self._reports = reports
-        self._removal = removal
-        self._secrets = secrets
-        self._related = related
-        self._engine: Any = None
-        # downloads in flight, by source (reuse.origin): a ReuseIfExists model of the same
-        # source waits for the event, then links instead of downloading it too
-        self._fetching: dict[ModelKey, tuple[str, asyncio.Event]] = {}
+    """Runs downloads, adoptions and repairs for the core; one per agent."""
+
+    options: AgentOptions
+    manifests: ManifestStore
+    desired: Desired
+    reports: Reports
+    removal: Removal
+    secrets: SecretReader
+    related: Related
+    # reported Ready at start-up with no manifest of ours: files to adopt (module doc)
+    adoptable: set[ModelKey] = field(default_factory=set)
+    _engine: Any = None
+    # downloads in flight, by source (reuse.origin): a ReuseIfExists model of the same
+    # source waits for the event, then links instead of downloading it too
+    _fetching: dict[ModelKey, tuple[str, asyncio.Event]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(
-            max_workers=options.download_workers, thread_name_prefix="ome-fetch"
+            max_workers=self.options.download_workers, thread_name_prefix="ome-fetch"
         )
-        # reported Ready at start-up with no manifest of ours: files to adopt (module doc)
-        self.adoptable: set[ModelKey] = set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)  # cancelled fetches end on their own
 
     def _fetch(self) -> Fetch:
         if self._engine is None:
-            self._engine = build_engine(self._options.transfer)
-        return Fetch(self._engine, self._options.transfer)
+            self._engine = build_engine(self.options.transfer)
+        return Fetch(self._engine, self.options.transfer)
 
     async def _credentials(
         self, resource: ModelResource, plan: SourcePlan
     ) -> tuple[str | None, StorageAuth]:
-        return await model_credentials(resource, plan, self._secrets, self._options.namespace)
+        return await model_credentials(resource, plan, self.secrets, self.options.namespace)
 
     async def _in_thread(self, cancel: Callable[[], None], call: Callable[[], T]) -> T:
         """Run ``call`` in a fetch thread; on cancellation stop it with ``cancel`` and
@@ -126,10 +122,10 @@ class Downloads:
         try:
             step: reuse.Reuse | None = None
             if wants_reuse:
-                manifests = await asyncio.to_thread(self._manifests.all)
-                wanted = [m for m in manifests if m.key != key and self._desired.holds(m.key)]
+                manifests = await asyncio.to_thread(self.manifests.all)
+                wanted = [m for m in manifests if m.key != key and self.desired.holds(m.key)]
                 step = reuse.Reuse(key, source, wanted)
-            await self._download(resource, plan, identity, self._manifests.load(key), step)
+            await self._download(resource, plan, identity, self.manifests.load(key), step)
         finally:
             del self._fetching[key]
             done.set()
@@ -161,31 +157,31 @@ class Downloads:
             resource, plan, target, fetch, staging, step, token, auth
         )
         fetch.phase = "Discovering"
-        await self._reports.progress(resource, plan, target, fetch)
+        await self.reports.progress(resource, plan, target, fetch)
         found = await asyncio.to_thread(recording.discover, resource, staging)
         await self._into_place(key, staging, target, old)
         parent = step.parent if step is not None else None
         manifest = await recording.save_manifest(
-            self._manifests, self._options.owner, resource, identity, commit, digests, found, parent
+            self.manifests, self.options.owner, resource, identity, commit, digests, found, parent
         )
-        self._manifests.clear_staging(key)
-        await self._related(key, old)
-        self._reports.count_download("success" if parent is None else "reused")
+        self.manifests.clear_staging(key)
+        await self.related(key, old)
+        self.reports.count_download("success" if parent is None else "reused")
         if parent is None:  # a reuse moves no byte
-            self._reports.count_fetched(fetch.fetched_bytes, time.monotonic() - started)
+            self.reports.count_fetched(fetch.fetched_bytes, time.monotonic() - started)
         log.info(
             "model ready",
             extra={"model": str(key), "path": str(target), "bytes": manifest.total_bytes},
         )
-        await self._reports.ready(resource, manifest)
+        await self.reports.ready(resource, manifest)
 
     async def _prepare_staging(self, key: ModelKey, target: Path, identity: Identity) -> Path:
         """This spec's staging directory, recorded; an older spec's one removed."""
         staging = layout.staging_dir(target, key, identity.text())
-        outdated = self._manifests.staging_of(key)
+        outdated = self.manifests.staging_of(key)
         if outdated is not None and outdated != staging:  # a download of an older spec
-            await asyncio.to_thread(self._removal.path, outdated)
-        await asyncio.to_thread(self._manifests.save_staging, key, staging, self._options.owner)
+            await asyncio.to_thread(self.removal.path, outdated)
+        await asyncio.to_thread(self.manifests.save_staging, key, staging, self.options.owner)
         return staging
 
     async def _transfer(
@@ -200,8 +196,8 @@ class Downloads:
         auth: StorageAuth,
     ) -> tuple[str | None, Digests]:
         """The files into ``staging``, reporting progress meanwhile; the commit and digests."""
-        await self._reports.progress(resource, plan, target, fetch)
-        reporter = asyncio.create_task(self._reports.progress_loop(resource, plan, target, fetch))
+        await self.reports.progress(resource, plan, target, fetch)
+        reporter = asyncio.create_task(self.reports.progress_loop(resource, plan, target, fetch))
         try:
             commit, digests = await self._in_thread(
                 fetch.cancel, lambda: fetch.run(plan, staging, token, auth, step)
@@ -209,10 +205,10 @@ class Downloads:
             if resource.kind == FINE_TUNED:
                 digests = await asyncio.to_thread(peft_zip.unpack_single_zip, staging, digests)
         except asyncio.CancelledError:
-            self._reports.count_download("cancelled")
+            self.reports.count_download("cancelled")
             raise
         except BaseException:
-            self._reports.count_download("failure")
+            self.reports.count_download("failure")
             raise
         finally:
             reporter.cancel()
@@ -224,9 +220,9 @@ class Downloads:
         """Switch ``staging`` into ``target``; what it replaced and an old path go."""
         previous = await asyncio.to_thread(layout.switch_into_place, staging, target)
         if previous is not None:
-            await asyncio.to_thread(self._removal.path, previous)
+            await asyncio.to_thread(self.removal.path, previous)
         if old is not None and Path(old.identity.path) != target:
-            await asyncio.to_thread(self._removal.unused, Path(old.identity.path), key)
+            await asyncio.to_thread(self.removal.unused, Path(old.identity.path), key)
 
     async def _adopt(
         self,
@@ -246,12 +242,12 @@ class Downloads:
             adoption.cancel, lambda: adoption.run(plan, target, token, auth)
         )
         self.adoptable.discard(resource.key)  # the manifest decides from now on
-        self._reports.count_fetched(fetch.fetched_bytes)
+        self.reports.count_fetched(fetch.fetched_bytes)
         found = await asyncio.to_thread(recording.discover, resource, target)
         manifest = await recording.save_manifest(
-            self._manifests, self._options.owner, resource, identity, commit, digests, found, None
+            self.manifests, self.options.owner, resource, identity, commit, digests, found, None
         )
-        await self._reports.ready(resource, manifest)
+        await self.reports.ready(resource, manifest)
 
     # ------------------------------------------------------------ files the scrub found
     async def repair(
@@ -259,7 +255,7 @@ class Downloads:
     ) -> bool:
         """Fetch again only the files the scrub found wrong; False when the whole model
         is to be downloaded instead (the manifest changed, a local source, another commit)."""
-        manifest = self._manifests.load(resource.key)
+        manifest = self.manifests.load(resource.key)
         if manifest is None or manifest.digest != damage.digest or manifest.identity != identity:
             return False
         if plan.local is not None:
@@ -267,9 +263,9 @@ class Downloads:
         token, auth = await self._credentials(resource, plan)
         fetch = self._fetch()
         target = Path(identity.path)
-        await self._reports.progress(resource, plan, target, fetch, damage.message)
+        await self.reports.progress(resource, plan, target, fetch, damage.message)
         reporter = asyncio.create_task(
-            self._reports.progress_loop(resource, plan, target, fetch, damage.message)
+            self.reports.progress_loop(resource, plan, target, fetch, damage.message)
         )
         try:
             digests = await self._in_thread(
@@ -279,10 +275,10 @@ class Downloads:
             reporter.cancel()
         if digests is None:
             return False
-        self._reports.count_fetched(fetch.fetched_bytes)
+        self.reports.count_fetched(fetch.fetched_bytes)
         found = (dict(manifest.config or {}), manifest.parameter_count)
         repaired = await recording.save_manifest(
-            self._manifests, self._options.owner, resource, identity, manifest.commit, digests,
+            self.manifests, self.options.owner, resource, identity, manifest.commit, digests,
             found, manifest.parent,
         )  # fmt: skip
         log.info(
@@ -290,5 +286,5 @@ class Downloads:
             extra={"model": str(resource.key), "files": len(damage.files),
                    "bytes": fetch.fetched_bytes},
         )  # fmt: skip
-        await self._reports.ready(resource, repaired)
+        await self.reports.ready(resource, repaired)
         return True

@@ -47,7 +47,6 @@ from ome_agent.sources.prefixes import (
     folder_of,
     relative_path,
     single_object_name,
-    split_bucket,
 )
 from ome_agent.sources.redact import redact_url
 
@@ -60,12 +59,6 @@ PAGE_SIZE = 1000  # the JSON API's maximum per page
 @dataclass(frozen=True)
 class GcsRef(BucketRef):
     scheme = "gs"
-
-
-def parse_gcs(uri: str, rest: str) -> GcsRef:
-    """``rest`` follows ``gs://`` in ``uri`` (``sources.schemes`` splits the scheme)."""
-    bucket, prefix = split_bucket(uri, rest, "gs")
-    return GcsRef(bucket, prefix)
 
 
 def _sdk(module: str) -> Any:

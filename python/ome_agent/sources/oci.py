@@ -263,17 +263,15 @@ def retry_after_strategy() -> Any:
 
 
 # ------------------------------------------------------------------- listing
+@dataclass(frozen=True)
 class _Lister:
     """Listing and HEAD calls, with the service's errors turned into clear ones."""
 
-    def __init__(
-        self, client: Any, ref: OciRef, creds: OciCredentials, endpoint: str, page_size: int
-    ) -> None:
-        self.client = client
-        self.page_size = page_size
-        self.ref = ref
-        self.creds = creds
-        self.endpoint = endpoint
+    client: Any
+    ref: OciRef
+    creds: OciCredentials
+    endpoint: str
+    page_size: int
 
     def namespace(self) -> str:
         return str(self._call(self.client.get_namespace, "").data)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 from urllib.parse import urlsplit
 
 from ome_agent.errors import ParameterError, UriError
@@ -39,6 +39,12 @@ class BucketRef:
     @property
     def display(self) -> str:
         return f"{self.scheme}://{self.bucket}/{self.prefix}"
+
+    @classmethod
+    def parse(cls, uri: str, rest: str) -> Self:
+        """``rest``, what follows ``{scheme}://`` in ``uri`` (``sources.schemes`` splits
+        the scheme) → the reference; UriError quoting ``uri`` and naming the form."""
+        return cls(*split_bucket(uri, rest, cls.scheme))
 
 
 def split_bucket(uri: str, rest: str, scheme: str) -> tuple[str, str]:

@@ -72,7 +72,6 @@ from ome_agent.sources.prefixes import (
     folder_of,
     relative_path,
     single_object_name,
-    split_bucket,
 )
 from ome_agent.sources.redact import redact_url
 
@@ -94,12 +93,6 @@ _KMS = ("aws:kms", "aws:kms:dsse")
 @dataclass(frozen=True)
 class S3Ref(BucketRef):
     scheme = "s3"
-
-
-def parse_s3(uri: str, rest: str) -> S3Ref:
-    """``rest`` follows ``s3://`` in ``uri`` (``sources.schemes`` splits the scheme)."""
-    bucket, prefix = split_bucket(uri, rest, "s3")
-    return S3Ref(bucket, prefix)
 
 
 @dataclass(frozen=True)
