@@ -8,15 +8,12 @@ action per model at a time (delete before download before re-verification) and t
 handler is level-triggered: it looks at the current resource, eligibility and local
 manifest and does what is missing, whatever sequence of events led there.
 
-This module orchestrates; each concern is a module of its own, in pipeline order:
-``reconcile.desired`` (which models belong here and where), ``reconcile.fetching``
-(a download, adoption or repair, with progress), ``reconcile.removal`` (files of models
-that left), ``reconcile.reports`` (the node's report, states, metrics); retries follow
-``reconcile.backoff.Retries``. Decided here (and in the README): a ``disabled: true``
-model's report is withdrawn but its files stay with their manifest, so enabling it
-again makes it Ready at once; a ``vendor://`` model is Ready at its path with no
-download and its path is never removed; a file the scrub (``--scrub-rate``,
-``reconcile.scrub``) found wrong is fetched again by the model's next handler.
+This module orchestrates the concerns, in pipeline order: ``desired`` (which models
+belong here, where), ``fetching`` (download, adoption, repair), ``removal``, ``reports``
+(entry, labels, metrics); retries follow ``backoff.Retries``. Decided here (and in the
+README): a ``disabled: true`` model's report is withdrawn but its files stay, so
+enabling it again makes it Ready at once; a ``vendor://`` model is Ready at its path
+with no download; a file the scrub found wrong is fetched again by the next handler.
 """
 
 from __future__ import annotations
@@ -135,11 +132,7 @@ class Reconciler:
         for key in reported:
             if key not in wanted:
                 await self._reports.withdraw(key, resources.get(key))
-        await asyncio.to_thread(self._manifests.migrate)  # before any lookup by name
-        for manifest in self._manifests.all():
-            if manifest.key not in resources:
-                await asyncio.to_thread(self._removal.model, manifest.key)
-        self._removal.stale_staging(wanted)
+        await self._removal.leftovers(resources, wanted)
         for key in sorted(wanted, key=self._desired.seen):
             if await self._confirm(resources[key]):
                 self._schedule_verify(key)

@@ -1,7 +1,8 @@
 """Files of models that left the node (reconcile core, layer 4: the delete action of
 the work queue, and the clean-up at start-up).
 
-Blocking code: the core calls it in a worker thread. Removal deletes only what a
+Blocking code, which the core calls in a worker thread (but :meth:`Removal.leftovers`,
+which moves its own disk work off the event loop). Removal deletes only what a
 manifest records, only strictly inside a models root (``reconcile.layout.remove_tree``),
 never a path another live model uses, and only when this agent owns the manifest
 (``AgentOptions.owner``): another agent's models on the same root are left alone.
@@ -10,7 +11,9 @@ A removal refused is recorded, and makes a ``--once`` run fail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from ome_agent.api import ModelKey
@@ -42,8 +45,15 @@ class Removal:
             self.unused(Path(manifest.identity.path), key)
         self._manifests.delete(key)
 
-    def stale_staging(self, wanted: set[ModelKey]) -> None:
-        """Start-up: staging directories of models no longer wanted here."""
+    async def leftovers(
+        self, declared: Mapping[ModelKey, object], wanted: Collection[ModelKey]
+    ) -> None:
+        """Start-up: files of models no longer ``declared`` (read as it changes: a model
+        declared meanwhile keeps its files), staging of models not ``wanted`` here."""
+        await asyncio.to_thread(self._manifests.migrate)  # before any lookup by name
+        for manifest in self._manifests.all():
+            if manifest.key not in declared:
+                await asyncio.to_thread(self.model, manifest.key)
         for key, staging in self._manifests.staging().items():
             if key not in wanted and self.owns(self._manifests.staging_owner(key), staging):
                 self.path(staging)
