@@ -450,7 +450,7 @@ class Reconciler:
         token, auth = await model_credentials(resource, plan, self._secrets, self.options.namespace)
         if self._engine is None:
             self._engine = build_engine(self.options.transfer)
-        fetch = Fetch(self._engine, self.options.transfer)
+        fetch = Fetch(self._engine, self.options.transfer, self._metrics)
         target = Path(identity.path)
         await self._publish_progress(resource, plan, target, fetch, damage.message)
         reporter = asyncio.create_task(
@@ -565,7 +565,7 @@ class Reconciler:
         await asyncio.to_thread(self._manifests.save_staging, key, staging, self.options.owner)
         if self._engine is None:
             self._engine = build_engine(self.options.transfer)
-        fetch = Fetch(self._engine, self.options.transfer)
+        fetch = Fetch(self._engine, self.options.transfer, self._metrics)
         started = time.monotonic()
         await self._publish_progress(resource, plan, target, fetch)
         reporter = asyncio.create_task(self._progress_loop(resource, plan, target, fetch))
@@ -651,7 +651,7 @@ class Reconciler:
         Ready meanwhile, so the node does not flap to Updating."""
         if self._engine is None:
             self._engine = build_engine(self.options.transfer)
-        fetch = Fetch(self._engine, self.options.transfer)
+        fetch = Fetch(self._engine, self.options.transfer, self._metrics)
         adoption = adopt.Adoption(str(resource.key), fetch, workers=os.cpu_count() or 1)
         commit, digests = await self._in_thread(
             adoption.cancel, lambda: adoption.run(plan, target, token, auth)
