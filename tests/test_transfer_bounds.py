@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from ome_agent.errors import FailureReason, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
+from ome_agent.reconcile.download import Fetch
 from ome_agent.sources.model import RemoteFile
 from ome_agent.transfer.engine import build_engine
 from ome_agent.transfer.progress import RetryNotice
@@ -291,6 +292,20 @@ def test_retries_are_logged_and_counted(
     assert (rec.file, rec.reason, rec.attempt) == ("weights.bin", "status", "1/8")  # type: ignore[attr-defined]
     assert metrics.retries.labels("status")._value.get() == 1
     assert metrics.retries.labels("slow")._value.get() == 0
+
+
+def test_agent_fetch_counts_retries(fault_server: FaultServer, tmp_path: Path) -> None:
+    """The agent's path (reconcile.download.Fetch): each retry lands in the metric."""
+    url = fault_server.add("/weights.bin", b"q" * 5000)
+    fault_server.set_faults("/weights.bin", Status(code=503, times=2))
+    metrics = AgentMetrics(CollectorRegistry())
+    settings = TransferSettings()
+    fetch = Fetch(build_engine(settings), settings, metrics)
+    fetch.fetch_jobs(
+        [Job(RemoteFile(path="weights.bin", url=url), tmp_path / "weights.bin")], tmp_path
+    )
+    assert metrics.retries.labels("status")._value.get() == 2
+    assert (tmp_path / "weights.bin").read_bytes() == b"q" * 5000
 
 
 # ---------------------------------------------------------------- fail fast
