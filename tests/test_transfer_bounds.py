@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
+from ome_agent.cli import main
 from ome_agent.errors import FailureReason, TransferFailed
 from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile.download import Fetch
@@ -154,6 +156,19 @@ def test_bad_bound_flags_name_the_flag(
     assert run.code == 2
     assert run.stderr.startswith(f"error: {named}"), run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["pull", "run"])
+def test_bound_flags_are_shared_by_pull_and_run(command: str) -> None:
+    """Declared once (cli/params.transfer_options): the agent takes the same bounds."""
+    out = CliRunner().invoke(main, [command, "--help"], terminal_width=200).output
+    for flag, default in [
+        ("--speed-limit BYTES_PER_S", "1024"),
+        ("--speed-time SECONDS", "30.0"),
+        ("--max-unknown-size SIZE", "16GiB"),
+    ]:
+        assert flag in out, out
+        assert f"[default: {default}]" in out, out
 
 
 # ---------------------------------------------------------------- bodies with no length
