@@ -86,7 +86,8 @@ pub(super) async fn stream(
     };
     let size = match sink.pump(&mut resp).await {
         Err(AttemptError::Fatal(e)) if size_hint.is_none() => {
-            // too large or the disk nearly full: the bytes so far are of no use
+            // without a size there is no resume: the bytes of a body that failed
+            // for good (too large, the disk nearly full, cancelled) are of no use
             drop(htx);
             let _ = std::fs::remove_file(&partial.path);
             return Err(AttemptError::Fatal(e));
