@@ -39,18 +39,25 @@ class TransferError(EngineError, ConnectionError):
     The fields say what failed; callers decide on them, never on the message."""
 
     # "status": every try got a retried status (5xx, 408, 429), the last in ``status``;
-    # "connect": no connection (refused, unreachable, DNS, TLS); "timeout": no answer
-    # or no bytes in time; "broken": reset or cut short; "protocol": an answer that
-    # breaks HTTP (Content-Range); "redirect": a redirect not followed (to a URL that is
-    # not http(s), or too many; never retried); "changed": the object kept changing;
-    # "corrupt": resumed data kept failing its check; "sign": the signer failed;
-    # "internal": the engine itself failed
+    # "connect": no connection (refused, unreachable, resolver down, TLS); "dns": the
+    # host name does not exist (NXDOMAIN; never retried); "timeout": no body bytes for
+    # ``stall_timeout``; "slow": below ``speed_limit`` bytes/s over ``speed_time``, or
+    # no response head within ``speed_time`` (retried at most twice); "broken": reset
+    # or cut short; "protocol": an answer that breaks HTTP (Content-Range); "malformed":
+    # a response head that is not HTTP/1.1 (status line, negative or conflicting
+    # Content-Length, a head too large; never retried); "too-large": a body of unknown
+    # size passed ``max_unknown_size`` (never retried); "redirect": a redirect not
+    # followed (to a URL that is not http(s), or too many; never retried); "changed":
+    # the object kept changing; "corrupt": resumed data kept failing its check; "sign":
+    # the signer failed; "internal": the engine itself failed
     kind: Literal[
-        "status", "connect", "timeout", "broken", "protocol", "redirect", "changed", "corrupt",
-        "sign", "internal",
+        "status", "connect", "dns", "timeout", "slow", "broken", "protocol", "malformed",
+        "too-large", "redirect", "changed", "corrupt", "sign", "internal",
     ]  # fmt: skip
     status: int | None
-    retryable: bool  # False only for HttpStatusError: the status is not worth a retry
+    # False for HttpStatusError (the status is not worth a retry) and for the kinds
+    # the engine never retries: "dns", "malformed", "too-large"
+    retryable: bool
     url: str  # without query string: signed URLs carry credentials there
 
 class HttpStatusError(TransferError):
@@ -83,6 +90,11 @@ class Engine:
     ``max_connections`` caps connections over *all* transfers of this engine;
     ``max_in_flight_bytes`` caps buffered, not-yet-written-and-hashed bytes
     over all transfers (memory stays bounded whatever the file sizes).
+    ``speed_limit``/``speed_time``: curl's low-speed limit, for every request: a body
+    averaging fewer than ``speed_limit`` bytes/s over a period of ``speed_time`` s, or a
+    response head not complete within ``speed_time``, fails that try as "slow" (retried
+    at most twice); ``speed_limit=0`` turns it off (the head then gets
+    ``stall_timeout``).
     """
 
     def __new__(
@@ -93,6 +105,8 @@ class Engine:
         max_in_flight_bytes: int = 128 * 1024 * 1024,
         connect_timeout: float = 10.0,
         stall_timeout: float = 30.0,
+        speed_limit: int = 1024,
+        speed_time: float = 30.0,
         max_retries: int = 8,
         user_agent: str | None = None,
     ) -> Self: ...
@@ -154,6 +168,12 @@ class Transfer:
     that ignore If-Range (OCI, Azure) cannot mix two versions into one file.
     Without it, If-Range alone guards resumed and parallel ranges.
 
+    ``max_unknown_size``: the most bytes taken from a body whose size the server
+    does not give (no Content-Length, no Content-Range total); more raises
+    ``TransferError(kind="too-large")``. Such a body also stops (``OSError`` ENOSPC,
+    the message naming the path and the free bytes) while 64 MiB are still free on
+    the destination's file system. In both cases the partial file is removed.
+
     ``sign``: called before every request of the transfer (probe, each range,
     retries included), from an engine thread with the GIL taken for the call;
     the headers it returns are merged over ``headers`` for that request. It is
@@ -182,6 +202,7 @@ class Transfer:
         chunk_size: int | None = None,
         direct_io: bool | None = None,
         resume: bool = True,
+        max_unknown_size: int = 16 * 1024**3,
     ) -> Self: ...
     def run(self) -> TransferResult:
         """Blocking; releases the GIL. Raises the errors above."""
@@ -194,6 +215,9 @@ class Transfer:
     @property
     def rate(self) -> float:
         """Bytes per second over the last few seconds."""
+    def take_retries(self) -> list[tuple[int, int, str, str, float]]:
+        """The retries made since the last call, oldest first, each
+        ``(number, of, kind, message, wait_seconds)``; thread-safe."""
 
 @final
 class TransferResult:
@@ -214,6 +238,7 @@ class TransferResult:
     crc32c: str | None  # 8 hex digits, big-endian; computed whenever hash=True
     verified: list[str]  # algorithms compared against an expected value
     ranged: bool  # False when the server ignored Range (one stream)
+    sized: bool  # False when the server gave no size (no Content-Length, no total)
     direct_io: bool  # the bulk of the file was written with O_DIRECT
 
 # ---------------------------------------------------------------- safetensors

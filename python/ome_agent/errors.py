@@ -28,6 +28,13 @@ class FailureReason(enum.StrEnum):
     THROTTLED = "throttled"  # the server stayed busy (HTTP 429/503) through the retries
     SERVER = "server"  # another status: retried ones kept coming, or one not retried
     NETWORK = "network"  # no connection, reset, stall or timeout through the retries
+    # below --speed-limit for --speed-time (or headers as late) on every try
+    SLOW = "slow"
+    UNKNOWN_HOST = "unknown-host"  # the host name does not exist (NXDOMAIN): not retried
+    # the answer is not HTTP (status line, Content-Length, header size): not retried
+    MALFORMED = "malformed-response"
+    # no size given and the body passed --max-unknown-size: not retried
+    TOO_LARGE = "too-large"
     CHANGED_UPSTREAM = "changed-upstream"  # the object changed since it was listed
     CHECKSUM = "checksum"  # a digest or the size of the bytes differs from the listing's
     # --require-digest, and the source gives no digest for a file (only its size could be

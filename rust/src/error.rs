@@ -59,14 +59,29 @@ pub enum TransferKind {
     /// Every try was answered with a retried status (5xx, 408, 429); the
     /// last one is kept.
     Status(u16),
-    /// No connection could be made (refused, unreachable, DNS, TLS).
+    /// No connection could be made (refused, unreachable, DNS timeout, TLS).
     Connect,
-    /// No response head, or no body bytes, within the timeout.
+    /// The host name does not exist (NXDOMAIN). Never retried: the resolver
+    /// answered, and asking again gets the same answer.
+    Dns,
+    /// No body bytes within the stall timeout.
     Timeout,
+    /// Below the low-speed limit for its whole period (`EngineConfig::speed_limit`
+    /// bytes/s over `speed_time`), or no complete response head within `speed_time`.
+    /// Retried at most `retry::SLOW_RETRIES` times: a new connection may reach a
+    /// faster server, the same path rarely heals.
+    Slow,
     /// The connection broke or the body ended early.
     Broken,
     /// The server's answer broke the protocol (Content-Range, ...).
     Protocol,
+    /// The response head is not HTTP/1.1: an invalid status line, a negative or
+    /// conflicting Content-Length, a head larger than the client accepts. Never
+    /// retried: the server answers the same way again.
+    Malformed,
+    /// A body of unknown size (no Content-Length, no Content-Range total) passed
+    /// `TransferSpec::max_unknown_size`. Never retried.
+    TooLarge,
     /// A redirect not followed: to a URL that is not http(s), or one too many.
     /// Never retried: the same server redirects the same way again.
     Redirect,
@@ -86,15 +101,27 @@ impl TransferKind {
         match self {
             TransferKind::Status(_) => "status",
             TransferKind::Connect => "connect",
+            TransferKind::Dns => "dns",
             TransferKind::Timeout => "timeout",
+            TransferKind::Slow => "slow",
             TransferKind::Broken => "broken",
             TransferKind::Protocol => "protocol",
+            TransferKind::Malformed => "malformed",
+            TransferKind::TooLarge => "too-large",
             TransferKind::Redirect => "redirect",
             TransferKind::Changed => "changed",
             TransferKind::Corrupt => "corrupt",
             TransferKind::Sign => "sign",
             TransferKind::Internal => "internal",
         }
+    }
+
+    /// Whether the engine retries this kind at all (`TransferError.retryable`).
+    pub fn retried(self) -> bool {
+        !matches!(
+            self,
+            TransferKind::Dns | TransferKind::Malformed | TransferKind::TooLarge
+        )
     }
 
     /// The HTTP status of a `Status` failure.

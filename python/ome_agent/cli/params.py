@@ -15,7 +15,13 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ome_agent.errors import BadInput, OmeAgentError
-from ome_agent.transfer.settings import TransferSettings, parse_size
+from ome_agent.transfer.settings import (
+    MAX_UNKNOWN_SIZE,
+    SPEED_LIMIT,
+    SPEED_TIME,
+    TransferSettings,
+    parse_size,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,6 +99,9 @@ def transfer_options(func: F) -> F:
         direct_io: bool | None,
         ca_bundle: str | None,
         require_digest: bool,
+        speed_limit: str,
+        speed_time: float,
+        max_unknown_size: str,
         **kwargs: Any,
     ) -> Any:
         try:
@@ -104,6 +113,9 @@ def transfer_options(func: F) -> F:
                 direct_io=direct_io,
                 ca_bundle=ca_bundle,
                 require_digest=require_digest,
+                speed_limit=parse_size(speed_limit, "--speed-limit"),
+                speed_time=speed_time,
+                max_unknown_size=parse_size(max_unknown_size, "--max-unknown-size"),
             )
         except OmeAgentError as e:
             fail(e)
@@ -146,5 +158,31 @@ _TRANSFER_OPTIONS = (
         help="Fail, before downloading, on a file with no digest to check (a plain "
         "http(s) URL without --sha256/--md5, an object stored without MD5 or CRC32C) "
         "instead of accepting it by its size only, unverified.",
+    ),
+    click.option(
+        "--speed-limit",
+        metavar="BYTES_PER_S",
+        default=str(SPEED_LIMIT),
+        show_default=True,
+        help="Low-speed limit, as curl's: a request averaging fewer bytes/s (e.g. 1024, "
+        "10K) over --speed-time, or whose response headers take longer, fails as slow "
+        "and is retried at most twice. 0 turns it off.",
+    ),
+    click.option(
+        "--speed-time",
+        metavar="SECONDS",
+        type=float,
+        default=SPEED_TIME,
+        show_default=True,
+        help="The period of --speed-limit, and the longest wait for response headers.",
+    ),
+    click.option(
+        "--max-unknown-size",
+        metavar="SIZE",
+        default=f"{MAX_UNKNOWN_SIZE >> 30}GiB",
+        show_default=True,
+        help="The most bytes taken from a server that sends no size (no Content-Length): "
+        "more fails the file. Raise it for a bigger file from such a server; the free "
+        "space of DEST is checked as it goes either way.",
     ),
 )

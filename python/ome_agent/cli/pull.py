@@ -20,6 +20,7 @@ from ome_agent.cli.params import fail, param_option, parse_params, transfer_opti
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings
 from ome_agent.transfer import pull as run_pull
+from ome_agent.transfer.progress import RetryNotice
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -46,7 +47,8 @@ SOURCE is one of:
 
 
 class ProgressView:
-    """One rich bar on stderr for the whole pull; does nothing when disabled."""
+    """One rich bar on stderr for the whole pull (nothing when disabled), and one line
+    per retry above it (on stderr without a bar)."""
 
     def __init__(self, enabled: bool) -> None:
         self._progress: Progress | None = None
@@ -87,6 +89,12 @@ class ProgressView:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+    def retried(self, notice: RetryNotice) -> None:
+        if self._progress is not None:
+            self._progress.console.print(notice.line(), markup=False, highlight=False)
+        else:
+            click.echo(notice.line(), err=True)
 
     def update(self, snap: Snapshot) -> None:
         if self._progress is None or self._task is None:
@@ -154,6 +162,7 @@ def pull_command(
                 params=parse_params(params),
                 on_progress=view.update,
                 cache_dir=cache_dir,
+                on_retry=view.retried,
             )
     except KeyboardInterrupt:
         fail(Interrupted("interrupted"))

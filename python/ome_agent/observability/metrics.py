@@ -12,6 +12,8 @@ from collections.abc import Callable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 FAILURE_REASONS = ("source", "credentials", "disk", "verify", "unsupported", "spec", "internal")
+# why the engine retried a request (TransferError.kind of the failure it retried)
+RETRY_REASONS = ("status", "connect", "timeout", "slow", "broken", "protocol", "other")
 # "reused": files linked from an identical model on the node (downloadPolicy ReuseIfExists)
 DOWNLOAD_RESULTS = ("success", "reused", "failure", "cancelled")
 STATES = ("Ready", "Updating", "Failed")
@@ -62,6 +64,12 @@ class AgentMetrics:
             "Files the scrub found differing from their manifest (each fetched again).",
             registry=registry,
         )
+        self.retries = Counter(
+            "ome_agent_transfer_retries_total",
+            "Requests of model downloads retried, by the reason of the failure retried.",
+            ["reason"],
+            registry=registry,
+        )
         self.models = Gauge(
             "ome_agent_models", "Models on this node, by state.", ["state"], registry=registry
         )
@@ -70,6 +78,8 @@ class AgentMetrics:
             self.downloads.labels(result)
         for reason in FAILURE_REASONS:
             self.failures.labels(reason)
+        for reason in RETRY_REASONS:
+            self.retries.labels(reason)
         for state in STATES:
             self.models.labels(state).set(0)
 
@@ -80,6 +90,10 @@ class AgentMetrics:
 
     def failed(self, reason: str) -> None:
         self.failures.labels(reason if reason in FAILURE_REASONS else "internal").inc()
+
+    def retried(self, kind: str) -> None:
+        """One retry of the engine; ``kind`` is the failure's (``RetryNotice.kind``)."""
+        self.retries.labels(kind if kind in RETRY_REASONS else "other").inc()
 
     def set_states(self, counts: dict[str, int]) -> None:
         for state in STATES:

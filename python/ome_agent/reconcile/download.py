@@ -20,8 +20,10 @@ from pathlib import Path
 
 from ome_agent import _core
 from ome_agent.errors import BadInput, FailureReason, Interrupted
+from ome_agent.observability.metrics import AgentMetrics
 from ome_agent.reconcile.sources import SourcePlan
 from ome_agent.sources import ResolvedSource, StorageAuth, resolve_hf, resolve_http, resolve_object
+from ome_agent.transfer.progress import RetryNotice
 from ome_agent.transfer.pull import confined_jobs, require_digests
 from ome_agent.transfer.runner import Job, Runner
 from ome_agent.transfer.settings import TransferSettings
@@ -50,9 +52,12 @@ class NoSpace(BadInput):
 
 
 class Fetch:
-    def __init__(self, engine: _core.Engine, settings: TransferSettings) -> None:
+    def __init__(
+        self, engine: _core.Engine, settings: TransferSettings, metrics: AgentMetrics | None = None
+    ) -> None:
         self._engine = engine
         self._settings = settings
+        self._metrics = metrics  # counts each retry (the runner logs it)
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._runner: Runner | None = None
@@ -60,6 +65,10 @@ class Fetch:
         self.total_bytes = 0
         self.total_files = 0
         self.fetched_bytes = 0
+
+    def _metrics_retried(self, notice: RetryNotice) -> None:
+        if self._metrics is not None:
+            self._metrics.retried(notice.kind)
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -127,7 +136,8 @@ class Fetch:
         self.phase = "Downloading"
         with self._lock:
             self._check()
-            self._runner = Runner(self._engine, jobs, self._settings)
+            on_retry = None if self._metrics is None else self._metrics_retried
+            self._runner = Runner(self._engine, jobs, self._settings, on_retry=on_retry)
         outcomes = self._runner.run()
         digests: Digests = {}
         for o in outcomes:

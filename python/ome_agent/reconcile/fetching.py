@@ -82,7 +82,7 @@ class Downloads:
     def _fetch(self) -> Fetch:
         if self._engine is None:
             self._engine = build_engine(self.options.transfer)
-        return Fetch(self._engine, self.options.transfer)
+        return Fetch(self._engine, self.options.transfer, self.reports.metrics)
 
     async def _credentials(
         self, resource: ModelResource, plan: SourcePlan

@@ -74,6 +74,11 @@ class Reports:
         self._state_counts: dict[str, int] = {}  # of states, kept as they change
         self._size_only = unverified.SizeOnlyNotes()  # said on reports, warned once
 
+    @property
+    def metrics(self) -> AgentMetrics | None:
+        """The agent's metrics, for the downloads that count their retries there."""
+        return self._metrics
+
     async def reported(self) -> dict[ModelKey, NodeState]:
         """What the store held for this node before this agent started."""
         return dict(await self._reporter.reported())

@@ -65,10 +65,34 @@ def _refused(path: str, exc: _core.HttpStatusError) -> TransferFailed:
     )
 
 
+# failures the engine does not retry (the same answer comes again): the reason, and
+# the fix after the engine's message
+_NOT_RETRIED = {
+    "redirect": (FailureReason.SERVER, ""),
+    "dns": (FailureReason.UNKNOWN_HOST, "; check the host name of the URL"),
+    "malformed": (
+        FailureReason.MALFORMED,
+        "; the server (or a proxy on the way) does not speak HTTP/1.1 correctly",
+    ),
+    "too-large": (
+        FailureReason.TOO_LARGE,
+        "; raise --max-unknown-size if the file is really that big",
+    ),
+}
+
+
 def _gave_up(path: str, exc: _core.TransferError) -> TransferFailed:
     """Every retry failed, or the failure was one no retry heals; ``kind`` says how."""
-    if exc.kind == "redirect":  # not retried: the server redirects the same way again
-        return TransferFailed(f"{path}: {exc}", path=path, reason=FailureReason.SERVER)
+    if exc.kind in _NOT_RETRIED:
+        reason, fix = _NOT_RETRIED[exc.kind]
+        return TransferFailed(f"{path}: {exc}{fix}", path=path, reason=reason)
+    if exc.kind == "slow":
+        return TransferFailed(
+            f"{path}: too slow after retries: {exc}; check the network, or lower "
+            "--speed-limit / raise --speed-time",
+            path=path,
+            reason=FailureReason.SLOW,
+        )
     if exc.kind == "status" and FailureReason.of_status(exc.status) is FailureReason.THROTTLED:
         return TransferFailed(
             f"{path}: the server kept answering busy after retries: {exc}; "

@@ -2,7 +2,9 @@
 
 The runner polls every running ``Transfer`` (no per-chunk callbacks: the engine
 keeps counters, reading them is cheap) and hands a :class:`Snapshot` to whoever
-displays it (the CLI's progress bar, later the agent's ConfigMap progress).
+displays it (the CLI's progress bar, later the agent's ConfigMap progress), and
+each retry the engine made as a :class:`RetryNotice` (a line above the CLI's bar,
+a log line and a metric for the agent).
 """
 
 from __future__ import annotations
@@ -25,6 +27,27 @@ class Snapshot:
 
 
 ProgressCallback = Callable[[Snapshot], None]
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """One retry of one file, as the engine recorded it (``Transfer.take_retries``)."""
+
+    path: str  # the file, relative to DEST
+    number: int  # 1-based, out of ``of``
+    of: int  # the retries this kind of failure gets (fewer for "slow")
+    kind: str  # TransferError.kind: "connect", "slow", "timeout", "status", ...
+    message: str  # what failed, without the URL
+    wait: float  # seconds until the next try
+
+    def line(self) -> str:
+        """``retry 2/8 weights.bin: connection refused; next in 1.2 s``"""
+        return (
+            f"retry {self.number}/{self.of} {self.path}: {self.message}; next in {self.wait:.1f} s"
+        )
+
+
+RetryCallback = Callable[[RetryNotice], None]
 
 
 class RateMeter:

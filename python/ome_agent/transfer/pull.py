@@ -38,10 +38,10 @@ from ome_agent.sources import (
 from ome_agent.transfer.confine import check_name, confine
 from ome_agent.transfer.engine import build_engine
 from ome_agent.transfer.hub_cache import HubCache
-from ome_agent.transfer.progress import ProgressCallback
+from ome_agent.transfer.progress import ProgressCallback, RetryCallback
 from ome_agent.transfer.runner import Job, Outcome, Runner
 from ome_agent.transfer.settings import TransferSettings
-from ome_agent.transfer.summary import FileSummary, PullSummary
+from ome_agent.transfer.summary import NO_SIZE, FileSummary, PullSummary
 
 
 def pull(
@@ -58,12 +58,14 @@ def pull(
     on_progress: ProgressCallback | None = None,
     engine: _core.Engine | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    on_retry: RetryCallback | None = None,
 ) -> PullSummary:
     """Fetch SOURCE into DEST, verified; raise an :class:`~ome_agent.errors.OmeAgentError`.
 
     ``params`` are an object store's ``spec.storage.parameters`` (region, auth,
     endpoint, ...); credentials come from each vendor SDK's own chain. ``cache_dir``
-    (hf:// only, instead of DEST): the Hugging Face cache layout (``hub_cache``)."""
+    (hf:// only, instead of DEST): the Hugging Face cache layout (``hub_cache``).
+    ``on_retry``: called with each retry of the engine, as it happens."""
     settings = settings or TransferSettings()
     started = time.monotonic()
     ref = parse_source(source, revision)
@@ -72,7 +74,9 @@ def pull(
     if cache_dir is not None:
         if not isinstance(ref, HfRef):
             raise BadInput("--cache-dir applies to hf:// repos (the Hugging Face cache layout)")
-        return _pull_cached(ref, Path(cache_dir), settings, include, exclude, engine, started)
+        return _pull_cached(
+            ref, Path(cache_dir), settings, include, exclude, engine, started, on_retry
+        )
     if dest is None:
         raise BadInput("DEST is missing: give the folder (or file) to write into")
     dest_path = Path(dest)
@@ -107,7 +111,9 @@ def pull(
     jobs = confined_jobs(root, resolved)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        runner = Runner(engine or build_engine(settings), jobs, settings, on_progress)
+        runner = Runner(
+            engine or build_engine(settings), jobs, settings, on_progress, on_retry=on_retry
+        )
     except OSError as e:
         raise BadInput(f"DEST {dest}: cannot create {e.filename or root}: {e.strerror}") from None
     outcomes = runner.run()
@@ -122,6 +128,7 @@ def _pull_cached(
     exclude: Sequence[str],
     engine: _core.Engine | None,
     started: float,
+    on_retry: RetryCallback | None,
 ) -> PullSummary:
     check_globs(include, "--include")
     check_globs(exclude, "--exclude")
@@ -135,7 +142,11 @@ def _pull_cached(
         resolved.source, resolved.scheme, todo, resolved.revision, resolved.commit
     )
     jobs = confined_jobs(root, fetch)
-    outcomes = Runner(engine or build_engine(settings), jobs, settings).run() if jobs else []
+    outcomes = (
+        Runner(engine or build_engine(settings), jobs, settings, on_retry=on_retry).run()
+        if jobs
+        else []
+    )
     cache.publish(resolved.files, resolved.commit, ref.revision)
     fetched = {f.path for f in todo}
     reused = [f for f in resolved.files if f.path not in fetched]
@@ -236,6 +247,13 @@ def confined_jobs(root: Path, resolved: ResolvedSource) -> list[Job]:
     return jobs
 
 
+def _unverified(file: RemoteFile, result: _core.TransferResult) -> str | None:
+    """Why ``file`` is not verified by a digest: the source's reason, or NO_SIZE."""
+    if file.unverified is not None and not result.sized and file.size is None:
+        return NO_SIZE
+    return file.unverified
+
+
 def _summarize(
     resolved: ResolvedSource,
     root: Path,
@@ -261,7 +279,7 @@ def _summarize(
                 git_sha1=r.git_sha1,
                 xxh3_128=r.xxh3_128,
                 crc32c=r.crc32c,
-                unverified=o.job.file.unverified,
+                unverified=_unverified(o.job.file, r),
                 resumed_bytes=r.resumed_bytes,
                 fetched_bytes=r.fetched_bytes,
                 seconds=r.seconds,

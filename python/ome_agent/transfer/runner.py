@@ -6,10 +6,16 @@ of them. The calling thread only polls counters for progress and waits, which is
 also where Ctrl-C lands: every transfer is then cancelled (partial files and their
 journals stay for a resume) and :class:`~ome_agent.errors.Interrupted` is raised.
 The first failing file cancels the others and its error is raised.
+
+Each retry the engine makes is taken from its ``Transfer`` at the same polls, logged
+(``retry`` at INFO, with ``file``, ``reason`` = the failure kind, ``attempt`` and
+``wait_s``) and handed to ``on_retry`` (the CLI prints it above its bar, the agent
+counts it in its metrics).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -20,8 +26,16 @@ from ome_agent import _core
 from ome_agent.errors import Interrupted, OmeAgentError
 from ome_agent.sources.model import RemoteFile
 from ome_agent.transfer.failures import describe
-from ome_agent.transfer.progress import ProgressCallback, RateMeter, Snapshot
+from ome_agent.transfer.progress import (
+    ProgressCallback,
+    RateMeter,
+    RetryCallback,
+    RetryNotice,
+    Snapshot,
+)
 from ome_agent.transfer.settings import TransferSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class Runner:
         settings: TransferSettings,
         on_progress: ProgressCallback | None = None,
         interval: float = 0.2,
+        on_retry: RetryCallback | None = None,
     ) -> None:
         # largest first; unknown sizes (plain URLs) count as large
         self.jobs = sorted(
@@ -85,6 +100,7 @@ class Runner:
         self.transfers = [_make_transfer(engine, j, settings) for j in self.jobs]
         self.settings = settings
         self.on_progress = on_progress
+        self.on_retry = on_retry
         self.interval = interval
         self._stop = threading.Event()
         self._finished: dict[int, int] = {}  # job index -> size, once done
@@ -100,6 +116,24 @@ class Runner:
         self._stop.set()
         for t in self.transfers:
             t.cancel()
+
+    def _report_retries(self) -> None:
+        """Log each retry made since the last poll and hand it to ``on_retry``."""
+        for job, t in zip(self.jobs, self.transfers, strict=True):
+            for number, of, kind, message, pause in t.take_retries():
+                notice = RetryNotice(job.file.path, number, of, kind, message, pause)
+                log.info(
+                    "retry",
+                    extra={
+                        "file": notice.path,
+                        "reason": kind,
+                        "attempt": f"{number}/{of}",
+                        "wait_s": f"{pause:.1f}",
+                        "detail": message,
+                    },
+                )
+                if self.on_retry is not None:
+                    self.on_retry(notice)
 
     def snapshot(self) -> Snapshot:
         done = 0
@@ -147,6 +181,7 @@ class Runner:
                     elif first_error is None and not self._stop.is_set():
                         first_error = describe(self.jobs[i].file.path, exc)
                         self.cancel()
+                self._report_retries()
                 if self.on_progress is not None:
                     self.on_progress(self.snapshot())
         except KeyboardInterrupt:

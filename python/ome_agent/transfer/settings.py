@@ -15,6 +15,16 @@ from ome_agent.errors import BadInput
 
 MIN_CHUNK = 64 * 1024
 MAX_CHUNK = 1024 * 1024 * 1024
+# curl's --speed-limit/--speed-time semantics: an attempt that averages below
+# SPEED_LIMIT bytes/s over SPEED_TIME seconds fails as "slow" (and is retried twice)
+SPEED_LIMIT = 1024
+SPEED_TIME = 30.0
+# A body whose size the server does not give (no Content-Length, no Content-Range
+# total) is cut off here: above a model shard (5-10 GB), far below a disk. The
+# trade-off: a bigger file from such a server needs the flag raised; a lower cap would
+# refuse real files, a higher one lets a runaway body fill more of the disk first (the
+# free space is checked as it goes either way).
+MAX_UNKNOWN_SIZE = 16 * 1024**3
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -52,6 +62,9 @@ class TransferSettings:
     # --require-digest: a file with no digest to check (its size only) fails before
     # its download instead of being accepted as size only, unverified
     require_digest: bool = False
+    speed_limit: int = SPEED_LIMIT  # bytes/s; 0 turns the low-speed limit off
+    speed_time: float = SPEED_TIME  # seconds
+    max_unknown_size: int = MAX_UNKNOWN_SIZE  # bytes
 
     def __post_init__(self) -> None:
         if self.connections is not None and not 1 <= self.connections <= 1024:
@@ -64,11 +77,26 @@ class TransferSettings:
             raise BadInput(f"--max-connections {self.max_connections}: give 1 to 4096")
         if not 1 <= self.parallel_files <= 256:
             raise BadInput(f"--parallel-files {self.parallel_files}: give 1 to 256")
+        if self.speed_limit < 0:
+            raise BadInput(
+                f"--speed-limit {self.speed_limit}: give bytes per second, 0 to turn it off"
+            )
+        if not 1 <= self.speed_time <= 3600:
+            raise BadInput(f"--speed-time {self.speed_time:g}: give 1 to 3600 seconds")
+        if self.max_unknown_size < 1:
+            raise BadInput(
+                f"--max-unknown-size {self.max_unknown_size}: give a size of at least 1 byte"
+            )
         if self.require_digest and not self.verify:
             raise BadInput("--require-digest and --no-verify contradict each other: drop one")
 
     def engine_kwargs(self) -> dict[str, Any]:
-        return {"ca_bundle": self.ca_bundle, "max_connections": self.max_connections}
+        return {
+            "ca_bundle": self.ca_bundle,
+            "max_connections": self.max_connections,
+            "speed_limit": self.speed_limit,
+            "speed_time": self.speed_time,
+        }
 
     def transfer_kwargs(self) -> dict[str, Any]:
         return {
@@ -77,4 +105,5 @@ class TransferSettings:
             "chunk_size": self.chunk_size,
             "direct_io": self.direct_io,
             "resume": self.resume,
+            "max_unknown_size": self.max_unknown_size,
         }

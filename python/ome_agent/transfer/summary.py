@@ -11,6 +11,10 @@ from typing import Any
 
 from ome_agent.sources.model import SIZE_ONLY
 
+# ``FileSummary.unverified`` of a file whose server gave neither a size nor a digest:
+# not even its length was checked (the body ended where the connection did)
+NO_SIZE = "the server gave no size and no digest: nothing checked, unverified"
+
 
 @dataclass(frozen=True)
 class FileSummary:
@@ -61,10 +65,13 @@ class PullSummary:
         rate = self.throughput_bytes_per_sec / 1e6
         checked = sum(1 for f in self.files if set(f.verified) - {"size"})
         how = f"{checked}/{len(self.files)} verified by digest" if self.verify else "NOT verified"
-        weak = sum(1 for f in self.files if f.unverified)
+        unsized = sum(1 for f in self.files if f.unverified == NO_SIZE)
+        weak = sum(1 for f in self.files if f.unverified) - unsized
         if self.verify and weak:
             # the source gave no digest for these: said here, the reason is in --json
             how += f", {weak} {SIZE_ONLY}"
+        if self.verify and unsized:
+            how += f", {unsized} unverified (no size, no digest)"
         reused = sum(1 for f in self.files if f.reused)
         if reused:
             how += f", {reused} already in the cache"

@@ -11,7 +11,8 @@ use reqwest::header::{
 use reqwest::{Client, Response, StatusCode, Url};
 
 use super::buffers::Buffer;
-use super::client::{self, error_chain, error_kind};
+use super::client::{self, connect_reason, error_chain, error_kind};
+use super::pace::{Late, Limits, Pace};
 use super::progress::Progress;
 use super::sign::{same_origin, RequestHeaders};
 use super::{retry, Engine};
@@ -171,8 +172,8 @@ impl Conditions {
     }
 }
 
-/// Send a GET, optionally ranged (`[start, end)`), within `timeout` for the
-/// response head of each hop.
+/// Send a GET, optionally ranged (`[start, end)`), within the head timeout
+/// of `lim` for the response head of each hop.
 ///
 /// Unsigned requests let the client follow redirects (it drops
 /// Authorization/Cookie on the way to another origin). Signed requests
@@ -188,11 +189,11 @@ pub async fn get(
     headers: &RequestHeaders,
     range: Option<(u64, u64)>,
     cond: &Conditions,
-    timeout: Duration,
+    lim: Limits,
 ) -> Result<Response, Failure> {
     if headers.sign.is_none() {
         let h = headers.base.clone();
-        return send(&engine.client, url, h, range, cond, timeout).await;
+        return send(&engine.client, url, h, range, cond, lim).await;
     }
     let mut target = url.clone();
     for _ in 0..=client::MAX_REDIRECTS {
@@ -203,7 +204,7 @@ pub async fn get(
                 message,
             })
         })?;
-        let resp = send(&engine.client_manual, &target, h, range, cond, timeout).await?;
+        let resp = send(&engine.client_manual, &target, h, range, cond, lim).await?;
         if !resp.status().is_redirection() {
             return Ok(resp);
         }
@@ -224,7 +225,7 @@ pub async fn get(
         }
         if !same_origin(&target, &next) {
             let h = headers.for_other_origin().base;
-            return send(&engine.client, &next, h, range, cond, timeout).await;
+            return send(&engine.client, &next, h, range, cond, lim).await;
         }
         target = next;
     }
@@ -235,15 +236,16 @@ pub async fn get(
     }))
 }
 
-/// One request with `client`, within `timeout` for the response head, its
-/// answer checked against the listed ETag (a redirect passes the check).
+/// One request with `client`, within the head timeout of `lim` for the
+/// response head, its answer checked against the listed ETag (a redirect
+/// passes the check).
 async fn send(
     client: &Client,
     url: &Url,
     mut headers: HeaderMap,
     range: Option<(u64, u64)>,
     cond: &Conditions,
-    timeout: Duration,
+    lim: Limits,
 ) -> Result<Response, Failure> {
     // an If-Match of the caller's (or its signer's, which may have signed
     // it) names the same object and is left as given
@@ -262,11 +264,11 @@ async fn send(
             req = req.header(IF_RANGE, v.clone());
         }
     }
-    match tokio::time::timeout(timeout, req.send()).await {
-        Err(_) => Err(Failure::retry(
-            TransferKind::Timeout,
-            format!("no response within {:.0} s", timeout.as_secs_f64()),
-        )),
+    match tokio::time::timeout(lim.head_timeout(), req.send()).await {
+        Err(_) => {
+            let (kind, msg) = lim.head_late();
+            Err(Failure::retry(kind, msg))
+        }
         Ok(Err(e)) if e.is_builder() => Err(Failure::Fatal(Error::InvalidInput(format!(
             "url: cannot request {}: {}",
             redact_url(url.as_str()),
@@ -277,7 +279,7 @@ async fn send(
             kind: TransferKind::Redirect,
             message: error_chain(&e),
         })),
-        Ok(Err(e)) => Err(Failure::retry(error_kind(&e), error_chain(&e))),
+        Ok(Err(e)) => Err(request_failure(url, &e)),
         Ok(Ok(r)) => {
             let etag = r.headers().get(ETAG).and_then(|v| v.to_str().ok());
             cond.check(r.status(), etag)?;
@@ -324,17 +326,39 @@ fn unfollowed_redirect(resp: &Response) -> Option<String> {
     client::unfollowable(&resp.url().join(location).ok()?)
 }
 
-/// Read the next body chunk, failing when nothing arrives for `stall`.
+/// A request that failed before its answer (or while reading its body):
+/// a name that does not exist and a response head that is not HTTP fail at
+/// once; everything else is worth another try.
+fn request_failure(url: &Url, e: &reqwest::Error) -> Failure {
+    let kind = error_kind(e);
+    let msg = match kind {
+        TransferKind::Dns => format!("no such host: {}", url.host_str().unwrap_or("")),
+        TransferKind::Malformed => format!("malformed response: {}", error_chain(e)),
+        TransferKind::Connect => connect_reason(e)
+            .map(str::to_string)
+            .unwrap_or_else(|| error_chain(e)),
+        _ => error_chain(e),
+    };
+    if kind.retried() {
+        Failure::retry(kind, msg)
+    } else {
+        Failure::Fatal(Error::Transfer {
+            url: redact_url(url.as_str()),
+            kind,
+            message: msg,
+        })
+    }
+}
+
+/// Read the next body chunk within the bounds of `pace` (stall, low speed).
 pub async fn next_chunk(
     resp: &mut Response,
-    stall: Duration,
+    pace: &mut Pace,
 ) -> Result<Option<bytes::Bytes>, Failure> {
-    match tokio::time::timeout(stall, resp.chunk()).await {
-        Err(_) => Err(Failure::retry(
-            TransferKind::Timeout,
-            format!("stalled: no bytes for {:.0} s", stall.as_secs_f64()),
-        )),
-        Ok(Err(e)) => Err(Failure::retry(error_kind(&e), error_chain(&e))),
+    match pace.next_chunk(resp).await {
+        Err(Late::Stalled(msg)) => Err(Failure::retry(TransferKind::Timeout, msg)),
+        Err(Late::Slow(msg)) => Err(Failure::retry(TransferKind::Slow, msg)),
+        Ok(Err(e)) => Err(request_failure(resp.url(), &e)),
         Ok(Ok(c)) => Ok(c),
     }
 }
@@ -351,11 +375,11 @@ pub async fn fetch_piece(
     end: u64,
     buf: &mut Buffer,
     got: &mut usize,
-    stall: Duration,
+    lim: Limits,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let from = start + *got as u64;
-    let resp = get(engine, url, headers, Some((from, end)), cond, stall).await?;
+    let resp = get(engine, url, headers, Some((from, end)), cond, lim).await?;
     match resp.status() {
         StatusCode::PARTIAL_CONTENT => {}
         // If-Range did not match (or Range is no longer honoured): the
@@ -373,7 +397,7 @@ pub async fn fetch_piece(
             ))
         }
     }
-    read_piece(resp, start, end, buf, got, stall, progress).await
+    read_piece(resp, start, end, buf, got, lim, progress).await
 }
 
 /// Read the body of a 206 answering `[start + *got, end)` into `buf`.
@@ -383,12 +407,13 @@ pub async fn read_piece(
     end: u64,
     buf: &mut Buffer,
     got: &mut usize,
-    stall: Duration,
+    lim: Limits,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let from = start + *got as u64;
     let want = (end - start) as usize;
-    while let Some(chunk) = next_chunk(&mut resp, stall).await? {
+    let mut pace = Pace::new(lim);
+    while let Some(chunk) = next_chunk(&mut resp, &mut pace).await? {
         if *got + chunk.len() > want {
             return Err(Failure::retry(
                 TransferKind::Protocol,
@@ -415,8 +440,9 @@ pub async fn read_piece(
 
 /// Read and discard what is left of a (small) body so the connection can
 /// return to the keep-alive pool.
-pub async fn drain(mut resp: Response, stall: Duration) {
-    while let Ok(Some(_)) = next_chunk(&mut resp, stall).await {}
+pub async fn drain(mut resp: Response, lim: Limits) {
+    let mut pace = Pace::new(lim);
+    while let Ok(Some(_)) = next_chunk(&mut resp, &mut pace).await {}
 }
 
 /// What the probe learnt about the object.
@@ -442,18 +468,10 @@ pub async fn probe(
     url: &Url,
     headers: &RequestHeaders,
     cond: &Conditions,
-    timeout: Duration,
+    lim: Limits,
     first_len: u64,
 ) -> Result<Probe, Failure> {
-    let resp = get(
-        engine,
-        url,
-        headers,
-        Some((0, first_len.max(1))),
-        cond,
-        timeout,
-    )
-    .await?;
+    let resp = get(engine, url, headers, Some((0, first_len.max(1))), cond, lim).await?;
     let h = resp.headers().clone();
     let mut p = Probe {
         whole: None,

@@ -146,6 +146,16 @@ impl PartialFile {
 
 /// fsync the directory holding `path` so a rename survives power loss.
 /// Best effort: some filesystems refuse fsync on directories.
+/// Bytes an unprivileged writer may still use on the file system of `file`.
+pub fn free_bytes(file: &File) -> io::Result<u64> {
+    // SAFETY: a zeroed statvfs is a valid out-buffer; the fd is open
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 pub fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
         let dir = if dir.as_os_str().is_empty() {

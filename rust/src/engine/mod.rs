@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod file;
 pub mod hasher;
 pub mod journal;
+pub mod pace;
 pub mod plan;
 mod probed;
 pub mod progress;
@@ -46,6 +47,9 @@ pub struct EngineConfig {
     pub max_in_flight_bytes: u64,
     pub connect_timeout: Duration,
     pub stall_timeout: Duration,
+    /// low-speed limit (bytes/s, 0 = off) over `speed_time`: see `pace`
+    pub speed_limit: u64,
+    pub speed_time: Duration,
     pub max_retries: u32,
     pub user_agent: Option<String>,
 }
@@ -58,6 +62,8 @@ impl Default for EngineConfig {
             max_in_flight_bytes: 128 << 20,
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
+            speed_limit: 1024,
+            speed_time: Duration::from_secs(30),
             max_retries: 8,
             user_agent: None,
         }
@@ -92,9 +98,10 @@ impl Engine {
                 2 * SLAB
             )));
         }
-        if cfg.stall_timeout.is_zero() || cfg.connect_timeout.is_zero() {
+        if cfg.stall_timeout.is_zero() || cfg.connect_timeout.is_zero() || cfg.speed_time.is_zero()
+        {
             return Err(Error::InvalidInput(
-                "stall_timeout and connect_timeout must be positive".into(),
+                "stall_timeout, connect_timeout and speed_time must be positive".into(),
             ));
         }
         let client_cfg = |follow_redirects| client::ClientConfig {
@@ -120,5 +127,14 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// The time bounds of every exchange (see `pace`).
+    pub fn limits(&self) -> pace::Limits {
+        pace::Limits {
+            stall: self.cfg.stall_timeout,
+            speed_limit: self.cfg.speed_limit,
+            speed_time: self.cfg.speed_time,
+        }
     }
 }

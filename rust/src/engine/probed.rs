@@ -49,21 +49,14 @@ pub(super) async fn probe(
     // a probe answered with another ETag than the listed one (or 412) has
     // already failed in `fetch::get`
     let probe_cond = Conditions::for_probe(spec.expected_etag.as_deref());
+    let lim = engine.limits();
     let probe = with_retries(
         cfg.max_retries,
         Some(&state.cancel),
         &stats.retries,
+        Some(&state.retries),
         url,
-        || {
-            fetch::probe(
-                engine,
-                url,
-                &request_headers,
-                &probe_cond,
-                cfg.stall_timeout,
-                first_len,
-            )
-        },
+        || fetch::probe(engine, url, &request_headers, &probe_cond, lim, first_len),
     )
     .await
     .map_err(|f| failure_to_error(f, url))?;

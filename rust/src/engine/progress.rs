@@ -1,5 +1,6 @@
 //! Progress counters of a transfer, written by the workers and read (without
-//! locks, without the GIL) by the Python side.
+//! locks, without the GIL) by the Python side; and the retries it made, kept
+//! until the caller takes them (to show and log each one).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,6 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+use super::retry::Granted;
+use crate::error::TransferKind;
 
 const UNKNOWN: u64 = u64::MAX;
 /// Window over which `rate` is averaged.
@@ -70,6 +74,48 @@ impl Progress {
                 self.rate_bits.store(r.to_bits(), Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// One retry as the caller sees it: which (n of max), why, and the wait.
+#[derive(Debug, Clone)]
+pub struct RetryEvent {
+    pub number: u32,
+    pub of: u32,
+    pub kind: TransferKind,
+    /// without the URL (the caller knows which file it is)
+    pub message: String,
+    pub wait: Duration,
+}
+
+/// The retries of a transfer not yet taken by the caller. Bounded: a caller
+/// that never looks keeps at most `MAX_KEPT` (the newest).
+#[derive(Debug, Default)]
+pub struct RetryLog(Mutex<VecDeque<RetryEvent>>);
+
+const MAX_KEPT: usize = 256;
+
+impl RetryLog {
+    pub fn push(&self, g: Granted, kind: TransferKind, message: &str) {
+        if let Ok(mut q) = self.0.lock() {
+            if q.len() >= MAX_KEPT {
+                q.pop_front();
+            }
+            q.push_back(RetryEvent {
+                number: g.number,
+                of: g.of,
+                kind,
+                message: message.to_string(),
+                wait: g.wait,
+            });
+        }
+    }
+
+    pub fn take(&self) -> Vec<RetryEvent> {
+        self.0
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -228,7 +228,7 @@ async fn keep_first(
     if done.total() == 0 && end <= size && planner.peek_len(end) == Some(end) {
         return Some((end, resp));
     }
-    fetch::drain(resp, engine.cfg.stall_timeout).await;
+    fetch::drain(resp, engine.limits()).await;
     None
 }
 
@@ -416,6 +416,7 @@ fn publish(
         size,
         verified,
         ranged: true,
+        sized: true,
         direct_io: partial.is_direct(),
         ..Default::default()
     })

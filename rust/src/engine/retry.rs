@@ -1,7 +1,10 @@
-//! Retry policy of a range request: which failures are retried, how long to
-//! wait (exponential backoff with jitter, or the server's Retry-After).
+//! Retry policy of a range request: which failures are retried, how often
+//! (`Budget`), how long to wait (exponential backoff with jitter, or the
+//! server's Retry-After).
 
 use std::time::{Duration, SystemTime};
+
+use crate::error::TransferKind;
 
 /// Base delay of the first retry.
 pub const BASE: Duration = Duration::from_millis(200);
@@ -10,6 +13,65 @@ pub const CAP: Duration = Duration::from_secs(20);
 /// Ceiling of a server-requested Retry-After (a bogus value must not park a
 /// download for hours).
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+
+/// Retries of a request that keeps being too slow (`TransferKind::Slow`):
+/// another connection may reach a faster server, but a path that is slow
+/// stays slow, and each try costs a whole `speed_time`.
+pub const SLOW_RETRIES: u32 = 2;
+
+/// The retries left to one request (or one stream): `max` in all, of which
+/// at most `SLOW_RETRIES` for slowness.
+#[derive(Debug)]
+pub struct Budget {
+    max: u32,
+    spent: u32,
+    slow: u32,
+}
+
+/// One retry granted by a `Budget`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Granted {
+    /// 1-based, counted against `of`
+    pub number: u32,
+    pub of: u32,
+    pub wait: Duration,
+}
+
+impl Budget {
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            spent: 0,
+            slow: 0,
+        }
+    }
+
+    /// Retries made so far.
+    pub fn spent(&self) -> u32 {
+        self.spent
+    }
+
+    /// One more retry after a failure of `kind`, or `None` when spent.
+    pub fn take(&mut self, kind: TransferKind, retry_after: Option<Duration>) -> Option<Granted> {
+        let slow = kind == TransferKind::Slow;
+        let (used, of) = if slow {
+            (self.slow, self.max.min(SLOW_RETRIES))
+        } else {
+            (self.spent, self.max)
+        };
+        if used >= of || self.spent >= self.max {
+            return None;
+        }
+        let wait = delay(self.spent, retry_after);
+        self.spent += 1;
+        self.slow += u32::from(slow);
+        Some(Granted {
+            number: used + 1,
+            of,
+            wait,
+        })
+    }
+}
 
 /// Statuses worth retrying: server errors, request timeout, rate limiting.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -60,6 +122,21 @@ mod tests {
         for s in [400, 401, 403, 404, 410, 416] {
             assert!(!is_retryable_status(s), "{s}");
         }
+    }
+
+    #[test]
+    fn slowness_gets_fewer_retries() {
+        let mut b = Budget::new(8);
+        let g = b.take(TransferKind::Slow, Some(Duration::ZERO)).unwrap();
+        assert_eq!((g.number, g.of, g.wait), (1, 2, Duration::ZERO));
+        assert!(b.take(TransferKind::Slow, None).is_some());
+        assert!(b.take(TransferKind::Slow, None).is_none());
+        // other failures keep the rest of the budget
+        let g = b.take(TransferKind::Connect, None).unwrap();
+        assert_eq!((g.number, g.of), (3, 8));
+        assert_eq!(b.spent(), 3);
+        let mut none = Budget::new(0);
+        assert!(none.take(TransferKind::Broken, None).is_none());
     }
 
     #[test]

@@ -8,16 +8,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::{StatusCode, Url};
 
 use super::fetch::{self, Conditions, Failure};
-use super::progress::Cancel;
+use super::pace::Pace;
+use super::progress::{Cancel, RetryLog};
+use super::retry::Budget;
 use super::sign::RequestHeaders;
-use super::{retry, Engine};
+use super::Engine;
 use crate::error::{redact_url, Error, Result, TransferKind};
 
-/// Run `f` until it succeeds, fails fatally, or `max_retries` retries are spent.
+/// Run `f` until it succeeds, fails fatally, or its retries are spent
+/// (`retry::Budget`); each retry is counted in `retries` and, when given,
+/// recorded in `log` for the caller to show.
 pub async fn with_retries<T, F, Fut>(
     max_retries: u32,
     cancel: Option<&Cancel>,
     retries: &AtomicU64,
+    log: Option<&RetryLog>,
     url: &Url,
     mut f: F,
 ) -> std::result::Result<T, Failure>
@@ -25,7 +30,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, Failure>>,
 {
-    let mut attempt = 0u32;
+    let mut budget = Budget::new(max_retries);
     loop {
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(Failure::Fatal(Error::Cancelled));
@@ -36,16 +41,18 @@ where
                 msg,
                 retry_after,
             }) => {
-                if attempt >= max_retries {
+                let Some(granted) = budget.take(kind, retry_after) else {
                     return Err(Failure::Fatal(Error::Transfer {
                         url: redact_url(url.as_str()),
                         kind,
-                        message: format!("{msg} (gave up after {attempt} retries)"),
+                        message: format!("{msg} (gave up after {} retries)", budget.spent()),
                     }));
-                }
-                let wait = retry::delay(attempt, retry_after);
-                attempt += 1;
+                };
+                let wait = granted.wait;
                 retries.fetch_add(1, Ordering::Relaxed);
+                if let Some(log) = log {
+                    log.push(granted, kind, &msg);
+                }
                 match cancel {
                     Some(c) => {
                         tokio::select! {
@@ -90,40 +97,48 @@ pub async fn fetch_range(
         return Ok(Vec::new());
     }
     let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
-    let stall = engine.cfg.stall_timeout;
+    let lim = engine.limits();
     let retries = AtomicU64::new(0);
     let end = start.saturating_add(length);
-    with_retries(engine.cfg.max_retries, None, &retries, url, || async {
-        let mut resp = fetch::get(
-            engine,
-            url,
-            headers,
-            Some((start, end)),
-            &Conditions::default(),
-            stall,
-        )
-        .await?;
-        // a server ignoring Range sends the whole body: skip to `start`
-        let mut skip = match resp.status() {
-            StatusCode::PARTIAL_CONTENT => 0,
-            StatusCode::OK => start,
-            StatusCode::RANGE_NOT_SATISFIABLE => return Ok(Vec::new()),
-            _ => return Err(fetch::status_failure(&resp)),
-        };
-        let mut out = Vec::with_capacity(length.min(64 << 20) as usize);
-        while let Some(chunk) = fetch::next_chunk(&mut resp, stall).await? {
-            let mut c = &chunk[..];
-            let s = (skip as usize).min(c.len());
-            c = &c[s..];
-            skip -= s as u64;
-            let room = (length as usize).saturating_sub(out.len());
-            out.extend_from_slice(&c[..c.len().min(room)]);
-            if out.len() as u64 >= length {
-                break;
+    with_retries(
+        engine.cfg.max_retries,
+        None,
+        &retries,
+        None,
+        url,
+        || async {
+            let mut resp = fetch::get(
+                engine,
+                url,
+                headers,
+                Some((start, end)),
+                &Conditions::default(),
+                lim,
+            )
+            .await?;
+            // a server ignoring Range sends the whole body: skip to `start`
+            let mut skip = match resp.status() {
+                StatusCode::PARTIAL_CONTENT => 0,
+                StatusCode::OK => start,
+                StatusCode::RANGE_NOT_SATISFIABLE => return Ok(Vec::new()),
+                _ => return Err(fetch::status_failure(&resp)),
+            };
+            let mut out = Vec::with_capacity(length.min(64 << 20) as usize);
+            let mut pace = Pace::new(lim);
+            while let Some(chunk) = fetch::next_chunk(&mut resp, &mut pace).await? {
+                let mut c = &chunk[..];
+                let s = (skip as usize).min(c.len());
+                c = &c[s..];
+                skip -= s as u64;
+                let room = (length as usize).saturating_sub(out.len());
+                out.extend_from_slice(&c[..c.len().min(room)]);
+                if out.len() as u64 >= length {
+                    break;
+                }
             }
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
     .await
     .map_err(|f| failure_to_error(f, url))
 }
@@ -143,13 +158,14 @@ pub async fn head(engine: &Engine, url: &Url, headers: &RequestHeaders) -> Resul
     let _conn = engine.conns.acquire().await.map_err(|_| Error::Cancelled)?;
     let retries = AtomicU64::new(0);
     let cond = Conditions::default();
-    let mut p = with_retries(engine.cfg.max_retries, None, &retries, url, || {
-        fetch::probe(engine, url, headers, &cond, engine.cfg.stall_timeout, 1)
+    let lim = engine.limits();
+    let mut p = with_retries(engine.cfg.max_retries, None, &retries, None, url, || {
+        fetch::probe(engine, url, headers, &cond, lim, 1)
     })
     .await
     .map_err(|f| failure_to_error(f, url))?;
     if let Some((_, resp)) = p.first.take() {
-        fetch::drain(resp, engine.cfg.stall_timeout).await;
+        fetch::drain(resp, lim).await;
     }
     // the whole body of a range-less server is not wanted here: dropping the
     // response closes that connection

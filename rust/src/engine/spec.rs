@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use reqwest::header::HeaderMap;
 
 use super::hasher::DigestHex;
-use super::progress::{Cancel, Progress};
+use super::progress::{Cancel, Progress, RetryLog};
 use super::sign::{RequestHeaders, Signer};
 
 /// What to transfer and how (see `Transfer` in `_core.pyi`).
@@ -36,7 +36,15 @@ pub struct TransferSpec {
     /// `None`: automatic (see `file::wants_direct`)
     pub direct_io: Option<bool>,
     pub resume: bool,
+    /// the most bytes taken from a body whose size the server does not give
+    /// (no Content-Length, no Content-Range total); more fails as `TooLarge`.
+    /// `None`: no cap (the Python API always sets one, see `MAX_UNKNOWN_SIZE`)
+    pub max_unknown_size: Option<u64>,
 }
+
+/// Default of `TransferSpec::max_unknown_size`: 16 GiB, above a model shard
+/// (5-10 GB), far below a disk. A bigger file without a size needs it raised.
+pub const MAX_UNKNOWN_SIZE: u64 = 16 << 30;
 
 impl TransferSpec {
     pub fn request_headers(&self) -> RequestHeaders {
@@ -49,6 +57,7 @@ impl TransferSpec {
 pub struct TransferState {
     pub progress: Progress,
     pub cancel: Cancel,
+    pub retries: RetryLog,
 }
 
 /// Result of a finished transfer (see `TransferResult` in `_core.pyi`).
@@ -65,6 +74,9 @@ pub struct TransferOutcome {
     pub digests: DigestHex,
     pub verified: Vec<String>,
     pub ranged: bool,
+    /// whether the server gave the size before the body (Content-Length or a
+    /// Content-Range total); false: nothing but the end of the body said it
+    pub sized: bool,
     /// whether the bulk of the file was written with O_DIRECT
     pub direct_io: bool,
 }

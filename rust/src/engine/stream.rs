@@ -1,6 +1,13 @@
 //! One-stream transfers: the server ignored Range or did not say how big
 //! the object is. Same buffers, writes and hashing as the ranged path, read
 //! in order from a single response; no resume (a retry starts over).
+//!
+//! A body of unknown size is bounded twice: by `max_unknown_size` (a server
+//! that never stops sending fails as `TooLarge`), and by the free space of
+//! the destination's file system, checked after every piece (the transfer
+//! stops with ENOSPC while `KEEP_FREE` bytes are still free, so the node's
+//! disk never fills up). Either way the partial file is removed: without
+//! ranges there is nothing to resume from.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -15,13 +22,17 @@ use super::attempt::{io_err, join_thread, AttemptError, Stats, CHANGED};
 use super::buffers::{Buffer, SLAB};
 use super::checks::{size_mismatch, verify, wanted};
 use super::fetch::{self, Conditions, Failure};
-use super::file::{partial_paths, PartialFile};
+use super::file::{free_bytes, partial_paths, PartialFile};
 use super::hasher::{self, DigestHex, Item, Msg, Outcome};
+use super::pace::Pace;
 use super::probed::Probed;
 use super::sign::RequestHeaders;
 use super::spec::{TransferOutcome, TransferSpec, TransferState};
 use super::Engine;
-use crate::error::{Error, TransferKind};
+use crate::error::{redact_url, Error, TransferKind};
+
+/// Free bytes a body of unknown size leaves on the destination's file system.
+pub(super) const KEEP_FREE: u64 = 64 << 20;
 
 /// One stream, no Range: the server ignored it or the size is unknown.
 pub(super) async fn stream(
@@ -68,8 +79,21 @@ pub(super) async fn stream(
         stats,
         partial: &partial,
         htx: hasher_thread.is_some().then_some(&htx),
+        // only a body whose size was not given is capped here
+        unknown_cap: size_hint
+            .is_none()
+            .then(|| spec.max_unknown_size.unwrap_or(u64::MAX)),
     };
-    let size = sink.pump(&mut resp).await?;
+    let size = match sink.pump(&mut resp).await {
+        Err(AttemptError::Fatal(e)) if size_hint.is_none() => {
+            // without a size there is no resume: the bytes of a body that failed
+            // for good (too large, the disk nearly full, cancelled) are of no use
+            drop(htx);
+            let _ = std::fs::remove_file(&partial.path);
+            return Err(AttemptError::Fatal(e));
+        }
+        other => other?,
+    };
     drop(htx);
     let digests = finish(hasher_thread, &partial, size_hint, size).await?;
     let verified = verify(spec, &digests, size)?;
@@ -81,6 +105,7 @@ pub(super) async fn stream(
         digests,
         verified,
         ranged: false,
+        sized: size_hint.is_some(),
         direct_io: partial.is_direct(),
         ..Default::default()
     })
@@ -129,8 +154,7 @@ async fn open_body(
     if let Some(r) = whole {
         return Ok(r);
     }
-    let stall = engine.cfg.stall_timeout;
-    let r = fetch::get(engine, url, headers, None, cond, stall)
+    let r = fetch::get(engine, url, headers, None, cond, engine.limits())
         .await
         .map_err(as_retry)?;
     if r.status() != StatusCode::OK {
@@ -147,6 +171,8 @@ struct Sink<'a> {
     partial: &'a PartialFile,
     /// `None` when not hashing
     htx: Option<&'a mpsc::Sender<Msg>>,
+    /// the most bytes taken when the size is unknown; `None` when it is known
+    unknown_cap: Option<u64>,
 }
 
 const PIECE: usize = 8 * SLAB;
@@ -158,6 +184,7 @@ impl Sink<'_> {
         let mut off = 0u64;
         let mut carry: Option<Bytes> = None;
         let mut eof = false;
+        let mut pace = Pace::new(self.engine.limits());
         while !eof {
             let n = (PIECE / SLAB) as u32;
             let Ok(w) = self.engine.budget.clone().acquire_many_owned(n).await else {
@@ -165,10 +192,11 @@ impl Sink<'_> {
             };
             let mut buf = Buffer::new(self.engine.pool.clone(), PIECE, vec![w]);
             let pos;
-            (pos, eof) = self.fill(resp, &mut buf, &mut carry).await?;
+            (pos, eof) = self.fill(resp, &mut buf, &mut carry, &mut pace).await?;
             if pos == 0 {
                 break;
             }
+            self.check_unknown(resp, off + pos as u64)?;
             let parts = buf.parts(pos);
             self.partial
                 .write_parts(off, &parts)
@@ -188,6 +216,38 @@ impl Sink<'_> {
         Ok(off)
     }
 
+    /// A body of unknown size that would pass its cap, or bring the disk
+    /// under `KEEP_FREE`, stops before it is written.
+    fn check_unknown(&self, resp: &Response, total: u64) -> Result<(), AttemptError> {
+        let Some(cap) = self.unknown_cap else {
+            return Ok(());
+        };
+        if total > cap {
+            return Err(Error::Transfer {
+                url: redact_url(resp.url().as_str()),
+                kind: TransferKind::TooLarge,
+                message: format!(
+                    "the server gave no size and the body passed {cap} bytes \
+                     (max_unknown_size); the file was not kept"
+                ),
+            }
+            .into());
+        }
+        let free =
+            free_bytes(&self.partial.file).map_err(|e| io_err("statvfs", &self.partial.path, e))?;
+        if free < KEEP_FREE + PIECE as u64 {
+            return Err(AttemptError::Fatal(Error::io(
+                format!(
+                    "{}: stopped before the disk is full: {free} bytes free (a body of \
+                     unknown size leaves at least {KEEP_FREE})",
+                    self.partial.path.display()
+                ),
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            )));
+        }
+        Ok(())
+    }
+
     /// Fill `buf` from `carry` (the rest of the last chunk) and the body;
     /// returns the bytes filled and whether the body ended.
     async fn fill(
@@ -195,15 +255,15 @@ impl Sink<'_> {
         resp: &mut Response,
         buf: &mut Buffer,
         carry: &mut Option<Bytes>,
+        pace: &mut Pace,
     ) -> Result<(usize, bool), AttemptError> {
-        let stall = self.engine.cfg.stall_timeout;
         let mut pos = 0usize;
         while pos < PIECE {
             let chunk = match carry.take() {
                 Some(c) => c,
                 None => {
                     let next = tokio::select! {
-                        c = fetch::next_chunk(resp, stall) => c.map_err(as_retry)?,
+                        c = fetch::next_chunk(resp, pace) => c.map_err(as_retry)?,
                         _ = self.state.cancel.cancelled() => return Err(Error::Cancelled.into()),
                     };
                     match next {

@@ -26,8 +26,9 @@ use super::file::partial_paths;
 use super::journal;
 use super::probed::probe;
 use super::ranged::{ranged, Ranged};
+use super::retry::Budget;
 use super::worker::{piece_len, transfer_window};
-use super::{retry, stream, Engine};
+use super::{stream, Engine};
 use crate::error::{redact_url, Error, Result};
 
 pub use super::spec::{TransferOutcome, TransferSpec, TransferState};
@@ -44,7 +45,9 @@ pub async fn run(
     let url = parse_url(&spec.url)?;
     let (ppath, jpath) = partial_paths(&spec.dest);
     let stats = Arc::new(Stats::default());
-    let (mut restarts, mut stream_failures) = (0u32, 0u32);
+    let mut restarts = 0u32;
+    // the one-stream path retries whole attempts (it cannot resume)
+    let mut stream_budget = Budget::new(engine.cfg.max_retries);
     let mut allow_resume = spec.resume;
     loop {
         let r = attempt(&engine, &spec, &state, &url, &stats, allow_resume).await;
@@ -75,19 +78,18 @@ pub async fn run(
                 msg,
                 retry_after,
             }) => {
-                if stream_failures >= engine.cfg.max_retries {
+                let Some(granted) = stream_budget.take(kind, retry_after) else {
                     return Err(Error::Transfer {
                         url: redact_url(url.as_str()),
                         kind,
-                        message: format!("{msg} (gave up after {stream_failures} retries)"),
+                        message: format!("{msg} (gave up after {} retries)", stream_budget.spent()),
                     });
-                }
-                let wait = retry::delay(stream_failures, retry_after);
-                stream_failures += 1;
+                };
                 stats.retries.fetch_add(1, Ordering::Relaxed);
+                state.retries.push(granted, kind, &msg);
                 state.progress.set_done(0);
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep(granted.wait) => {}
                     _ = state.cancel.cancelled() => return Err(Error::Cancelled),
                 }
             }

@@ -17,9 +17,10 @@ use super::file::PartialFile;
 use super::hasher::{Item, Msg};
 use super::journal::Record;
 use super::plan::Planner;
+use super::retry::Budget;
 use super::sign::RequestHeaders;
 use super::spec::TransferState;
-use super::{retry, Engine};
+use super::Engine;
 use crate::error::{redact_url, Error};
 
 pub(super) struct Shared {
@@ -217,22 +218,14 @@ impl Worker {
         buf: &mut Buffer,
         mut open: Option<reqwest::Response>,
     ) -> std::result::Result<(), AttemptError> {
-        let cfg = &self.engine.cfg;
+        let lim = self.engine.limits();
         let mut got = 0usize;
-        let mut attempt = 0u32;
+        let mut budget = Budget::new(self.engine.cfg.max_retries);
         loop {
             let piece = async {
                 if let Some(resp) = open.take() {
-                    fetch::read_piece(
-                        resp,
-                        start,
-                        end,
-                        buf,
-                        &mut got,
-                        cfg.stall_timeout,
-                        &self.state.progress,
-                    )
-                    .await
+                    fetch::read_piece(resp, start, end, buf, &mut got, lim, &self.state.progress)
+                        .await
                 } else {
                     fetch::fetch_piece(
                         &self.engine,
@@ -243,7 +236,7 @@ impl Worker {
                         end,
                         buf,
                         &mut got,
-                        cfg.stall_timeout,
+                        lim,
                         &self.state.progress,
                     )
                     .await
@@ -266,21 +259,22 @@ impl Worker {
                     msg,
                     retry_after,
                 }) => {
-                    if attempt >= cfg.max_retries {
+                    let Some(granted) = budget.take(kind, retry_after) else {
                         return Err(Error::Transfer {
                             url: redact_url(self.shared.url.as_str()),
                             kind,
                             message: format!(
-                                "bytes {start}-{}: {msg} (gave up after {attempt} retries)",
-                                end - 1
+                                "bytes {start}-{}: {msg} (gave up after {} retries)",
+                                end - 1,
+                                budget.spent()
                             ),
                         }
                         .into());
-                    }
-                    let wait = retry::delay(attempt, retry_after);
-                    attempt += 1;
+                    };
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(wait).await;
+                    let what = format!("bytes {start}-{}: {msg}", end - 1);
+                    self.state.retries.push(granted, kind, &what);
+                    tokio::time::sleep(granted.wait).await;
                 }
             }
         }

@@ -21,6 +21,7 @@ use super::errors::to_py_err;
 use crate::engine::file::check_dest_length;
 use crate::engine::runtime::runtime;
 use crate::engine::sign::{RequestHeaders, Signer};
+use crate::engine::spec::MAX_UNKNOWN_SIZE;
 use crate::engine::transfer::{self, TransferOutcome, TransferSpec, TransferState};
 use crate::engine::{simple, Engine, EngineConfig};
 use crate::error::{redact_url, Error, TransferKind};
@@ -221,6 +222,8 @@ impl PyEngine {
         max_in_flight_bytes = 128 * 1024 * 1024,
         connect_timeout = 10.0,
         stall_timeout = 30.0,
+        speed_limit = 1024,
+        speed_time = 30.0,
         max_retries = 8,
         user_agent = None,
     ))]
@@ -232,6 +235,8 @@ impl PyEngine {
         max_in_flight_bytes: i64,
         connect_timeout: f64,
         stall_timeout: f64,
+        speed_limit: i64,
+        speed_time: f64,
         max_retries: i64,
         user_agent: Option<String>,
     ) -> PyResult<Self> {
@@ -246,6 +251,8 @@ impl PyEngine {
             max_in_flight_bytes: non_negative("max_in_flight_bytes", max_in_flight_bytes)?,
             connect_timeout: positive_secs("connect_timeout", connect_timeout)?,
             stall_timeout: positive_secs("stall_timeout", stall_timeout)?,
+            speed_limit: non_negative("speed_limit", speed_limit)?,
+            speed_time: positive_secs("speed_time", speed_time)?,
             max_retries: u32::try_from(max_retries).map_err(|_| {
                 invalid(format!(
                     "max_retries must be between 0 and 2^32-1, got {max_retries}"
@@ -351,6 +358,7 @@ impl PyTransfer {
         chunk_size = None,
         direct_io = None,
         resume = true,
+        max_unknown_size = MAX_UNKNOWN_SIZE as i64,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -371,8 +379,14 @@ impl PyTransfer {
         chunk_size: Option<i64>,
         direct_io: Option<bool>,
         resume: bool,
+        max_unknown_size: i64,
     ) -> PyResult<Self> {
         parse_url(url)?;
+        if max_unknown_size < 1 {
+            return Err(invalid(format!(
+                "max_unknown_size must be at least 1, got {max_unknown_size}"
+            )));
+        }
         if dest.as_os_str().is_empty() || dest.is_dir() {
             return Err(invalid(format!(
                 "dest: {:?} is a directory or empty; pass the path of the file to create",
@@ -419,6 +433,7 @@ impl PyTransfer {
             chunk_size,
             direct_io,
             resume,
+            max_unknown_size: Some(max_unknown_size as u64),
         };
         Ok(Self {
             engine: engine.get().inner.clone(),
@@ -463,6 +478,25 @@ impl PyTransfer {
         self.state.progress.rate()
     }
 
+    /// The retries made since the last call, oldest first, each
+    /// `(number, of, kind, message, wait_seconds)`; thread-safe.
+    fn take_retries(&self) -> Vec<(u32, u32, &'static str, String, f64)> {
+        self.state
+            .retries
+            .take()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.number,
+                    r.of,
+                    r.kind.name(),
+                    r.message,
+                    r.wait.as_secs_f64(),
+                )
+            })
+            .collect()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Transfer({}, {:?})",
@@ -490,6 +524,7 @@ pub(crate) struct PyTransferResult {
     crc32c: Option<String>,
     verified: Vec<String>,
     ranged: bool,
+    sized: bool,
     direct_io: bool,
 }
 
@@ -511,6 +546,7 @@ impl From<TransferOutcome> for PyTransferResult {
             crc32c: o.digests.crc32c,
             verified: o.verified,
             ranged: o.ranged,
+            sized: o.sized,
             direct_io: o.direct_io,
         }
     }
@@ -521,7 +557,7 @@ impl PyTransferResult {
     fn __repr__(&self) -> String {
         format!(
             "TransferResult(size={}, seconds={:.3}, fetched_bytes={}, resumed_bytes={}, \
-             retries={}, connections={}, verified={:?}, ranged={}, direct_io={})",
+             retries={}, connections={}, verified={:?}, ranged={}, sized={}, direct_io={})",
             self.size,
             self.seconds,
             self.fetched_bytes,
@@ -530,6 +566,7 @@ impl PyTransferResult {
             self.connections,
             self.verified,
             self.ranged,
+            self.sized,
             self.direct_io
         )
     }

@@ -133,10 +133,10 @@ fn convert(py: Python<'_>, err: Error) -> PyResult<PyErr> {
                 None => PyOSError::new_err(msg),
             });
         }
-        // every try failed in a retryable way: `kind` says how
+        // every try failed, or a failure no retry heals: `kind` says which
         Error::Transfer { url, kind, .. } => {
             let o = instantiate(py, &t.transfer, msg)?;
-            set_network(&o, kind.name(), kind.status(), true, url)?;
+            set_network(&o, kind.name(), kind.status(), kind.retried(), url)?;
             o
         }
         // a status that is not retried
