@@ -111,6 +111,7 @@ def _params(args: list[str], command: str = "run") -> dict[str, Any]:
 # container fields the chart renders exactly as deploy/ has them, for both workloads
 SAME_CONTAINER_FIELDS = (
     "command",
+    "terminationMessagePolicy",
     "ports",
     "livenessProbe",
     "readinessProbe",
@@ -214,6 +215,8 @@ def test_agent_mirrors_deploy_manifests(render: Render) -> None:
     c, want = _container(ds), _container(want_ds)
     assert _params(c["args"]) == _params(want["args"])
     assert "--health-address=0.0.0.0" in c["args"]  # explicit, as in deploy/agent/
+    # a start-up error line becomes the container's termination message
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     for field in ("env", *SAME_CONTAINER_FIELDS):
         assert c[field] == want[field], field
     pod, want_pod = ds["spec"]["template"]["spec"], want_ds["spec"]["template"]["spec"]

@@ -5,14 +5,16 @@ Flags follow OME's model agent (``--models-root-dir``, ``--namespace``,
 ``ome-agent pull``. Cluster mode hands over to :mod:`ome_agent.adapters.kube.agent`;
 ``--standalone`` to :mod:`ome_agent.adapters.standalone`. Logs are one line per event
 on stderr: ``time level logger message key=value ...``; they never carry secrets.
-Every ``--models-root-dir`` is locked while the agent runs
-(:mod:`ome_agent.adapters.rootlock`): a second agent on one root refuses to start.
+Every ``--models-root-dir`` is checked at start-up (:mod:`ome_agent.adapters.rootcheck`:
+in a Pod, on a volume of the Pod; not read-only; writable) and locked while the agent
+runs (:mod:`ome_agent.adapters.rootlock`): a second agent on one root refuses to start.
 Exit codes: 0 done (or ``--once`` with every model Ready), 1 a model failed, 2 bad input.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -146,6 +148,7 @@ def run(
             verify_interval=verify_interval,
             scrub_rate=scrub_rate * 1e6,
         )
+        from ome_agent.adapters.rootcheck import check_roots, mount_points
         from ome_agent.adapters.rootlock import hold_roots
 
         if standalone:
@@ -154,6 +157,9 @@ def run(
             from ome_agent.adapters.kube.clusterconfig import check_cluster_config
 
             check_cluster_config(kubeconfig)  # before the client's slow import
+        # the kubelet sets KUBERNETES_SERVICE_HOST in every container of a Pod
+        in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        check_roots(options.models_roots, in_pod=in_pod, mounts=mount_points() if in_pod else ())
         with hold_roots(options.models_roots):
             if standalone:
                 return _standalone(options, manifests, node_labels, state_file, once)
