@@ -66,24 +66,18 @@ class Release:
     hub_url: str  # the Hub as pods see it
     values: dict[str, Any]
 
-    def upgrade(self, values: dict[str, Any]) -> None:
+    def upgrade(self, values: dict[str, Any], *, wait: bool = True) -> None:
+        """``helm upgrade --install`` with ``values``; with ``wait``, until both workloads
+        rolled out (without: a release whose pods are meant never to become Ready)."""
         path = self.models_root.parent / "values.yaml"
         path.write_text(yaml.safe_dump(values))
+        waiting = ("--wait", "--timeout", "5m") if wait else ()
         self.node.run(
-            str(self.helm),
-            "upgrade",
-            "--install",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
-            "--values",
-            str(path),
-            "--wait",
-            "--timeout",
-            "5m",
-        )
+            str(self.helm), "upgrade", "--install", RELEASE, str(CHART),
+            "--namespace", NAMESPACE, "--create-namespace", "--values", str(path), *waiting,
+        )  # fmt: skip
+        if not wait:
+            return
         # helm's --wait counts a DaemonSet with maxUnavailable pods unready as done
         for workload in (f"daemonset/{RELEASE}", f"deployment/{RELEASE}-controller"):
             self.node.kubectl("-n", NAMESPACE, "rollout", "status", workload, "--timeout=300s")
