@@ -8,6 +8,9 @@
 #   scripts/real-node.sh expose P  let pods reach the host's 127.0.0.1:P at GATEWAY:P
 #   scripts/real-node.sh restart-kubelet  stop the kubelet (TERM) and start it again,
 #                                  waiting for the node to be Ready; pods keep running
+#   scripts/real-node.sh restart-containerd  stop containerd (TERM) and start it again,
+#                                  waiting for the node to be Ready; the containers keep
+#                                  running under their shims
 #   scripts/real-node.sh down      delete the workloads, stop every process by its
 #                                  recorded PID, undo every iptables rule and the bridge
 # Settings (environment): NODE_DIR (state, logs, sockets; default /tmp/ome-real-node),
@@ -259,6 +262,18 @@ restart_kubelet() { # the kubelet alone, as a node's operator restarts it; pods 
   wait_for 60 "kubelet healthz" curl -fs http://127.0.0.1:10248/healthz
 }
 
+restart_containerd() { # containerd alone, as a node's operator restarts it
+  local bin; bin=$(binaries)
+  # TERM to containerd's PID only: each container's shim runs on in its own process
+  # group and the new containerd reconnects to it
+  stop_pid containerd
+  containerd_up
+  # the kubelet reconnects to the runtime by itself; the node's Ready condition may
+  # have dropped while the runtime was away
+  wait_for 180 "node $NODE_NAME" "$bin/kubectl" wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+  say "containerd restarted, node $NODE_NAME Ready"
+}
+
 # ------------------------------------------------------------------ teardown
 stop_pid() { # TERM, up to 30 s, then KILL: only the process whose PID was recorded
   local f=$D/run/$1.pid pid
@@ -315,5 +330,6 @@ case "${1:-}" in
   down) down ;;
   expose) shift; expose "$@" ;;
   restart-kubelet) restart_kubelet ;;
-  *) die "usage: real-node.sh up | down | expose PORT [HOST] | restart-kubelet" ;;
+  restart-containerd) restart_containerd ;;
+  *) die "usage: real-node.sh up | down | expose PORT [HOST] | restart-kubelet | restart-containerd" ;;
 esac

@@ -84,6 +84,17 @@ class RealNode:
         assert pid.read_text() != before, "the kubelet was not restarted"
         return seconds
 
+    def restart_containerd(self) -> float:
+        """Stop containerd and start it again (its shims keep the containers running);
+        seconds until the node is Ready again."""
+        pid = self.workdir / "run" / "containerd.pid"
+        before = pid.read_text()
+        t0 = time.monotonic()
+        self._driver("restart-containerd", timeout=600)
+        seconds = time.monotonic() - t0
+        assert pid.read_text() != before, "containerd was not restarted"
+        return seconds
+
     def kubectl(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         out = subprocess.run(
             [str(self.bin / "kubectl"), *args],

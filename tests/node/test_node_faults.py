@@ -1,11 +1,13 @@
 """Faults that come through Kubernetes, on a real kubelet: a node label changed so a
 model no longer belongs on the node (its files, node label and ConfigMap entry go,
-the agent pod stays); ``cordon`` + ``drain`` + ``uncordon`` and a kubelet restart
-(nothing lost: the model stays Ready, its files untouched, nothing fetched again, its
-node label never absent, the agent pod neither replaced nor restarted).
+the agent pod stays); ``cordon`` + ``drain`` + ``uncordon``, a kubelet restart and a
+containerd restart (nothing lost: the model stays Ready, its files untouched, nothing
+fetched again, its node label never absent, the agent pod neither replaced nor
+restarted).
 
 Where it sits: the real-node tier (marked ``node``), on the chart ``release`` of
-``conftest``; the kubelet is restarted by ``scripts/real-node.sh restart-kubelet``.
+``conftest``; the kubelet and containerd are restarted by ``scripts/real-node.sh
+restart-kubelet`` and ``restart-containerd``.
 """
 
 from __future__ import annotations
@@ -191,3 +193,30 @@ def test_kubelet_restart_loses_nothing(release: Release, model: tuple[str, Path]
     assert all(pod_ready(p) for p in pods(release, "node-agent"))
     assert_nothing_lost(release, name, path, files, pod, watched)
     print(f"kubelet restarted, node Ready again in {ready:.1f}s")
+
+
+def test_containerd_restart_loses_nothing(release: Release, model: tuple[str, Path]) -> None:
+    node = release.node
+    name, path = model
+    files, pod = identity(path), agent_pod(release)
+    release.hub.clear_requests()
+    watched = LabelWatch(node, model_label(name))
+
+    ready = node.restart_containerd()
+    # the kubelet relists the runtime after it reconnects: a container it took for dead
+    # would be restarted by then
+    t0 = time.monotonic()
+    wait_until(
+        lambda: all(pod_ready(p) for p in pods(release, "node-agent")),
+        timeout=120,
+        interval=1,
+        what=f"the agent pod Ready after containerd's restart; agent says:\n{agent_logs(release)}",
+    )
+    agent_ready = ready + time.monotonic() - t0
+    time.sleep(15)
+    assert all(pod_ready(p) for p in pods(release, "node-agent"))
+    assert_nothing_lost(release, name, path, files, pod, watched)
+    print(
+        f"containerd restarted, node Ready again in {ready:.1f}s, "
+        f"agent pod Ready {agent_ready:.1f}s after the restart began"
+    )
