@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ome_agent.cli import main
@@ -138,3 +139,32 @@ def test_termination_log_holds_the_node_report_config(tmp_path: Path) -> None:
     assert config["modelArchitecture"] == "MixtralForCausalLM"
     assert config["decodedModelConfiguration"]["parameter_count"] == "1M"  # OME's type
     assert config["parameterCount"] == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("with_model", "args", "code", "reason"),
+    [
+        # a claim's sub path with no model in it
+        (False, (), 1, "config.json: not found in the model directory (nor a subfolder); "
+         "the model's config gave no usable field (model_type, architectures): fix its "
+         "config.json, or point --schema-path at the right one"),
+        (True, ("--schema-path", "../x.json"), 2, "--schema-path: "),
+    ],
+)  # fmt: skip
+def test_termination_log_holds_the_reason_of_a_failure(
+    tmp_path: Path, with_model: bool, args: tuple[str, ...], code: int, reason: str
+) -> None:
+    """A failed pvc:// inspection Pod's status carries its termination message: the
+    reason, one line, never an empty or "{}" config."""
+    log = tmp_path / "termination-log"
+    model = tmp_path / "m"
+    model.mkdir()
+    if with_model:
+        _model(model)
+    result = CliRunner().invoke(
+        main, ["inspect", str(model), "--json", "--termination-log", str(log), *args]
+    )
+    assert result.exit_code == code, result.output
+    text = log.read_text()
+    assert text.startswith(reason), text
+    assert "\n" not in text

@@ -7,7 +7,8 @@ Exit codes: 0 when the model was described (content problems, such as config val
 of the wrong type, are listed on stderr, as the node agent would log them); 1 when
 the remote could not be reached or the config could not be read or gave no usable
 field (no ``model_type``, no ``architectures``: what was found is still printed);
-2 on bad input.
+2 on bad input. With ``--termination-log`` the file holds the config on success and
+the reason on failure (one line), so the pvc:// inspection Pod's status says why.
 """
 
 from __future__ import annotations
@@ -117,9 +118,12 @@ def inspect(
             result = discovery.discover(Path(target), schema_path=schema_path)
     except OmeAgentError as e:
         click.echo(f"error: {e}", err=True)
+        if termination_log is not None:
+            _write_text(termination_log, str(e))
         sys.exit(e.exit_code)
 
-    if termination_log is not None:
+    unusable = result.model_type is None and result.model_architecture is None
+    if termination_log is not None and not unusable:
         _write_termination_log(termination_log, result.to_ome_config())
     data = result.to_json()
     if as_json:
@@ -130,12 +134,16 @@ def inspect(
             click.echo(f"{label:<{width}}  {_cell(key, data[key])}")
         for message in result.errors:
             click.echo(f"error: {message}", err=True)
-    if result.model_type is None and result.model_architecture is None:
-        click.echo(
-            "error: the model's config gave no usable field (model_type, architectures): "
-            "fix its config.json, or point --schema-path at the right one",
-            err=True,
+    if unusable:
+        message = (
+            "the model's config gave no usable field (model_type, architectures): "
+            "fix its config.json, or point --schema-path at the right one"
         )
+        click.echo(f"error: {message}", err=True)
+        if termination_log is not None:
+            # the Pod's status carries this file alone: what discovery found wrong
+            # (config.json missing, unreadable) comes first
+            _write_text(termination_log, "; ".join([*result.errors, message]))
         sys.exit(1)
 
 
@@ -146,6 +154,12 @@ def _write_termination_log(path: str, config: dict[str, Any]) -> None:
     if len(text.encode()) > TERMINATION_LOG_LIMIT:
         slim = {k: v for k, v in config.items() if k != "decodedModelConfiguration"}
         text = json.dumps(slim, separators=(",", ":"), sort_keys=True)
+    _write_text(path, text)
+
+
+def _write_text(path: str, text: str) -> None:
+    if len(text.encode()) > TERMINATION_LOG_LIMIT:  # the kubelet would cut it anyway
+        text = text.encode()[: TERMINATION_LOG_LIMIT - 3].decode(errors="ignore") + "..."
     try:
         Path(path).write_text(text)
     except OSError as e:
