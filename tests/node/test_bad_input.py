@@ -1,11 +1,12 @@
 """Bad input through the chart's pods, on a real kubelet: a ``--models-root-dir`` with
 no volume in the pod, a models root on a read-only volumeMount and an unknown flag in
-the agent's arguments each end the agent container at start-up with exit code 2 and
-ONE line that names the flag and the fix: the container's whole log, and the
-termination message the kubelet records (the chart's ``FallbackToLogsOnError``). The
-crash loop is not silent: the pod shows ``CrashLoopBackOff`` with that message, every
-run ends the same way, and the kubelet's back-off keeps the restarts few. The release
-is then put back and its agent is Ready again.
+the agent's arguments (and in the controller's) each end the container at start-up
+with exit code 2 and ONE line that names the flag and the fix: the container's whole
+log, and the termination message the kubelet records (the chart's
+``FallbackToLogsOnError``). The crash loop is not silent: the pod shows
+``CrashLoopBackOff`` with that message, every run ends the same way, and the kubelet's
+back-off keeps the restarts few. The release is then put back and its pods are Ready
+again.
 
 Where it sits: the real-node tier (marked ``node``), on the chart ``release`` of
 ``conftest``; the start-up checks are ``ome_agent.adapters.rootcheck`` (unit tests in
@@ -31,42 +32,60 @@ pytestmark = pytest.mark.node
 UNMOUNTED = "/var/lib/ome-models-unmounted"
 
 
-def not_mounted(release: Release, agent: dict[str, Any]) -> str:
-    agent["extraArgs"] = [f"--models-root-dir={UNMOUNTED}"]
-    return (
+# each case changes the chart's values and gives the component whose container must
+# end with the line, and the line
+Case = Callable[[Release, dict[str, Any]], tuple[str, str]]
+
+
+def not_mounted(release: Release, values: dict[str, Any]) -> tuple[str, str]:
+    values["agent"]["extraArgs"] = [f"--models-root-dir={UNMOUNTED}"]
+    return "node-agent", (
         f"error: --models-root-dir {UNMOUNTED} is not on a volume of this pod: files "
         f"written there would vanish with the container; mount a hostPath volume at "
         f"{UNMOUNTED} (chart: list it in agent.modelsRootDirs)"
     )
 
 
-def read_only(release: Release, agent: dict[str, Any]) -> str:
+def read_only(release: Release, values: dict[str, Any]) -> tuple[str, str]:
     ro = release.models_root.parent / "read-only-models"
+    agent = values["agent"]
     agent["extraVolumes"] = [
         {"name": "ro-models", "hostPath": {"path": str(ro), "type": "DirectoryOrCreate"}}
     ]
     agent["extraVolumeMounts"] = [{"name": "ro-models", "mountPath": str(ro), "readOnly": True}]
     agent["extraArgs"] = [f"--models-root-dir={ro}"]
-    return (
+    return "node-agent", (
         f"error: --models-root-dir {ro} is on a read-only mount: the agent writes the "
         "models there; mount it read-write (in a pod: remove readOnly from its volumeMount)"
     )
 
 
-def unknown_flag(release: Release, agent: dict[str, Any]) -> str:
-    agent["extraArgs"] = ["--no-such-flag"]
-    return "error: No such option '--no-such-flag'. (see ome-agent run --help)"
+def unknown_flag(release: Release, values: dict[str, Any]) -> tuple[str, str]:
+    values["agent"]["extraArgs"] = ["--no-such-flag"]
+    return "node-agent", "error: No such option '--no-such-flag'. (see ome-agent run --help)"
 
 
-CASES: dict[str, Callable[[Release, dict[str, Any]], str]] = {
+def controller_unknown_flag(release: Release, values: dict[str, Any]) -> tuple[str, str]:
+    values["controller"]["extraArgs"] = ["--no-such-flag"]
+    return (
+        "controller",
+        "error: No such option '--no-such-flag'. (see ome-agent controller --help)",
+    )
+
+
+CASES: dict[str, Case] = {
     "root-not-mounted": not_mounted,
     "root-read-only": read_only,
     "unknown-flag": unknown_flag,
+    "controller-unknown-flag": controller_unknown_flag,
 }
+CONTAINER = {"node-agent": "agent", "controller": "controller"}
 
 
-def agent_container(pod: Any) -> Any:
-    (status,) = [c for c in pod.status.container_statuses or [] if c.name == "agent"]
+def container_status(pod: Any) -> Any:
+    """The status of the chart's one container in ``pod``."""
+    name = CONTAINER[pod.metadata.labels["app.kubernetes.io/component"]]
+    (status,) = [c for c in pod.status.container_statuses or [] if c.name == name]
     return status
 
 
@@ -77,22 +96,24 @@ def ended(status: Any) -> Any:
     return status.last_state.terminated
 
 
-def run_log(release: Release, pod: str) -> str:
-    """The log of the agent container's last run: the current one while it is
-    terminated, the previous one once the kubelet waits to start it again."""
+def run_log(release: Release, pod: str, container: str) -> str:
+    """The log of the container's last run: the current one while it is terminated,
+    the previous one once the kubelet waits to start it again."""
     for extra in ((), ("--previous",)):
-        out = release.node.kubectl("-n", NAMESPACE, "logs", pod, "-c", "agent", *extra, check=False)
+        out = release.node.kubectl(
+            "-n", NAMESPACE, "logs", pod, "-c", container, *extra, check=False
+        )
         if out.strip():
             return out
     return ""
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_agent_input_is_one_line_and_no_silent_crash_loop(release: Release, case: str) -> None:
+def test_bad_input_is_one_line_and_no_silent_crash_loop(release: Release, case: str) -> None:
     node = release.node
-    old = {p.metadata.uid for p in pods(release, "node-agent")}
     values = copy.deepcopy(release.values)
-    line = CASES[case](release, values["agent"])
+    component, line = CASES[case](release, values)
+    old = {p.metadata.uid for p in pods(release, component)}
 
     t0 = time.monotonic()
     release.upgrade(values, wait=False)
@@ -101,23 +122,23 @@ def test_bad_agent_input_is_one_line_and_no_silent_crash_loop(release: Release, 
             lambda: next(
                 (
                     p
-                    for p in pods(release, "node-agent")
+                    for p in pods(release, component)
                     if p.metadata.uid not in old
                     and p.status.container_statuses
-                    and ended(agent_container(p)) is not None
+                    and ended(container_status(p)) is not None
                 ),
                 None,
             ),
             timeout=180,
             interval=0.5,
-            what=f"the agent pod of the {case} release ended its first run",
+            what=f"the {component} pod of the {case} release ended its first run",
         )
         said = time.monotonic() - t0
-        first = ended(agent_container(pod))
+        first = ended(container_status(pod))
         assert first.exit_code == 2, first
         # the kubelet's record of why: the one line, nothing else
         assert first.message.strip().splitlines() == [line], first.message
-        log = run_log(release, pod.metadata.name)
+        log = run_log(release, pod.metadata.name, CONTAINER[component])
         assert log.strip().splitlines() == [line], log
 
         # the loop that follows: every run ends the same way, the kubelet backs off and
@@ -126,7 +147,7 @@ def test_bad_agent_input_is_one_line_and_no_silent_crash_loop(release: Release, 
         status = wait_until(
             lambda: (
                 (
-                    s := agent_container(node.core().read_namespaced_pod(name, NAMESPACE))
+                    s := container_status(node.core().read_namespaced_pod(name, NAMESPACE))
                 ).state.waiting
                 is not None
                 and s.state.waiting.reason == "CrashLoopBackOff"
@@ -150,5 +171,5 @@ def test_bad_agent_input_is_one_line_and_no_silent_crash_loop(release: Release, 
     finally:
         t1 = time.monotonic()
         release.upgrade(release.values)
-        print(f"{case}: release put back, agent Ready in {time.monotonic() - t1:.1f}s")
-    assert all(pod_ready(p) for p in pods(release, "node-agent"))
+        print(f"{case}: release put back, {component} Ready in {time.monotonic() - t1:.1f}s")
+    assert all(pod_ready(p) for p in pods(release, component))
