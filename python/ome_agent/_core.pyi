@@ -226,7 +226,7 @@ class TransferResult:
     fetched_bytes: int  # bytes received over the network in this run
     resumed_bytes: int  # bytes found done in the journal at start
     retries: int
-    connections: int  # peak parallel connections used
+    connections: int  # the count chosen (adaptive: where growth stopped), at most the peak used
     etag: str | None
     last_modified: str | None
     # hex; computed when expected, or when no other digest is expected (then it is

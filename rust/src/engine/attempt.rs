@@ -14,6 +14,8 @@ pub(super) struct Stats {
     pub(super) fetched: AtomicU64,
     pub(super) active: AtomicUsize,
     pub(super) peak: AtomicUsize,
+    /// connections the adaptive controller settled on (0: not ranged)
+    pub(super) chosen: AtomicUsize,
 }
 
 pub(super) enum AttemptError {

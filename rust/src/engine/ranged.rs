@@ -62,7 +62,6 @@ struct Pipes {
 /// The running workers and what a new one is given.
 struct Crew {
     set: JoinSet<Result<(), AttemptError>>,
-    spawned: usize,
     engine: Arc<Engine>,
     shared: Arc<Shared>,
     state: Arc<TransferState>,
@@ -104,6 +103,7 @@ pub(super) async fn ranged(
         window: Arc::new(Semaphore::new(t.window_slabs)),
         window_slabs: t.window_slabs,
         target: AtomicUsize::new(1),
+        running: AtomicUsize::new(0),
         cond: probed.cond,
         url: probe.final_url.clone(),
         headers: probed.headers,
@@ -114,7 +114,6 @@ pub(super) async fn ranged(
     let first = reserve_first(t.engine, &shared, first, probed.conn.take()).await?;
     let crew = Crew {
         set: JoinSet::new(),
-        spawned: 0,
         engine: t.engine.clone(),
         shared,
         state: t.state.clone(),
@@ -272,9 +271,11 @@ async fn reserve_first(
 }
 
 impl Crew {
-    /// Start workers until `n` have been started in all.
+    /// Start workers until `n` are running (fewer leave by themselves, see
+    /// `Worker::run`).
     fn spawn_upto(&mut self, n: usize) {
-        while self.spawned < n {
+        while self.shared.running.load(Ordering::Relaxed) < n {
+            self.shared.running.fetch_add(1, Ordering::Relaxed);
             let w = Worker {
                 engine: self.engine.clone(),
                 shared: self.shared.clone(),
@@ -285,7 +286,6 @@ impl Crew {
                 stats: self.stats.clone(),
             };
             self.set.spawn(w.run(self.first.take()));
-            self.spawned += 1;
         }
     }
 
@@ -360,6 +360,7 @@ async fn drive(
         .await;
     }
     crew.set.shutdown().await;
+    crew.stats.chosen.store(ctrl.target(), Ordering::Relaxed);
     result
 }
 

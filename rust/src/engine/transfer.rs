@@ -56,7 +56,13 @@ pub async fn run(
                 out.seconds = started.elapsed().as_secs_f64();
                 out.retries = stats.retries.load(Ordering::Relaxed);
                 out.fetched_bytes = stats.fetched.load(Ordering::Relaxed);
-                out.connections = stats.peak.load(Ordering::Relaxed).max(1);
+                // what the controller chose, never more than were used at once
+                // (a small file ends before its workers all start)
+                let peak = stats.peak.load(Ordering::Relaxed).max(1);
+                out.connections = match stats.chosen.load(Ordering::Relaxed) {
+                    0 => peak,
+                    c => c.min(peak),
+                };
                 return Ok(out);
             }
             Err(AttemptError::Restart(kind, why)) => {

@@ -29,6 +29,8 @@ pub(super) struct Shared {
     pub(super) window: Arc<Semaphore>,
     pub(super) window_slabs: usize,
     pub(super) target: AtomicUsize,
+    /// workers started and not yet gone (see `Worker::retire`)
+    pub(super) running: AtomicUsize,
     pub(super) cond: Conditions,
     pub(super) url: Url,
     pub(super) headers: RequestHeaders,
@@ -66,6 +68,14 @@ impl Shared {
     }
 }
 
+/// Why a worker ended without error.
+enum Left {
+    /// no piece left
+    Done,
+    /// the controller lowered the target (its seat is already given up)
+    Retired,
+}
+
 pub(super) struct Worker {
     pub(super) engine: Arc<Engine>,
     pub(super) shared: Arc<Shared>,
@@ -86,16 +96,43 @@ pub(super) struct FirstPiece {
 }
 
 impl Worker {
-    /// Take pieces in file order until none is left.
+    /// Take pieces in file order until none is left, or until the
+    /// controller wants fewer workers than are running.
     pub(super) async fn run(
         self,
         first: Option<FirstPiece>,
     ) -> std::result::Result<(), AttemptError> {
+        let r = self.work(first).await;
+        if !matches!(r, Ok(Left::Retired)) {
+            self.shared.running.fetch_sub(1, Ordering::Relaxed);
+        }
+        r.map(|_| ())
+    }
+
+    /// Leave between pieces when more workers run than the target: one at a
+    /// time (compare-and-swap), so at least the target keeps running.
+    fn retire(&self) -> bool {
+        let target = self.shared.target.load(Ordering::Relaxed).max(1);
+        let running = &self.shared.running;
+        let mut n = running.load(Ordering::Relaxed);
+        while n > target {
+            match running.compare_exchange(n, n - 1, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
+    async fn work(&self, first: Option<FirstPiece>) -> std::result::Result<Left, AttemptError> {
         if let Some(f) = first {
             let _conn = f.conn;
             self.process(0, f.end, f.buf, Some(f.resp)).await?;
         }
         loop {
+            if self.retire() {
+                return Ok(Left::Retired);
+            }
             // a cancelled transfer starts no piece: waiting for a connection
             // or for memory ends at once
             let next = tokio::select! {
@@ -104,7 +141,7 @@ impl Worker {
                 next = self.next_piece() => next?,
             };
             let Some((_conn, start, end, buf)) = next else {
-                return Ok(());
+                return Ok(Left::Done);
             };
             self.process(start, end, buf, None).await?;
         }
