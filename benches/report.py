@@ -100,6 +100,9 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if sc == "S1":
         ratio("ours (sha256) vs hf_transfer", "ours", "hf_transfer", 1.0)
         ratio("ours (no verify) vs hf_transfer", "ours-noverify", "hf_transfer", 1.3)
+        ratio("ours (sha256) vs curl", "ours", "curl", 1.0)
+        ratio("ours (sha256) vs huggingface_hub http_get", "ours", "hf_http_get", 1.0)
+        ratio("ours (sha256) vs one-core sha256 of the same bytes", "ours", "sha256", 0.9)
         rss = summary("ours", "peak_rss_mb")
         out.append(
             {
@@ -109,13 +112,22 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": None if rss is None else rss <= 150,
             }
         )
+        cpu = summary("ours", "cpu_seconds_per_gb")
+        out.append(
+            {
+                "target": "ours CPU s/GB",
+                "goal": "<= 1.5",
+                "value": None if cpu is None else f"{cpu:.2f}",
+                "met": None if cpu is None else cpu <= 1.5,
+            }
+        )
     elif sc == "S2":
-        ratio("ours (sha256) vs hf_transfer", "ours", "hf_transfer", 1.0)
+        ratio("ours (sha256) vs hf_transfer", "ours", "hf_transfer", 1.2)
         ratio("ours (sha256) vs curl", "ours", "curl", 10.0)
     elif sc == "S3":
         ratio("ours (sha256) vs hf_transfer + sync", "ours", "hf_transfer", 2.0)
     elif sc == "S4":
-        ratio("ours (sha256) vs snapshot_download", "ours", "snapshot_download", 2.0)
+        ratio("ours (sha256) vs snapshot_download", "ours", "snapshot_download", 1.2)
     elif sc in OBJECT_STORE_GOALS:
         # the vendor tools verify no digest: ours without verification is the like for like
         rows = (

@@ -71,6 +71,7 @@ class Tool:
     # ours: at least one file verified by sha256 (object stores give md5/crc32c instead)
     require_sha256: bool = True
     subdir: str = ""  # where under DEST the tool puts the files (oci-cli keeps the prefix)
+    output: bool = True  # False for a ceiling that reads the source and writes nothing
 
 
 @dataclass
@@ -148,6 +149,20 @@ def _baseline(label: str, argv: Callable[[Ctx], list[str]], env: dict[str, str])
     return Tool("baseline", f"{label} (baseline build)", "reference", argv, env=env)
 
 
+# One core hashing the source file's bytes from the page cache with OpenSSL's sha256
+# (hashlib), 16 MiB reads: the ceiling of any client that verifies sha256 in order.
+SHA256_ONE_CORE = (
+    "import hashlib, sys\n"
+    "h = hashlib.sha256()\n"
+    "with open(sys.argv[1], 'rb', buffering=0) as f:\n"
+    "    buf = bytearray(16 << 20)\n"
+    "    view = memoryview(buf)\n"
+    "    while n := f.readinto(buf):\n"
+    "        h.update(view[:n])\n"
+    "print(h.hexdigest())\n"
+)
+
+
 def file_tools(sc: Scenario, baseline: str | None = None) -> list[Tool]:
     sync = sc.durable
     plus = " + sync" if sync else ""
@@ -222,6 +237,13 @@ def file_tools(sc: Scenario, baseline: str | None = None) -> list[Tool]:
             "reference",
             lambda c: ["cp", str(c.src), str(c.dest)],
             sync=sync,
+        ),
+        Tool(
+            "sha256",
+            "sha256 of the source on one core (hashlib: the verified ceiling)",
+            "reference",
+            lambda c: [PY, "-c", SHA256_ONE_CORE, str(c.src)],
+            output=False,
         ),
     ]
     return tools
@@ -332,6 +354,12 @@ def check_file(ctx: Ctx, *, full: bool) -> str | None:
     return None
 
 
+def check_digest(stdout: str, want: str) -> str | None:
+    """None when a ceiling that prints a hex digest printed the source's."""
+    got = stdout.strip()
+    return None if got == want else f"printed {got[:64]!r}, not the source's sha256"
+
+
 def check_repo(
     dest: Path, expected: dict[str, int], digests: dict[str, str] | None = None
 ) -> str | None:
@@ -435,6 +463,8 @@ def run_scenario(
                     error = f"timed out after {timeout:.0f}s"
                 elif run.exit_code != 0:
                     error = f"exit {run.exit_code}: {run.stderr.strip()[-300:]}"
+                elif not tool.output:
+                    error = check_digest(run.stdout, ctx.sha256)
                 elif expected_files is not None:
                     digests = expected_digests if full else None
                     error = check_repo(dest / tool.subdir, expected_files, digests)
