@@ -284,6 +284,7 @@ impl Crew {
                 htx: self.htx.clone(),
                 jtx: self.jtx.clone(),
                 stats: self.stats.clone(),
+                pending: None,
             };
             self.set.spawn(w.run(self.first.take()));
         }
