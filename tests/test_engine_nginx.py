@@ -53,6 +53,7 @@ def test_multi_range_download_is_verified_and_clean(
         expected_size=big_file.size,
         connections=4,
         chunk_size=8 * MiB,
+        xxh3=True,
     )
     res = t.run()
 
@@ -113,6 +114,7 @@ def test_all_digests_and_hash_off(
     )
     assert {"sha256", "md5", "git-sha1"} <= set(res.verified)
     assert (res.sha256, res.md5, res.git_sha1) == (medium_file.sha256, medium_file.md5, git_sha1)
+    assert res.xxh3_128 is None, "xxh3 is computed only when asked for (xxh3=True)"
 
     dest2 = tmp_path / "m2.bin"
     res2 = _fetch(engine, nginx, "medium.bin", dest2, hash=False)

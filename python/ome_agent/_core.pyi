@@ -155,6 +155,9 @@ class Transfer:
       (``part_size`` bytes, the last shorter), then "-N" with N parts; a part
       count that does not fit the size is a mismatch too; "md5-multipart".
 
+    ``xxh3=True`` also computes ``TransferResult.xxh3_128`` (with hash=True), a
+    whole-file digest for local records that no source gives; it is ``None`` otherwise.
+
     ``expected_etag``: the ETag the listing gave, spelt as that server spells it
     (quoted or not). Every request of the transfer (probe, each range, retries,
     the one-stream path, redirect hops to other hosts too: it names the object,
@@ -198,6 +201,7 @@ class Transfer:
         expected_etag: str | None = None,
         sign: Callable[[], Mapping[str, str]] | None = None,
         hash: bool = True,
+        xxh3: bool = False,
         connections: int | None = None,
         chunk_size: int | None = None,
         direct_io: bool | None = None,

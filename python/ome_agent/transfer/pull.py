@@ -112,7 +112,12 @@ def pull(
     try:
         root.mkdir(parents=True, exist_ok=True)
         runner = Runner(
-            engine or build_engine(settings), jobs, settings, on_progress, on_retry=on_retry
+            engine or build_engine(settings),
+            jobs,
+            settings,
+            on_progress,
+            on_retry=on_retry,
+            xxh3=False,
         )
     except OSError as e:
         raise BadInput(f"DEST {dest}: cannot create {e.filename or root}: {e.strerror}") from None
@@ -143,7 +148,9 @@ def _pull_cached(
     )
     jobs = confined_jobs(root, fetch)
     outcomes = (
-        Runner(engine or build_engine(settings), jobs, settings, on_retry=on_retry).run()
+        Runner(
+            engine or build_engine(settings), jobs, settings, on_retry=on_retry, xxh3=False
+        ).run()
         if jobs
         else []
     )

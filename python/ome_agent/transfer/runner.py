@@ -56,7 +56,9 @@ class Outcome:
 SIGNED_CHUNK = 16 * 1024 * 1024
 
 
-def _make_transfer(engine: _core.Engine, job: Job, settings: TransferSettings) -> _core.Transfer:
+def _make_transfer(
+    engine: _core.Engine, job: Job, settings: TransferSettings, *, xxh3: bool
+) -> _core.Transfer:
     f = job.file
     check = settings.verify  # --no-verify: no expected digests, no hashing at all
     multipart = f.md5_multipart
@@ -77,6 +79,7 @@ def _make_transfer(engine: _core.Engine, job: Job, settings: TransferSettings) -
         # not a digest: a changed object is refused even with --no-verify
         expected_etag=f.etag,
         sign=f.sign,
+        xxh3=xxh3,
         **kwargs,
     )
 
@@ -90,14 +93,18 @@ class Runner:
         on_progress: ProgressCallback | None = None,
         interval: float = 0.2,
         on_retry: RetryCallback | None = None,
+        *,
+        xxh3: bool = True,
     ) -> None:
+        """``xxh3``: also compute each file's xxh3-128, which the agent records in its
+        manifests; ``pull`` reports no such digest and saves the CPU."""
         # largest first; unknown sizes (plain URLs) count as large
         self.jobs = sorted(
             jobs, key=lambda j: -(j.file.size if j.file.size is not None else 1 << 62)
         )
         for parent in {j.dest.parent for j in self.jobs}:  # the engine wants them to exist
             parent.mkdir(parents=True, exist_ok=True)
-        self.transfers = [_make_transfer(engine, j, settings) for j in self.jobs]
+        self.transfers = [_make_transfer(engine, j, settings, xxh3=xxh3) for j in self.jobs]
         self.settings = settings
         self.on_progress = on_progress
         self.on_retry = on_retry

@@ -38,7 +38,7 @@ pub(super) fn wanted(spec: &TransferSpec, size: Option<u64>) -> Result<Wanted> {
         sha256: spec.sha256.is_some() || !proven_otherwise,
         md5: spec.md5.is_some(),
         git_sha1_size,
-        xxh3: true,
+        xxh3: spec.xxh3,
         md5_part_size: spec.md5_multipart.as_ref().map(|(p, _)| *p),
     })
 }

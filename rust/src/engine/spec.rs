@@ -31,6 +31,10 @@ pub struct TransferSpec {
     /// fresh headers before every request (merged over `headers`)
     pub sign: Option<Signer>,
     pub hash: bool,
+    /// also compute xxh3-128 of the whole file (recorded by local manifests,
+    /// never checked against a source): off unless asked for, it is CPU
+    /// nobody else pays for
+    pub xxh3: bool,
     pub connections: Option<usize>,
     pub chunk_size: Option<u64>,
     /// `None`: automatic (see `file::wants_direct`)
