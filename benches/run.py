@@ -626,13 +626,18 @@ def main(argv: list[str] | None = None) -> int:
                 if repo_files
                 else ""
             )
-            for doc in objectstore.run(
-                store_keys,
-                runs=runs,
-                quick=a.quick,
-                check_all=a.check_all,
-                workdir=workdir,
-                base_doc=base_doc,
+            # only when asked: it generates and reads 4.3 GB of objects first
+            for doc in (
+                objectstore.run(
+                    store_keys,
+                    runs=runs,
+                    quick=a.quick,
+                    check_all=a.check_all,
+                    workdir=workdir,
+                    base_doc=base_doc,
+                )
+                if store_keys
+                else []
             ):
                 publish(doc)
             for key in keys:
