@@ -71,6 +71,8 @@ class Tool:
     # ours: at least one file verified by sha256 (object stores give md5/crc32c instead)
     require_sha256: bool = True
     subdir: str = ""  # where under DEST the tool puts the files (oci-cli keeps the prefix)
+    # variables of the harness's environment the tool must not see
+    drop_env: tuple[str, ...] = ()
     output: bool = True  # False for a ceiling that reads the source and writes nothing
 
 
@@ -146,7 +148,16 @@ def _verified_pull(exe: str) -> Callable[[Ctx], list[str]]:
 def _baseline(label: str, argv: Callable[[Ctx], list[str]], env: dict[str, str]) -> Tool:
     """Another build of ours (``--baseline``), run like a reference: a restructuring
     or an engine change is measured against the code before it in the same run."""
-    return Tool("baseline", f"{label} (baseline build)", "reference", argv, env=env)
+    # PYTHONPATH would make the other build import the sources ours runs from; a
+    # source tree is benchmarked through a wrapper script that sets its own
+    return Tool(
+        "baseline",
+        f"{label} (baseline build)",
+        "reference",
+        argv,
+        env=env,
+        drop_env=("PYTHONPATH",),
+    )
 
 
 # One core hashing the source file's bytes from the page cache with OpenSSL's sha256
@@ -448,6 +459,8 @@ def run_scenario(
                     # Start every durable run with no one else's dirty pages queued.
                     os.sync()
                 env = {**os.environ, **tool.env}
+                for name in tool.drop_env:
+                    env.pop(name, None)
                 run = run_measured(
                     tool.argv(ctx),
                     env=env,
