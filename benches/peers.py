@@ -2,7 +2,8 @@
 
 Where it sits: each invocation is one measured run of ``benches.run``. The
 calls mirror what huggingface_hub 0.36 does by default, so the comparison is
-against what users actually get:
+against what users actually get; ``snapshot_download`` is also run by the newest
+huggingface_hub's interpreter (``.venv-hub-latest``), where the same call is its default:
 
 - ``hf_transfer URL DEST``: ``hf_transfer.download`` with huggingface_hub's
   arguments (100 parallel files, 10 MiB chunks, parallel_failures=3, max_retries=5);

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -45,6 +46,9 @@ PY = sys.executable
 TMPFS = Path("/dev/shm")
 DISK = Path("/var/tmp")
 REPO_ID = "bench-org/bench-model"
+# The newest huggingface_hub (scripts/install-hub-latest.sh) lives beside the harness's
+# venv at the repo root, so S4 can set it against 0.36 (the package's own) in one run.
+HUB_LATEST_BIN = VENV_BIN.parent.parent / ".venv-hub-latest" / "bin"
 
 console = Console(highlight=False, width=150)
 
@@ -115,8 +119,13 @@ METHOD = (
     "of the child tree (wait4); peak RSS = max ru_maxrss over runs"
 )
 
-# Peers must not pick up a user's hf_transfer switch or draw progress bars we'd pay for.
-HF_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_ENABLE_HF_TRANSFER": "0"}
+# Peers must not pick up a user's hf_transfer switch, draw progress bars we'd pay for,
+# or (the `hf` CLI) ask the package registry for a newer version inside the clock.
+HF_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_ENABLE_HF_TRANSFER": "0",
+    "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+}
 
 
 def _peer(
@@ -127,14 +136,15 @@ def _peer(
     *,
     repo: str | None = None,
     sync: bool = False,
+    python: str = PY,
 ) -> Tool:
     """The download ``peer`` of benches/peers.py (huggingface_hub's or hf_transfer's) as
-    a peer tool: of the Hub repo ``repo``, else of the scenario's URL."""
+    a peer tool, run by ``python``: of the Hub repo ``repo``, else of the scenario's URL."""
     return Tool(
         tool_id,
         label,
         "peer",
-        lambda c: [PY, "-m", "benches.peers", peer, repo or c.url, str(c.dest)],
+        lambda c: [python, "-m", "benches.peers", peer, repo or c.url, str(c.dest)],
         env=env,
         sync=sync,
     )
@@ -280,17 +290,66 @@ def hf_tools(endpoint: str, baseline: str | None = None) -> list[Tool]:
         ),
         _peer(
             "snapshot_download",
-            "huggingface_hub snapshot_download (8 workers)",
+            f"huggingface_hub {_py_version('huggingface_hub')} snapshot_download (8 workers)",
             "snapshot_download",
             env,
             repo=REPO_ID,
         ),
+        *_hf_transfer_tools(env),
+        *hub_latest_tools(env),
+    ]
+
+
+def _hf_transfer_tools(env: dict[str, str]) -> list[Tool]:
+    """0.36's snapshot_download through hf_transfer, when the harness's venv has it
+    (scripts/bootstrap.sh bench installs it; without it 0.36 refuses to start)."""
+    if importlib.util.find_spec("hf_transfer") is None:
+        console.print(
+            "S4: skipping snapshot_download with HF_HUB_ENABLE_HF_TRANSFER=1: hf_transfer "
+            "is not installed (scripts/bootstrap.sh bench installs it)",
+            markup=False,
+        )
+        return []
+    return [
         _peer(
             "snapshot_download+hf_transfer",
             "snapshot_download with HF_HUB_ENABLE_HF_TRANSFER=1",
             "snapshot_download",
             {**env, "HF_HUB_ENABLE_HF_TRANSFER": "1"},
             repo=REPO_ID,
+        )
+    ]
+
+
+def hub_latest_tools(env: dict[str, str]) -> list[Tool]:
+    """The newest huggingface_hub's ``snapshot_download`` and its ``hf download`` CLI,
+    each with its defaults (8 workers). Its speed switch, ``HF_XET_HIGH_PERFORMANCE``,
+    applies to Xet transfers only, and the local Hub serves none (benches/README.md,
+    S4), so nothing else is set; ``hf_transfer`` is no longer used by 1.x and later."""
+    python, hf = HUB_LATEST_BIN / "python", HUB_LATEST_BIN / "hf"
+    if not (os.access(python, os.X_OK) and os.access(hf, os.X_OK)):
+        console.print(
+            f"S4: skipping the newest huggingface_hub's rows: no {HUB_LATEST_BIN} "
+            "(scripts/install-hub-latest.sh installs it)",
+            markup=False,
+        )
+        return []
+    version = _hub_latest_version()
+    return [
+        _peer(
+            "snapshot_download-latest",
+            f"huggingface_hub {version} snapshot_download (8 workers)",
+            "snapshot_download",
+            env,
+            repo=REPO_ID,
+            python=str(python),
+        ),
+        Tool(
+            "hf-download",
+            f"hf download --local-dir (huggingface_hub {version})",
+            "peer",
+            lambda c: [str(hf), "download", REPO_ID, "--local-dir", str(c.dest)],
+            env=env,
         ),
     ]
 
@@ -308,6 +367,14 @@ def _first_line(argv: list[str]) -> str:
 def _py_version(module: str) -> str:
     code = f"import {module}; print(getattr({module}, '__version__', 'unknown'))"
     return _first_line([PY, "-c", code])
+
+
+def _hub_latest_version() -> str:
+    code = "import huggingface_hub; print(huggingface_hub.__version__)"
+    python = HUB_LATEST_BIN / "python"
+    if not os.access(python, os.X_OK):
+        return "not installed"
+    return _first_line([str(python), "-c", code])
 
 
 def machine_facts() -> dict[str, Any]:
@@ -336,6 +403,7 @@ def tool_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "hf_transfer": _py_version("hf_transfer"),
         "huggingface_hub": _py_version("huggingface_hub"),
+        "huggingface_hub (.venv-hub-latest)": _hub_latest_version(),
         "aria2c": _first_line(["aria2c", "--version"]),
         "curl": _first_line(["curl", "--version"]),
         "cp": _first_line(["cp", "--version"]),
