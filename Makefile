@@ -39,7 +39,7 @@ node-build:
 	@scripts/install-node-deps.sh
 	@echo "make: kubelet, kube-controller-manager, kube-scheduler, kubectl (scripts/build-node.sh; ~15-35 min cold with a cold Go cache, 0 cached)"
 	@scripts/build-node.sh >/dev/null
-	@echo "make: pause, Debian base and agent images (scripts/build-node-images.sh; ~10-20 min cold, ~1-4 min when the wheel changed, seconds otherwise)"
+	@echo "make: pause, Debian base and agent images (scripts/build-node-images.sh; ~3-20 min cold, ~1-4 min when the wheel changed, seconds otherwise)"
 	@scripts/build-node-images.sh >/dev/null
 
 build:
