@@ -11,7 +11,7 @@
 #                                              (kept in buildah's store under the folder)
 # deploy/Dockerfile's first stage compiles the wheel on rust:1-slim-bookworm, which
 # only a registry has. Its command (maturin build --release --locked --compatibility
-# linux) runs here on the host instead, and the build gets the result as the `build`
+# linux --strip) runs here on the host instead, and the build gets the result as the `build`
 # stage (--build-context build=DIR, DIR/wheels/ holding the wheel and the wheels of its
 # dependencies, downloaded by the host's pip). The runtime stage runs as written, with
 # pip told by build arguments to install from /wheels only.
@@ -79,7 +79,12 @@ fi
 say "agent wheel: maturin build --release (~1 min warm, ~10 min cold)"
 ctx="$work/build"
 mkdir -p "$ctx/wheels"
-(cd "$root" && "$maturin" build --release --locked --compatibility linux --out "$ctx/wheels" >&2)
+# cargo's lines only when it fails: the step is announced above
+if ! (cd "$root" && "$maturin" build --release --locked --compatibility linux --strip \
+  --out "$ctx/wheels") >"$work/maturin.log" 2>&1; then
+  cat "$work/maturin.log" >&2
+  exit 1
+fi
 wheel=$(ls "$ctx"/wheels/ome_agent-*.whl)
 # its dependencies for the base's python (3.11), as the runtime stage's pip would
 # fetch them; the host's pip cache makes a rerun cheap
@@ -87,10 +92,13 @@ wheel=$(ls "$ctx"/wheels/ome_agent-*.whl)
   --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform linux_x86_64 \
   -d "$ctx/wheels" "$wheel"
-# the key: the Dockerfile, the wheel's RECORD (a digest of every file in it; the zip
-# itself differs between builds by its timestamps) and the dependency wheels' names
-record=$("$python" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); sys.stdout.buffer.write(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))))' "$wheel")
-key=$( (cat "$root/deploy/Dockerfile"; echo "$record"; ls "$ctx/wheels") | sha256sum | cut -c1-32)
+# the key: the Dockerfile and what it copies in, the wheel's RECORD (a digest of every
+# file in it; the zip itself differs between builds by its timestamps, and so does its
+# SBOM, by a serial number and a timestamp: left out) and the dependency wheels' names
+record=$("$python" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); sys.stdout.buffer.write(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))))' "$wheel" |
+  grep -v '\.dist-info/sboms/')
+key=$( (cat "$root/deploy/Dockerfile" "$root/scripts/slim-site-packages.py"; echo "$record"; ls "$ctx/wheels") |
+  sha256sum | cut -c1-32)
 if [ "$(cat "$out/ome-agent.key" 2>/dev/null)" != "$key" ] || [ ! -f "$out/ome-agent.tar" ]; then
   say "agent image: buildah build -f deploy/Dockerfile (~1-3 min)"
   buildah "${store[@]}" build -q --isolation chroot \

@@ -3,6 +3,9 @@
 # containerd + the CNI bridge + etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler and a kubelet, every server on 127.0.0.1. The real-node tier
 # (tests/node) drives it; it can also be run by hand:
+#   scripts/real-node.sh check     can this machine run a node now? if not, one line
+#                                  saying why (root, a missing tool, a node already
+#                                  running) and exit 1; `up` checks first
 #   scripts/real-node.sh up        start everything, import the images, wait for the node
 #                                  to be Ready and untainted
 #   scripts/real-node.sh expose P  let pods reach the host's 127.0.0.1:P at GATEWAY:P
@@ -45,7 +48,7 @@ t0=$(date +%s)
 say() { echo "[real-node $(($(date +%s) - t0))s] $*" >&2; }
 die() { echo "real-node: $*" >&2; exit 1; }
 
-mkdir -p "$D/run" "$D/logs"
+[ "${1:-}" = check ] || mkdir -p "$D/run" "$D/logs"
 # one rule per line, as added; `down` deletes exactly these
 RULES=$D/run/iptables.rules
 
@@ -240,7 +243,22 @@ YAML
   say "node $NODE_NAME Ready"
 }
 
+check() {
+  [ "$(id -u)" -eq 0 ] ||
+    die "needs root (it runs containerd, adds the bridge $BRIDGE and iptables rules): run it as root"
+  local tool
+  for tool in containerd containerd-shim-runc-v2 runc ctr iptables ip ss curl; do
+    command -v "$tool" >/dev/null || die "$tool not found: scripts/install-node-deps.sh installs it"
+  done
+  [ -x /usr/lib/cni/bridge ] || die "/usr/lib/cni/bridge not found: scripts/install-node-deps.sh installs it"
+  # the kubelet's ports are fixed: a second node would fail half-way up
+  if [ -n "$(ss -Hltn 'sport = :10250 or sport = :10248')" ]; then
+    die "ports 10250/10248 are taken: a kubelet (another node) runs on this machine; one node at a time (scripts/real-node.sh down with that node's NODE_DIR stops it)"
+  fi
+}
+
 up() {
+  check
   local bin; bin=$(binaries)
   pki
   kubeconfig "$D/admin.kubeconfig" admin
@@ -326,10 +344,11 @@ down() {
 }
 
 case "${1:-}" in
+  check) check ;;
   up) up ;;
   down) down ;;
   expose) shift; expose "$@" ;;
   restart-kubelet) restart_kubelet ;;
   restart-containerd) restart_containerd ;;
-  *) die "usage: real-node.sh up | down | expose PORT [HOST] | restart-kubelet | restart-containerd" ;;
+  *) die "usage: real-node.sh check | up | down | expose PORT [HOST] | restart-kubelet | restart-containerd" ;;
 esac

@@ -2,8 +2,10 @@
 module, and the local Hub exposed to pods.
 
 Where it sits: glue between the tests in this folder and ``tests.node.realnode``.
-The tier is marked ``node``; ``make test`` leaves it out (pyproject's ``-m "not
-node"``) and ``make e2e`` runs it after building what it needs. The node is torn down
+The tier is marked ``node`` (pyproject's ``-m "not node"`` leaves it out of a plain
+``pytest``); ``make test`` runs its smoke (test_smoke.py) last and ``make e2e`` all of
+it, each after building what it needs. A machine that cannot run a node (not root, a
+tool missing, another node running) fails the tier with one line saying why. The node is torn down
 (processes stopped by PID, iptables rules and the bridge removed) whatever the tests
 did; a failing test gets the tail of every component's log in its report.
 """
@@ -35,6 +37,9 @@ IMAGE = {"repository": "localhost/ome-agent", "tag": "e2e", "pullPolicy": "Never
 @pytest.fixture(scope="session")
 def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
     node = RealNode(tmp_path_factory.mktemp("real-node"), (free_port(), free_port(), free_port()))
+    # a machine that cannot run a node fails the tier in one line, never skips it
+    if (why := node.check()) is not None:
+        pytest.fail(why, pytrace=False)
     try:
         node.up()
         yield node

@@ -58,6 +58,14 @@ class RealNode:
         }
         self.api: client.ApiClient | None = None
 
+    def check(self) -> str | None:
+        """Why this machine cannot run a node now (``real-node.sh check``'s one line:
+        not root, a missing tool, another node running), or None."""
+        out = subprocess.run(
+            [str(DRIVER), "check"], env=self._env, capture_output=True, text=True, check=False
+        )
+        return (out.stderr.strip() or "real-node.sh check failed") if out.returncode else None
+
     def up(self) -> None:
         t0 = time.monotonic()
         self._driver("up", timeout=3600)
