@@ -24,6 +24,7 @@ from ome_agent.adapters.rootcheck import (
     mount_points,
 )
 from tests.pull_helpers import REPO_ROOT, cli_process
+from tests.servers.tmpfs import mounted_tmpfs
 
 NO_CLUSTER = {"KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": "", "KUBERNETES_SERVICE_PORT": ""}
 
@@ -31,21 +32,8 @@ NO_CLUSTER = {"KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": "", "KUBERNETES_SERVI
 @pytest.fixture
 def read_only_fs(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs mounted read-only for one test."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_mount_points_are_this_process_mounts() -> None:

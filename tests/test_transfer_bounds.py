@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +42,7 @@ from tests.pull_helpers import pull_cli, pull_process
 from tests.servers.fault_server import FaultServer, Status, Throttle
 from tests.servers.http_fixtures import MiB, core
 from tests.servers.raw_http import RawServer, Reply, no_length_head
+from tests.servers.tmpfs import mounted_tmpfs
 
 SLOW = {"speed_limit": 1024, "speed_time": 1.0}
 OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n"
@@ -223,21 +222,8 @@ def test_sized_is_reported(fault_server: FaultServer, tmp_path: Path) -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 128 MiB tmpfs (the kernel's own free-space accounting, not a fake)."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "fs", "size=128m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_body_without_size_stops_before_the_disk_is_full(small_fs: Path) -> None:

@@ -1,10 +1,13 @@
-"""A small real tmpfs, for tests of a full disk (the kernel's ENOSPC, not a fake).
+"""Small real tmpfs mounts, for tests of a full or read-only disk (the kernel's
+ENOSPC and EROFS, not a fake).
 
-Registered as a pytest plugin in tests/conftest.py; needs root to mount.
+Registered as a pytest plugin in tests/conftest.py; needs root to mount (a test
+without it is skipped, saying why).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -13,15 +16,15 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs mounted for one test."""
-    mount = tmp_path / "tiny"
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs with mount ``options`` (e.g. ``size=8m``, ``ro,size=1m``) at the new
+    folder ``mount`` for the ``with`` block, unmounted after it."""
     mount.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+        pytest.skip("mounting a tmpfs needs root")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
@@ -31,3 +34,10 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs mounted for one test."""
+    with mounted_tmpfs(tmp_path / "tiny", "size=8m") as mount:
+        yield mount
