@@ -71,7 +71,7 @@ class Creds:
 
 
 def make_creds(workdir: Path) -> Creds:
-    from tests.servers.oci_server import ApiKey
+    from tests.servers.oci_server import ApiKey, config_profile
 
     key = ApiKey.generate()
     key_file = workdir / "oci_api_key.pem"
@@ -81,8 +81,14 @@ def make_creds(workdir: Path) -> Creds:
     public.write_text(key.public_pem)
     config = workdir / "oci_config"
     config.write_text(
-        f"[DEFAULT]\nuser={USER}\nfingerprint={key.fingerprint}\ntenancy={TENANCY}\n"
-        f"region={REGION_OCI}\nkey_file={key_file}\n"
+        config_profile(
+            "DEFAULT",
+            user=USER,
+            tenancy=TENANCY,
+            fingerprint=key.fingerprint,
+            region=REGION_OCI,
+            key_file=key_file,
+        )
     )
     config.chmod(0o600)
     access_key, secret_key = "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
@@ -93,15 +99,7 @@ def make_creds(workdir: Path) -> Creds:
         f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret_key}\n"
     )
     aws.chmod(0o600)
-    return Creds(
-        access_key,
-        secret_key,
-        aws,
-        key_file,
-        config,
-        key.fingerprint,
-        public,
-    )
+    return Creds(access_key, secret_key, aws, key_file, config, key.fingerprint, public)
 
 
 # ---------------------------------------------------------------- servers

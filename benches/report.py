@@ -81,16 +81,13 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     rat = doc.get("ratios", {})
     out: list[dict[str, Any]] = []
 
+    def target(what: str, goal: str, value: str | None, met: bool | None) -> None:
+        out.append({"target": what, "goal": goal, "value": value, "met": met})
+
     def ratio(what: str, ours: str, peer: str, goal: float) -> None:
         value = rat.get(ours, {}).get(peer)
-        out.append(
-            {
-                "target": what,
-                "goal": f">= {goal}x",
-                "value": None if value is None else f"{value:.2f}x",
-                "met": None if value is None else value >= goal,
-            }
-        )
+        shown = None if value is None else f"{value:.2f}x"
+        target(what, f">= {goal}x", shown, None if value is None else value >= goal)
 
     def summary(tool: str, key: str) -> float | None:
         value = tools.get(tool, {}).get("summary", {}).get(key)
@@ -104,23 +101,11 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         ratio("ours (sha256) vs huggingface_hub http_get", "ours", "hf_http_get", 1.0)
         ratio("ours (sha256) vs one-core sha256 of the same bytes", "ours", "sha256", 0.9)
         rss = summary("ours", "peak_rss_mb")
-        out.append(
-            {
-                "target": "ours peak RSS",
-                "goal": "<= 150 MB",
-                "value": None if rss is None else f"{rss:.0f} MB",
-                "met": None if rss is None else rss <= 150,
-            }
-        )
+        rss_shown = None if rss is None else f"{rss:.0f} MB"
+        target("ours peak RSS", "<= 150 MB", rss_shown, None if rss is None else rss <= 150)
         cpu = summary("ours", "cpu_seconds_per_gb")
-        out.append(
-            {
-                "target": "ours CPU s/GB",
-                "goal": "<= 1.5",
-                "value": None if cpu is None else f"{cpu:.2f}",
-                "met": None if cpu is None else cpu <= 1.5,
-            }
-        )
+        cpu_shown = None if cpu is None else f"{cpu:.2f}"
+        target("ours CPU s/GB", "<= 1.5", cpu_shown, None if cpu is None else cpu <= 1.5)
     elif sc == "S2":
         ratio("ours (sha256) vs hf_transfer", "ours", "hf_transfer", 1.2)
         ratio("ours (sha256) vs curl", "ours", "curl", 10.0)
@@ -145,16 +130,10 @@ def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             summary("hf_transfer", "cpu_seconds_per_gb"),
         )
         met = None if mine is None or theirs is None else mine <= theirs
-        out.append(
-            {
-                "target": "ours CPU s/GB vs hf_transfer",
-                "goal": "<= hf_transfer",
-                "value": None
-                if mine is None
-                else f"{mine:.2f} vs {'-' if theirs is None else f'{theirs:.2f}'}",
-                "met": met,
-            }
+        shown = (
+            None if mine is None else f"{mine:.2f} vs {'-' if theirs is None else f'{theirs:.2f}'}"
         )
+        target("ours CPU s/GB vs hf_transfer", "<= hf_transfer", shown, met)
     return out
 
 

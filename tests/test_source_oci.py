@@ -38,7 +38,14 @@ from ome_agent.sources.schemes import parse_source
 from ome_agent.transfer.runner import Outcome
 from ome_agent.transfer.settings import TransferSettings
 from tests.pull_helpers import download, multipart_md5, pull_process
-from tests.servers.oci_server import ApiKey, ChangeObject, OciServer, Status, verify_signature
+from tests.servers.oci_server import (
+    ApiKey,
+    ChangeObject,
+    OciServer,
+    Status,
+    config_profile,
+    verify_signature,
+)
 from tests.test_reconcile_core import MemoryReporter, Secrets, aio, model, options
 
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaatenancyfortests"
@@ -465,13 +472,14 @@ def test_config_file_profile(
     key_file = tmp_path / "key.pem"
     key_file.write_text(api_key.private_pem)
     config = tmp_path / "config"
+    who = {"user": USER, "tenancy": TENANCY, "region": "us-phoenix-1"}
+    wrong = ":".join(["00"] * 16)
     config.write_text(
-        f"[DEFAULT]\nuser={USER}\nfingerprint=00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\n"
-        f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={key_file}\n"
-        f"[MODELS]\nuser={USER}\nfingerprint={api_key.fingerprint}\n"
-        f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={key_file}\n"
-        f"[MOVED]\nuser={USER}\nfingerprint={api_key.fingerprint}\n"
-        f"tenancy={TENANCY}\nregion=us-phoenix-1\nkey_file={tmp_path / 'gone.pem'}\n"
+        config_profile("DEFAULT", fingerprint=wrong, key_file=key_file, **who)
+        + config_profile("MODELS", fingerprint=api_key.fingerprint, key_file=key_file, **who)
+        + config_profile(
+            "MOVED", fingerprint=api_key.fingerprint, key_file=tmp_path / "gone.pem", **who
+        )
     )
     monkeypatch.setenv("OCI_CONFIG_FILE", str(config))
     oci.add_object("cfg", "m/w.bin", b"w")

@@ -102,6 +102,16 @@ def key_fingerprint(public_key_pem: bytes | str) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, 32, 2))
 
 
+def config_profile(
+    name: str, *, user: str, tenancy: str, fingerprint: str, region: str, key_file: object
+) -> str:
+    """One profile of an OCI SDK config file, as ``oci setup config`` writes it."""
+    return (
+        f"[{name}]\nuser={user}\nfingerprint={fingerprint}\ntenancy={tenancy}\n"
+        f"region={region}\nkey_file={key_file}\n"
+    )
+
+
 @dataclass
 class ApiKey:
     """A generated RSA API signing key, as a user uploads it to OCI."""
