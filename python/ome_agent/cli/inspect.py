@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ome_agent import discovery
-from ome_agent.cli.params import ca_bundle_option, param_option, parse_params
+from ome_agent.cli.params import ca_bundle_option, param_option, parse_params, revision_option
 from ome_agent.discovery.configfile import ConfigError, check_schema_path
 from ome_agent.errors import BadInput, OmeAgentError
 from ome_agent.transfer.engine import build_engine
@@ -69,7 +69,7 @@ def _cell(key: str, value: object) -> str:
 @click.argument("target", metavar="PATH_OR_URI")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--schema-path", help="Where the config lives inside the model (storage.schemaPath).")
-@click.option("--revision", help="hf:// branch, tag or commit (same as URI@REV).")
+@revision_option
 @param_option
 @ca_bundle_option
 @click.option(

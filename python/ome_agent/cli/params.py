@@ -33,6 +33,10 @@ param_option = click.option(
     help="Object-store parameter, as in spec.storage.parameters (repeatable).",
 )
 
+revision_option = click.option(
+    "--revision", help="hf:// branch, tag or commit (the same as @REV after the repo name)."
+)
+
 ca_bundle_option = click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),

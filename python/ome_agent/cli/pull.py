@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ome_agent.cli.params import fail, param_option, parse_params, transfer_options
+from ome_agent.cli.params import (
+    fail,
+    param_option,
+    parse_params,
+    revision_option,
+    transfer_options,
+)
 from ome_agent.errors import BadInput, Interrupted, OmeAgentError
 from ome_agent.transfer import PullSummary, Snapshot, TransferSettings
 from ome_agent.transfer import pull as run_pull
@@ -110,7 +116,7 @@ class ProgressView:
 @click.command(help=HELP)
 @click.argument("source")
 @click.argument("dest", required=False, type=click.Path(file_okay=True, dir_okay=True))
-@click.option("--revision", help="hf:// branch, tag or commit (same as SOURCE@REV).")
+@revision_option
 @click.option("--include", multiple=True, help="Only repo files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Skip repo files matching this glob (repeatable).")
 @click.option("--sha256", help="Expected sha256 of an http(s) file (hex).")
