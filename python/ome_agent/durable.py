@@ -42,11 +42,17 @@ def write_json(
     path: Path, data: Any, *, indent: int | None = None, sort_keys: bool = False
 ) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically and durably."""
+    # json.dumps, not json.dump: only the one-shot call uses the C encoder
+    write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, atomically and durably."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
     try:
         with tmp.open("x") as f:
-            json.dump(data, f, indent=indent, sort_keys=sort_keys)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

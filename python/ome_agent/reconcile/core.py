@@ -63,7 +63,7 @@ class Reconciler:
         )  # fmt: skip
         self._retries = Retries(options.retry_base, options.retry_cap)
         self._started = False
-        self._queue: WorkQueue[ModelKey] = WorkQueue(self._handle, options.download_workers)
+        self._queue: WorkQueue[ModelKey] = WorkQueue(self._handle, options.download_workers * 8)
         self._scrubber = (
             scrub.Scrubber(
                 options.scrub_rate, self._manifests, self._scrubbable, self._on_damage, metrics
@@ -223,7 +223,10 @@ class Reconciler:
         if await self._reports.ready_from_disk(resource, identity):
             self._schedule_verify(key)
             return
-        damage = await asyncio.to_thread(scrub.damage_on_disk, self._manifests.load(key))
+        manifest = self._manifests.load(key)
+        damage = None  # no manifest: nothing on disk to check, in a thread or not
+        if manifest is not None:
+            damage = await asyncio.to_thread(scrub.damage_on_disk, manifest)
         if damage is not None and await self._downloads.repair(resource, plan, identity, damage):
             self._schedule_verify(key)
             return
@@ -254,7 +257,7 @@ class Reconciler:
         """``key``'s manifest was saved anew or removed: the models it reused or that
         reused it report again, each from its own handler, with artifact fields derived
         from the manifests now on disk (a parent's childrenPaths, a child's parentPath)."""
-        manifests = await asyncio.to_thread(self._manifests.neighbours, key)
+        manifests = self._manifests.neighbours(key)  # from memory: no thread
         for other in sorted(reuse.related(key, before, manifests), key=str):
             if self._desired.holds(other):
                 self._queue.add(other, Priority.VERIFY)

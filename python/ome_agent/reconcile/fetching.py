@@ -38,7 +38,7 @@ from ome_agent.reconcile import adopt, layout, peft_zip, recording, reuse, scrub
 from ome_agent.reconcile.credentials import model_credentials
 from ome_agent.reconcile.desired import FINE_TUNED, Desired
 from ome_agent.reconcile.download import Digests, Fetch
-from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore
+from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore, ReuseRecord
 from ome_agent.reconcile.options import AgentOptions
 from ome_agent.reconcile.ports import SecretReader
 from ome_agent.reconcile.removal import Removal
@@ -158,13 +158,10 @@ class Downloads:
         )
         fetch.phase = "Discovering"
         await self.reports.progress(resource, plan, target, fetch)
-        found = await asyncio.to_thread(recording.discover, resource, staging)
-        await self._into_place(key, staging, target, old)
         parent = step.parent if step is not None else None
-        manifest = await recording.save_manifest(
-            self.manifests, self.options.owner, resource, identity, commit, digests, found, parent
+        manifest = await asyncio.to_thread(
+            self._finish, resource, identity, staging, old, commit, digests, parent
         )
-        self.manifests.clear_staging(key)
         await self.related(key, old)
         self.reports.count_download("success" if parent is None else "reused")
         if parent is None:  # a reuse moves no byte
@@ -214,15 +211,32 @@ class Downloads:
             reporter.cancel()
         return commit, digests
 
-    async def _into_place(
-        self, key: ModelKey, staging: Path, target: Path, old: Manifest | None
-    ) -> None:
-        """Switch ``staging`` into ``target``; what it replaced and an old path go."""
-        previous = await asyncio.to_thread(layout.switch_into_place, staging, target)
+    def _finish(
+        self,
+        resource: ModelResource,
+        identity: Identity,
+        staging: Path,
+        old: Manifest | None,
+        commit: str | None,
+        digests: Digests,
+        parent: ReuseRecord | None,
+    ) -> Manifest:
+        """The downloaded files described, switched into place (what they replaced and
+        an old path go), recorded, the staging record cleared: one worker-thread call,
+        as each step is short and each hop to a thread and back costs about as much
+        (blocking)."""
+        key, target = resource.key, Path(identity.path)
+        found = recording.discover(resource, staging)
+        previous = layout.switch_into_place(staging, target)
         if previous is not None:
-            await asyncio.to_thread(self.removal.path, previous)
+            self.removal.path(previous)
         if old is not None and Path(old.identity.path) != target:
-            await asyncio.to_thread(self.removal.unused, Path(old.identity.path), key)
+            self.removal.unused(Path(old.identity.path), key)
+        manifest = recording.record_manifest(
+            self.manifests, self.options.owner, resource, identity, commit, digests, found, parent
+        )
+        self.manifests.clear_staging(key)
+        return manifest
 
     async def _adopt(
         self,

@@ -2,8 +2,8 @@
 in place, before the Ready report): the model's metadata (``ome_agent.discovery``) and
 its manifest (``reconcile.manifest``).
 
-Blocking code: the core calls :func:`discover` in a worker thread; :func:`save_manifest`
-moves its disk work off the event loop itself.
+Blocking code: the core calls :func:`discover` and :func:`record_manifest` in a worker
+thread; :func:`save_manifest` moves its disk work off the event loop itself.
 """
 
 from __future__ import annotations
@@ -55,10 +55,26 @@ async def save_manifest(
     found: tuple[dict[str, Any], int | None],
     parent: ReuseRecord | None,
 ) -> Manifest:
+    """:func:`record_manifest` in a worker thread (its fsyncs stay off the loop)."""
+    return await asyncio.to_thread(
+        record_manifest, manifests, owner, resource, identity, commit, digests, found, parent
+    )
+
+
+def record_manifest(
+    manifests: ManifestStore,
+    owner: str,
+    resource: ModelResource,
+    identity: Identity,
+    commit: str | None,
+    digests: Digests,
+    found: tuple[dict[str, Any], int | None],
+    parent: ReuseRecord | None,
+) -> Manifest:
     """Record the files now at ``identity.path`` (after a download, an adoption or a
-    repair); ``found`` is :func:`discover`'s config and parameter count."""
+    repair); ``found`` is :func:`discover`'s config and parameter count. Blocking."""
     config, parameters = found
-    files = await asyncio.to_thread(record_files, Path(identity.path), digests)
+    files = record_files(Path(identity.path), digests)
     manifest = Manifest(
         resource.key, resource.uid, resource.generation, identity, commit, files, config,
         parameters, parent,
@@ -73,5 +89,5 @@ async def save_manifest(
         "parentPath": {},
         "childrenPaths": [],
     }
-    await asyncio.to_thread(manifests.save, manifest)  # fsyncs: off the loop
+    manifests.save(manifest)
     return manifest

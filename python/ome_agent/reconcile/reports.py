@@ -102,7 +102,7 @@ class Reports:
         links = reuse.Links(None, [])
         artifact = config.get("artifact")
         if isinstance(artifact, dict):  # a manifest upgraded from version 1 may have none
-            nearby = await asyncio.to_thread(self._manifests.neighbours, manifest.key)
+            nearby = self._manifests.neighbours(manifest.key)  # from memory: no thread
             links = reuse.links(manifest, nearby)
             config["artifact"] = {**artifact, "parentPath": {}, "childrenPaths": links.children}
         size_only = self._size_only.note(manifest)

@@ -16,10 +16,16 @@ the latest load, so a run whose every manifest was refused still leaves a state 
 that says why. A publish that changes nothing writes nothing.
 
 Writes are coalesced: the first change after a quiet spell is written at once, the
-changes that follow within :data:`WRITE_INTERVAL` seconds together, once it has
-passed. Rewriting the whole file on each of N reports made a start-up of N models
-write N² bytes; the file is a report (the manifests are the truth), so a change may
-reach it a moment late. :meth:`StateFileReporter.flush` writes what is pending now.
+changes that follow together, once :data:`WRITE_INTERVAL` seconds have passed, or
+longer for a large file: writing may take at most :data:`WRITE_SHARE` of the time.
+Rewriting the whole file on each of N reports made a start-up of N models write N²
+bytes, and so did a fixed interval over a start-up as long as N; the file is a report
+(the manifests are the truth), so a change may reach it a moment late.
+:meth:`StateFileReporter.flush` writes what is pending now.
+
+Each model's record is encoded once, when it changes, on one line of the file
+(``"<key>": {...}``): a write joins the lines it has, so a file of 10,000 models is not
+encoded anew, key by key, twice a second.
 """
 
 from __future__ import annotations
@@ -36,12 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelKey
-from ome_agent.durable import write_json
+from ome_agent.durable import write_text
 from ome_agent.errors import BadInput
 from ome_agent.reconcile.ports import NodeReport, NodeState
 from ome_agent.wire.entry import encode_entry
 
 WRITE_INTERVAL = 0.5  # seconds between two writes of the state file, at least
+WRITE_SHARE = 0.05  # and at least 20 times as long as the last write took
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -72,9 +79,7 @@ def _name(key: ModelKey) -> str:
     return str(key)
 
 
-def _size(path: str | None) -> int | None:
-    if not path or not os.path.isdir(path):
-        return None
+def _size(path: str) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
@@ -99,14 +104,18 @@ class StateFileReporter:
     def __init__(self, path: Path, node_name: str) -> None:
         self.path = path
         self.node_name = node_name
-        self._models: dict[str, dict[str, Any]] = {}
+        # each record as its line of the file, and what reported() needs of it
+        self._lines: dict[str, str] = {}
+        self._states: dict[str, tuple[Any, Any, Any, Any]] = {}  # kind, ns, name, state
         self._rejected: list[str] = []
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[None] | None = None  # a coalesced write, scheduled
         self._last_write = float("-inf")  # time.monotonic() of the last write
+        self._interval = WRITE_INTERVAL  # until the next write (see the module doc)
         self._dirty = False  # changed since the last write
         if path.exists():
-            self._models = dict(read_state(path)["models"])
+            for name, record in read_state(path)["models"].items():
+                self._set(name, record)
 
     def set_rejected(self, errors: list[str]) -> None:
         """The manifest errors of the latest load (written with the next change)."""
@@ -126,9 +135,9 @@ class StateFileReporter:
                 await self._write_now()
 
     async def publish(self, report: NodeReport) -> None:
-        size = (
-            await asyncio.to_thread(_size, report.path) if report.state is NodeState.READY else None
-        )
+        size = None
+        if report.state is NodeState.READY and report.path and os.path.isdir(report.path):
+            size = await asyncio.to_thread(_size, report.path)  # a vendor's path: no thread
         record = {
             "kind": report.key.kind,
             "namespace": report.key.namespace,
@@ -146,29 +155,41 @@ class StateFileReporter:
             "manifestDigest": report.manifest_digest,
             "entry": encode_entry(report),
         }
-        if self._models.get(_name(report.key)) == record:
-            return
-        self._models[_name(report.key)] = record
-        self._changed()
+        if self._set(_name(report.key), record):
+            self._changed()
 
     async def withdraw(self, key: ModelKey, uid: str | None) -> None:
-        if self._models.pop(_name(key), None) is not None:
+        self._states.pop(_name(key), None)
+        if self._lines.pop(_name(key), None) is not None:
             self._changed()
+
+    def _set(self, name: str, record: dict[str, Any]) -> bool:
+        """Keep ``record``; whether it changed."""
+        line = f"    {json.dumps(name)}: {json.dumps(record)}"
+        if self._lines.get(name) == line:
+            return False
+        self._lines[name] = line
+        try:
+            fields = (record["kind"], record.get("namespace"), record["name"], record["state"])
+            self._states[name] = fields
+        except KeyError:  # a hand-edited file's record: written back, never reported
+            self._states.pop(name, None)
+        return True
 
     async def reported(self) -> Mapping[ModelKey, NodeState]:
         out: dict[ModelKey, NodeState] = {}
-        for record in self._models.values():
+        for kind, namespace, name, state in self._states.values():
             try:
-                key = ModelKey(record["kind"], record.get("namespace"), record["name"])
-                out[key] = NodeState(record["state"])
-            except (KeyError, ValueError, TypeError):
+                key = ModelKey(kind, namespace, name)
+                out[key] = NodeState(state)
+            except (ValueError, TypeError):
                 continue
         return out
 
     def _changed(self) -> None:
         self._dirty = True
         if self._pending is None or self._pending.done():
-            delay = self._last_write + WRITE_INTERVAL - time.monotonic()
+            delay = self._last_write + self._interval - time.monotonic()
             self._pending = asyncio.get_running_loop().create_task(self._write_later(delay))
 
     async def _write_later(self, delay: float) -> None:
@@ -182,7 +203,7 @@ class StateFileReporter:
             await asyncio.shield(self._locked_write())
             if not self._dirty:
                 return
-            delay = self._last_write + WRITE_INTERVAL - time.monotonic()
+            delay = self._last_write + self._interval - time.monotonic()
 
     async def _locked_write(self) -> None:
         async with self._lock:
@@ -190,15 +211,17 @@ class StateFileReporter:
                 await self._write_now()
 
     async def _write_now(self) -> None:
-        doc = {
-            "node": self.node_name,
-            "updated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "models": dict(sorted(self._models.items())),
-            "rejected": self._rejected,
-        }
+        updated = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        lines = [self._lines[name] for name in sorted(self._lines)]
+        models = "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
+        text = (
+            f'{{\n  "node": {json.dumps(self.node_name)},\n  "updated": "{updated}",\n'
+            f'  "models": {models},\n  "rejected": {json.dumps(self._rejected)}\n}}\n'
+        )
         self._dirty = False
-        self._last_write = time.monotonic()
-        await asyncio.to_thread(write_json, self.path, doc, indent=2)
+        self._last_write = started = time.monotonic()
+        await asyncio.to_thread(write_text, self.path, text)
+        self._interval = max(WRITE_INTERVAL, (time.monotonic() - started) / WRITE_SHARE)
 
 
 def _progress(report: NodeReport) -> dict[str, Any] | None:
