@@ -243,7 +243,24 @@ def test_many_documents_are_capped(node: dict[str, Path]) -> None:
     (node["manifests"] / "many.yaml").write_text("---\n{}\n" * (MAX_DOCUMENTS + 1))
     done = run_once(node)
     assert_good_ready_and_one_line(done, node, "many.yaml")
-    assert f"more than {MAX_DOCUMENTS} documents (the limit)" in done.stderr
+    assert f"more than {MAX_DOCUMENTS} documents (the limit, --max-documents)" in done.stderr
+
+
+def test_the_operator_raises_the_caps_with_flags(node: dict[str, Path]) -> None:
+    """--max-documents and --max-manifest-bytes move the caps; the refusal names the
+    flag to raise."""
+    (node["manifests"] / "many.yaml").write_text("---\n{}\n" * 30)
+    done = run_once(node, "--max-documents", "20")
+    assert_good_ready_and_one_line(done, node, "many.yaml")
+    fix = "split the file, or raise --max-documents"
+    assert f"more than 20 documents (the limit, --max-documents): {fix}" in done.stderr
+    done = run_once(node, "--max-manifest-bytes", "100")
+    assert done.code == 1
+    cap = "more than the 100 a manifest file may hold (the limit, --max-manifest-bytes)"
+    assert cap in done.stderr
+    done = run_once(node, "--max-documents", "40")  # read: each empty document refused
+    assert "--max-documents" not in done.stderr
+    assert "(document 30): kind: None is not one of" in done.stderr
 
 
 def test_agent_keeps_polling_after_a_deep_manifest_appears(node: dict[str, Path]) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ome_agent.adapters.standalone.documents import MAX_DOCUMENTS, MAX_FILE_BYTES, ManifestLimits
 from ome_agent.cli.params import (
     exit_with,
     health_address_option,
@@ -108,6 +109,20 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @click.option("--node-labels", help="Standalone: this node's labels, k=v,k2=v2.")
 @click.option("--state-file", type=click.Path(dir_okay=False), help="Standalone: state file.")
 @click.option("--once", is_flag=True, help="Standalone: reconcile until idle, then exit.")
+@click.option(
+    "--max-manifest-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_FILE_BYTES,
+    show_default=True,
+    help="Standalone: a larger manifest file is refused, naming it.",
+)
+@click.option(
+    "--max-documents",
+    type=click.IntRange(min=1),
+    default=MAX_DOCUMENTS,
+    show_default=True,
+    help="Standalone: a manifest file with more YAML documents is refused, naming it.",
+)
 def run(
     models_roots: tuple[str, ...],
     local_source_dirs: tuple[str, ...],
@@ -127,6 +142,8 @@ def run(
     node_labels: str | None,
     state_file: str | None,
     once: bool,
+    max_manifest_bytes: int,
+    max_documents: int,
 ) -> None:
     """Run the node agent: keep this node's models present, verified and reported."""
     configure_logging(log_level)
@@ -162,7 +179,8 @@ def run(
         check_roots(options.models_roots, in_pod=in_pod, mounts=mount_points() if in_pod else ())
         with hold_roots(options.models_roots):
             if standalone:
-                return _standalone(options, manifests, node_labels, state_file, once)
+                limits = ManifestLimits(max_manifest_bytes, max_documents)
+                return _standalone(options, manifests, node_labels, state_file, once, limits)
             from ome_agent.adapters.kube.agent import run_cluster
 
             return run_cluster(
@@ -186,6 +204,7 @@ def _standalone(
     node_labels: str | None,
     state_file: str | None,
     once: bool,
+    limits: ManifestLimits,
 ) -> int:
     from ome_agent.adapters.standalone import parse_node_labels, run_standalone
 
@@ -198,6 +217,7 @@ def _standalone(
             node_labels=parse_node_labels(node_labels),
             state_file=Path(state_file),
             once=once,
+            limits=limits,
         )
     )
 

@@ -19,6 +19,7 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
+from ome_agent.adapters.standalone.documents import DEFAULT_LIMITS, ManifestLimits
 from ome_agent.adapters.standalone.manifests import fingerprint, load_manifests
 from ome_agent.adapters.standalone.secrets import StandaloneSecretReader
 from ome_agent.adapters.standalone.state import StateFileReporter
@@ -38,11 +39,12 @@ async def run_standalone(
     state_file: Path,
     once: bool,
     poll_interval: float = 2.0,
+    limits: ManifestLimits = DEFAULT_LIMITS,
 ) -> int:
     reporter = StateFileReporter(state_file, options.node_name)
     secrets = StandaloneSecretReader()
     reconciler = Reconciler(options, reporter, secrets)
-    loaded = load_manifests(manifests)  # first: it names a missing directory clearly
+    loaded = load_manifests(manifests, limits)  # first: it names a missing directory clearly
     secrets.update(loaded.secrets)
     seen = fingerprint(manifests)
     for error in loaded.errors:
@@ -77,7 +79,7 @@ async def run_standalone(
                 continue
             seen = now
             try:
-                fresh = load_manifests(manifests)
+                fresh = load_manifests(manifests, limits)
             except BadInput as e:  # the directory vanished: keep what runs, say why
                 log.error("manifests unreadable", extra={"error": str(e)})
                 continue

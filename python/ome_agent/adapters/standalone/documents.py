@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,20 @@ MAX_DOCUMENTS = 20_000
 MAX_DEPTH = 64
 # Nodes of one document with every alias expanded: a model is a few dozen.
 MAX_NODES = 100_000
+
+
+@dataclass(frozen=True)
+class ManifestLimits:
+    """The caps an operator may need to raise: ``run --standalone --max-manifest-bytes``
+    and ``--max-documents`` (their defaults are :data:`MAX_FILE_BYTES` and
+    :data:`MAX_DOCUMENTS`); nesting and alias expansion stay fixed bounds."""
+
+    file_bytes: int = MAX_FILE_BYTES
+    documents: int = MAX_DOCUMENTS
+
+
+DEFAULT_LIMITS = ManifestLimits()
+
 
 
 class ManifestUnreadable(BadInput):
@@ -134,11 +149,12 @@ class _BoundedLoader(Composer, _Events, SafeConstructor, Resolver):
         weights[id(node)] = weight
 
 
-def read_documents(path: Path) -> Iterator[Any]:
-    """The documents of ``path`` (one for JSON), checked against this module's limits;
+def read_documents(path: Path, limits: ManifestLimits = DEFAULT_LIMITS) -> Iterator[Any]:
+    """The documents of ``path`` (one for JSON), checked against ``limits`` and this
+    module's fixed bounds;
     :class:`ManifestUnreadable` naming the file and the limit or the syntax error.
     YAML documents come one at a time: those before a bad one have been yielded."""
-    text = _read_text(path)
+    text = _read_text(path, limits.file_bytes)
     if path.suffix == ".json":
         yield _json_document(path, text)
         return
@@ -147,9 +163,10 @@ def read_documents(path: Path) -> Iterator[Any]:
         count = 0
         while loader.check_data():  # type: ignore[no-untyped-call]
             count += 1
-            if count > MAX_DOCUMENTS:
+            if count > limits.documents:
                 raise ManifestUnreadable(
-                    f"{path}: more than {MAX_DOCUMENTS} documents (the limit): split the file"
+                    f"{path}: more than {limits.documents} documents (the limit, "
+                    "--max-documents): split the file, or raise --max-documents"
                 )
             yield loader.get_data()
     except yaml.MarkedYAMLError as e:
@@ -176,17 +193,17 @@ def describe_yaml_error(error: yaml.MarkedYAMLError) -> str:
     return f"{where}{problem}{context}"
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, limit: int) -> str:
     try:
         with path.open("rb") as f:
             size = _size(f.fileno())
-            if size > MAX_FILE_BYTES:
-                raise ManifestUnreadable(_too_big(path, size))
-            data = f.read(MAX_FILE_BYTES + 1)  # the file may grow after the stat
+            if size > limit:
+                raise ManifestUnreadable(_too_big(path, size, limit))
+            data = f.read(limit + 1)  # the file may grow after the stat
     except OSError as e:
         raise ManifestUnreadable(f"{path}: cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ManifestUnreadable(_too_big(path, len(data)))
+    if len(data) > limit:
+        raise ManifestUnreadable(_too_big(path, len(data), limit))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -199,10 +216,11 @@ def _size(fd: int) -> int:
     return os.fstat(fd).st_size
 
 
-def _too_big(path: Path, size: int) -> str:
+def _too_big(path: Path, size: int, limit: int) -> str:
     return (
-        f"{path}: {size} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold "
-        "(the limit): split it, or move what is not a manifest out of the folder"
+        f"{path}: {size} bytes, more than the {limit} a manifest file may hold (the "
+        "limit, --max-manifest-bytes): split it, move what is not a manifest out of the "
+        "folder, or raise --max-manifest-bytes"
     )
 
 
@@ -250,10 +268,12 @@ def _first_line(error: Exception) -> str:
 
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MAX_DEPTH",
     "MAX_DOCUMENTS",
     "MAX_FILE_BYTES",
     "MAX_NODES",
+    "ManifestLimits",
     "ManifestUnreadable",
     "check_document",
     "describe_yaml_error",

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ome_agent.adapters.standalone.documents import (
+    DEFAULT_LIMITS,
+    ManifestLimits,
     ManifestUnreadable,
     check_document,
     read_documents,
@@ -75,14 +77,14 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
-def load_manifests(directory: Path) -> Loaded:
+def load_manifests(directory: Path, limits: ManifestLimits = DEFAULT_LIMITS) -> Loaded:
     if not directory.is_dir():
         raise BadInput(f"--manifests {directory}: not a directory: give the folder of manifests")
     loaded = Loaded()
     seen: dict[object, str] = {}
     for path in manifest_files(directory):
         try:
-            docs = list(read_documents(path))
+            docs = list(read_documents(path, limits))
         except ManifestUnreadable as e:
             loaded.errors.append(str(e))
             loaded.broken.add(path)
