@@ -46,6 +46,11 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
         return asyncio.run
 
 
+def _cap(default: int, text: str) -> dict[str, Any]:
+    """A manifest limit of documents.ManifestLimits as a flag (its default shown)."""
+    return {"type": click.IntRange(min=1), "default": default, "show_default": True, "help": text}
+
+
 @click.command(name="run")
 @click.option(
     "--models-root-dir",
@@ -111,17 +116,11 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 @click.option("--once", is_flag=True, help="Standalone: reconcile until idle, then exit.")
 @click.option(
     "--max-manifest-bytes",
-    type=click.IntRange(min=1),
-    default=MAX_FILE_BYTES,
-    show_default=True,
-    help="Standalone: a larger manifest file is refused, naming it.",
+    **_cap(MAX_FILE_BYTES, "Standalone: a larger manifest file is refused, naming it."),
 )
 @click.option(
     "--max-documents",
-    type=click.IntRange(min=1),
-    default=MAX_DOCUMENTS,
-    show_default=True,
-    help="Standalone: a manifest file with more YAML documents is refused, naming it.",
+    **_cap(MAX_DOCUMENTS, "Standalone: a manifest file with more YAML documents is refused."),
 )
 def run(
     models_roots: tuple[str, ...],

@@ -258,9 +258,10 @@ class Downloads:
         self.adoptable.discard(resource.key)  # the manifest decides from now on
         self.reports.count_fetched(fetch.fetched_bytes)
         found = await asyncio.to_thread(recording.discover, resource, target)
-        manifest = await recording.save_manifest(
-            self.manifests, self.options.owner, resource, identity, commit, digests, found, None
-        )
+        manifest = await asyncio.to_thread(
+            recording.record_manifest,
+            self.manifests, self.options.owner, resource, identity, commit, digests, found, None,
+        )  # fmt: skip
         await self.reports.ready(resource, manifest)
 
     # ------------------------------------------------------------ files the scrub found
@@ -291,7 +292,8 @@ class Downloads:
             return False
         self.reports.count_fetched(fetch.fetched_bytes)
         found = (dict(manifest.config or {}), manifest.parameter_count)
-        repaired = await recording.save_manifest(
+        repaired = await asyncio.to_thread(
+            recording.record_manifest,
             self.manifests, self.options.owner, resource, identity, manifest.commit, digests,
             found, manifest.parent,
         )  # fmt: skip

@@ -3,12 +3,11 @@ in place, before the Ready report): the model's metadata (``ome_agent.discovery`
 its manifest (``reconcile.manifest``).
 
 Blocking code: the core calls :func:`discover` and :func:`record_manifest` in a worker
-thread; :func:`save_manifest` moves its disk work off the event loop itself.
+thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -43,22 +42,6 @@ def discover(resource: ModelResource, model_dir: Path) -> tuple[dict[str, Any], 
     for problem in found.errors:
         log.warning("discovery", extra={"model": str(resource.key), "problem": problem})
     return dict(found.to_ome_config()), found.parameter_count
-
-
-async def save_manifest(
-    manifests: ManifestStore,
-    owner: str,
-    resource: ModelResource,
-    identity: Identity,
-    commit: str | None,
-    digests: Digests,
-    found: tuple[dict[str, Any], int | None],
-    parent: ReuseRecord | None,
-) -> Manifest:
-    """:func:`record_manifest` in a worker thread (its fsyncs stay off the loop)."""
-    return await asyncio.to_thread(
-        record_manifest, manifests, owner, resource, identity, commit, digests, found, parent
-    )
 
 
 def record_manifest(

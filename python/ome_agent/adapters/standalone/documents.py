@@ -67,7 +67,6 @@ class ManifestLimits:
 DEFAULT_LIMITS = ManifestLimits()
 
 
-
 class ManifestUnreadable(BadInput):
     """A manifest file that cannot be used as a whole (size, encoding, syntax, limits)."""
 
