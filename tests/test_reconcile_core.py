@@ -314,7 +314,7 @@ async def test_storage_uri_change_downloads_fresh_and_switches(
 async def test_path_change_moves_the_model_and_removes_the_old_directory(
     fault_server: FaultServer, root: Path
 ) -> None:
-    url = fault_server.add("/p/w.bin", os.urandom(MiB))
+    _, url = _served_file(fault_server, "p")
     reporter = MemoryReporter()
     async with running(root, reporter, model("p", url, path="first")) as agent:
         await until(lambda: reporter.state("p") is NodeState.READY)
@@ -355,7 +355,7 @@ async def test_restart_confirms_ready_from_disk_without_network_or_flap(
     hf_env: HubServer, fault_server: FaultServer, root: Path
 ) -> None:
     hf_env.add_repo("org/tiny", {"config.json": CONFIG, "model.safetensors": os.urandom(MiB)})
-    url = fault_server.add("/r/w.bin", os.urandom(MiB))
+    _, url = _served_file(fault_server, "r")
     models = [model("hfm", "hf://org/tiny"), model("web", url, path="web")]
     reporter = MemoryReporter()
     first = Agent(options(root), reporter, Secrets())
@@ -383,12 +383,17 @@ async def test_restart_confirms_ready_from_disk_without_network_or_flap(
     assert fault_server.requests == []
 
 
+def _served_file(fault_server: FaultServer, name: str) -> tuple[bytes, str]:
+    """1 MiB of random bytes served at /{name}/w.bin, and its URL."""
+    data = os.urandom(MiB)
+    return data, fault_server.add(f"/{name}/w.bin", data)
+
+
 @aio
 async def test_restart_with_a_modified_file_downloads_again(
     fault_server: FaultServer, root: Path
 ) -> None:
-    data = os.urandom(MiB)
-    url = fault_server.add("/x/w.bin", data)
+    data, url = _served_file(fault_server, "x")
     reporter = MemoryReporter()
     first = Agent(options(root), reporter, Secrets())
     await first.start(None, model("x", url, path="x"))
@@ -404,7 +409,7 @@ async def test_restart_with_a_modified_file_downloads_again(
 async def test_leftovers_of_models_gone_while_down_are_cleaned(
     fault_server: FaultServer, root: Path
 ) -> None:
-    url = fault_server.add("/g/w.bin", os.urandom(MiB))
+    _, url = _served_file(fault_server, "g")
     reporter = MemoryReporter()
     first = Agent(options(root), reporter, Secrets())
     await first.start(None, model("gone", url, path="gone"), model("kept", url, path="kept"))
@@ -424,7 +429,7 @@ async def test_leftovers_of_models_gone_while_down_are_cleaned(
 async def test_failed_retries_with_backoff_until_the_server_heals(
     fault_server: FaultServer, root: Path
 ) -> None:
-    url = fault_server.add("/flaky/w.bin", os.urandom(MiB))
+    _, url = _served_file(fault_server, "flaky")
     fault_server.set_faults("/flaky/w.bin", Status(code=404, times=2))
     reporter = MemoryReporter()
     async with running(root, reporter, model("flaky", url, path="flaky")):
@@ -505,7 +510,7 @@ async def test_path_outside_roots_and_root_itself_are_rejected(
 
 @aio
 async def test_two_models_one_path_second_fails(fault_server: FaultServer, root: Path) -> None:
-    url = fault_server.add("/s/w.bin", os.urandom(MiB))
+    _, url = _served_file(fault_server, "s")
     reporter = MemoryReporter()
     rec = await started(
         root,
@@ -528,7 +533,7 @@ async def test_two_models_one_path_second_fails(fault_server: FaultServer, root:
 async def test_disabled_is_not_downloaded_and_keeps_files(
     fault_server: FaultServer, root: Path
 ) -> None:
-    url = fault_server.add("/d/w.bin", os.urandom(MiB))
+    _, url = _served_file(fault_server, "d")
     reporter = MemoryReporter()
     async with running(
         root, reporter, model("off", url, path="off", disabled=True), model("on", url, path="on")
@@ -640,8 +645,7 @@ async def test_restart_resumes_a_partial_download_and_throttles_progress(
 async def test_periodic_verification_repairs_a_damaged_model(
     fault_server: FaultServer, root: Path
 ) -> None:
-    data = os.urandom(MiB)
-    url = fault_server.add("/v/w.bin", data)
+    data, url = _served_file(fault_server, "v")
     reporter = MemoryReporter()
     async with running(root, reporter, model("v", url, path="v"), verify_interval=0.3):
         await until(lambda: reporter.state("v") is NodeState.READY)

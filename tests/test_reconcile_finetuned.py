@@ -57,14 +57,24 @@ def reconciler(root: Path, reporter: MemoryReporter, labels: dict[str, str]) -> 
     return rec
 
 
+def _gpu_node(
+    fault_server: FaultServer, root: Path, base: str, config: bytes
+) -> tuple[MemoryReporter, Reconciler, str, str]:
+    """A reconciler on a node labelled gpu=a100, with the base model's config.json
+    served at /{base}/ and an adapter archive at /{base}-adapter/."""
+    base_url = fault_server.add(f"/{base}/config.json", config)
+    zip_url = fault_server.add(f"/{base}-adapter/adapter.zip", adapter_zip())
+    reporter = MemoryReporter()
+    return reporter, reconciler(root, reporter, {"gpu": "a100"}), base_url, zip_url
+
+
 @aio
 async def test_adapter_follows_its_base_model_and_is_unpacked(
     fault_server: FaultServer, root: Path
 ) -> None:
-    base_url = fault_server.add("/base/config.json", b'{"model_type": "llama"}')
-    zip_url = fault_server.add("/ftw/adapter.zip", adapter_zip())
-    reporter = MemoryReporter()
-    rec = reconciler(root, reporter, {"gpu": "a100"})
+    reporter, rec, base_url, zip_url = _gpu_node(
+        fault_server, root, "base", b'{"model_type": "llama"}'
+    )
     base = model("base", base_url, labels={"gpu": "a100"}, path="base")
     rec.replace_all(("ClusterBaseModel",), [base])
     rec.replace_all(("FineTunedWeight",), [fine_tuned(zip_url, {"name": "base"})])
@@ -95,10 +105,7 @@ async def test_adapter_follows_its_base_model_and_is_unpacked(
 async def test_adapter_waits_for_its_base_and_leaves_with_it(
     fault_server: FaultServer, root: Path
 ) -> None:
-    base_url = fault_server.add("/b2/config.json", b"{}")
-    zip_url = fault_server.add("/f2/adapter.zip", adapter_zip())
-    reporter = MemoryReporter()
-    rec = reconciler(root, reporter, {"gpu": "a100"})
+    reporter, rec, base_url, zip_url = _gpu_node(fault_server, root, "b2", b"{}")
     # a BaseModel in namespace "team" (the ref names the namespace)
     rec.replace_all(
         ("FineTunedWeight",), [fine_tuned(zip_url, {"name": "b2", "namespace": "team"})]

@@ -42,16 +42,11 @@ from ome_agent.errors import (
     TransferFailed,
     UriError,
 )
+from ome_agent.sources import prefixes
 from ome_agent.sources.auth import StorageAuth
 from ome_agent.sources.digests import b64_hex
 from ome_agent.sources.model import MultipartMd5, RemoteFile, ResolvedSource, SignFn, size_only
 from ome_agent.sources.oci_auth import USER, OciCredentials, oci_credentials
-from ome_agent.sources.prefixes import (
-    check_endpoint,
-    folder_of,
-    relative_path,
-    single_object_name,
-)
 from ome_agent.sources.throttle import retry_after
 
 FORMS = "oci://n/{namespace}/b/{bucket}/o/{prefix} or oci://{namespace}@{region}/{bucket}/{prefix}"
@@ -155,7 +150,7 @@ def resolve_oci(ref: OciRef, auth: StorageAuth, *, page_size: int = PAGE) -> Res
     part_size_text = auth.param("multipart_part_size")
     part_size = parse_part_size(part_size_text) if part_size_text else None
     given = auth.param("endpoint")
-    explicit = check_endpoint(given, ENDPOINT_EXAMPLE) if given else None
+    explicit = prefixes.check_endpoint(given, ENDPOINT_EXAMPLE) if given else None
     creds = oci_credentials(auth)
     region = _region(ref, auth, creds, explicit)
     endpoint = explicit or oci.regions.endpoint_for("object_storage", region)
@@ -278,11 +273,11 @@ class _Lister:
 
     def objects(self, namespace: str) -> list[tuple[Any, str]]:
         """(object summary, path relative to the prefix) of every selected object."""
-        folder = folder_of(self.ref.prefix)
+        folder = prefixes.folder_of(self.ref.prefix)
         found = [
             (o, rel)
             for o in self._list(namespace, folder)
-            if (rel := relative_path(o.name, folder)) is not None
+            if (rel := prefixes.relative_path(o.name, folder)) is not None
         ]
         if found or not self.ref.prefix or self.ref.prefix.endswith("/"):
             if not found:
@@ -299,7 +294,7 @@ class _Lister:
                 f"no object {self.ref.prefix!r} and no objects under {self.ref.prefix + '/'!r} "
                 f"in {self._bucket(namespace)}: check the prefix in {FIELD}"
             )
-        return [(exact[0], single_object_name(self.ref.prefix))]
+        return [(exact[0], prefixes.single_object_name(self.ref.prefix))]
 
     def _list(self, namespace: str, prefix: str, limit: int | None = None) -> list[Any]:
         """Every object under ``prefix``; with ``limit``: the first ``limit`` only."""
