@@ -358,11 +358,7 @@ async def test_restart_confirms_ready_from_disk_without_network_or_flap(
     _, url = _served_file(fault_server, "r")
     models = [model("hfm", "hf://org/tiny"), model("web", url, path="web")]
     reporter = MemoryReporter()
-    first = Agent(options(root), reporter, Secrets())
-    await first.start(None, *models)
-    await until(lambda: reporter.state("hfm") is NodeState.READY)
-    await until(lambda: reporter.state("web") is NodeState.READY)
-    await first.stop()
+    await _ready_once(root, reporter, *models)
 
     hf_env.clear_requests()
     fault_server.requests.clear()
@@ -383,6 +379,16 @@ async def test_restart_confirms_ready_from_disk_without_network_or_flap(
     assert fault_server.requests == []
 
 
+async def _ready_once(root: Path, reporter: MemoryReporter, *models: ModelResource) -> None:
+    """A first agent run that brings every model Ready, then stops (the restart tests'
+    set-up: files and manifests on disk, as a restarted agent finds them)."""
+    first = Agent(options(root), reporter, Secrets())
+    await first.start(None, *models)
+    for m in models:
+        await until(lambda m=m: reporter.state(m.name) is NodeState.READY)
+    await first.stop()
+
+
 def _served_file(fault_server: FaultServer, name: str) -> tuple[bytes, str]:
     """1 MiB of random bytes served at /{name}/w.bin, and its URL."""
     data = os.urandom(MiB)
@@ -395,10 +401,7 @@ async def test_restart_with_a_modified_file_downloads_again(
 ) -> None:
     data, url = _served_file(fault_server, "x")
     reporter = MemoryReporter()
-    first = Agent(options(root), reporter, Secrets())
-    await first.start(None, model("x", url, path="x"))
-    await until(lambda: reporter.state("x") is NodeState.READY)
-    await first.stop()
+    await _ready_once(root, reporter, model("x", url, path="x"))
     (root / "x" / "w.bin").write_bytes(b"tampered")
     second = await started(root, reporter, model("x", url, path="x"))
     assert await second.run_until_idle()
@@ -411,11 +414,9 @@ async def test_leftovers_of_models_gone_while_down_are_cleaned(
 ) -> None:
     _, url = _served_file(fault_server, "g")
     reporter = MemoryReporter()
-    first = Agent(options(root), reporter, Secrets())
-    await first.start(None, model("gone", url, path="gone"), model("kept", url, path="kept"))
-    await until(lambda: reporter.state("gone") is NodeState.READY)
-    await until(lambda: reporter.state("kept") is NodeState.READY)
-    await first.stop()
+    await _ready_once(
+        root, reporter, model("gone", url, path="gone"), model("kept", url, path="kept")
+    )
 
     second = await started(root, reporter, model("kept", url, path="kept"))
     assert not (root / "gone").exists()
