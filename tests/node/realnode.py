@@ -84,23 +84,22 @@ class RealNode:
     def restart_kubelet(self) -> float:
         """Stop the kubelet and start it again (pods keep running); seconds until the
         node is Ready and untainted again."""
-        pid = self.workdir / "run" / "kubelet.pid"
-        before = pid.read_text()
-        t0 = time.monotonic()
-        self._driver("restart-kubelet", timeout=600)
-        seconds = time.monotonic() - t0
-        assert pid.read_text() != before, "the kubelet was not restarted"
-        return seconds
+        return self._restart("kubelet")
 
     def restart_containerd(self) -> float:
         """Stop containerd and start it again (its shims keep the containers running);
         seconds until the node is Ready again."""
-        pid = self.workdir / "run" / "containerd.pid"
+        return self._restart("containerd")
+
+    def _restart(self, component: str) -> float:
+        """``real-node.sh restart-COMPONENT``: the seconds it took, and a check that
+        the component's recorded PID changed."""
+        pid = self.workdir / "run" / f"{component}.pid"
         before = pid.read_text()
         t0 = time.monotonic()
-        self._driver("restart-containerd", timeout=600)
+        self._driver(f"restart-{component}", timeout=600)
         seconds = time.monotonic() - t0
-        assert pid.read_text() != before, "containerd was not restarted"
+        assert pid.read_text() != before, f"{component} was not restarted"
         return seconds
 
     def kubectl(self, *args: str, timeout: float = 300, check: bool = True) -> str:
