@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput
-from ome_agent.reconcile import layout
+from ome_agent.reconcile import hubcache, layout
 from ome_agent.reconcile.eligibility import eligibility
 from ome_agent.reconcile.manifest import Identity, ManifestStore
 from ome_agent.reconcile.options import AgentOptions
@@ -81,9 +81,11 @@ class Desired:
         if base is not None:
             self._children.setdefault(base, {})[resource.key] = None
         try:
-            target: Path | None = layout.target_dir(
-                resource.key, resource.storage, self._options.models_roots
-            )
+            target: Path | None = (
+                layout.target_dir(resource.key, resource.storage, self._options.models_roots)
+                if not hubcache.requested(resource.storage)
+                else None
+            )  # shared: reconcile.hubcache
         except BadInput:
             target = None  # its own reconcile reports why
         self._targets.set(resource.key, target)
@@ -158,6 +160,11 @@ class Desired:
             layout.local_source(
                 plan.local, self._options.models_roots, self._options.local_source_dirs
             )
+        cache = hubcache.home(plan.cache_dir, plan.hf, self._options.models_roots)
+        if cache is not None:  # the cache's snapshot (reconcile.hubcache)
+            manifest = self._manifests.load(resource.key)
+            snapshot = hubcache.target(cache, plan.display, plan.revision, manifest)
+            return Identity(plan.display, plan.revision, str(snapshot))
         target = layout.target_dir(resource.key, resource.storage, self._options.models_roots)
         return Identity(plan.display, plan.revision, str(target))
 

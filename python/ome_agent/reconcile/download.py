@@ -76,6 +76,11 @@ class Fetch:
             if self._runner is not None:
                 self._runner.cancel()
 
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set by :meth:`cancel`: long checks (hashing) poll it."""
+        return self._cancelled
+
     def _check(self) -> None:
         if self._cancelled.is_set():
             raise Interrupted("cancelled")

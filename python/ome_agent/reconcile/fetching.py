@@ -34,10 +34,10 @@ from typing import Any, TypeVar
 
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput
-from ome_agent.reconcile import adopt, layout, peft_zip, recording, reuse, scrub
+from ome_agent.reconcile import adopt, hubcache, hubfill, layout, peft_zip, recording, reuse, scrub
 from ome_agent.reconcile.credentials import model_credentials
 from ome_agent.reconcile.desired import FINE_TUNED, Desired
-from ome_agent.reconcile.download import Digests, Fetch
+from ome_agent.reconcile.download import Digests, Fetch, ReuseFn
 from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore, ReuseRecord
 from ome_agent.reconcile.options import AgentOptions
 from ome_agent.reconcile.ports import SecretReader
@@ -142,7 +142,8 @@ class Downloads:
         target = Path(identity.path)
         token, auth = await self._credentials(resource, plan)
         ours = old is not None and Path(old.identity.path) == target
-        if not ours and target.is_dir() and any(target.iterdir()):
+        cache = hubcache.home(plan.cache_dir, plan.hf, self.options.models_roots)
+        if cache is None and not ours and target.is_dir() and any(target.iterdir()):
             if key in self.adoptable and plan.local is None:
                 await self._adopt(resource, plan, identity, token, auth)
                 return
@@ -153,9 +154,13 @@ class Downloads:
         staging = await self._prepare_staging(key, target, identity)
         fetch = self._fetch()
         started = time.monotonic()
+        fill = hubfill.filler(fetch, cache) if cache is not None else step
         commit, digests = await self._transfer(
-            resource, plan, target, fetch, staging, step, token, auth
+            resource, plan, target, fetch, staging, fill, token, auth
         )
+        if cache is not None and commit is not None:  # the snapshot is known now
+            target = cache.snapshot(commit)
+            identity = Identity(identity.source, identity.revision, str(target))
         fetch.phase = "Discovering"
         await self.reports.progress(resource, plan, target, fetch)
         parent = step.parent if step is not None else None
@@ -188,7 +193,7 @@ class Downloads:
         target: Path,
         fetch: Fetch,
         staging: Path,
-        step: reuse.Reuse | None,
+        step: ReuseFn | None,
         token: str | None,
         auth: StorageAuth,
     ) -> tuple[str | None, Digests]:
@@ -231,7 +236,7 @@ class Downloads:
         if previous is not None:
             self.removal.path(previous)
         if old is not None and Path(old.identity.path) != target:
-            self.removal.unused(Path(old.identity.path), key)
+            self.removal.unused(Path(old.identity.path), key, old)
         manifest = recording.record_manifest(
             self.manifests, self.options.owner, resource, identity, commit, digests, found, parent
         )

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.errors import BadInput, Interrupted
+from ome_agent.reconcile import hubcache
 from ome_agent.reconcile.download import Digests
 from ome_agent.reconcile.manifest import FileRecord, Manifest
 from ome_agent.sources import ResolvedSource
@@ -308,6 +309,7 @@ def check_manifest(
 ) -> list[FileCheck]:
     """Every recorded file hashed against the manifest, and every link out of the
     model directory (a MISMATCH, recorded or not), sorted by path (blocking)."""
+    manifest = hubcache.blob_view(manifest)
     root = Path(manifest.identity.path)
     stop = cancelled or threading.Event()
     outside = {rel: to for rel, to in links_out(root)} if root.is_dir() else {}
@@ -331,6 +333,7 @@ def stat_damage(manifest: Manifest) -> list[FileCheck]:
     """The restart's check, no byte read: each recorded file that is missing, not a
     regular file, or of another size or mtime, or under a link out, and each link out
     (blocking)."""
+    manifest = hubcache.blob_view(manifest)
     root = Path(manifest.identity.path)
     outside = dict(links_out(root)) if root.is_dir() else {}
     damage = {}
@@ -364,4 +367,4 @@ def _under(path: str, links: dict[str, str]) -> str | None:
 
 def intact(manifest: Manifest) -> bool:
     """Ready from ``stat`` alone (see :func:`stat_damage`)."""
-    return not stat_damage(manifest)
+    return not stat_damage(manifest) and hubcache.links_intact(manifest)

@@ -102,6 +102,8 @@ class Manifest:
     parameter_count: int | None = None
     parent: ReuseRecord | None = None  # not part of the digest: the files are the same
     owner: str = ""  # the agent that wrote it (AgentOptions.owner); "" before owners
+    # a snapshot of the Hugging Face cache layout: each file's blob (reconcile.hubcache)
+    blobs: dict[str, str] | None = None
 
     @property
     def digest(self) -> str:
@@ -131,6 +133,7 @@ class Manifest:
             "parameterCount": self.parameter_count,
             "parent": self.parent.to_json() if self.parent else None,
             "owner": self.owner,
+            **({"blobs": self.blobs} if self.blobs is not None else {}),
         }
 
     @classmethod
@@ -149,6 +152,7 @@ class Manifest:
             parameter_count=data.get("parameterCount"),
             parent=ReuseRecord.from_json(data.get("parent")),
             owner=str(data.get("owner") or ""),
+            blobs=data.get("blobs"),
         )
 
     def intact(self) -> bool:

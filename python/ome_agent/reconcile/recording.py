@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ome_agent.api import ModelResource
-from ome_agent.reconcile import peft_zip
+from ome_agent.reconcile import hubcache, peft_zip
 from ome_agent.reconcile.desired import FINE_TUNED
 from ome_agent.reconcile.download import Digests
 from ome_agent.reconcile.manifest import (
@@ -21,7 +21,6 @@ from ome_agent.reconcile.manifest import (
     Manifest,
     ManifestStore,
     ReuseRecord,
-    record_files,
 )
 
 log = logging.getLogger("ome_agent.reconcile")
@@ -57,11 +56,11 @@ def record_manifest(
     """Record the files now at ``identity.path`` (after a download, an adoption or a
     repair); ``found`` is :func:`discover`'s config and parameter count. Blocking."""
     config, parameters = found
-    files = record_files(Path(identity.path), digests)
+    files, blobs = hubcache.record(resource.storage, Path(identity.path), identity, commit, digests)
     manifest = Manifest(
         resource.key, resource.uid, resource.generation, identity, commit, files, config,
         parameters, parent,
-        owner=owner,
+        owner=owner, blobs=blobs,
     )  # fmt: skip
     # OME's Artifact: parentPath is a {parent key: path} map and childrenPaths the
     # paths of models reusing this one's files; both are derived from the manifests

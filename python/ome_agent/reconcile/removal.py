@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ome_agent.api import ModelKey
 from ome_agent.errors import BadInput
-from ome_agent.reconcile import layout
+from ome_agent.reconcile import hubcache, layout
 from ome_agent.reconcile.desired import Desired
-from ome_agent.reconcile.manifest import ManifestStore
+from ome_agent.reconcile.manifest import Manifest, ManifestStore
 from ome_agent.reconcile.options import AgentOptions
 
 log = logging.getLogger("ome_agent.reconcile")
@@ -42,7 +42,7 @@ class Removal:
         if staging is not None:
             self.path(staging)
         if manifest is not None:
-            self.unused(Path(manifest.identity.path), key)
+            self.unused(Path(manifest.identity.path), key, manifest)
         self._manifests.delete(key)
 
     async def leftovers(
@@ -66,8 +66,13 @@ class Removal:
         log.info("kept: recorded by another agent", extra={"path": str(path), "owner": owner})
         return False
 
-    def unused(self, path: Path, owner: ModelKey) -> None:
+    def unused(self, path: Path, owner: ModelKey, manifest: Manifest | None = None) -> None:
         """``path`` of ``owner``, unless another model kept here uses it."""
+        if manifest is not None and manifest.blobs is not None:  # a cache's snapshot
+            others = [m for m in self._manifests.all() if m.key != owner]
+            if not hubcache.remove(manifest, others, self._options.models_roots):
+                self.refused.add(path)
+            return
         if self._desired.used_by_other(path, owner):
             log.info("kept: used by another model", extra={"path": str(path)})
             return

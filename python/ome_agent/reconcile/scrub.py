@@ -28,6 +28,7 @@ from pathlib import Path
 from ome_agent.api import ModelKey
 from ome_agent.errors import Interrupted
 from ome_agent.observability.metrics import AgentMetrics
+from ome_agent.reconcile import hubcache
 from ome_agent.reconcile.download import Digests, Fetch
 from ome_agent.reconcile.localcheck import FileCheck, Status, check_manifest, stat_damage
 from ome_agent.reconcile.manifest import Manifest, ManifestStore
@@ -187,6 +188,9 @@ def repair(
     adopt path's ``Fetch.fetch_jobs``); the digests of every file now there, or None
     when the source moved to another commit (the caller downloads the whole model:
     one file of another commit would mix two versions)."""
+    if manifest.blobs is not None:  # the next fill fetches what is gone (reconcile.hubfill)
+        hubcache.drop(manifest, (c.path for c in damage.files))
+        return None
     target = Path(manifest.identity.path)
     resolved = fetch.resolve(plan, token, auth)
     if resolved.commit != manifest.commit:

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from ome_agent.api import StorageSpec
 from ome_agent.errors import BadInput, FailureReason, UriError
+from ome_agent.reconcile import hubcache
 from ome_agent.sources import HfRef, HttpRef, ObjectSource, SourceRef, parse_source, redact_url
 from ome_agent.sources.schemes import FETCHABLE_FORMS, OBJECT_SCHEMES, SCHEMES, split_scheme
 
@@ -53,6 +54,7 @@ class SourcePlan:
     local: Path | None = None
     objects: ObjectSource | None = None
     vendor: dict[str, str] | None = None  # vendor://{vendor}/{resourceType}/{resourcePath}
+    cache_dir: Path | None = None  # hf: parameters.cache_dir, as written (reconcile.hubcache)
 
 
 def plan_source(storage: StorageSpec | None) -> SourcePlan:
@@ -64,12 +66,15 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
             f"spec.storage.storageUri is missing: give where the model comes from ({SUPPORTED})"
         )
     if uri.startswith("/"):
+        hubcache.only_hf(storage, "a local path")
         return SourcePlan("local", uri, None, local=Path(uri))
     try:
         scheme, rest = split_scheme(uri)
     except UriError:
         raise BadInput(f"{FIELD} {redact_url(uri)!r} has no scheme: use {SUPPORTED}") from None
     assert storage is not None
+    if scheme != "hf":
+        hubcache.only_hf(storage, f"{scheme}://")
     if scheme == "file":
         path = unquote(urlsplit(uri).path)
         if not path.startswith("/"):
@@ -86,7 +91,9 @@ def plan_source(storage: StorageSpec | None) -> SourcePlan:
     if scheme == "hf":
         ref = _parse(uri, storage.parameters.get("revision") or None)
         assert isinstance(ref, HfRef)
-        return SourcePlan("hf", ref.display, ref.revision, hf=ref)
+        return SourcePlan(
+            "hf", ref.display, ref.revision, hf=ref, cache_dir=hubcache.parse(storage)
+        )
     if scheme in ("http", "https"):
         ref_http = _parse(uri)
         assert isinstance(ref_http, HttpRef)

@@ -84,7 +84,8 @@ def _size(path: str) -> int:
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
+                # through links: a Hugging Face cache snapshot links its blobs
+                total += os.stat(os.path.join(dirpath, f)).st_size
             except OSError:
                 continue
     return total

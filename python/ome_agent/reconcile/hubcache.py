@@ -1,0 +1,280 @@
+"""``spec.storage.parameters.cache_dir``: an ``hf://`` model kept in the Hugging Face
+cache layout (reconcile core, layer 4; beside ``layout``, which places every other model).
+
+The layout is huggingface_hub's (``transfer.hub_cache``): ``{cache_dir}/models--{org}--
+{name}/`` with ``blobs/{etag}``, ``snapshots/{commit}/`` of relative links to the blobs
+and ``refs/{revision}``, so huggingface_hub, transformers, vLLM and SGLang load the model
+with ``HF_HUB_OFFLINE=1``. The model's directory, as the node reports it and as its
+manifest records it, is the snapshot folder. ``reconcile.hubfill`` fills it.
+
+Where a cache may be: ``cache_dir`` comes from a model's author, so it must be an
+absolute path, without ``.`` or ``..`` segments, that lies strictly inside a
+``--models-root-dir`` once symbolic links are followed (and outside the agent's own
+state), the rule ``storage.path`` follows. The trade-off: a cache the serving pods
+already mount elsewhere on the host must be mounted under a models root (or its
+parent added as one with another ``--models-root-dir``), and every model author may
+use any cache inside the roots. Sharing one is safe: a blob is named by its digest and
+hashed before any model is Ready with it. ``storage.path`` says where a model's files
+go, and so does ``cache_dir``: giving both is refused.
+
+What is shared and what is removed: models of one cache share blobs (a blob another
+repo of the cache holds is hard-linked, not fetched) and models of one repo and
+commit share the snapshot. Removing a model removes its snapshot unless another
+model's manifest names it, the refs naming that commit, and the blobs no snapshot of
+the repo links to any more (blobs of a fill in progress are kept: :func:`busy`); the
+repo's folder goes with its last snapshot.
+
+Checks: a restart and the scrub look at the cache through :func:`blob_view`, the
+manifest with the blobs as its files, so ``reconcile.localcheck`` stats and hashes the
+blobs themselves (regular files inside the repo folder), and :func:`links_intact`
+checks that each snapshot link still names its blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from ome_agent.api import StorageSpec
+from ome_agent.errors import BadInput
+from ome_agent.reconcile import layout
+from ome_agent.reconcile.manifest import FileRecord, Identity, Manifest, record_files
+from ome_agent.reconcile.options import STATE_DIR_NAME
+from ome_agent.sources import HfRef
+from ome_agent.transfer.hub_cache import HubCache
+
+log = logging.getLogger("ome_agent.reconcile")
+
+FIELD = "spec.storage.parameters.cache_dir"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+# the staging place of a download whose revision is not a commit yet (its parent,
+# ``snapshots/``, is what matters: links in staging are at the snapshot's depth)
+_PENDING = "pending"
+
+# fills and removals of one process touch the same repo folders from worker threads
+_LOCK = threading.Lock()
+_BUSY: dict[Path, Counter[str]] = {}  # repo folder -> blob names a fill is using
+
+
+def requested(storage: StorageSpec | None) -> bool:
+    """The model asks for the cache layout."""
+    return bool(storage is not None and storage.parameters.get("cache_dir"))
+
+
+def only_hf(storage: StorageSpec | None, what: str) -> None:
+    """BadInput when ``cache_dir`` is given for a source that is not ``hf://``."""
+    if requested(storage):
+        raise BadInput(
+            f"{FIELD} applies to hf:// models (the Hugging Face cache layout), not to "
+            f"{what}: drop it"
+        )
+
+
+def parse(storage: StorageSpec) -> Path | None:
+    """The cache folder as written (checked for form; :func:`home` confines it)."""
+    raw = storage.parameters.get("cache_dir") or ""
+    if not raw:
+        return None
+    if storage.path:
+        raise BadInput(
+            f"{FIELD} and spec.storage.path both say where the files go: drop "
+            "spec.storage.path (the model's folder is the cache's snapshot) or cache_dir"
+        )
+    if not raw.startswith("/"):
+        raise BadInput(
+            f"{FIELD} {raw!r} is relative: give an absolute folder inside a "
+            "--models-root-dir, e.g. /mnt/models/hf_cache"
+        )
+    if any(seg in (".", "..") for seg in raw.split("/")):
+        raise BadInput(
+            f"{FIELD} {raw!r} has '.' or '..' segments: give the folder's plain absolute "
+            "path inside a --models-root-dir"
+        )
+    return Path(raw)
+
+
+def home(cache_dir: Path | None, ref: HfRef | None, roots: tuple[Path, ...]) -> HubCache | None:
+    """The repo's place in the cache (None without one); BadInput naming the field unless
+    the folder, links followed, lies strictly inside a models root and outside the
+    agent's state."""
+    if cache_dir is None or ref is None:
+        return None
+    real = Path(os.path.realpath(cache_dir))
+    for root in roots:
+        if layout.inside(real, root):
+            if STATE_DIR_NAME in real.relative_to(os.path.realpath(root)).parts:
+                raise BadInput(f"{FIELD} {str(cache_dir)!r} is inside the agent's own state")
+            return HubCache(real, ref.repo_id)
+    via = f" (links followed: {real})" if real != cache_dir else ""
+    listed = ", ".join(str(r) for r in roots)
+    raise BadInput(
+        f"{FIELD} {str(cache_dir)!r}{via} is outside the models roots ({listed}): give a "
+        "folder inside one, or mount the cache under one, or add its parent with another "
+        "--models-root-dir"
+    )
+
+
+def target(cache: HubCache, source: str, revision: str | None, manifest: Manifest | None) -> Path:
+    """The model's directory: the snapshot its manifest recorded for this source and
+    revision (a restart asks nothing of the Hub), else the snapshot of a revision given
+    as a commit, else a place in ``snapshots/`` whose sibling stages the download."""
+    if (
+        manifest is not None
+        and manifest.blobs is not None
+        and manifest.commit is not None
+        and (manifest.identity.source, manifest.identity.revision) == (source, revision)
+        and Path(manifest.identity.path) == cache.snapshot(manifest.commit)
+    ):
+        return cache.snapshot(manifest.commit)
+    wanted = revision or "main"
+    return cache.snapshot(wanted if _COMMIT.fullmatch(wanted) else _PENDING)
+
+
+@contextlib.contextmanager
+def busy(repo_dir: Path, names: Iterable[str]) -> Iterator[None]:
+    """Blobs a fill is checking, downloading or linking: a removal keeps them."""
+    names = list(names)
+    with _LOCK:
+        _BUSY.setdefault(repo_dir, Counter()).update(names)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            held = _BUSY[repo_dir]
+            held.subtract(names)
+            if not +held:
+                del _BUSY[repo_dir]
+
+
+def record(
+    storage: StorageSpec | None,
+    target_dir: Path,
+    identity: Identity,
+    commit: str | None,
+    digests: dict[str, tuple[dict[str, str], list[str]]],
+) -> tuple[list[FileRecord], dict[str, str] | None]:
+    """The manifest's files (and, for a snapshot, each file's blob), after the switch.
+
+    A snapshot's files are recorded through their links (the blob's size and mtime),
+    and its ref is written now that the snapshot is in place."""
+    if not requested(storage):
+        return record_files(target_dir, digests), None
+    files: list[FileRecord] = []
+    blobs: dict[str, str] = {}
+    for p in sorted(target_dir.rglob("*")):
+        if p.is_dir() and not p.is_symlink():
+            continue
+        rel = p.relative_to(target_dir).as_posix()
+        if p.is_symlink():
+            blobs[rel] = os.path.basename(os.readlink(p))
+        st = p.stat()
+        found, verified = digests.get(rel, ({}, []))
+        files.append(FileRecord(rel, st.st_size, st.st_mtime_ns, found, verified))
+    ref = identity.revision or "main"
+    if commit is not None and ref != commit:
+        refs = target_dir.parent.parent / "refs" / ref
+        with _LOCK:
+            refs.parent.mkdir(parents=True, exist_ok=True)
+            refs.write_text(commit)
+    return files, blobs
+
+
+def _repo(manifest: Manifest) -> Path:
+    return Path(manifest.identity.path).parent.parent
+
+
+def blob_view(manifest: Manifest) -> Manifest:
+    """A snapshot's manifest as the repo folder holding its blobs (each once), so the
+    restart's stat and the scrub's hashes read the blobs, never through a link; any
+    other manifest as it is."""
+    if manifest.blobs is None:
+        return manifest
+    snapshot = Path(manifest.identity.path).name
+    files: dict[str, FileRecord] = {}
+    for f in manifest.files:
+        key = manifest.blobs.get(f.path)
+        path = f"blobs/{key}" if key else f"snapshots/{snapshot}/{f.path}"
+        files.setdefault(path, replace(f, path=path))
+    identity = replace(manifest.identity, path=str(_repo(manifest)))
+    return replace(manifest, identity=identity, files=list(files.values()))
+
+
+def links_intact(manifest: Manifest) -> bool:
+    """Every link of the snapshot still names its blob (True for other manifests)."""
+    if manifest.blobs is None:
+        return True
+    snapshot = Path(manifest.identity.path)
+    blobs = _repo(manifest) / "blobs"
+    for path, key in manifest.blobs.items():
+        link = snapshot / path
+        try:
+            if os.readlink(link) != os.path.relpath(blobs / key, link.parent):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def drop(manifest: Manifest, paths: Iterable[str]) -> None:
+    """Remove blobs the scrub found wrong (paths of :func:`blob_view`), so the next
+    fill fetches them again: a wrong blob is wrong for every snapshot linking it."""
+    blobs = _repo(manifest) / "blobs"
+    for path in paths:
+        key = path.removeprefix("blobs/")
+        if key != path and "/" not in key and key in (manifest.blobs or {}).values():
+            with contextlib.suppress(FileNotFoundError):
+                (blobs / key).unlink()
+
+
+def remove(manifest: Manifest, others: Iterable[Manifest], roots: tuple[Path, ...]) -> bool:
+    """A model's snapshot leaves the cache (module doc); False when a path was refused
+    (logged), the caller's cue that a removal failed."""
+    snapshot = Path(manifest.identity.path)
+    repo = _repo(manifest)
+    try:
+        with _LOCK:
+            if not any(Path(m.identity.path) == snapshot for m in others):
+                layout.remove_tree(snapshot, roots)
+                _drop_refs(repo, snapshot.name)
+            _collect(repo, roots)
+    except BadInput as e:
+        log.error("not removed", extra={"path": str(snapshot), "error": str(e)})
+        return False
+    return True
+
+
+def _drop_refs(repo: Path, commit: str) -> None:
+    refs = repo / "refs"
+    for ref in sorted(refs.rglob("*")) if refs.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if ref.is_file() and ref.read_text().strip() == commit:
+                ref.unlink()
+
+
+def _collect(repo: Path, roots: tuple[Path, ...]) -> None:
+    """Blobs no link under ``snapshots/`` names and no fill is using (their partial
+    files too), and the repo folder once it has no snapshot left. Under ``_LOCK``."""
+    blobs = repo / "blobs"
+    real_blobs = os.path.realpath(blobs)
+    linked: set[str] = set()
+    for dirpath, dirs, files in os.walk(repo / "snapshots"):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                resolved = os.path.realpath(path)
+                if os.path.dirname(resolved) == real_blobs:
+                    linked.add(os.path.basename(resolved))
+    held = _BUSY.get(repo, Counter())
+    for blob in sorted(blobs.iterdir()) if blobs.is_dir() else []:
+        if blob.name.split(".", 1)[0] not in linked and not held[blob.name.split(".", 1)[0]]:
+            layout.remove_tree(blob, roots)
+    snapshots = repo / "snapshots"
+    if not held and not (snapshots.is_dir() and any(snapshots.iterdir())):
+        layout.remove_tree(repo, roots)

@@ -1,0 +1,107 @@
+"""A model's listing into the Hugging Face cache layout (reconcile core → transfer; blocking
+code, run in the model's fetch thread between the listing and the switch into place).
+
+Called by :class:`~ome_agent.reconcile.download.Fetch` in place of a download into
+staging (its ``reuse`` step, see :func:`filler`): the staging directory, a sibling of
+the snapshot folder inside ``snapshots/``, receives relative links to the blobs, at
+the snapshot's depth, so they stay right once the reconcile core renames it into place.
+
+1. Each listed file with a digest (the LFS sha256, else the git blob sha1: the ETag
+   huggingface_hub names blobs after) needs ``blobs/{digest}``. A blob already there,
+   or in another repo of the cache (then hard-linked), is hashed against its listed
+   digest before it is used: it may have been written by anything that shares the
+   cache. A blob that differs is removed and fetched.
+2. The missing blobs are downloaded by the engine straight to ``blobs/{digest}``: it
+   writes ``{digest}.partial``, verifies every byte, then renames, so a blob exists
+   only once its bytes were checked, and an interrupted fill resumes from the journal.
+   A file the Hub gave no digest for has no blob name: it is downloaded into staging as
+   a regular file, as huggingface_hub keeps it.
+3. Links: ``staging/{path}`` → ``../../blobs/{digest}`` (one more ``..`` per folder).
+
+The blobs stay marked busy (``hubcache.busy``) until the links exist, so a model
+removed meanwhile never takes them away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from ome_agent.reconcile import hubcache
+from ome_agent.reconcile.download import Digests, Fetch, ReuseFn
+from ome_agent.reconcile.localcheck import check_local
+from ome_agent.sources import ResolvedSource
+from ome_agent.sources.model import RemoteFile
+from ome_agent.transfer.hub_cache import HubCache, blob_key
+from ome_agent.transfer.pull import confined_jobs
+from ome_agent.transfer.runner import Job
+
+
+def filler(fetch: Fetch, cache: HubCache) -> ReuseFn:
+    """The ``reuse`` step of ``Fetch.run`` that fills ``cache`` instead of staging."""
+    return lambda resolved, staging: fill(fetch, cache, resolved, staging)
+
+
+def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path) -> Digests:
+    """Blobs present and proven, the rest fetched, links in ``staging``; the per-file
+    digests (see the module doc)."""
+    dests = {j.file.path: j.dest for j in confined_jobs(staging, resolved)}
+    by_key: dict[str, RemoteFile] = {}  # the first listed file of each blob
+    for f in resolved.files:
+        key = blob_key(f)
+        if key is not None:
+            by_key.setdefault(key, f)
+    blobs = cache.repo_dir / "blobs"
+    with hubcache.busy(cache.repo_dir, by_key):
+        blobs.mkdir(parents=True, exist_ok=True)
+        staging.mkdir(parents=True, exist_ok=True)
+        present = [replace(f, path=k) for k, f in by_key.items() if _present(cache, k, f.size)]
+        fetch.phase = "Verifying"
+        checked = check_local(
+            blobs,
+            replace(resolved, files=present),
+            workers=os.cpu_count() or 1,
+            cancelled=fetch.cancelled,
+        )
+        for wrong in checked.mismatches:  # anything may write a shared cache: fetch it
+            wrong.job.dest.unlink()
+        kept = {key: digests for key, digests in checked.kept.items()}
+        todo = [Job(f, blobs / k) for k, f in by_key.items() if k not in kept]
+        todo += [Job(f, dests[f.path]) for f in resolved.files if blob_key(f) is None]
+        fetched = fetch.fetch_jobs(todo, staging) if todo else {}
+        digests: Digests = {}
+        for f in resolved.files:
+            key = blob_key(f)
+            if key is None:
+                digests[f.path] = fetched[f.path]
+                continue
+            digests[f.path] = kept[key] if key in kept else fetched[by_key[key].path]
+            link = dests[f.path]
+            link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()  # a link of an earlier attempt
+            link.symlink_to(os.path.relpath(blobs / key, link.parent))
+    return digests
+
+
+def _present(cache: HubCache, key: str, size: int | None) -> bool:
+    """``blobs/{key}`` is a regular file of the listed size, or is made one by a hard
+    link to the same blob of another repo of the cache (to be hashed by the caller)."""
+    mine = cache.blob(key)
+    if mine.is_file() and not mine.is_symlink():
+        return size is None or mine.stat().st_size == size
+    with contextlib.suppress(FileNotFoundError):
+        mine.unlink()  # a link, or anything else that is no blob
+    for other in sorted(cache.cache_dir.glob(f"models--*/blobs/{key}")):
+        if other.is_symlink() or not other.is_file():
+            continue
+        if size is not None and other.stat().st_size != size:
+            continue
+        try:
+            os.link(other, mine)
+        except OSError:
+            continue  # another filesystem, or no hard links there: fetch it
+        return True
+    return False

@@ -1,0 +1,262 @@
+"""``spec.storage.parameters.cache_dir``: the node agent keeps an ``hf://`` model in the
+Hugging Face cache layout. The real ``ome-agent run --standalone --once`` against the
+local Hub (tests/servers/hf_hub_server.py), read back with huggingface_hub's own offline
+functions, as transformers, vLLM and SGLang call them with HF_HUB_OFFLINE=1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+from tests.data import tiny_config
+from tests.pull_helpers import Run, cli_process
+from tests.servers.hf_hub_server import HubServer
+
+REPO = "org/m"
+MiB = 1024 * 1024
+CONFIG = json.dumps(tiny_config("LlamaForCausalLM", "llama")).encode()
+
+
+def _files(weights: bytes) -> dict[str, bytes]:
+    return {
+        "config.json": CONFIG,
+        "tokenizer/tokenizer_config.json": b"{}",
+        "model.safetensors": weights,  # over the Hub's LFS threshold: a sha256 blob
+    }
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> dict[str, Path]:
+    out = {
+        "manifests": tmp_path / "manifests",
+        "models": tmp_path / "models",
+        "state": tmp_path / "state.json",
+    }
+    out["manifests"].mkdir()
+    out["models"].mkdir()
+    out["cache"] = out["models"] / "hf_cache"
+    return out
+
+
+def _model(name: str, uri: str, cache_dir: str, namespace: str | None = None) -> str:
+    kind = "BaseModel" if namespace else "ClusterBaseModel"
+    meta: dict[str, str] = {"name": name, **({"namespace": namespace} if namespace else {})}
+    spec = {"storage": {"storageUri": uri, "parameters": {"cache_dir": cache_dir}}}
+    doc = {"apiVersion": "ome.io/v1beta1", "kind": kind, "metadata": meta, "spec": spec}
+    return json.dumps(doc)
+
+
+def _run(hub: HubServer, node: dict[str, Path]) -> Run:
+    return cli_process(
+        "run", "--standalone", "--once", "--manifests", str(node["manifests"]),
+        "--models-root-dir", str(node["models"]), "--state-file", str(node["state"]),
+        "--node-name", "box", "--progress-interval", "0.2",
+        env={"HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_TELEMETRY": "1"},
+        timeout=120,
+    )  # fmt: skip
+
+
+def _state(node: dict[str, Path]) -> dict[str, Any]:
+    models: dict[str, Any] = json.loads(node["state"].read_text())["models"]
+    return models
+
+
+def _file_gets(hub: HubServer) -> list[str]:
+    """Paths of the file downloads the Hub answered (a GET on resolve), LFS or not."""
+    hub_log = hub.requests("hub")
+    return [r["path"] for r in hub_log if r["method"] == "GET" and "/resolve/" in r["path"]]
+
+
+def _load_offline(cache: Path, revision: str = "main") -> str:
+    """snapshot_download in a fresh process with HF_HUB_OFFLINE=1 (read at import)."""
+    code = (
+        "import sys; from huggingface_hub import snapshot_download as s; "
+        "print(s(sys.argv[1], cache_dir=sys.argv[2], revision=sys.argv[3]))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, REPO, str(cache), revision],
+        capture_output=True, text=True, env=env, check=True, timeout=60,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def test_model_lands_in_the_cache_and_loads_offline(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    files = _files(os.urandom(2 * MiB))
+    commit = hf_hub.add_repo(REPO, files)
+    (node["manifests"] / "m.yaml").write_text(_model("m", f"hf://{REPO}", str(node["cache"])))
+    done = _run(hf_hub, node)
+    assert done.code == 0, done.stderr
+
+    repo = node["cache"] / "models--org--m"
+    snapshot = repo / "snapshots" / commit
+    entry = _state(node)["ClusterBaseModel/m"]
+    assert entry["state"] == "Ready"
+    assert entry["path"] == str(snapshot), "the node reports the snapshot folder"
+    assert json.loads(entry["entry"])["path"] == str(snapshot)
+    assert entry["sizeBytes"] == sum(len(b) for b in files.values())
+    assert (repo / "refs" / "main").read_text() == commit
+    for name, data in files.items():
+        link = snapshot / name
+        assert link.is_symlink(), name
+        assert not os.path.isabs(os.readlink(link)), "relative, as huggingface_hub links"
+        assert Path(os.path.realpath(link)).parent == repo / "blobs"
+        assert link.read_bytes() == data
+    assert not list(node["models"].glob("*/.ome-staging-*")), "no staging left"
+    assert not list((repo / "snapshots").glob(".ome-staging-*")), "no staging left"
+
+    assert snapshot_download(REPO, cache_dir=node["cache"], local_files_only=True) == str(snapshot)
+    found = try_to_load_from_cache(REPO, "model.safetensors", cache_dir=node["cache"])
+    assert isinstance(found, str)
+    assert Path(found).read_bytes() == files["model.safetensors"]
+    assert _load_offline(node["cache"]) == str(snapshot)
+
+    # a restart confirms the model from disk: not one request to the Hub or its CDN
+    hf_hub.clear_requests()
+    again = _run(hf_hub, node)
+    assert again.code == 0, again.stderr
+    assert _state(node)["ClusterBaseModel/m"]["state"] == "Ready"
+    assert hf_hub.requests("hub") == []
+    assert hf_hub.requests("cdn") == []
+
+
+def test_models_share_blobs_and_removal_keeps_what_others_link(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    weights = os.urandom(2 * MiB)
+    files = _files(weights)
+    commit1 = hf_hub.add_repo(REPO, files)
+    v2 = {**files, "config.json": CONFIG.replace(b"{", b'{"v": 2, ', 1)}
+    commit2 = hf_hub.add_repo(REPO, v2, revision="v2")
+    cache = str(node["cache"])
+    (node["manifests"] / "a.yaml").write_text(_model("a", f"hf://{REPO}", cache))
+    assert _run(hf_hub, node).code == 0
+    first = _file_gets(hf_hub)
+    assert len(first) == 3, first
+
+    # the same files again under another name, and a revision sharing the weights
+    hf_hub.clear_requests()
+    (node["manifests"] / "b.yaml").write_text(_model("b", f"hf://{REPO}", cache, "team"))
+    (node["manifests"] / "c.yaml").write_text(_model("c", f"hf://{REPO}@v2", cache))
+    done = _run(hf_hub, node)
+    assert done.code == 0, done.stderr
+    assert _file_gets(hf_hub) == [f"/{REPO}/resolve/{commit2}/config.json"], (
+        "only the one file v2 changed is downloaded: the weights and the tokenizer are shared"
+    )
+    state = _state(node)
+    repo = node["cache"] / "models--org--m"
+    s1, s2 = repo / "snapshots" / commit1, repo / "snapshots" / commit2
+    assert state["ClusterBaseModel/a"]["path"] == state["BaseModel/team/b"]["path"] == str(s1)
+    assert state["ClusterBaseModel/c"]["path"] == str(s2)
+    assert (repo / "refs" / "v2").read_text() == commit2
+    assert os.path.realpath(s1 / "model.safetensors") == os.path.realpath(s2 / "model.safetensors")
+    blobs_before = {p.name for p in (repo / "blobs").iterdir()}
+    assert len(blobs_before) == 4, "three files per revision, two of them identical"
+
+    # a removed while b holds the same snapshot: nothing of it goes
+    (node["manifests"] / "a.yaml").unlink()
+    assert _run(hf_hub, node).code == 0
+    assert s1.is_dir()
+    assert (repo / "refs" / "main").read_text() == commit1
+    assert {p.name for p in (repo / "blobs").iterdir()} == blobs_before
+
+    # b removed: main's snapshot and ref go, and v1's config blob, which only it linked;
+    # c still loads offline, the shared weights with it
+    (node["manifests"] / "b.yaml").unlink()
+    assert _run(hf_hub, node).code == 0
+    assert not s1.exists()
+    assert not (repo / "refs" / "main").exists()
+    left = {p.name for p in (repo / "blobs").iterdir()}
+    assert len(left) == 3
+    assert left < blobs_before
+    assert _load_offline(node["cache"], "v2") == str(s2)
+    assert (s2 / "model.safetensors").read_bytes() == weights
+
+    # the last model of the repo removes the repo's folder, never the cache folder
+    (node["manifests"] / "c.yaml").unlink()
+    assert _run(hf_hub, node).code == 0
+    assert not repo.exists()
+    assert node["cache"].is_dir()
+
+
+def test_cache_written_by_huggingface_hub_is_adopted_after_hashing(
+    hf_env: HubServer, node: dict[str, Path]
+) -> None:
+    files = _files(os.urandom(2 * MiB))
+    commit = hf_env.add_repo(REPO, files)
+    # what a pod running transformers would have left in the cache
+    snapshot_download(REPO, cache_dir=node["cache"], endpoint=hf_env.endpoint)
+    repo = node["cache"] / "models--org--m"
+    weights_blob = Path(os.path.realpath(repo / "snapshots" / commit / "model.safetensors"))
+    # one blob damaged behind huggingface_hub's back, size and mtime kept
+    config_blob = Path(os.path.realpath(repo / "snapshots" / commit / "config.json"))
+    st = config_blob.stat()
+    config_blob.write_bytes(b"x" * st.st_size)
+    os.utime(config_blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    hf_env.clear_requests()
+
+    (node["manifests"] / "m.yaml").write_text(_model("m", f"hf://{REPO}", str(node["cache"])))
+    done = _run(hf_env, node)
+    assert done.code == 0, done.stderr
+    assert _file_gets(hf_env) == [f"/{REPO}/resolve/{commit}/config.json"], (
+        "every blob is hashed: the good ones are kept, the damaged one fetched again"
+    )
+    assert hf_env.requests("cdn") == []
+    assert (repo / "snapshots" / commit / "config.json").read_bytes() == files["config.json"]
+    assert weights_blob.read_bytes() == files["model.safetensors"]
+    assert _state(node)["ClusterBaseModel/m"]["state"] == "Ready"
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda n: "hf_cache", "is relative"),
+        (lambda n: f"{n['models']}/x/../../elsewhere", "'..' segments"),
+        (lambda n: str(n["models"].parent / "elsewhere"), "outside the models roots"),
+        (lambda n: str(n["models"]), "outside the models roots"),  # the root itself
+        (lambda n: str(n["models"] / "out"), "links followed"),  # a symlink out of the root
+        (lambda n: str(n["models"] / ".ome-agent" / "c"), "the agent's own state"),
+    ],
+)
+def test_cache_dir_outside_the_models_roots_is_refused(
+    hf_hub: HubServer, node: dict[str, Path], make: Any, why: str
+) -> None:
+    hf_hub.add_repo(REPO, _files(os.urandom(1000)))
+    elsewhere = node["models"].parent / "elsewhere"
+    elsewhere.mkdir()
+    (node["models"] / "out").symlink_to(elsewhere)
+    (node["manifests"] / "m.yaml").write_text(_model("m", f"hf://{REPO}", make(node)))
+    done = _run(hf_hub, node)
+    assert done.code == 1, done.stderr
+    entry = _state(node)["ClusterBaseModel/m"]
+    assert entry["state"] == "Failed"
+    assert "spec.storage.parameters.cache_dir" in entry["message"]
+    assert why in entry["message"]
+    assert "Traceback" not in done.stderr
+    assert list(elsewhere.iterdir()) == [], "nothing written where the manifest pointed"
+    assert _file_gets(hf_hub) == []
+
+
+def test_cache_dir_with_path_or_another_scheme_is_refused(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    cache = str(node["cache"])
+    with_path = json.loads(_model("p", f"hf://{REPO}", cache))
+    with_path["spec"]["storage"]["path"] = "p"
+    (node["manifests"] / "p.yaml").write_text(json.dumps(with_path))
+    (node["manifests"] / "h.yaml").write_text(_model("h", "https://example.invalid/m.bin", cache))
+    done = _run(hf_hub, node)
+    assert done.code == 1
+    state = _state(node)
+    assert "spec.storage.path both" in state["ClusterBaseModel/p"]["message"]
+    assert "applies to hf:// models" in state["ClusterBaseModel/h"]["message"]
+    assert not node["cache"].exists()
