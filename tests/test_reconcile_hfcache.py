@@ -15,13 +15,26 @@ from typing import Any
 import pytest
 from huggingface_hub import snapshot_download, try_to_load_from_cache
 
-from tests.data import tiny_config
+from ome_agent.api import ModelResource
+from ome_agent.reconcile.ports import NodeState
 from tests.pull_helpers import Run, cli_process
 from tests.servers.hf_hub_server import HubServer
+from tests.test_reconcile_core import (
+    CONFIG,
+    Agent,
+    MemoryReporter,
+    Secrets,
+    aio,
+    model,
+    options,
+    root,
+    until,
+)
+
+__all__ = ["root"]  # the fixture, re-exported for pytest
 
 REPO = "org/m"
 MiB = 1024 * 1024
-CONFIG = json.dumps(tiny_config("LlamaForCausalLM", "llama")).encode()
 
 
 def _files(weights: bytes) -> dict[str, bytes]:
@@ -260,3 +273,69 @@ def test_cache_dir_with_path_or_another_scheme_is_refused(
     assert "spec.storage.path both" in state["ClusterBaseModel/p"]["message"]
     assert "applies to hf:// models" in state["ClusterBaseModel/h"]["message"]
     assert not node["cache"].exists()
+
+
+# ---------------------------------------------------------------- the scrub, in process
+def _cache_model(root: Path) -> ModelResource:
+    cache = {"parameters": {"cache_dir": str(root / "hf_cache")}}
+    return model("cached", "hf://org/scrubbed", storage=cache)
+
+
+@aio
+async def test_scrub_reads_a_cache_model_through_its_blobs(hf_env: HubServer, root: Path) -> None:
+    hf_env.add_repo("org/scrubbed", {"config.json": CONFIG, "model.safetensors": b"w" * MiB})
+    reporter = MemoryReporter()
+    agent = Agent(options(root, scrub_rate=1e9), reporter, Secrets())
+    await agent.start(None, _cache_model(root))
+    metrics = agent.rec._metrics
+    assert metrics is not None
+    try:
+        await until(lambda: reporter.state("cached") is NodeState.READY)
+        published = len(reporter.history)
+        hf_env.clear_requests()
+        # two passes at least: the links into blobs/ are the model's own, not damage
+        await until(lambda: metrics.scrub_bytes._value.get() >= 2 * MiB, timeout=30)
+        assert len(reporter.history) == published
+        assert hf_env.requests("hub") == []
+        assert metrics.scrub_mismatches._value.get() == 0
+    finally:
+        await agent.stop()
+
+
+@aio
+async def test_scrub_fetches_a_flipped_blob_again(hf_env: HubServer, root: Path) -> None:
+    weights = os.urandom(2 * MiB)
+    hf_env.add_repo("org/scrubbed", {"config.json": CONFIG, "model.safetensors": weights})
+    reporter = MemoryReporter()
+    first = Agent(options(root, scrub_rate=0), reporter, Secrets())
+    await first.start(None, _cache_model(root))
+    await until(lambda: reporter.state("cached") is NodeState.READY)
+    await first.stop()
+    snapshot = Path(reporter.report("cached").path or "")
+    blob = Path(os.path.realpath(snapshot / "model.safetensors"))
+    st = blob.stat()
+    body = bytearray(blob.read_bytes())
+    body[len(body) // 2] ^= 1
+    blob.write_bytes(bytes(body))
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    hf_env.clear_requests()
+
+    second = Agent(options(root, scrub_rate=1e9), reporter, Secrets())
+    await second.start(None, _cache_model(root))
+    try:
+        await until(lambda: _bytes(snapshot / "model.safetensors") == weights, timeout=30)
+        await until(lambda: reporter.state("cached") is NodeState.READY)
+    finally:
+        await second.stop()
+    assert (snapshot / "model.safetensors").is_symlink(), "still the cache layout"
+    assert Path(os.path.realpath(snapshot / "model.safetensors")).parent == blob.parent
+    gets = [r["path"] for r in hf_env.requests("hub") if r["method"] == "GET"]
+    assert not [p for p in gets if p.endswith("config.json")], "only the wrong blob came again"
+    assert [p for p in gets if p.endswith("model.safetensors")]
+
+
+def _bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
