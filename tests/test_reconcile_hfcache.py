@@ -141,6 +141,17 @@ def test_model_lands_in_the_cache_and_loads_offline(
     assert hf_hub.requests("hub") == []
     assert hf_hub.requests("cdn") == []
 
+    # `ome-agent verify` hashes the blobs the snapshot links to
+    ok = cli_process("verify", str(snapshot))
+    assert ok.code == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count(" OK") == 3, ok.stdout
+    blob = Path(os.path.realpath(snapshot / "model.safetensors"))
+    blob.write_bytes(b"x" * blob.stat().st_size)
+    bad = cli_process("verify", str(snapshot))
+    assert bad.code == 1
+    assert f"blobs/{blob.name}" in bad.stdout
+    assert "MISMATCH" in bad.stdout
+
 
 def test_models_share_blobs_and_removal_keeps_what_others_link(
     hf_hub: HubServer, node: dict[str, Path]
