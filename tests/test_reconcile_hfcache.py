@@ -350,3 +350,22 @@ def _bytes(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def test_models_declared_together_download_each_blob_once(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    weights = os.urandom(4 * MiB)
+    hf_hub.add_repo(REPO, _files(weights))
+    cache = str(node["cache"])
+    for namespace in ("team-a", "team-b", "team-c"):  # fetched at once: two workers
+        (node["manifests"] / f"{namespace}.yaml").write_text(
+            _model("m", f"hf://{REPO}", cache, namespace)
+        )
+    done = _run(hf_hub, node)
+    assert done.code == 0, done.stderr
+    assert len(_file_gets(hf_hub)) == 3, _file_gets(hf_hub)
+    state = _state(node)
+    assert {m["state"] for m in state.values()} == {"Ready"}
+    assert len({m["path"] for m in state.values()}) == 1
+    assert (Path(state["BaseModel/team-a/m"]["path"]) / "model.safetensors").read_bytes() == weights

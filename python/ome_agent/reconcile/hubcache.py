@@ -43,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ome_agent.api import StorageSpec
-from ome_agent.errors import BadInput
+from ome_agent.errors import BadInput, Interrupted
 from ome_agent.reconcile import layout
 from ome_agent.reconcile.manifest import FileRecord, Identity, Manifest, record_files
 from ome_agent.reconcile.options import STATE_DIR_NAME
@@ -61,6 +61,7 @@ _PENDING = "pending"
 # fills and removals of one process touch the same repo folders from worker threads
 _LOCK = threading.Lock()
 _BUSY: dict[Path, Counter[str]] = {}  # repo folder -> blob names a fill is using
+_FILLING: dict[Path, threading.Lock] = {}  # repo folder -> held by the fill running there
 
 
 def requested(storage: StorageSpec | None) -> bool:
@@ -135,6 +136,22 @@ def target(cache: HubCache, source: str, revision: str | None, manifest: Manifes
         return cache.snapshot(manifest.commit)
     wanted = revision or "main"
     return cache.snapshot(wanted if _COMMIT.fullmatch(wanted) else _PENDING)
+
+
+@contextlib.contextmanager
+def filling(repo_dir: Path, cancelled: threading.Event) -> Iterator[None]:
+    """One fill at a time per repo: two models of one repo declared together would
+    otherwise both download each missing blob, into the same ``.partial`` file; the
+    second waits, then finds the blobs there. Interrupted as soon as ``cancelled``."""
+    with _LOCK:
+        lock = _FILLING.setdefault(repo_dir, threading.Lock())
+    while not lock.acquire(timeout=0.2):
+        if cancelled.is_set():
+            raise Interrupted("cancelled")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

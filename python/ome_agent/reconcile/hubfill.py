@@ -19,7 +19,8 @@ the snapshot's depth, so they stay right once the reconcile core renames it into
 3. Links: ``staging/{path}`` → ``../../blobs/{digest}`` (one more ``..`` per folder).
 
 The blobs stay marked busy (``hubcache.busy``) until the links exist, so a model
-removed meanwhile never takes them away.
+removed meanwhile never takes them away, and one fill runs at a time per repo
+(``hubcache.filling``), so a blob is downloaded once however many models want it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path)
         if key is not None:
             by_key.setdefault(key, f)
     blobs = cache.repo_dir / "blobs"
-    with hubcache.busy(cache.repo_dir, by_key):
+    with hubcache.filling(cache.repo_dir, fetch.cancelled), hubcache.busy(cache.repo_dir, by_key):
         blobs.mkdir(parents=True, exist_ok=True)
         staging.mkdir(parents=True, exist_ok=True)
         present = [replace(f, path=k) for k, f in by_key.items() if _present(cache, k, f.size)]
