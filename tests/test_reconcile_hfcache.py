@@ -287,9 +287,10 @@ def test_cache_dir_with_path_or_another_scheme_is_refused(
 
 
 # ---------------------------------------------------------------- the scrub, in process
-def _cache_model(root: Path) -> ModelResource:
+def _cache_model(root: Path, name: str = "cached", revision: str = "") -> ModelResource:
     cache = {"parameters": {"cache_dir": str(root / "hf_cache")}}
-    return model("cached", "hf://org/scrubbed", storage=cache)
+    uri = "hf://org/scrubbed" + (f"@{revision}" if revision else "")
+    return model(name, uri, storage=cache)
 
 
 @aio
@@ -369,3 +370,60 @@ def test_models_declared_together_download_each_blob_once(
     assert {m["state"] for m in state.values()} == {"Ready"}
     assert len({m["path"] for m in state.values()}) == 1
     assert (Path(state["BaseModel/team-a/m"]["path"]) / "model.safetensors").read_bytes() == weights
+
+
+def test_a_folder_of_the_repo_linked_out_of_the_cache_is_refused(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    hf_hub.add_repo(REPO, _files(os.urandom(2 * MiB)))
+    elsewhere = node["models"].parent / "elsewhere"
+    elsewhere.mkdir()
+    repo = node["cache"] / "models--org--m"
+    repo.mkdir(parents=True)
+    (repo / "blobs").symlink_to(elsewhere)  # planted by anything that writes the cache
+    (node["manifests"] / "m.yaml").write_text(_model("m", f"hf://{REPO}", str(node["cache"])))
+    done = _run(hf_hub, node)
+    assert done.code == 1
+    message = _state(node)["ClusterBaseModel/m"]["message"]
+    assert "spec.storage.parameters.cache_dir" in message
+    assert "is a symbolic link" in message
+    assert list(elsewhere.iterdir()) == []
+    assert _file_gets(hf_hub) == []
+
+
+@aio
+async def test_spec_changes_move_the_model_in_and_out_of_the_cache(
+    hf_env: HubServer, root: Path
+) -> None:
+    weights = os.urandom(2 * MiB)
+    commit = hf_env.add_repo("org/scrubbed", {"config.json": CONFIG, "model.safetensors": weights})
+    v2 = hf_env.add_repo(
+        "org/scrubbed", {"config.json": b"{}", "model.safetensors": weights}, revision="v2"
+    )
+    repo = root / "hf_cache" / "models--org--scrubbed"
+    reporter = MemoryReporter()
+    plain = model("moving", "hf://org/scrubbed", path="moving")
+    agent = Agent(options(root, scrub_rate=0), reporter, Secrets())
+    await agent.start(None, plain)
+
+    def at(path: Path) -> bool:
+        ready = reporter.state("moving") is NodeState.READY
+        return ready and reporter.report("moving").path == str(path)
+
+    try:
+        await until(lambda: at(root / "moving"))
+        agent.rec.apply(_cache_model(root, "moving"))  # plain → cache: the folder goes
+        await until(lambda: at(repo / "snapshots" / commit))
+        await until(lambda: not (root / "moving").exists())
+        agent.rec.apply(_cache_model(root, "moving", "v2"))  # another revision: v1 goes
+        await until(lambda: at(repo / "snapshots" / v2))
+        await until(lambda: not (repo / "snapshots" / commit).exists())
+        assert not (repo / "refs" / "main").exists()
+        assert (repo / "refs" / "v2").read_text() == v2
+        assert len(list((repo / "blobs").iterdir())) == 2, "v1's config blob went"
+        agent.rec.apply(plain)  # cache → plain: the repo's folder goes
+        await until(lambda: at(root / "moving"))
+        await until(lambda: not repo.exists())
+    finally:
+        await agent.stop()
+    assert (root / "moving" / "model.safetensors").read_bytes() == weights

@@ -53,7 +53,7 @@ from ome_agent.transfer.hub_cache import HubCache
 log = logging.getLogger("ome_agent.reconcile")
 
 FIELD = "spec.storage.parameters.cache_dir"
-_COMMIT = re.compile(r"[0-9a-f]{40}")
+COMMIT = re.compile(r"[0-9a-f]{40}")  # what huggingface_hub names snapshots after
 # the staging place of a download whose revision is not a commit yet (its parent,
 # ``snapshots/``, is what matters: links in staging are at the snapshot's depth)
 _PENDING = "pending"
@@ -135,7 +135,7 @@ def target(cache: HubCache, source: str, revision: str | None, manifest: Manifes
     ):
         return cache.snapshot(manifest.commit)
     wanted = revision or "main"
-    return cache.snapshot(wanted if _COMMIT.fullmatch(wanted) else _PENDING)
+    return cache.snapshot(wanted if COMMIT.fullmatch(wanted) else _PENDING)
 
 
 @contextlib.contextmanager

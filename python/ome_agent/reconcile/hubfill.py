@@ -30,6 +30,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.reconcile import hubcache
 from ome_agent.reconcile.download import Digests, Fetch, ReuseFn
 from ome_agent.reconcile.localcheck import check_local
@@ -48,6 +49,11 @@ def filler(fetch: Fetch, cache: HubCache) -> ReuseFn:
 def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path) -> Digests:
     """Blobs present and proven, the rest fetched, links in ``staging``; the per-file
     digests (see the module doc)."""
+    if resolved.commit is None or not hubcache.COMMIT.fullmatch(resolved.commit):
+        raise BadCommit(
+            f"{resolved.source}: the Hub pinned the revision to {resolved.commit!r}, not a "
+            "40-hex commit sha, and the cache names its snapshot folder after it: check HF_ENDPOINT"
+        )
     dests = {j.file.path: j.dest for j in confined_jobs(staging, resolved)}
     by_key: dict[str, RemoteFile] = {}  # the first listed file of each blob
     for f in resolved.files:
@@ -56,6 +62,7 @@ def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path)
             by_key.setdefault(key, f)
     blobs = cache.repo_dir / "blobs"
     with hubcache.filling(cache.repo_dir, fetch.cancelled), hubcache.busy(cache.repo_dir, by_key):
+        _real_folders(cache)
         blobs.mkdir(parents=True, exist_ok=True)
         staging.mkdir(parents=True, exist_ok=True)
         present = [replace(f, path=k) for k, f in by_key.items() if _present(cache, k, f.size)]
@@ -85,6 +92,25 @@ def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path)
                 link.unlink()  # a link of an earlier attempt
             link.symlink_to(os.path.relpath(blobs / key, link.parent))
     return digests
+
+
+class BadCommit(OmeAgentError):
+    """The Hub's commit for the revision cannot name a snapshot folder."""
+
+    reason = FailureReason.SOURCE
+
+
+def _real_folders(cache: HubCache) -> None:
+    """BadInput naming the field when a folder of the repo is a symbolic link: the cache
+    folder was confined with links followed, its folders must not lead elsewhere."""
+    repo = cache.repo_dir
+    for folder in (repo, repo / "blobs", repo / "snapshots", repo / "refs"):
+        if folder.is_symlink():
+            raise BadInput(
+                f"{hubcache.FIELD} {cache.cache_dir}: {folder} is a symbolic link (to "
+                f"{os.readlink(folder)}); the agent writes only real folders of the cache: "
+                "remove the link"
+            )
 
 
 def _present(cache: HubCache, key: str, size: int | None) -> bool:
