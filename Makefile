@@ -65,7 +65,7 @@ rust-test:
 # the tests that talk to a Hub, run again with the newest huggingface_hub
 # (.venv-hub-latest, scripts/install-hub-latest.sh); .venv has the oldest supported
 HUB_TESTS := tests/test_sources_hf.py tests/test_hf_mirrors.py tests/test_hf_bad_input.py \
-	tests/test_hf_cache_dir.py tests/test_hf_xet.py \
+	tests/test_hf_cache_dir.py tests/test_reconcile_hfcache.py tests/test_hf_xet.py \
 	tests/test_pull_hf.py tests/test_pull_hf_server.py tests/test_discovery_remote.py
 
 py-test:
