@@ -427,3 +427,27 @@ async def test_spec_changes_move_the_model_in_and_out_of_the_cache(
     finally:
         await agent.stop()
     assert (root / "moving" / "model.safetensors").read_bytes() == weights
+
+
+def test_a_blob_replaced_behind_the_agent_is_hashed_and_fetched_once(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    weights = os.urandom(2 * MiB)
+    commit = hf_hub.add_repo(REPO, _files(weights))
+    cache = str(node["cache"])
+    (node["manifests"] / "a.yaml").write_text(_model("a", f"hf://{REPO}", cache))
+    assert _run(hf_hub, node).code == 0
+    blob = Path(
+        os.path.realpath(node["cache"] / "models--org--m/snapshots" / commit / "model.safetensors")
+    )
+    blob.write_bytes(os.urandom(len(weights)))  # same size, a new mtime: not as recorded
+    hf_hub.clear_requests()
+
+    (node["manifests"] / "b.yaml").write_text(_model("b", f"hf://{REPO}", cache, "team"))
+    done = _run(hf_hub, node)
+    assert done.code == 0, done.stderr
+    assert _file_gets(hf_hub) == [f"/{REPO}/resolve/{commit}/model.safetensors"]
+    state = _state(node)
+    for key in ("ClusterBaseModel/a", "BaseModel/team/b"):
+        assert state[key]["state"] == "Ready"
+        assert (Path(state[key]["path"]) / "model.safetensors").read_bytes() == weights

@@ -154,7 +154,7 @@ class Downloads:
         staging = await self._prepare_staging(key, target, identity)
         fetch = self._fetch()
         started = time.monotonic()
-        fill = hubfill.filler(fetch, cache) if cache is not None else step
+        fill = hubfill.filler(fetch, cache, self.manifests) if cache is not None else step
         commit, digests = await self._transfer(
             resource, plan, target, fetch, staging, fill, token, auth
         )

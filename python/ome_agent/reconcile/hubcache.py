@@ -207,6 +207,20 @@ def _repo(manifest: Manifest) -> Path:
     return Path(manifest.identity.path).parent.parent
 
 
+def vouched(manifests: Iterable[Manifest], cache_dir: Path) -> dict[str, FileRecord]:
+    """Blobs of ``cache_dir`` that this agent's manifests record (written and verified
+    by the engine, or hashed before use): blob name -> the record of a file it holds."""
+    known: dict[str, FileRecord] = {}
+    for m in manifests:
+        if m.blobs is None or _repo(m).parent != cache_dir:
+            continue
+        for f in m.files:
+            key = m.blobs.get(f.path)
+            if key:
+                known.setdefault(key, f)
+    return known
+
+
 def blob_view(manifest: Manifest) -> Manifest:
     """A snapshot's manifest as the repo folder holding its blobs (each once), so the
     restart's stat and the scrub's hashes read the blobs, never through a link; any
@@ -240,14 +254,27 @@ def links_intact(manifest: Manifest) -> bool:
 
 
 def drop(manifest: Manifest, paths: Iterable[str]) -> None:
-    """Remove blobs the scrub found wrong (paths of :func:`blob_view`), so the next
-    fill fetches them again: a wrong blob is wrong for every snapshot linking it."""
-    blobs = _repo(manifest) / "blobs"
+    """Remove the blobs among ``paths`` (of :func:`blob_view`) that still have the size
+    and mtime recorded, so the next fill, which would take them as they are, fetches
+    them again: the scrub found their bytes wrong, for every snapshot linking them. A
+    blob whose size or mtime changed is hashed by the next fill and kept if right."""
+    view = blob_view(manifest)
+    recorded = {f.path: f for f in view.files if f.path.startswith("blobs/")}
     for path in paths:
-        key = path.removeprefix("blobs/")
-        if key != path and "/" not in key and key in (manifest.blobs or {}).values():
-            with contextlib.suppress(FileNotFoundError):
-                (blobs / key).unlink()
+        record = recorded.get(path)
+        if record is None:
+            continue
+        blob = Path(view.identity.path) / path
+        with contextlib.suppress(FileNotFoundError):
+            if as_recorded(blob, record):
+                blob.unlink()
+
+
+def as_recorded(blob: Path, record: FileRecord) -> bool:
+    """The blob has the size and mtime a manifest of ours recorded: what a restart
+    accepts (the scrub hashes it in the background)."""
+    st = blob.stat()
+    return st.st_size == record.size and st.st_mtime_ns == record.mtime_ns
 
 
 def remove(manifest: Manifest, others: Iterable[Manifest], roots: tuple[Path, ...]) -> bool:

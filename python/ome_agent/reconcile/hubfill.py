@@ -8,9 +8,11 @@ the snapshot's depth, so they stay right once the reconcile core renames it into
 
 1. Each listed file with a digest (the LFS sha256, else the git blob sha1: the ETag
    huggingface_hub names blobs after) needs ``blobs/{digest}``. A blob already there,
-   or in another repo of the cache (then hard-linked), is hashed against its listed
-   digest before it is used: it may have been written by anything that shares the
-   cache. A blob that differs is removed and fetched.
+   or in another repo of the cache (then hard-linked), is used once proven: a blob a
+   manifest of this agent records with its size and mtime is taken as a restart takes
+   it (the engine verified it when it wrote it, the scrub re-hashes it); any other is
+   hashed against its listed digest first, since anything that shares the cache may
+   have written it. A blob that differs is removed and fetched.
 2. The missing blobs are downloaded by the engine straight to ``blobs/{digest}``: it
    writes ``{digest}.partial``, verifies every byte, then renames, so a blob exists
    only once its bytes were checked, and an interrupted fill resumes from the journal.
@@ -34,6 +36,7 @@ from ome_agent.errors import BadInput, FailureReason, OmeAgentError
 from ome_agent.reconcile import hubcache
 from ome_agent.reconcile.download import Digests, Fetch, ReuseFn
 from ome_agent.reconcile.localcheck import check_local
+from ome_agent.reconcile.manifest import ManifestStore
 from ome_agent.sources import ResolvedSource
 from ome_agent.sources.model import RemoteFile
 from ome_agent.transfer.hub_cache import HubCache, blob_key
@@ -41,12 +44,18 @@ from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Job
 
 
-def filler(fetch: Fetch, cache: HubCache) -> ReuseFn:
+def filler(fetch: Fetch, cache: HubCache, manifests: ManifestStore) -> ReuseFn:
     """The ``reuse`` step of ``Fetch.run`` that fills ``cache`` instead of staging."""
-    return lambda resolved, staging: fill(fetch, cache, resolved, staging)
+    return lambda resolved, staging: fill(fetch, cache, resolved, staging, manifests)
 
 
-def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path) -> Digests:
+def fill(
+    fetch: Fetch,
+    cache: HubCache,
+    resolved: ResolvedSource,
+    staging: Path,
+    manifests: ManifestStore | None = None,
+) -> Digests:
     """Blobs present and proven, the rest fetched, links in ``staging``; the per-file
     digests (see the module doc)."""
     if resolved.commit is None or not hubcache.COMMIT.fullmatch(resolved.commit):
@@ -65,17 +74,23 @@ def fill(fetch: Fetch, cache: HubCache, resolved: ResolvedSource, staging: Path)
         _real_folders(cache)
         blobs.mkdir(parents=True, exist_ok=True)
         staging.mkdir(parents=True, exist_ok=True)
-        present = [replace(f, path=k) for k, f in by_key.items() if _present(cache, k, f.size)]
+        present = [k for k, f in by_key.items() if _present(cache, k, f.size)]
+        known = hubcache.vouched(manifests.all(), cache.cache_dir) if manifests else {}
+        kept: Digests = {
+            k: (known[k].digests, known[k].verified)
+            for k in present
+            if k in known and hubcache.as_recorded(blobs / k, known[k])
+        }
         fetch.phase = "Verifying"
         checked = check_local(
             blobs,
-            replace(resolved, files=present),
+            replace(resolved, files=[replace(by_key[k], path=k) for k in present if k not in kept]),
             workers=os.cpu_count() or 1,
             cancelled=fetch.cancelled,
         )
         for wrong in checked.mismatches:  # anything may write a shared cache: fetch it
             wrong.job.dest.unlink()
-        kept = {key: digests for key, digests in checked.kept.items()}
+        kept |= checked.kept
         todo = [Job(f, blobs / k) for k, f in by_key.items() if k not in kept]
         todo += [Job(f, dests[f.path]) for f in resolved.files if blob_key(f) is None]
         fetched = fetch.fetch_jobs(todo, staging) if todo else {}
