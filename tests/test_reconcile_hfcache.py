@@ -451,3 +451,25 @@ def test_a_blob_replaced_behind_the_agent_is_hashed_and_fetched_once(
     for key in ("ClusterBaseModel/a", "BaseModel/team/b"):
         assert state[key]["state"] == "Ready"
         assert (Path(state[key]["path"]) / "model.safetensors").read_bytes() == weights
+
+
+def test_removal_leaves_blobs_another_writer_of_the_cache_has_not_linked_yet(
+    hf_hub: HubServer, node: dict[str, Path]
+) -> None:
+    commit = hf_hub.add_repo(REPO, _files(os.urandom(2 * MiB)))
+    (node["manifests"] / "a.yaml").write_text(_model("a", f"hf://{REPO}", str(node["cache"])))
+    assert _run(hf_hub, node).code == 0
+    repo = node["cache"] / "models--org--m"
+    ours = {p.name for p in (repo / "blobs").iterdir()}
+    # huggingface_hub in a pod, midway: a blob being written, one written but not linked
+    foreign = {"e" * 40 + ".incomplete": b"half", "f" * 64: b"whole"}
+    for name, data in foreign.items():
+        (repo / "blobs" / name).write_bytes(data)
+
+    (node["manifests"] / "a.yaml").unlink()
+    done = _run(hf_hub, node)
+    assert done.code == 0, done.stderr
+    assert not (repo / "snapshots" / commit).exists()
+    assert not (repo / "refs" / "main").exists()
+    assert {p.name: p.read_bytes() for p in (repo / "blobs").iterdir()} == foreign
+    assert not ours & {p.name for p in (repo / "blobs").iterdir()}

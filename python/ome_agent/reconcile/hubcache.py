@@ -20,9 +20,10 @@ go, and so does ``cache_dir``: giving both is refused.
 What is shared and what is removed: models of one cache share blobs (a blob another
 repo of the cache holds is hard-linked, not fetched) and models of one repo and
 commit share the snapshot. Removing a model removes its snapshot unless another
-model's manifest names it, the refs naming that commit, and the blobs no snapshot of
-the repo links to any more (blobs of a fill in progress are kept: :func:`busy`); the
-repo's folder goes with its last snapshot.
+model's manifest names it, the refs naming that commit, and those of its blobs no
+snapshot of the repo links to any more (blobs of a fill in progress are kept:
+:func:`busy`); then the folders left empty, the repo's last. Blobs the model never
+linked stay: another writer of the cache may be about to link them.
 
 Checks: a restart and the scrub look at the cache through :func:`blob_view`, the
 manifest with the blobs as its files, so ``reconcile.localcheck`` stats and hashes the
@@ -287,7 +288,7 @@ def remove(manifest: Manifest, others: Iterable[Manifest], roots: tuple[Path, ..
             if not any(Path(m.identity.path) == snapshot for m in others):
                 layout.remove_tree(snapshot, roots)
                 _drop_refs(repo, snapshot.name)
-            _collect(repo, roots)
+            _collect(repo, set((manifest.blobs or {}).values()), roots)
     except BadInput as e:
         log.error("not removed", extra={"path": str(snapshot), "error": str(e)})
         return False
@@ -302,9 +303,14 @@ def _drop_refs(repo: Path, commit: str) -> None:
                 ref.unlink()
 
 
-def _collect(repo: Path, roots: tuple[Path, ...]) -> None:
-    """Blobs no link under ``snapshots/`` names and no fill is using (their partial
-    files too), and the repo folder once it has no snapshot left. Under ``_LOCK``."""
+def _collect(repo: Path, candidates: set[str], roots: tuple[Path, ...]) -> None:
+    """The blobs among ``candidates`` (the removed snapshot's) that no link under
+    ``snapshots/`` names and no fill is using, then the folders left empty, the repo's
+    last. Only the removed model's blobs are candidates: a blob no snapshot names yet
+    may be one huggingface_hub, in a pod sharing the cache, is about to link. Under
+    ``_LOCK``."""
+    if repo.is_symlink():
+        return  # planted since the fill checked it: nothing of ours is behind it
     blobs = repo / "blobs"
     real_blobs = os.path.realpath(blobs)
     linked: set[str] = set()
@@ -316,9 +322,12 @@ def _collect(repo: Path, roots: tuple[Path, ...]) -> None:
                 if os.path.dirname(resolved) == real_blobs:
                     linked.add(os.path.basename(resolved))
     held = _BUSY.get(repo, Counter())
-    for blob in sorted(blobs.iterdir()) if blobs.is_dir() else []:
-        if blob.name.split(".", 1)[0] not in linked and not held[blob.name.split(".", 1)[0]]:
-            layout.remove_tree(blob, roots)
-    snapshots = repo / "snapshots"
-    if not held and not (snapshots.is_dir() and any(snapshots.iterdir())):
-        layout.remove_tree(repo, roots)
+    for key in sorted(candidates - linked):
+        if held[key] or "/" in key:
+            continue
+        for name in (key, f"{key}.partial", f"{key}.partial.journal"):
+            if (blobs / name).exists() or (blobs / name).is_symlink():
+                layout.remove_tree(blobs / name, roots)
+    for dirpath, _dirs, _files in sorted(os.walk(repo), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):  # not empty: kept
+            os.rmdir(dirpath)
