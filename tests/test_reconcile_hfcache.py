@@ -18,7 +18,7 @@ from huggingface_hub import snapshot_download, try_to_load_from_cache
 from ome_agent.api import ModelResource
 from ome_agent.reconcile.ports import NodeState
 from tests.pull_helpers import Run, cli_process
-from tests.servers.hf_hub_server import HubServer
+from tests.servers.hf_hub_server import HubServer, Quirk
 from tests.test_reconcile_core import (
     CONFIG,
     Agent,
@@ -473,3 +473,31 @@ def test_removal_leaves_blobs_another_writer_of_the_cache_has_not_linked_yet(
     assert not (repo / "refs" / "main").exists()
     assert {p.name: p.read_bytes() for p in (repo / "blobs").iterdir()} == foreign
     assert not ours & {p.name for p in (repo / "blobs").iterdir()}
+
+
+def test_a_mirror_without_digests_gives_plain_files_in_the_snapshot(node: dict[str, Path]) -> None:
+    """No tree API, no ETag, no X-Linked-*: no blob name, so each file stays a regular
+    file in the snapshot, as huggingface_hub keeps it; checked by size, said."""
+    quirks = frozenset({Quirk.NO_TREE, Quirk.NO_LINKED, Quirk.NO_ETAG})
+    with HubServer(lfs_threshold=MiB, quirks=quirks) as hub:
+        files = _files(os.urandom(2 * MiB))
+        commit = hub.add_repo(REPO, files)
+        (node["manifests"] / "m.yaml").write_text(_model("m", f"hf://{REPO}", str(node["cache"])))
+        done = _run(hub, node)
+        assert done.code == 0, done.stderr
+        entry = _state(node)["ClusterBaseModel/m"]
+        assert entry["state"] == "Ready"
+        assert "size only, unverified: 3 of 3 files" in entry["unverified"]
+        snapshot = node["cache"] / "models--org--m" / "snapshots" / commit
+        assert entry["path"] == str(snapshot)
+        for name, data in files.items():
+            assert not (snapshot / name).is_symlink()
+            assert (snapshot / name).read_bytes() == data
+        assert _load_offline(node["cache"]) == str(snapshot)
+        hub.clear_requests()
+        assert _run(hub, node).code == 0
+        assert hub.requests("hub") == []
+
+        (node["manifests"] / "m.yaml").unlink()
+        assert _run(hub, node).code == 0
+        assert not (node["cache"] / "models--org--m").exists()
