@@ -13,8 +13,9 @@ absolute path, without ``.`` or ``..`` segments, that lies strictly inside a
 state), the rule ``storage.path`` follows. The trade-off: a cache the serving pods
 already mount elsewhere on the host must be mounted under a models root (or its
 parent added as one with another ``--models-root-dir``), and every model author may
-use any cache inside the roots. Sharing one is safe: a blob is named by its digest and
-hashed before any model is Ready with it. ``storage.path`` says where a model's files
+use any cache inside the roots. Sharing one is safe: a blob is named by its digest, and
+one the agent did not write is hashed before any model is Ready with it
+(``reconcile.hubfill``). ``storage.path`` says where a model's files
 go, and so does ``cache_dir``: giving both is refused.
 
 What is shared and what is removed: models of one cache share blobs (a blob another
