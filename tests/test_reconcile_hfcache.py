@@ -265,6 +265,7 @@ def test_cache_dir_outside_the_models_roots_is_refused(
     assert entry["state"] == "Failed"
     assert "spec.storage.parameters.cache_dir" in entry["message"]
     assert why in entry["message"]
+    assert entry["path"] is None, "no folder of the model's: it has none yet"
     assert "Traceback" not in done.stderr
     assert list(elsewhere.iterdir()) == [], "nothing written where the manifest pointed"
     assert _file_gets(hf_hub) == []

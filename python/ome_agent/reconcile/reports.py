@@ -26,7 +26,7 @@ from pathlib import Path
 from ome_agent.api import ModelKey, ModelResource
 from ome_agent.errors import BadInput, FailureReason, OmeAgentError, ParameterError
 from ome_agent.observability.metrics import AgentMetrics
-from ome_agent.reconcile import layout, localcheck, reuse, unverified
+from ome_agent.reconcile import hubcache, layout, localcheck, reuse, unverified
 from ome_agent.reconcile.download import Fetch
 from ome_agent.reconcile.manifest import Identity, Manifest, ManifestStore
 from ome_agent.reconcile.options import AgentOptions
@@ -185,7 +185,8 @@ class Reports:
             self._metrics.failed(failure.reason.category)
         path = None
         with contextlib.suppress(BadInput):
-            path = str(layout.target_dir(key, resource.storage, self._options.models_roots))
+            if not hubcache.requested(resource.storage):  # a cache's snapshot needs the listing
+                path = str(layout.target_dir(key, resource.storage, self._options.models_roots))
         await self.publish(
             NodeReport(key, resource.uid, NodeState.FAILED, error=failure.message,
                        reason=failure.reason, storage_uri=plan.display if plan else None,
