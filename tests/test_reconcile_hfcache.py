@@ -316,6 +316,27 @@ async def test_scrub_reads_a_cache_model_through_its_blobs(hf_env: HubServer, ro
 
 
 @aio
+async def test_progress_names_the_repo_folder_then_the_snapshot(
+    hf_env: HubServer, root: Path
+) -> None:
+    commit = hf_env.add_repo(
+        "org/scrubbed", {"config.json": CONFIG, "model.safetensors": b"w" * MiB}
+    )
+    reporter = MemoryReporter()
+    agent = Agent(options(root, scrub_rate=0), reporter, Secrets())
+    await agent.start(None, _cache_model(root))
+    try:
+        await until(lambda: reporter.state("cached") is NodeState.READY)
+    finally:
+        await agent.stop()
+    repo = root / "hf_cache" / "models--org--scrubbed"
+    updating = [r.path for r in reporter.history if r.state is NodeState.UPDATING]
+    assert updating, "progress was reported"
+    assert set(updating) <= {str(repo), str(repo / "snapshots" / commit)}, updating
+    assert reporter.report("cached").path == str(repo / "snapshots" / commit)
+
+
+@aio
 async def test_scrub_fetches_a_flipped_blob_again(hf_env: HubServer, root: Path) -> None:
     weights = os.urandom(2 * MiB)
     hf_env.add_repo("org/scrubbed", {"config.json": CONFIG, "model.safetensors": weights})

@@ -155,8 +155,10 @@ class Downloads:
         fetch = self._fetch()
         started = time.monotonic()
         fill = hubfill.filler(fetch, cache, self.manifests) if cache is not None else step
+        # a cache model reports its repo folder until the listing names the snapshot
+        shown = cache.repo_dir if cache is not None else target
         commit, digests = await self._transfer(
-            resource, plan, target, fetch, staging, fill, token, auth
+            resource, plan, shown, fetch, staging, fill, token, auth
         )
         if cache is not None and commit is not None:  # the snapshot is known now
             target = cache.snapshot(commit)
