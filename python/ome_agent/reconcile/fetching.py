@@ -11,6 +11,9 @@ then described and recorded (``reconcile.recording``) and reported Ready.
   the listing, are hard-linked instead of downloaded (``reconcile.reuse``); such a model
   first waits for a download of the same source in flight, so two models declared
   together cost one download.
+- ``parameters.cache_dir``: the listing fills the Hugging Face cache instead
+  (``reconcile.hubfill``), the staging directory holding links to its blobs, and the
+  model's directory is the snapshot the listing names (``reconcile.hubcache``).
 - a FineTunedWeight's single zip object is unpacked safely (``reconcile.peft_zip``).
 - adoption: a model the node's report already says Ready, with files at its path but
   no manifest of ours (OME's agent put them there), is checked against the source's
