@@ -39,7 +39,7 @@ from ome_agent.reconcile.localcheck import check_local
 from ome_agent.reconcile.manifest import ManifestStore
 from ome_agent.sources import ResolvedSource
 from ome_agent.sources.model import RemoteFile
-from ome_agent.transfer.hub_cache import HubCache, blob_key
+from ome_agent.transfer.hub_cache import HubCache, blob_key, borrow_blob
 from ome_agent.transfer.pull import confined_jobs
 from ome_agent.transfer.runner import Job
 
@@ -136,14 +136,4 @@ def _present(cache: HubCache, key: str, size: int | None) -> bool:
         return size is None or mine.stat().st_size == size
     with contextlib.suppress(FileNotFoundError):
         mine.unlink()  # a link, or anything else that is no blob
-    for other in sorted(cache.cache_dir.glob(f"models--*/blobs/{key}")):
-        if other.is_symlink() or not other.is_file():
-            continue
-        if size is not None and other.stat().st_size != size:
-            continue
-        try:
-            os.link(other, mine)
-        except OSError:
-            continue  # another filesystem, or no hard links there: fetch it
-        return True
-    return False
+    return borrow_blob(cache.cache_dir, key, size, mine)

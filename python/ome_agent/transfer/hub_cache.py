@@ -98,14 +98,7 @@ class HubCache:
         mine = self.blob(key)
         if mine.is_file():
             return size is None or mine.stat().st_size == size
-        for other in self.cache_dir.glob(f"models--*/blobs/{key}"):
-            if other.is_file() and (size is None or other.stat().st_size == size):
-                try:
-                    os.link(other, mine)
-                except OSError:
-                    continue  # another filesystem, or no hard links there: fetch it
-                return True
-        return False
+        return borrow_blob(self.cache_dir, key, size, mine)
 
     def _link_path(self, commit: str, name: str) -> Path:
         """Where the file's link goes; its folders are confined like any remote name
@@ -114,3 +107,20 @@ class HubCache:
         root = self.snapshot(commit)
         parent = root if len(segments) == 1 else confine(root, "/".join(segments[:-1]))
         return parent / segments[-1]
+
+
+def borrow_blob(cache_dir: Path, key: str, size: int | None, mine: Path) -> bool:
+    """Hard-link ``mine`` to blob ``key`` of another repo of the cache, a regular file
+    of the listed size; False when there is none that can be linked (another
+    filesystem, no hard links there): the caller fetches it then."""
+    for other in sorted(cache_dir.glob(f"models--*/blobs/{key}")):
+        if other.is_symlink() or not other.is_file():
+            continue
+        if size is not None and other.stat().st_size != size:
+            continue
+        try:
+            os.link(other, mine)
+        except OSError:
+            continue
+        return True
+    return False
