@@ -192,6 +192,22 @@ def create_cluster_model(release: Release, name: str, repo: str, **storage: Any)
     )
 
 
+def create_base_model(release: Release, namespace: str, name: str, **storage: Any) -> None:
+    """A BaseModel ``name`` in ``namespace`` whose ``spec.storage`` is ``storage``."""
+    release.node.custom().create_namespaced_custom_object(
+        "ome.io",
+        "v1beta1",
+        namespace,
+        "basemodels",
+        {
+            "apiVersion": "ome.io/v1beta1",
+            "kind": "BaseModel",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"storage": storage},
+        },
+    )
+
+
 def create_ready_model(
     release: Release, repo: str, **storage: Any
 ) -> tuple[str, Path, dict[str, Any]]:

@@ -26,7 +26,14 @@ from kubernetes.client.exceptions import ApiException
 from ome_agent.api import ModelKey
 from ome_agent.wire import conformance, naming
 from tests.cluster.kube import unique_name, wait_until
-from tests.node.conftest import NAMESPACE, Release, agent_logs, node_entry, pods
+from tests.node.conftest import (
+    NAMESPACE,
+    Release,
+    agent_logs,
+    create_base_model,
+    node_entry,
+    pods,
+)
 from tests.node.realnode import GATEWAY
 from tests.node.test_node_faults import agent_pod
 from tests.node.test_smoke import CONFIG, SHARD
@@ -65,19 +72,14 @@ def store(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def create_model(release: Release, store: Store, name: str, secret: str) -> None:
-    release.node.custom().create_namespaced_custom_object(
-        "ome.io", "v1beta1", store.namespace, "basemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "BaseModel",
-            "metadata": {"name": name, "namespace": store.namespace},
-            "spec": {"storage": {
-                "storageUri": f"s3://{store.bucket}/llama",
-                "storageKey": secret,
-                "parameters": {"endpoint": store.endpoint, "region": REGION},
-            }},
-        },
-    )  # fmt: skip
+    create_base_model(
+        release,
+        store.namespace,
+        name,
+        storageUri=f"s3://{store.bucket}/llama",
+        storageKey=secret,
+        parameters={"endpoint": store.endpoint, "region": REGION},
+    )
 
 
 def create_secret(release: Release, store: Store, name: str) -> None:

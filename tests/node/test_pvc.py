@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ome_agent.fleet.pvc import LABEL_COMPONENT, LABEL_MODEL_UID
 from tests.cluster.kube import unique_name, wait_until
-from tests.node.conftest import NAMESPACE, Release
+from tests.node.conftest import NAMESPACE, Release, create_base_model
 from tests.node.test_smoke import CONFIG, SHARD
 
 pytestmark = pytest.mark.node
@@ -106,15 +106,7 @@ def claim(release: Release, tmp_path: Path) -> Iterator[Claim]:
 
 
 def create_model(release: Release, claim: Claim, name: str, sub: str) -> None:
-    release.node.custom().create_namespaced_custom_object(
-        "ome.io", "v1beta1", claim.namespace, "basemodels",
-        {
-            "apiVersion": "ome.io/v1beta1",
-            "kind": "BaseModel",
-            "metadata": {"name": name, "namespace": claim.namespace},
-            "spec": {"storage": {"storageUri": f"pvc://{claim.name}/{sub}"}},
-        },
-    )  # fmt: skip
+    create_base_model(release, claim.namespace, name, storageUri=f"pvc://{claim.name}/{sub}")
 
 
 def wait_state(release: Release, claim: Claim, name: str, state: str) -> dict[str, Any]:
