@@ -109,6 +109,19 @@ def create_model(release: Release, claim: Claim, name: str, sub: str) -> None:
     create_base_model(release, claim.namespace, name, storageUri=f"pvc://{claim.name}/{sub}")
 
 
+def created(
+    release: Release, claim: Claim, prefix: str, sub: str, state: str
+) -> tuple[str, dict[str, Any], float, dict[str, Any]]:
+    """A BaseModel of the claim's path ``sub`` created and waited for until ``state``:
+    its name, its status, the seconds that took, and its Ready condition."""
+    name = unique_name(prefix)
+    t0 = time.monotonic()
+    create_model(release, claim, name, sub)
+    status = wait_state(release, claim, name, state)
+    seconds = time.monotonic() - t0
+    return name, status, seconds, next(c for c in status["conditions"] if c["type"] == "Ready")
+
+
 def wait_state(release: Release, claim: Claim, name: str, state: str) -> dict[str, Any]:
     status: dict[str, Any] = wait_until(
         lambda: (
@@ -148,12 +161,7 @@ def test_pvc_model_is_read_by_an_inspection_job_the_kubelet_runs(
     release: Release, claim: Claim
 ) -> None:
     node = release.node
-    name = unique_name("onclaim")
-    t0 = time.monotonic()
-    create_model(release, claim, name, "llama")
-    status = wait_state(release, claim, name, "Ready")
-    ready = time.monotonic() - t0
-    ready_cond = next(c for c in status["conditions"] if c["type"] == "Ready")
+    name, status, ready, ready_cond = created(release, claim, "onclaim", "llama", "Ready")
     assert ready_cond["reason"] == "ClaimReady", ready_cond
     assert not status.get("nodesReady")  # on a volume, not on nodes
 
@@ -185,12 +193,7 @@ def test_pvc_path_with_no_model_fails_naming_what_is_missing(
 ) -> None:
     """The inspection Pod fails; its termination message (the reason, one line) is what
     the model's status says."""
-    name = unique_name("nomodel")
-    t0 = time.monotonic()
-    create_model(release, claim, name, "empty")
-    status = wait_state(release, claim, name, "Failed")
-    said = time.monotonic() - t0
-    ready_cond = next(c for c in status["conditions"] if c["type"] == "Ready")
+    name, _, said, ready_cond = created(release, claim, "nomodel", "empty", "Failed")
     assert ready_cond["reason"] == "InspectionFailed", ready_cond
     assert f"reading the model on {claim.namespace}/{claim.name} failed" in ready_cond["message"]
     assert "config.json: not found in the model directory" in ready_cond["message"], ready_cond
