@@ -185,17 +185,12 @@ def record(
     and its ref is written now that the snapshot is in place."""
     if not requested(storage):
         return record_files(target_dir, digests), None
-    files: list[FileRecord] = []
-    blobs: dict[str, str] = {}
-    for p in sorted(target_dir.rglob("*")):
-        if p.is_dir() and not p.is_symlink():
-            continue
-        rel = p.relative_to(target_dir).as_posix()
-        if p.is_symlink():
-            blobs[rel] = os.path.basename(os.readlink(p))
-        st = p.stat()
-        found, verified = digests.get(rel, ({}, []))
-        files.append(FileRecord(rel, st.st_size, st.st_mtime_ns, found, verified))
+    files = record_files(target_dir, digests, through_links=True)
+    blobs = {
+        f.path: os.path.basename(os.readlink(link))
+        for f in files
+        if (link := target_dir / f.path).is_symlink()
+    }
     ref = identity.revision or "main"
     if commit is not None and ref != commit:
         refs = target_dir.parent.parent / "refs" / ref

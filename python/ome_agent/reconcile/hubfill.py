@@ -75,7 +75,7 @@ def fill(
         blobs.mkdir(parents=True, exist_ok=True)
         staging.mkdir(parents=True, exist_ok=True)
         present = [k for k, f in by_key.items() if _present(cache, k, f.size)]
-        known = hubcache.vouched(manifests.all(), cache.cache_dir) if manifests else {}
+        known = hubcache.vouched(manifests.known(), cache.cache_dir) if manifests else {}
         kept: Digests = {
             k: (known[k].digests, known[k].verified)
             for k in present

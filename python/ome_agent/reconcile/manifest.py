@@ -197,12 +197,17 @@ def _upgrade_config(config: Any, parameters: Any) -> dict[str, Any] | None:
 
 
 def record_files(
-    root: Path, digests: dict[str, tuple[dict[str, str], list[str]]]
+    root: Path,
+    digests: dict[str, tuple[dict[str, str], list[str]]],
+    *,
+    through_links: bool = False,
 ) -> list[FileRecord]:
-    """Stat every file under ``root`` (after the switch: mtimes are final)."""
+    """Stat every file under ``root`` (after the switch: mtimes are final); with
+    ``through_links``, every link too, as the file it names (a cache's snapshot)."""
     records = []
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink():
+        link = p.is_symlink()
+        if (through_links and link) or (p.is_file() and not link):
             rel = p.relative_to(root).as_posix()
             st = p.stat()
             found, verified = digests.get(rel, ({}, []))
@@ -280,6 +285,15 @@ class ManifestStore:
         with self._lock:
             if self._cache is not None:
                 self._forget(key)
+
+    def known(self) -> list[Manifest]:
+        """Every manifest, from the copy in memory (read from disk on first use, then
+        kept by :meth:`save` and :meth:`delete`: this agent alone writes them)."""
+        if self._cache is None:
+            return self.all()
+        with self._lock:
+            assert self._cache is not None
+            return list(self._cache.values())
 
     def all(self) -> list[Manifest]:
         """Every manifest on disk (and the copy in memory refreshed from them)."""

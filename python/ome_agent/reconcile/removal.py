@@ -69,7 +69,7 @@ class Removal:
     def unused(self, path: Path, owner: ModelKey, manifest: Manifest | None = None) -> None:
         """``path`` of ``owner``, unless another model kept here uses it."""
         if manifest is not None and manifest.blobs is not None:  # a cache's snapshot
-            others = [m for m in self._manifests.all() if m.key != owner]
+            others = [m for m in self._manifests.known() if m.key != owner]
             if not hubcache.remove(manifest, others, self._options.models_roots):
                 self.refused.add(path)
             return
