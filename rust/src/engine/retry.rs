@@ -4,7 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::error::TransferKind;
+use reqwest::Url;
+
+use crate::error::{redact_url, Error, TransferKind};
 
 /// Base delay of the first retry.
 pub const BASE: Duration = Duration::from_millis(200);
@@ -47,8 +49,25 @@ impl Budget {
     }
 
     /// Retries made so far.
+    #[cfg(test)]
     pub fn spent(&self) -> u32 {
         self.spent
+    }
+
+    /// One more retry after `what` failed at `url` as `kind`, or the error that ends
+    /// the request once the retries are spent (saying how many were made).
+    pub fn next(
+        &mut self,
+        kind: TransferKind,
+        retry_after: Option<Duration>,
+        url: &Url,
+        what: &str,
+    ) -> Result<Granted, Error> {
+        self.take(kind, retry_after).ok_or_else(|| Error::Transfer {
+            url: redact_url(url.as_str()),
+            kind,
+            message: format!("{what} (gave up after {} retries)", self.spent),
+        })
     }
 
     /// One more retry after a failure of `kind`, or `None` when spent.

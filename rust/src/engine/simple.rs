@@ -41,13 +41,9 @@ where
                 msg,
                 retry_after,
             }) => {
-                let Some(granted) = budget.take(kind, retry_after) else {
-                    return Err(Failure::Fatal(Error::Transfer {
-                        url: redact_url(url.as_str()),
-                        kind,
-                        message: format!("{msg} (gave up after {} retries)", budget.spent()),
-                    }));
-                };
+                let granted = budget
+                    .next(kind, retry_after, url, &msg)
+                    .map_err(Failure::Fatal)?;
                 let wait = granted.wait;
                 retries.fetch_add(1, Ordering::Relaxed);
                 if let Some(log) = log {

@@ -84,13 +84,7 @@ pub async fn run(
                 msg,
                 retry_after,
             }) => {
-                let Some(granted) = stream_budget.take(kind, retry_after) else {
-                    return Err(Error::Transfer {
-                        url: redact_url(url.as_str()),
-                        kind,
-                        message: format!("{msg} (gave up after {} retries)", stream_budget.spent()),
-                    });
-                };
+                let granted = stream_budget.next(kind, retry_after, &url, &msg)?;
                 stats.retries.fetch_add(1, Ordering::Relaxed);
                 state.retries.push(granted, kind, &msg);
                 state.progress.set_done(0);

@@ -21,7 +21,7 @@ use super::retry::Budget;
 use super::sign::RequestHeaders;
 use super::spec::TransferState;
 use super::Engine;
-use crate::error::{redact_url, Error};
+use crate::error::Error;
 
 pub(super) struct Shared {
     pub(super) planner: Mutex<Planner>,
@@ -334,20 +334,9 @@ impl Worker {
                     msg,
                     retry_after,
                 }) => {
-                    let Some(granted) = budget.take(kind, retry_after) else {
-                        return Err(Error::Transfer {
-                            url: redact_url(self.shared.url.as_str()),
-                            kind,
-                            message: format!(
-                                "bytes {start}-{}: {msg} (gave up after {} retries)",
-                                end - 1,
-                                budget.spent()
-                            ),
-                        }
-                        .into());
-                    };
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let what = format!("bytes {start}-{}: {msg}", end - 1);
+                    let granted = budget.next(kind, retry_after, &self.shared.url, &what)?;
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.state.retries.push(granted, kind, &what);
                     tokio::time::sleep(granted.wait).await;
                 }
