@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,24 +83,37 @@ def delete_model(release: Release, name: str) -> None:
     wait_until(lambda: cluster_model(release, name) is None, 120, 1, f"{name} deleted")
 
 
-def assert_nothing_lost(
-    release: Release,
-    name: str,
-    path: Path,
-    files: dict[str, tuple[int, int]],
-    pod: tuple[str, int],
-    watched: LabelWatch,
-) -> None:
+@dataclass
+class Before:
+    """What a fault must leave as it was: the model's files, the agent pod, and its
+    node label (watched from here on)."""
+
+    name: str
+    path: Path
+    files: dict[str, tuple[int, int]]
+    pod: tuple[str, int]
+    watched: LabelWatch
+
+
+def before_fault(release: Release, model: tuple[str, Path]) -> Before:
+    """The model's state before a fault, with the Hub's request log cleared."""
+    name, path = model
+    files, pod = identity(path), agent_pod(release)
+    release.hub.clear_requests()
+    return Before(name, path, files, pod, LabelWatch(release.node, model_label(name)))
+
+
+def assert_nothing_lost(release: Release, before: Before) -> None:
     node = release.node
-    status = (cluster_model(release, name) or {}).get("status", {})
+    status = (cluster_model(release, before.name) or {}).get("status", {})
     assert status.get("state") == "Ready", status
     assert status["nodesReady"] == [node.name]
-    entry = node_entry(release, f"clusterbasemodel.{name}")
+    entry = node_entry(release, f"clusterbasemodel.{before.name}")
     assert (entry or {}).get("status") == "Ready", entry
-    assert identity(path) == files, "the model's files were written again"
+    assert identity(before.path) == before.files, "the model's files were written again"
     assert fetches(release) == [], "the model was downloaded again"
-    assert agent_pod(release) == pod, "the agent pod was replaced or restarted"
-    seen = watched.stop()
+    assert agent_pod(release) == before.pod, "the agent pod was replaced or restarted"
+    seen = before.watched.stop()
     assert set(seen) == {"Ready"}, f"the node label took the values {seen}"
 
 
@@ -154,12 +168,9 @@ def test_relabelled_node_drops_a_model_it_no_longer_selects(release: Release) ->
 
 def test_cordon_drain_uncordon_loses_nothing(release: Release, model: tuple[str, Path]) -> None:
     node = release.node
-    name, path = model
     assert fetches(release), "the model's files came from the local Hub"
-    files, pod = identity(path), agent_pod(release)
     controllers = {p.metadata.uid for p in pods(release, "controller")}
-    release.hub.clear_requests()
-    watched = LabelWatch(node, model_label(name))
+    before = before_fault(release, model)
 
     t0 = time.monotonic()
     node.kubectl("cordon", node.name)
@@ -175,32 +186,26 @@ def test_cordon_drain_uncordon_loses_nothing(release: Release, model: tuple[str,
         "-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-controller", "--timeout=180s"
     )
     cycle = time.monotonic() - t0
-    assert_nothing_lost(release, name, path, files, pod, watched)
+    assert_nothing_lost(release, before)
     print(f"cordon + drain + uncordon, controller back, in {cycle:.1f}s")
 
 
 def test_kubelet_restart_loses_nothing(release: Release, model: tuple[str, Path]) -> None:
     node = release.node
-    name, path = model
-    files, pod = identity(path), agent_pod(release)
-    release.hub.clear_requests()
-    watched = LabelWatch(node, model_label(name))
+    before = before_fault(release, model)
 
     ready = node.restart_kubelet()
     # the restarted kubelet syncs every pod within seconds: a pod it meant to restart
     # or replace would show by then
     time.sleep(15)
     assert all(pod_ready(p) for p in pods(release, "node-agent"))
-    assert_nothing_lost(release, name, path, files, pod, watched)
+    assert_nothing_lost(release, before)
     print(f"kubelet restarted, node Ready again in {ready:.1f}s")
 
 
 def test_containerd_restart_loses_nothing(release: Release, model: tuple[str, Path]) -> None:
     node = release.node
-    name, path = model
-    files, pod = identity(path), agent_pod(release)
-    release.hub.clear_requests()
-    watched = LabelWatch(node, model_label(name))
+    before = before_fault(release, model)
 
     ready = node.restart_containerd()
     # the kubelet relists the runtime after it reconnects: a container it took for dead
@@ -215,7 +220,7 @@ def test_containerd_restart_loses_nothing(release: Release, model: tuple[str, Pa
     agent_ready = ready + time.monotonic() - t0
     time.sleep(15)
     assert all(pod_ready(p) for p in pods(release, "node-agent"))
-    assert_nothing_lost(release, name, path, files, pod, watched)
+    assert_nothing_lost(release, before)
     print(
         f"containerd restarted, node Ready again in {ready:.1f}s, "
         f"agent pod Ready {agent_ready:.1f}s after the restart began"
