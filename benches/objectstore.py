@@ -13,7 +13,7 @@ which check every request's signature and move bytes with sendfile, and measures
 each tool into a fresh destination on tmpfs. Each server's ceiling is a row of the
 table: ``curl -Z`` of every object in parallel, with presigned URLs (S3) or headers
 signed beforehand by the oci SDK's signer (OCI; valid five minutes). moto's server
-is measured the same way on one shard, as the slow reference the issue names.
+is measured the same way on one shard, as the slow reference benches/README.md names.
 
 Credentials are made up per harness run; none is printed or written to the results.
 """

@@ -1,7 +1,7 @@
 """Summaries, tables and the README results section of the benchmark harness.
 
 Where it sits: after ``benches.run`` has measured; it turns raw runs into
-medians, GB/s, CPU-seconds per GB, peak RSS, ratios and the issue's targets,
+medians, GB/s, CPU-seconds per GB, peak RSS, ratios and the targets of benches/README.md,
 prints them (rich), and renders the same numbers as Markdown between the results
 markers of ``benches/README.md`` (one section for the HTTP/Hub scenarios S*, one
 for the object stores O*, ``benches.objectstore``). It reads only the JSON files
@@ -76,7 +76,7 @@ def _by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def evaluate_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets that this scenario's numbers can decide."""
+    """The targets (benches/README.md) that this scenario's numbers can decide."""
     tools = _by_id(doc)
     rat = doc.get("ratios", {})
     out: list[dict[str, Any]] = []
