@@ -74,6 +74,32 @@ def test_pull_and_inspect_an_s3_prefix(moto_s3: MotoS3, bucket: str, tmp_path: P
     assert described["maxTokens"] == 4096
 
 
+def test_pull_verifies_the_crc64nvme_boto3_uploaded_with(moto_s3: MotoS3, tmp_path: Path) -> None:
+    """An object boto3 uploaded with ``ChecksumAlgorithm="CRC64NVME"`` (computed by
+    the AWS common runtime, stored by moto): ``pull --json`` says crc64nvme was
+    checked, and with its value; the object without a checksum still gets its md5."""
+    from awscrt import checksums
+
+    name, s3 = moto_s3.new_bucket(), moto_s3.client()
+    s3.put_object(Bucket=name, Key="m/model.safetensors", Body=SHARD, ChecksumAlgorithm="CRC64NVME")
+    # an explicit MD5 replaces boto3's default CRC32: no checksum moto would return
+    s3.put_object(
+        Bucket=name, Key="m/config.json", Body=b"{}", ContentMD5="mZFLkyvTelC5g8XnyQrpOw=="
+    )
+    dest = tmp_path / "dest"
+    env = aws_env(moto_s3, tmp_path)
+    run = cli_process("pull", f"s3://{name}/m", str(dest), "--json", env=env, drop_env=NO_AWS)
+    assert run.code == 0, run.stderr
+    files = {f["path"]: f for f in run.json()["files"]}
+    shard = files["model.safetensors"]
+    assert shard["verified"] == ["size", "crc64nvme"]
+    assert shard["crc64nvme"] == checksums.crc64nvme(SHARD).to_bytes(8, "big").hex()
+    assert shard["md5"] is None
+    assert files["config.json"]["verified"] == ["size", "md5"]
+    assert files["config.json"]["crc64nvme"] is None
+    assert (dest / "model.safetensors").read_bytes() == SHARD
+
+
 def test_pull_with_wrong_key_is_one_line_without_the_secret(
     moto_s3: MotoS3, bucket: str, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import google_crc32c
 import pytest
+from awscrt import checksums
 
 from ome_agent.api import ModelResource
 from ome_agent.errors import Interrupted, UnsafePath
@@ -57,6 +58,7 @@ BODIES = {
     "config.json": b'{"model_type": "llama"}',
     "object.bin": b"object" * 500,
     "crc.bin": b"crc" * 700,
+    "crc64.bin": bytes(range(256)) * 300,  # long enough for the SIMD folding
     "parts.bin": b"p" * (3 * PART),  # exactly three parts: no empty fourth
     "parts-tail.bin": b"q" * (2 * PART + 5),
     "sized.bin": b"size only",
@@ -86,6 +88,13 @@ def _remote() -> dict[str, RemoteFile]:
             "u",
             size=len(b["crc.bin"]),
             crc32c=google_crc32c.value(b["crc.bin"]).to_bytes(4, "big").hex(),
+        ),
+        "crc64.bin": RemoteFile(
+            "crc64.bin",
+            "u",
+            size=len(b["crc64.bin"]),
+            # the AWS common runtime's CRC64NVME, not the engine's that adoption uses
+            crc64nvme=checksums.crc64nvme(b["crc64.bin"]).to_bytes(8, "big").hex(),
         ),
         "parts.bin": RemoteFile(
             "parts.bin",
@@ -120,6 +129,7 @@ def test_every_digest_a_source_gives_is_checked_and_kept(tmp_path: Path) -> None
         "config.json": ["size", "git-sha1"],
         "object.bin": ["size", "md5"],
         "crc.bin": ["size", "crc32c"],
+        "crc64.bin": ["size", "crc64nvme"],
         "parts.bin": ["size", "md5-multipart"],
         "parts-tail.bin": ["size", "md5-multipart"],
         "sized.bin": ["size"],

@@ -1,7 +1,7 @@
 """The ``s3://`` source against moto's S3 server (signatures enforced).
 
 Listing (pages, prefixes, folder markers), what each object is verified with
-(md5, md5-multipart, crc32c), credentials from a Secret or the environment, the
+(crc64nvme, md5, md5-multipart, crc32c), credentials from a Secret or the environment, the
 errors users see, throttling through a fault proxy, and downloads through the real
 transfer layer (``confined_jobs`` + ``Runner``) with the engine checking digests.
 OCI's S3 compatibility endpoint cannot be reached here: the endpoint override is
@@ -19,6 +19,7 @@ from typing import Any
 
 import google_crc32c
 import pytest
+from awscrt import checksums
 
 from ome_agent.errors import BadInput, FailureReason, SourceNotFound, TransferFailed
 from ome_agent.sources.auth import StorageAuth
@@ -57,6 +58,31 @@ def put_multipart(client: Any, bucket: str, key: str, body: bytes) -> str:
         r = client.upload_part(
             Bucket=bucket, Key=key, UploadId=upload, PartNumber=n, Body=body[start : start + PART]
         )
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    done = client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    return str(done["ETag"]).strip('"')
+
+
+def crc64nvme_hex(body: bytes) -> str:
+    """CRC-64/NVME as S3 gives it (big-endian), from the AWS common runtime: the
+    implementation boto3 and moto use, not the engine's."""
+    return checksums.crc64nvme(body).to_bytes(8, "big").hex()
+
+
+def put_crc64nvme_multipart(client: Any, bucket: str, key: str, body: bytes) -> str:
+    """Upload in 5 MiB parts with a full-object CRC64NVME, as boto3 does with
+    ``ChecksumAlgorithm="CRC64NVME"``; returns the ETag (the multipart md5 form)."""
+    upload = client.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )["UploadId"]
+    parts = []
+    for n, start in enumerate(range(0, len(body), PART), 1):
+        r = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload, PartNumber=n,
+            Body=body[start : start + PART], ChecksumAlgorithm="CRC64NVME",
+        )  # fmt: skip
         parts.append({"PartNumber": n, "ETag": r["ETag"]})
     done = client.complete_multipart_upload(
         Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
@@ -147,6 +173,36 @@ def test_digests_single_part_multipart_and_crc32c(moto_s3: MotoS3) -> None:
     assert files["crc.bin"].crc32c == crc
     assert all(f.etag for f in files.values())
     assert all(f.sign is not None and not f.headers for f in files.values())
+
+
+def test_crc64nvme_is_preferred_and_needs_no_part_heads(moto_s3: MotoS3, tmp_path: Path) -> None:
+    """boto3 computes the CRC64NVME on upload, moto stores and returns it (FULL_OBJECT):
+    it alone is checked, for a single PUT and a multipart upload, and a multipart one
+    needs no ``PartNumber`` HEAD for a part size."""
+    c, bucket = moto_s3.client(), moto_s3.new_bucket()
+    small = body_of(70_000, 4)
+    c.put_object(Bucket=bucket, Key="m/one.bin", Body=small, ChecksumAlgorithm="CRC64NVME")
+    big = body_of(2 * PART + 777, 5)
+    etag = put_crc64nvme_multipart(c, bucket, "m/parts.bin", big)
+    assert etag == multipart_md5(big, PART)  # a multipart ETag: md5-multipart was possible
+    with FaultProxy(moto_s3.endpoint) as proxy:
+        resolved = resolve_s3(
+            parse_source(f"s3://{bucket}/m").ref, moto_s3.auth(endpoint=proxy.url)
+        )
+        heads = proxy.requests("HEAD", f"/{bucket}/m/parts.bin")
+        outcomes = by_path(download(resolved, tmp_path / "dest"))
+    files = {f.path: f for f in resolved.files}
+    assert files["one.bin"].crc64nvme == crc64nvme_hex(small)
+    assert files["parts.bin"].crc64nvme == crc64nvme_hex(big)
+    for f in files.values():
+        assert (f.md5, f.md5_multipart, f.crc32c, f.unverified) == (None, None, None, None)
+    assert len(heads) == 1, heads  # the checksum HEAD only, no PartNumber=1
+    for name, body in (("one.bin", small), ("parts.bin", big)):
+        result = outcomes[name].result
+        assert result.verified == ["size", "crc64nvme"]
+        assert result.crc64nvme == crc64nvme_hex(body)
+        assert (result.md5, result.sha256) == (None, None)  # nothing else was computed
+        assert (tmp_path / "dest" / name).read_bytes() == body
 
 
 def test_multipart_with_unequal_parts_is_left_unverified(moto_s3: MotoS3) -> None:

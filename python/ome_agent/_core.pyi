@@ -12,6 +12,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "Cancelled",
     "ChecksumMismatch",
+    "Crc64Nvme",
     "Engine",
     "EngineError",
     "HeaderError",
@@ -72,7 +73,8 @@ class ChecksumMismatch(EngineError, ValueError):
 
     The file never appears under its final name."""
 
-    algorithm: str  # "sha256" | "md5" | "git-sha1" | "crc32c" | "md5-multipart" | "size" | "etag"
+    # "sha256" | "md5" | "git-sha1" | "crc32c" | "crc64nvme" | "md5-multipart" | "size" | "etag"
+    algorithm: str
     expected: str
     actual: str  # for "etag": the ETag the server answers with now, or "changed (HTTP 412)"
 
@@ -150,6 +152,9 @@ class Transfer:
     - ``sha256`` / ``md5`` / ``git_sha1``: hex digests of the whole file.
     - ``crc32c``: CRC32C (Castagnoli) of the whole file, 8 hex digits big-endian
       (the base64 value of GCS/OCI/S3, decoded, in hex); algorithm "crc32c".
+    - ``crc64nvme``: CRC-64/NVME of the whole file, 16 hex digits big-endian (S3's
+      full-object ``ChecksumCRC64NVME``, decoded, in hex); computed only when given;
+      algorithm "crc64nvme".
     - ``md5_multipart``: ``(part_size, "hex-N")``, the digest S3/OCI give for
       multipart uploads: md5 over the concatenated binary md5 of each part
       (``part_size`` bytes, the last shorter), then "-N" with N parts; a part
@@ -197,6 +202,7 @@ class Transfer:
         md5: str | None = None,
         git_sha1: str | None = None,
         crc32c: str | None = None,
+        crc64nvme: str | None = None,
         md5_multipart: tuple[int, str] | None = None,
         expected_etag: str | None = None,
         sign: Callable[[], Mapping[str, str]] | None = None,
@@ -240,10 +246,23 @@ class TransferResult:
     git_sha1: str | None
     xxh3_128: str | None
     crc32c: str | None  # 8 hex digits, big-endian; computed whenever hash=True
+    crc64nvme: str | None  # 16 hex digits, big-endian; computed only when expected
     verified: list[str]  # algorithms compared against an expected value
     ranged: bool  # False when the server ignored Range (one stream)
     sized: bool  # False when the server gave no size (no Content-Length, no total)
     direct_io: bool  # the bulk of the file was written with O_DIRECT
+
+# ---------------------------------------------------------------- digests
+@final
+class Crc64Nvme:
+    """A running CRC-64/NVME, the engine's own (SIMD) code, for files hashed from
+    Python; ``update`` releases the GIL."""
+
+    def __new__(cls) -> Self: ...
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Advance over a contiguous bytes-like object."""
+    def hexdigest(self) -> str:
+        """16 hex digits, big-endian (S3's base64 ``ChecksumCRC64NVME``, decoded)."""
 
 # ---------------------------------------------------------------- safetensors
 @final

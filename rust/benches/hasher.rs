@@ -18,7 +18,7 @@ fn data(len: usize) -> Vec<u8> {
 }
 
 fn digests(c: &mut Criterion) {
-    let kinds: [(&str, Wanted); 4] = [
+    let kinds: [(&str, Wanted); 5] = [
         (
             "sha256",
             Wanted {
@@ -44,6 +44,13 @@ fn digests(c: &mut Criterion) {
             "xxh3",
             Wanted {
                 xxh3: true,
+                ..Wanted::default()
+            },
+        ),
+        (
+            "crc64nvme",
+            Wanted {
+                crc64nvme: true,
                 ..Wanted::default()
             },
         ),

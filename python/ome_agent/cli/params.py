@@ -160,7 +160,7 @@ _TRANSFER_OPTIONS = (
         "--require-digest",
         is_flag=True,
         help="Fail, before downloading, on a file with no digest to check (a plain "
-        "http(s) URL without --sha256/--md5, an object stored without MD5 or CRC32C) "
+        "http(s) URL without --sha256/--md5, an object stored without MD5, CRC32C or CRC64NVME) "
         "instead of accepting it by its size only, unverified.",
     ),
     click.option(

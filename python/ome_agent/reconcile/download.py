@@ -155,6 +155,7 @@ class Fetch:
                     ("git-sha1", r.git_sha1),
                     ("xxh3-128", r.xxh3_128),
                     ("crc32c", r.crc32c),
+                    ("crc64nvme", r.crc64nvme),
                 )
                 if v
             }

@@ -13,8 +13,9 @@ such a link is refused wherever the directory is checked. A link that stays insi
 the directory is allowed (an alias to one of the model's own files, which is hashed
 under its own name); a file the manifest records must itself be a regular file.
 
-A file is read once whatever the number of digests; ``hashlib`` and ``crc32c`` release
-the GIL on large buffers, so files are hashed in parallel threads.
+A file is read once whatever the number of digests; ``hashlib``, ``crc32c`` and the
+engine's ``Crc64Nvme`` release the GIL on large buffers, so files are hashed in
+parallel threads.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ome_agent import _core
 from ome_agent.errors import BadInput, Interrupted
 from ome_agent.reconcile import hubcache
 from ome_agent.reconcile.download import Digests
@@ -83,6 +85,8 @@ class _Hashes:
             import crc32c  # installed with oci; releases the GIL like hashlib
 
             self._algos["crc32c"] = crc32c.CRC32CHash()
+        if f.crc64nvme:
+            self._algos["crc64nvme"] = _core.Crc64Nvme()
         if not self._algos:  # nothing to compare: a sha256 of record for the manifest
             self._algos["sha256"] = hashlib.sha256()
         self._parts: list[bytes] = []
@@ -114,7 +118,13 @@ class _Hashes:
         """(digests, algorithms compared with the listing, the first that differs)."""
         f = self.file
         found = {name: h.hexdigest() for name, h in self._algos.items()}
-        expected = {"sha256": f.sha256, "md5": f.md5, "git-sha1": f.git_sha1, "crc32c": f.crc32c}
+        expected = {
+            "sha256": f.sha256,
+            "md5": f.md5,
+            "git-sha1": f.git_sha1,
+            "crc32c": f.crc32c,
+            "crc64nvme": f.crc64nvme,
+        }
         if f.md5_multipart is not None:
             if self._part_left != f.md5_multipart.part_size or not self._parts:
                 self._parts.append(self._part.digest())
@@ -224,7 +234,7 @@ class FileCheck:
 
 # the digest compared, in order of preference: one is enough to prove the bytes, and
 # reading each file once for one digest keeps the scrub's rate all hashing
-_PREFERRED = ("sha256", "git-sha1", "md5", "crc32c")
+_PREFERRED = ("sha256", "git-sha1", "md5", "crc32c", "crc64nvme")
 
 
 def _reference(record: FileRecord) -> RemoteFile:
@@ -237,6 +247,7 @@ def _reference(record: FileRecord) -> RemoteFile:
         git_sha1=d["git-sha1"] if name == "git-sha1" else None,
         md5=d["md5"] if name == "md5" else None,
         crc32c=d["crc32c"] if name == "crc32c" else None,
+        crc64nvme=d["crc64nvme"] if name == "crc64nvme" else None,
     )  # fmt: skip
 
 
@@ -261,7 +272,7 @@ def check_record(
     if not stat.S_ISREG(st.st_mode):
         return FileCheck(record.path, Status.MISMATCH, "not a regular file", 0)
     reference = _reference(record)
-    if not any((reference.sha256, reference.git_sha1, reference.md5, reference.crc32c)):
+    if not reference.has_digest:
         # no digest was recorded (a local copy): the size is all there is to compare
         if st.st_size != record.size:
             why = f"{st.st_size} bytes, the manifest has {record.size}"

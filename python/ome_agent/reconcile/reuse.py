@@ -5,7 +5,7 @@ the listing and the transfer).
 The rule (:func:`find_parent`): a parent is another model's manifest, for the same
 storage URI, whose recorded files are exactly the files the new listing names — same
 relative paths, same sizes, and for every file at least one digest the listing gives
-(sha256, git-sha1, md5, crc32c) equal to the digest the engine computed from the bytes
+(sha256, git-sha1, md5, crc32c, crc64nvme) equal to the digest the engine computed from the bytes
 it wrote, and none different; a Hugging Face repo must also have resolved to the same
 commit. A file the listing gives no comparable digest for (a plain URL, a blob stored
 without Content-MD5, a multipart object known only by its part digest) proves nothing,
@@ -45,7 +45,13 @@ from ome_agent.sources import RemoteFile, ResolvedSource
 log = logging.getLogger("ome_agent.reconcile")
 
 # listing attribute -> the manifest's digest name for the same algorithm
-_DIGESTS = (("sha256", "sha256"), ("git_sha1", "git-sha1"), ("md5", "md5"), ("crc32c", "crc32c"))
+_DIGESTS = (
+    ("sha256", "sha256"),
+    ("git_sha1", "git-sha1"),
+    ("md5", "md5"),
+    ("crc32c", "crc32c"),
+    ("crc64nvme", "crc64nvme"),
+)
 
 
 def same_files(resolved: ResolvedSource, manifest: Manifest) -> bool:

@@ -26,8 +26,9 @@ def check_hex(value: str | None, algorithm: str, flag: str) -> str | None:
 
 
 def b64_hex(value: str | None, length: int) -> str | None:
-    """Hex of a base64 digest of ``length`` bytes (Content-MD5, CRC32C as object stores
-    give them); None when absent or malformed, so the file says what went unverified."""
+    """Hex of a base64 digest of ``length`` bytes (Content-MD5, CRC32C, CRC64NVME as
+    object stores give them, big-endian); None when absent or malformed, so the file
+    says what went unverified."""
     if not value:
         return None
     try:

@@ -44,6 +44,8 @@ class RemoteFile:
     md5: str | None = None
     git_sha1: str | None = None
     crc32c: str | None = None  # hex (8 digits, big-endian) of the whole object's CRC32C
+    # hex (16 digits, big-endian) of the whole object's CRC-64/NVME (S3's default)
+    crc64nvme: str | None = None
     md5_multipart: MultipartMd5 | None = None
     etag: str | None = None  # from the listing: a different ETag at fetch time = changed upstream
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -55,7 +57,8 @@ class RemoteFile:
     @property
     def has_digest(self) -> bool:
         """A digest of the whole file is known, so its bytes are checked, not only its size."""
-        return any((self.sha256, self.md5, self.git_sha1, self.crc32c, self.md5_multipart))
+        digests = (self.sha256, self.md5, self.git_sha1, self.crc32c, self.crc64nvme)
+        return any(digests) or self.md5_multipart is not None
 
 
 @dataclass(frozen=True)

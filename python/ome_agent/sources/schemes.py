@@ -104,7 +104,7 @@ SCHEMES: dict[str, Scheme] = {
         _object_store(
             "s3",
             "s3://{bucket}/{prefix}",
-            "full-object CRC32C or MD5 ETag; multipart MD5 with part sizes",
+            "full-object CRC64NVME or CRC32C, or MD5 ETag; multipart MD5 with part sizes",
             s3.S3Ref.parse,
             s3.S3Ref,
             s3.resolve_s3,

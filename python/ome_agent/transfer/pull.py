@@ -286,6 +286,7 @@ def _summarize(
                 git_sha1=r.git_sha1,
                 xxh3_128=r.xxh3_128,
                 crc32c=r.crc32c,
+                crc64nvme=r.crc64nvme,
                 unverified=_unverified(o.job.file, r),
                 resumed_bytes=r.resumed_bytes,
                 fetched_bytes=r.fetched_bytes,

@@ -75,6 +75,7 @@ def _make_transfer(
         md5=f.md5 if check else None,
         git_sha1=f.git_sha1 if check else None,
         crc32c=f.crc32c if check else None,
+        crc64nvme=f.crc64nvme if check else None,
         md5_multipart=(multipart.part_size, multipart.digest) if check and multipart else None,
         # not a digest: a changed object is refused even with --no-verify
         expected_etag=f.etag,

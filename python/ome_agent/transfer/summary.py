@@ -20,7 +20,7 @@ NO_SIZE = "the server gave no size and no digest: nothing checked, unverified"
 class FileSummary:
     path: str  # relative to DEST
     size: int
-    # "sha256" | "git-sha1" | "md5" | "crc32c" | "md5-multipart" | "size"
+    # "sha256" | "git-sha1" | "md5" | "crc32c" | "crc64nvme" | "md5-multipart" | "size"
     verified: list[str]
     sha256: str | None
     md5: str | None
@@ -33,6 +33,7 @@ class FileSummary:
     connections: int
     direct_io: bool  # written with O_DIRECT
     crc32c: str | None = None  # 8 hex digits; computed whenever hashing is on
+    crc64nvme: str | None = None  # 16 hex digits; computed when the source gives one
     # why the file was checked by its size only (RemoteFile.unverified: "...: size
     # only, unverified"); None when a digest was checked
     unverified: str | None = None

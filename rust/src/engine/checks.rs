@@ -28,11 +28,12 @@ pub(super) fn wanted(spec: &TransferSpec, size: Option<u64>) -> Result<Wanted> {
         })?),
     };
     // sha256 is the digest of record only when nothing else proves the bytes: a file
-    // the source gives another digest for (md5, multipart md5, crc32c, git blob sha1)
-    // is verified by that, and a sha256 on top would cost ~0.7 CPU-s per GB
+    // the source gives another digest for (md5, multipart md5, crc32c, crc64nvme, git
+    // blob sha1) is verified by that, and a sha256 on top would cost ~0.7 CPU-s per GB
     let proven_otherwise = spec.md5.is_some()
         || spec.md5_multipart.is_some()
         || spec.crc32c.is_some()
+        || spec.crc64nvme.is_some()
         || spec.git_sha1.is_some();
     Ok(Wanted {
         sha256: spec.sha256.is_some() || !proven_otherwise,
@@ -40,6 +41,9 @@ pub(super) fn wanted(spec: &TransferSpec, size: Option<u64>) -> Result<Wanted> {
         git_sha1_size,
         xxh3: spec.xxh3,
         md5_part_size: spec.md5_multipart.as_ref().map(|(p, _)| *p),
+        // unlike crc32c (combined from the ranges' crcs, computed anyway for the
+        // journal) this one costs a pass over the bytes: only when it is checked
+        crc64nvme: spec.crc64nvme.is_some(),
     })
 }
 
@@ -61,6 +65,7 @@ pub(super) fn verify(spec: &TransferSpec, d: &DigestHex, size: u64) -> Result<Ve
         ("md5", &spec.md5, &d.md5),
         ("git-sha1", &spec.git_sha1, &d.git_sha1),
         ("crc32c", &spec.crc32c, &d.crc32c),
+        ("crc64nvme", &spec.crc64nvme, &d.crc64nvme),
         ("md5-multipart", &multipart, &d.md5_multipart),
     ];
     for (alg, expected, actual) in checks {
@@ -119,5 +124,44 @@ mod tests {
         // hash=False: nothing is compared
         spec.hash = false;
         assert!(verify(&spec, &d, 20).unwrap().is_empty());
+    }
+
+    #[test]
+    fn crc64nvme_is_computed_only_when_expected_and_then_checked() {
+        let mut spec = TransferSpec {
+            hash: true,
+            ..Default::default()
+        };
+        let w = wanted(&spec, Some(9)).unwrap();
+        assert!(!w.crc64nvme);
+        assert!(w.sha256, "nothing else proves the bytes: sha256 of record");
+        spec.crc64nvme = Some("ae8b14860a799888".into());
+        let w = wanted(&spec, Some(9)).unwrap();
+        assert!(w.crc64nvme);
+        assert!(
+            !w.sha256,
+            "the crc64nvme proves the bytes: no sha256 on top"
+        );
+        assert!(!w.md5 && w.md5_part_size.is_none());
+        let d = DigestHex {
+            crc64nvme: Some("ae8b14860a799888".into()),
+            ..Default::default()
+        };
+        assert_eq!(verify(&spec, &d, 9).unwrap(), ["crc64nvme"]);
+        let other = DigestHex {
+            crc64nvme: Some("0000000000000001".into()),
+            ..Default::default()
+        };
+        match verify(&spec, &other, 9) {
+            Err(Error::ChecksumMismatch {
+                algorithm,
+                expected,
+                actual,
+            }) => assert_eq!(
+                (algorithm.as_str(), expected.as_str(), actual.as_str()),
+                ("crc64nvme", "ae8b14860a799888", "0000000000000001")
+            ),
+            r => panic!("{r:?}"),
+        }
     }
 }

@@ -24,6 +24,8 @@ pub struct TransferSpec {
     pub git_sha1: Option<String>,
     /// lowercase hex, 8 digits (big-endian)
     pub crc32c: Option<String>,
+    /// lowercase hex, 16 digits (big-endian): CRC-64/NVME, S3's full-object checksum
+    pub crc64nvme: Option<String>,
     /// (part size, lowercase "hex-N"): S3/OCI multipart upload digest
     pub md5_multipart: Option<(u64, String)>,
     /// the ETag the listing gave; another one at fetch time = changed upstream

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod digest;
 mod engine;
 mod errors;
 mod safetensors;
@@ -12,6 +13,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     engine::register(m)?;
+    digest::register(m)?;
     safetensors::register(m)?;
     Ok(())
 }
