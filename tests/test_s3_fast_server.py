@@ -7,6 +7,7 @@ real clients (boto3, botocore's presigner, urllib for hand-made requests).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import importlib
@@ -20,6 +21,7 @@ from typing import Any
 import boto3
 import botocore.auth
 import pytest
+from awscrt import checksums
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -258,3 +260,91 @@ def test_missing_bucket_and_key(server: S3FastServer) -> None:
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="models", Key="llama/absent")
     assert error_code(e.value) == "NoSuchKey"
+
+
+# ------------------------------------------------------------------ uploads and CRC64NVME
+def crc64nvme_b64(body: bytes) -> str:
+    """Computed here with the AWS common runtime, as boto3 does on upload."""
+    return base64.b64encode(checksums.crc64nvme(body).to_bytes(8, "big")).decode()
+
+
+def test_put_with_crc64nvme_is_stored_and_answered_in_checksum_mode_only(
+    server: S3FastServer,
+) -> None:
+    s3 = client(server)
+    body = os.urandom(100_000)
+    put = s3.put_object(Bucket="models", Key="up/one.bin", Body=body, ChecksumAlgorithm="CRC64NVME")
+    assert put["ChecksumCRC64NVME"] == crc64nvme_b64(body)
+    head = s3.head_object(Bucket="models", Key="up/one.bin", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == crc64nvme_b64(body)
+    assert head["ChecksumType"] == "FULL_OBJECT"
+    assert head["ETag"] == f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+    assert "ChecksumCRC64NVME" not in s3.head_object(Bucket="models", Key="up/one.bin")
+    got = s3.get_object(Bucket="models", Key="up/one.bin", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC64NVME"] == crc64nvme_b64(body)  # botocore also checked the body
+    assert got["Body"].read() == body
+    ranged = s3.get_object(
+        Bucket="models", Key="up/one.bin", ChecksumMode="ENABLED", Range="bytes=0-9"
+    )
+    assert "ChecksumCRC64NVME" not in ranged
+    assert ranged["Body"].read() == body[:10]
+    # boto3's default (CRC32) is accepted and not stored
+    s3.put_object(Bucket="models", Key="up/plain.bin", Body=b"plain")
+    plain = s3.head_object(Bucket="models", Key="up/plain.bin", ChecksumMode="ENABLED")
+    assert "ChecksumCRC64NVME" not in plain
+
+
+def test_a_wrong_crc64nvme_or_payload_hash_is_refused(server: S3FastServer) -> None:
+    s3 = client(server)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket="models", Key="up/bad.bin", Body=b"abc", ChecksumCRC64NVME=crc64nvme_b64(b"abd")
+        )
+    assert error_code(e.value) == "BadDigest"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket="models", Key="up/bad.bin")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404  # nothing stored
+    # validly signed for the body b"x", sent with another body
+    url = f"{server.endpoint}/models/up/forged.bin"
+    signed = AWSRequest(method="PUT", url=url, data=b"x")
+    S3SigV4Auth(Credentials(AK, SK), "s3", "us-east-1").add_auth(signed)
+    headers = dict(signed.headers.items())
+    req = urllib.request.Request(url, data=b"y", method="PUT", headers=headers)  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)  # noqa: S310
+    assert err.value.code == 400
+    assert b"XAmzContentSHA256Mismatch" in err.value.read()
+
+
+def test_multipart_upload_with_crc64nvme(server: S3FastServer) -> None:
+    s3 = client(server)
+    body = os.urandom(2 * PART + 999)
+    upload = s3.create_multipart_upload(
+        Bucket="models", Key="up/parts.bin", ChecksumAlgorithm="CRC64NVME"
+    )["UploadId"]
+    parts = []
+    for n, start in enumerate(range(0, len(body), PART), 1):
+        chunk = body[start : start + PART]
+        r = s3.upload_part(
+            Bucket="models", Key="up/parts.bin", UploadId=upload, PartNumber=n, Body=chunk,
+            ChecksumAlgorithm="CRC64NVME",
+        )  # fmt: skip
+        assert r["ChecksumCRC64NVME"] == crc64nvme_b64(chunk)
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    with pytest.raises(ClientError) as e:  # a part named with another ETag
+        s3.complete_multipart_upload(
+            Bucket="models", Key="up/parts.bin", UploadId=upload,
+            MultipartUpload={"Parts": [{**parts[0], "ETag": '"00"'}, *parts[1:]]},
+        )  # fmt: skip
+    assert error_code(e.value) == "InvalidPart"
+    done = s3.complete_multipart_upload(
+        Bucket="models", Key="up/parts.bin", UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    assert done["ChecksumCRC64NVME"] == crc64nvme_b64(body)
+    assert done["ETag"] == f'"{multipart_md5(body, PART)}"'
+    head = s3.head_object(Bucket="models", Key="up/parts.bin", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (crc64nvme_b64(body), "FULL_OBJECT")
+    part = s3.head_object(Bucket="models", Key="up/parts.bin", PartNumber=2, ChecksumMode="ENABLED")
+    assert "ChecksumCRC64NVME" not in part
+    assert part["ContentLength"] == PART

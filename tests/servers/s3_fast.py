@@ -18,21 +18,36 @@ URLs use it, path-style (``/bucket/key``):
 - ETags as S3 computes them: ``md5`` of the object for a single-part upload,
   ``md5(md5(part 1) ‖ … ‖ md5(part N))-N`` for an object registered as uploaded in
   parts of ``part_size``;
+- writes, kept in memory: ``PUT /bucket/key`` (PutObject) and the multipart upload
+  (``POST ?uploads``, ``PUT ?partNumber&uploadId``, ``POST ?uploadId`` with the
+  CompleteMultipartUpload XML; parts below 5 MiB but the last are ``EntityTooSmall``,
+  parts the XML names wrongly ``InvalidPart`` / ``InvalidPartOrder``). Bodies need a
+  ``Content-Length`` and an ``x-amz-content-sha256`` that matches them
+  (``XAmzContentSHA256Mismatch``) or ``UNSIGNED-PAYLOAD``; aws-chunked bodies, which
+  botocore sends only over TLS, are ``NotImplemented``, and so are uploads whose
+  parts but the last differ in size (served parts are cut at one part size);
+- S3's full-object CRC64NVME (tests/servers/s3_checksums.py): stored on a PUT or a
+  completed upload when the client sends ``x-amz-checksum-crc64nvme`` (checked
+  against the bytes: ``BadDigest`` when it differs, on each part too) or
+  ``x-amz-sdk-checksum-algorithm: CRC64NVME`` / ``x-amz-checksum-algorithm`` on the
+  upload's creation (computed here), or when registered with ``crc64nvme=True``;
+  answered as ``x-amz-checksum-crc64nvme`` and ``x-amz-checksum-type: FULL_OBJECT``
+  on the upload's answer and on HEAD/GET with ``x-amz-checksum-mode: ENABLED``, never
+  on a ranged or ``partNumber`` read (S3 has no part-level CRC64NVME). Other
+  algorithms (boto3 sends CRC32 by default) are accepted and not stored;
 - errors as S3's XML ``<Error><Code>…`` bodies: ``NoSuchBucket``, ``NoSuchKey``,
-  ``AccessDenied``, ``InvalidAccessKeyId``, ``SignatureDoesNotMatch``,
-  ``RequestTimeTooSkewed``, ``PreconditionFailed``, ``NotImplemented``.
+  ``NoSuchUpload``, ``AccessDenied``, ``InvalidAccessKeyId``, ``SignatureDoesNotMatch``,
+  ``RequestTimeTooSkewed``, ``PreconditionFailed``, ``BadDigest``, ``NotImplemented``.
 
 Every request must be signed with Signature Version 4, in the ``Authorization``
 header or as a presigned URL's query. The server recomputes the signature with
 botocore's own signers (``S3SigV4Auth`` / ``S3SigV4QueryAuth``) over the headers the
 client lists as signed: no SigV4 code of its own to get subtly wrong. Not served:
-writes, object versions, SSE, ``x-amz-checksum-*`` headers (the objects are
-registered, not uploaded, so they carry no additional checksums) and
-virtual-host addressing.
+object versions, SSE, checksums other than CRC64NVME, and virtual-host addressing.
 
 Standalone (the benchmarks run it in its own process so it never shares the
 harness's interpreter): ``python -m tests.servers.s3_fast --root DIR --access-key
-AK --secret-key SK [--part-size BYTES]`` serves every directory ``DIR/b`` as bucket
+AK --secret-key SK [--part-size BYTES] [--crc64nvme]`` serves every directory ``DIR/b`` as bucket
 ``b`` and prints ``AWS_ENDPOINT_URL=http://127.0.0.1:PORT`` once ready.
 """
 
@@ -56,12 +71,14 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.servers import s3_checksums
 from tests.servers.background import BackgroundServer
 from tests.servers.managed import command_line, wait_for_interrupt
 
@@ -71,6 +88,8 @@ _SIGV4_FORMAT = "%Y%m%dT%H%M%SZ"
 _MAX_SKEW = 15 * 60
 _MAX_PRESIGN = 7 * 24 * 3600  # a presigned URL lives at most a week
 _XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+_MIN_PART = 5 * 1024 * 1024  # S3's smallest part but the last
+_UNSIGNED = "UNSIGNED-PAYLOAD"
 
 
 class S3Error(Exception):
@@ -92,12 +111,23 @@ class S3Object:
     last_modified: float
     path: Path | None = None
     data: bytes | None = None
+    crc64nvme: str | None = None  # base64, full-object, as S3 answers it
 
     @property
     def parts(self) -> int:
         if self.part_size is None:
             return 1
         return max(1, -(-self.size // self.part_size))
+
+
+@dataclass
+class _Upload:
+    """A multipart upload in progress."""
+
+    bucket: str
+    key: str
+    crc64nvme: bool  # created with x-amz-checksum-algorithm: CRC64NVME
+    parts: dict[int, bytes]
 
 
 @dataclass(frozen=True)
@@ -172,6 +202,7 @@ class S3FastServer(BackgroundServer):
         self.credentials: dict[str, str] = {access_key: secret_key}
         self.buckets: dict[str, dict[str, S3Object]] = {}
         self.requests: collections.deque[Recorded] = collections.deque(maxlen=10000)
+        self.uploads: dict[str, _Upload] = {}
         self._lock = threading.Lock()
         handler = type("_BoundHandler", (_Handler,), {"s3": self})
         super().__init__(_Server((host, port), handler))
@@ -196,9 +227,12 @@ class S3FastServer(BackgroundServer):
         *,
         part_size: int | None = None,
         etag: str | None = None,
+        crc64nvme: bool | str = False,
     ) -> S3Object:
         """Register ``key``; ``part_size`` makes it a multipart upload of such parts.
-        ``etag`` skips hashing when the caller already knows it."""
+        ``etag`` skips hashing when the caller already knows it. ``crc64nvme``: True
+        stores the object's CRC64NVME as S3 does for uploads that ask for one; a string
+        is stored as given (base64), right or not."""
         if isinstance(source, bytes):
             obj = S3Object(key, len(source), "", part_size, time.time(), data=source)
         else:
@@ -206,11 +240,18 @@ class S3FastServer(BackgroundServer):
             obj = S3Object(key, st.st_size, "", part_size, st.st_mtime, path=source)
         chunks = [source] if isinstance(source, bytes) else _file_chunks(source)
         obj.etag = etag or s3_etag(chunks, part_size)
+        if crc64nvme is True:
+            chunks = [source] if isinstance(source, bytes) else _file_chunks(source)
+            obj.crc64nvme = s3_checksums.crc64nvme_b64(chunks)
+        elif crc64nvme:
+            obj.crc64nvme = crc64nvme
         with self._lock:
             self.buckets.setdefault(bucket, {})[key] = obj
         return obj
 
-    def add_tree(self, bucket: str, root: Path, *, part_size: int | None = None) -> None:
+    def add_tree(
+        self, bucket: str, root: Path, *, part_size: int | None = None, crc64nvme: bool = False
+    ) -> None:
         """Every file under ``root`` as an object keyed by its relative path."""
         self.add_bucket(bucket)
         for p in sorted(root.rglob("*")):
@@ -221,6 +262,7 @@ class S3FastServer(BackgroundServer):
                     p.relative_to(root).as_posix(),
                     p,
                     part_size=part_size if threshold else None,
+                    crc64nvme=crc64nvme,
                 )
 
     def remove_object(self, bucket: str, key: str) -> None:
@@ -356,15 +398,27 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve()
 
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
     # ------------------------------------------------------------ routing
     def _serve(self) -> None:
         url = urlsplit(self.path)
         self._code: str | None = None
+        writes = self.command in ("PUT", "POST")
         try:
+            # read before anything can fail: an unread body would be taken for the
+            # next request on this connection
+            self._payload = self._read_body() if writes else b""
             headers: dict[str, list[str]] = {}
             for name, value in self.headers.items():
                 headers.setdefault(name.lower(), []).append(value)
             self.s3.authenticate(self.command, url.path, url.query, headers)
+            if writes:
+                self._check_payload()
             query = dict(parse_qsl(url.query, keep_blank_values=True))
             bucket_name, _, key = unquote(url.path).lstrip("/").partition("/")
             bucket = self.s3.buckets.get(bucket_name)
@@ -375,7 +429,11 @@ class _Handler(BaseHTTPRequestHandler):
                     "The specified bucket does not exist",
                     BucketName=bucket_name,
                 )
-            if not key:
+            if writes:
+                if not key:
+                    raise S3Error(501, "NotImplemented", "bucket writes are not served")
+                self._write(bucket_name, key, query)
+            elif not key:
                 self._bucket(bucket_name, bucket, query)
             else:
                 obj = bucket.get(key)
@@ -387,6 +445,181 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(e)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    # ------------------------------------------------------------ writes
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise S3Error(
+                411, "MissingContentLength", "You must provide the Content-Length HTTP header."
+            )
+        return self.rfile.read(int(length))
+
+    def _check_payload(self) -> None:
+        declared = self.headers.get("x-amz-content-sha256", "")
+        if declared.startswith("STREAMING-"):
+            raise S3Error(501, "NotImplemented", "aws-chunked bodies are not served")
+        if declared == _UNSIGNED:
+            return
+        if declared != hashlib.sha256(self._payload).hexdigest():
+            raise S3Error(
+                400,
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
+
+    def _write(self, bucket: str, key: str, query: dict[str, str]) -> int:
+        if self.command == "PUT" and "uploadId" in query:
+            return self._upload_part(query)
+        if self.command == "PUT":
+            return self._put(bucket, key)
+        if "uploads" in query:
+            return self._create_upload(bucket, key)
+        if "uploadId" in query:
+            return self._complete(bucket, key, query["uploadId"])
+        raise S3Error(501, "NotImplemented", "only object and multipart uploads are served")
+
+    def _crc64nvme(self, body: bytes, *, asked: bool = False) -> str | None:
+        """The CRC64NVME to store for ``body``: when the client sent one (then it must
+        match) or asked for one; None otherwise."""
+        given = self.headers.get(s3_checksums.VALUE_HEADER)
+        algorithm = (self.headers.get("x-amz-sdk-checksum-algorithm") or "").upper()
+        if given is None and not asked and algorithm != s3_checksums.ALGORITHM:
+            return None
+        actual = s3_checksums.crc64nvme_b64([body])
+        if given is not None and given != actual:
+            raise S3Error(
+                400,
+                "BadDigest",
+                "The CRC64NVME you specified did not match the calculated checksum.",
+            )
+        return actual
+
+    def _store(self, bucket: str, obj: S3Object) -> None:
+        with self.s3._lock:
+            self.s3.buckets[bucket][obj.key] = obj
+
+    def _put(self, bucket: str, key: str) -> int:
+        body = self._payload
+        crc = self._crc64nvme(body)
+        etag = s3_etag([body], None)
+        self._store(
+            bucket, S3Object(key, len(body), etag, None, time.time(), data=body, crc64nvme=crc)
+        )
+        return self._send(200, b"", {"ETag": f'"{etag}"', **s3_checksums.response_headers(crc)})
+
+    def _create_upload(self, bucket: str, key: str) -> int:
+        algorithm = (self.headers.get("x-amz-checksum-algorithm") or "").upper()
+        kind = (self.headers.get("x-amz-checksum-type") or "").upper()
+        crc = algorithm == s3_checksums.ALGORITHM
+        if crc and kind not in ("", s3_checksums.FULL_OBJECT):
+            raise S3Error(
+                400,
+                "InvalidRequest",
+                "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+            )
+        upload_id = uuid.uuid4().hex
+        with self.s3._lock:
+            self.s3.uploads[upload_id] = _Upload(bucket, key, crc, {})
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<InitiateMultipartUploadResult xmlns="{_XMLNS}">'
+            f"<Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+            f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>"
+        )
+        headers = {"Content-Type": "application/xml"}
+        if crc:
+            headers["x-amz-checksum-algorithm"] = s3_checksums.ALGORITHM
+            headers["x-amz-checksum-type"] = s3_checksums.FULL_OBJECT
+        return self._send(200, body.encode(), headers)
+
+    def _upload(self, upload_id: str) -> _Upload:
+        upload = self.s3.uploads.get(upload_id)
+        if upload is None:
+            raise S3Error(
+                404,
+                "NoSuchUpload",
+                "The specified upload does not exist. The upload ID may be invalid, or the "
+                "upload may have been aborted or completed.",
+                UploadId=upload_id,
+            )
+        return upload
+
+    def _upload_part(self, query: dict[str, str]) -> int:
+        upload = self._upload(query["uploadId"])
+        number = query.get("partNumber", "")
+        if not number.isdigit() or not 1 <= int(number) <= 10000:
+            raise S3Error(
+                400,
+                "InvalidArgument",
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        body = self._payload
+        crc = self._crc64nvme(body)
+        upload.parts[int(number)] = body
+        etag = s3_etag([body], None)
+        return self._send(200, b"", {"ETag": f'"{etag}"', **s3_checksums.response_headers(crc)})
+
+    def _complete(self, bucket: str, key: str, upload_id: str) -> int:
+        upload = self._upload(upload_id)
+        try:
+            listed = s3_checksums.completed_parts(self._payload)
+        except ElementTree.ParseError:
+            listed = []
+        if not listed:
+            raise S3Error(
+                400,
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our "
+                "published schema",
+            )
+        numbers = [p.number for p in listed]
+        if numbers != sorted(set(numbers)):
+            raise S3Error(400, "InvalidPartOrder", "The list of parts was not in ascending order.")
+        bodies = []
+        for p in listed:
+            body = upload.parts.get(p.number)
+            if body is None or p.etag != s3_etag([body], None):
+                raise S3Error(
+                    400,
+                    "InvalidPart",
+                    "One or more of the specified parts could not be found. The part may not "
+                    "have been uploaded, or the specified entity tag may not match the part's "
+                    "entity tag.",
+                )
+            bodies.append(body)
+        if any(len(b) < _MIN_PART for b in bodies[:-1]):
+            raise S3Error(
+                400,
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed size",
+            )
+        part_size = len(bodies[0])
+        if any(len(b) != part_size for b in bodies[:-1]) or len(bodies[-1]) > part_size:
+            raise S3Error(501, "NotImplemented", "parts of different sizes are not served")
+        data = b"".join(bodies)
+        crc = self._crc64nvme(data, asked=upload.crc64nvme)
+        etag = s3_etag([data], max(1, part_size))
+        obj = S3Object(
+            key, len(data), etag, max(1, part_size), time.time(), data=data, crc64nvme=crc
+        )
+        self._store(bucket, obj)
+        with self.s3._lock:
+            self.s3.uploads.pop(upload_id, None)
+        checksum = (
+            f"<ChecksumCRC64NVME>{crc}</ChecksumCRC64NVME><ChecksumType>FULL_OBJECT</ChecksumType>"
+            if crc
+            else ""
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<CompleteMultipartUploadResult xmlns="{_XMLNS}">'
+            f"<Location>{escape(self.s3.endpoint)}/{escape(bucket)}/{escape(key)}</Location>"
+            f"<Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+            f"<ETag>&quot;{etag}&quot;</ETag>{checksum}</CompleteMultipartUploadResult>"
+        )
+        return self._send(200, body.encode(), {"Content-Type": "application/xml"})
 
     def _record(self, status: int) -> None:
         """Logged before the answer leaves, so a client that has it finds it logged."""
@@ -450,6 +683,10 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             start, end = _parse_range(rng, obj.size)
             status = 206
+        whole = status == 200 and "partNumber" not in query
+        if whole and self.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+            # S3 answers the full-object checksum for the whole object only
+            headers.update(s3_checksums.response_headers(obj.crc64nvme))
         length = max(0, end - start + 1)
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
@@ -617,6 +854,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="objects larger than this are multipart uploads of such parts (ETag hex-N)",
     )
+    parser.add_argument(
+        "--crc64nvme",
+        action="store_true",
+        help="store each object's full-object CRC64NVME, as S3 does for new uploads",
+    )
     args = parser.parse_args(argv)
     if not args.access_key or not args.secret_key:
         parser.error("--access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
@@ -628,7 +870,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
     )
     for bucket in sorted(p for p in args.root.iterdir() if p.is_dir()):
-        server.add_tree(bucket.name, bucket, part_size=args.part_size)
+        server.add_tree(bucket.name, bucket, part_size=args.part_size, crc64nvme=args.crc64nvme)
     with server:
         print(f"AWS_ENDPOINT_URL={server.endpoint}", flush=True)
         wait_for_interrupt()
