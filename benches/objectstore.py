@@ -131,6 +131,8 @@ def server_process(argv: list[str], marker: str, log: Path, env: dict[str, str])
 def s3_server(objects: Path, creds: Creds, workdir: Path) -> contextlib.AbstractContextManager[str]:
     argv = [sys.executable, "-m", "tests.servers.s3_fast", "--root", str(objects)]
     argv += ["--part-size", str(S3_PART), "--region", REGION_S3]
+    # what S3 stores for every new upload now: a full-object CRC64NVME beside the ETag
+    argv += ["--crc64nvme"]
     # the keys go by environment, not argv (visible in ps)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": creds.access_key}
     env["AWS_SECRET_ACCESS_KEY"] = creds.secret_key
@@ -260,7 +262,7 @@ def s3_tools(endpoint: str, creds: Creds, keys: list[str], workdir: Path) -> lis
     return [
         Tool(
             "ours",
-            "ome-agent pull s3:// (md5 / md5-multipart)",
+            "ome-agent pull s3:// (crc64nvme)",
             "ours",
             lambda c: [OME_AGENT, "pull", uri, str(c.dest), "--json"],
             env=env,
@@ -511,7 +513,7 @@ def run(
         sc = Scenario(key, TITLES[key], TMPFS, hf=True)
         console.print(f"[bold]{key}[/]: {sc.title}")
         server, tools_of, part, digest = (
-            (s3_server, s3_tools, S3_PART, "S3 ETag md5-of-md5s")
+            (s3_server, s3_tools, S3_PART, "S3 ETag md5-of-md5s, full-object CRC64NVME kept")
             if key == "O2"
             else (oci_server, oci_tools, OCI_PART, "opc-multipart-md5, CRC32C kept")
         )
