@@ -128,6 +128,11 @@ def test_standalone_agent_reads_the_models_secret_and_reports_verified_files(
 ) -> None:
     manifests, models, state = tmp_path / "m", tmp_path / "models", tmp_path / "state.json"
     manifests.mkdir()
+    # one object with S3's default full-object CRC64NVME, the shard with its md5 only
+    moto_s3.client().put_object(
+        Bucket=bucket, Key="llama/config.json", Body=json.dumps(CONFIG).encode(),
+        ChecksumAlgorithm="CRC64NVME",
+    )  # fmt: skip
     docs = [
         {
             "apiVersion": "v1",
@@ -163,4 +168,7 @@ def test_standalone_agent_reads_the_models_secret_and_reports_verified_files(
     manifest = json.loads(manifest_file.read_text())
     verified = {f["path"]: f["verified"] for f in manifest["files"]}
     assert "md5" in verified["model.safetensors"]
+    assert verified["config.json"] == ["size", "crc64nvme"]
+    digests = {f["path"]: f["digests"] for f in manifest["files"]}
+    assert len(digests["config.json"]["crc64nvme"]) == 16
     assert (models / "team" / "llama" / "model.safetensors").read_bytes() == SHARD
